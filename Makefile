@@ -1,0 +1,45 @@
+# Lizzy: `make run` starts the product, `make test` runs the whole suite. Both set themselves up.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint format bench clean browser audit
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip==25.3
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(PY) -m lizzy.devstack
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+# Headless Chromium + chromium-driver for tests/browser (apt-get, only when missing and root).
+browser:
+	./.ci/install-browser
+
+# Known vulnerabilities in the pinned dependencies fail; an unreachable vulnerability service only warns.
+audit: install
+	./.ci/audit $(PY)
+
+test: lint browser audit
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,105 @@
+"""Benchmark 7: write-behind flush of 10k dirty sessions vs a raw BatchWriteItem loop. Target ≥ 0.85×.
+
+A: ``sessions_flush()`` with N sessions marked dirty in Redis (HSCAN pages, MULTI snapshots, the
+BatchGetItem staleness check, BatchWriteItem, the compare-and-delete of the marks), items/s.
+B: the same N documents, pre-serialized, written by a plain ``batch_write_item`` loop of 25, items/s.
+Each run dirties every session again at a higher version, so every run really writes N items.
+"""
+
+from __future__ import annotations
+
+import time
+
+from bench.common import Result, compare, endpoint, profiled, raw_client, redis_server, setup_django, timed, use_redis
+
+NAME = "flush"
+
+
+def run(*, smoke: bool = False) -> list[Result]:
+    sessions = 200 if smoke else 10_000
+    runs = 2 if smoke else 5
+    with redis_server() as redis_url, endpoint("moto-gunicorn") as url:
+        setup_django(url)
+        use_redis(redis_url)
+        return [_measure(url, sessions, runs)]
+
+
+def _measure(url: str, sessions: int, runs: int) -> Result:
+    from django.conf import settings
+
+    from lizzy.dynamodb import serialize_item
+    from lizzy.redis import DIRTY_HASH_KEY, DIRTY_SEQ_KEY, DIRTY_SINCE_KEY, SESSION_KEY, get_redis, json_dumps, key
+    from lizzy.tables import SESSIONS, tables_ensure
+    from sessions_app.services.session_stores import redis_document
+    from sessions_app.services.sessions import session_new, session_touch
+    from sessions_app.services.write_behind import sessions_flush
+
+    tables_ensure(specs=[SESSIONS])
+    settings.LIZZY_FLUSH_MAX_ITEMS = sessions
+    client = get_redis()
+    raw = raw_client(url)
+    table = SESSIONS.name
+    phones = [f"+1206{number:07d}" for number in range(sessions)]
+    state = {"version": 0}
+
+    def documents(version: int) -> list[dict]:
+        out = []
+        for phone in phones:
+            session = session_new(phone=phone, customer_id=f"CUST{phone[-5:]}")
+            session.session_data.update({"filterModel": "HRX217", "problemDescription": "won't start"})
+            session_touch(session=session)
+            session.version = version
+            out.append(session)
+        return out
+
+    def dirty_all() -> None:
+        """Mark every session dirty at the next version, as N write-behind saves would (pipelined)."""
+        state["version"] += 1
+        pipe = client.pipeline(transaction=False)
+        now_ms = int(time.time() * 1000)
+        for session in documents(state["version"]):
+            pipe.set(key(SESSION_KEY, phone=session.phone), json_dumps(redis_document(session)), exat=session.ttl)
+            pipe.hset(key(DIRTY_HASH_KEY), session.phone, state["version"])
+            pipe.zadd(key(DIRTY_SINCE_KEY), {session.phone: now_ms}, nx=True)
+        pipe.incr(key(DIRTY_SEQ_KEY))
+        pipe.execute()
+
+    def product() -> float:
+        dirty_all()
+        result = None
+
+        def flush():
+            nonlocal result
+            result = sessions_flush()
+
+        seconds = timed(flush)
+        if result.written != sessions:
+            raise RuntimeError(f"the flush wrote {result.written} of {sessions} sessions: {result}")
+        return sessions / seconds
+
+    def baseline() -> float:
+        state["version"] += 1
+        items = [serialize_item(session.to_document()) for session in documents(state["version"])]
+
+        def loop():
+            for start in range(0, len(items), 25):
+                chunk = [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
+                response = raw.batch_write_item(RequestItems={table: chunk})
+                if response.get("UnprocessedItems"):
+                    raise RuntimeError("the endpoint left items unprocessed")
+
+        return sessions / timed(loop)
+
+    a, b = compare(runs, product, baseline)
+    profiled(NAME, product)
+    return Result(
+        bench=NAME,
+        metric="items/s",
+        a_label=f"sessions_flush() of {sessions} dirty",
+        a=a,
+        b_label="raw BatchWriteItem loop",
+        b=b,
+        unit="items/s",
+        target="≥ 0.85×",
+        endpoint="moto-gunicorn",
+    )

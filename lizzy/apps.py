@@ -1,0 +1,33 @@
+from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
+
+
+class LizzyConfig(AppConfig):
+    default = True
+    name = "lizzy"
+    verbose_name = "Lizzy infrastructure"
+
+    def ready(self) -> None:
+        from celery.signals import task_postrun
+        from django.db.models.signals import post_migrate
+
+        from lizzy import (
+            admin_panels,  # noqa: F401 - registers the dashboard's own panels
+            cache_backend,  # noqa: F401 - registers the cache table (LizzyCache) for ensure_tables
+        )
+        from lizzy.cost import capacity_flush_if_due
+        from lizzy.dynamodb import add_error_listener
+        from lizzy.observability.alarms import dynamodb_error_listener
+        from lizzy.roles import roles_ensure_after_migrate
+
+        add_error_listener(dynamodb_error_listener)
+        post_migrate.connect(roles_ensure_after_migrate, dispatch_uid="lizzy.roles_ensure")
+        # Workers flush their own consumed-capacity counters as they go (beat's task reaches only one).
+        task_postrun.connect(lambda **_: capacity_flush_if_due(), weak=False, dispatch_uid="lizzy.capacity_flush")
+
+
+class LizzyAdminConfig(admin_apps.AdminConfig):
+    """Django's admin with the ops console's site (dashboard on the home page, live sessions, cost)."""
+
+    default = False  # lizzy.apps' default config is LizzyConfig; this one is named in INSTALLED_APPS
+    default_site = "lizzy.admin_site.LizzyAdminSite"

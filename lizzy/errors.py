@@ -1,0 +1,88 @@
+"""One domain error base and the REST framework's single error shape.
+
+Every error a client can see is ``{"error": {"code": ..., "message": ..., "details": ...}}``.
+Messages are module constants so tests and callers reuse them rather than retyping them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rest_framework import exceptions as drf_exceptions
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+
+class ApplicationError(Exception):
+    """Base of every error the product raises on purpose."""
+
+    code = "application_error"
+    http_status = status.HTTP_400_BAD_REQUEST
+
+    def __init__(self, message: str, *, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class ValidationFailed(ApplicationError):
+    code = "invalid"
+    http_status = status.HTTP_400_BAD_REQUEST
+
+
+class NotFound(ApplicationError):
+    code = "not_found"
+    http_status = status.HTTP_404_NOT_FOUND
+
+
+class PreconditionRequired(ApplicationError):
+    code = "precondition_required"
+    http_status = status.HTTP_428_PRECONDITION_REQUIRED
+
+
+class PreconditionFailed(ApplicationError):
+    code = "precondition_failed"
+    http_status = status.HTTP_412_PRECONDITION_FAILED
+
+
+class ServiceUnavailable(ApplicationError):
+    code = "service_unavailable"
+    http_status = status.HTTP_503_SERVICE_UNAVAILABLE
+
+
+_DRF_CODES = {
+    status.HTTP_401_UNAUTHORIZED: "not_authenticated",
+    status.HTTP_403_FORBIDDEN: "permission_denied",
+    status.HTTP_404_NOT_FOUND: "not_found",
+    status.HTTP_405_METHOD_NOT_ALLOWED: "method_not_allowed",
+    status.HTTP_406_NOT_ACCEPTABLE: "not_acceptable",
+    status.HTTP_415_UNSUPPORTED_MEDIA_TYPE: "unsupported_media_type",
+    status.HTTP_429_TOO_MANY_REQUESTS: "throttled",
+}
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF exception handler: domain errors and DRF's own errors in one JSON shape."""
+    if isinstance(exc, ApplicationError):
+        if exc.http_status >= 500:
+            logger.warning("request failed: %s (%s)", exc.code, exc.message)
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.http_status)
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, drf_exceptions.ValidationError):
+        response.data = error_body("invalid", "The request is invalid.", response.data)
+        return response
+    detail = response.data.get("detail") if isinstance(response.data, dict) else response.data
+    code = getattr(detail, "code", None) or _DRF_CODES.get(response.status_code, "error")
+    response.data = error_body(str(code), str(detail))
+    return response

@@ -1,0 +1,1 @@
+"""Observability: JSON logs with request ids and redaction, Prometheus metrics, health checks, alarms."""

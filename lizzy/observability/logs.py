@@ -1,0 +1,121 @@
+"""Structured logs: one JSON object per line, a request id on every record, no phone or email in clear.
+
+The redaction runs twice on purpose: ``RedactingFilter`` rewrites the record's message, arguments and
+``extra`` fields (so any handler, JSON or not, sees the redacted text) and ``JsonFormatter`` redacts
+what it writes again, including tracebacks, which are formatted after filters run.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import json
+import logging
+import re
+from typing import Any
+
+import phonenumbers
+from django.conf import settings
+
+from lizzy.phone import mask_phone
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("lizzy_request_id", default="-")
+
+# Bare E.164 ("+12065550100"): the form the product stores.
+PHONE_PATTERN = re.compile(r"\+[1-9]\d{6,14}(?!\d)")
+# A digit run that could be a number as people type it ("+44 20 7946 0958", "(206) 555-0100"): only
+# then is phonenumbers' matcher (the library made for finding numbers in text, and slower) consulted.
+CANDIDATE_PATTERN = re.compile(r"\d[\d\s().-]{5,}\d")
+EMAIL_PATTERN = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+EMAIL_REPLACEMENT = "[email redacted]"
+# Attributes every LogRecord has; anything else came from ``extra=`` and goes into the JSON object.
+_STANDARD_ATTRIBUTES = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_REDACTED_MARK = "lizzy_redacted"  # set by RedactingFilter so the formatter does not redo its work
+
+
+def _mask(raw: str) -> str:
+    digits = re.sub(r"\D", "", raw)
+    if raw.lstrip().startswith("+"):
+        return mask_phone("+" + digits)
+    return "*" * max(len(digits) - 4, 0) + digits[-4:]
+
+
+def _default_region() -> str:
+    try:
+        return settings.LIZZY_DEFAULT_PHONE_REGION
+    except Exception:  # logging before settings are configured
+        return "US"
+
+
+def redact(text: str) -> str:
+    """Mask phone numbers (last four digits kept) and replace email addresses."""
+    if not text:
+        return text
+    text = EMAIL_PATTERN.sub(EMAIL_REPLACEMENT, text)
+    if CANDIDATE_PATTERN.search(text):
+        # Valid numbers only: "possible" would swallow a status code that follows a number.
+        leniency = phonenumbers.Leniency.VALID
+        for found in reversed(list(phonenumbers.PhoneNumberMatcher(text, _default_region(), leniency=leniency))):
+            text = text[: found.start] + _mask(found.raw_string) + text[found.end :]
+    # E.164-shaped strings the matcher rejects (unassigned ranges, test numbers) are masked anyway.
+    return PHONE_PATTERN.sub(lambda match: _mask(match.group(0)), text)
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _redact_value(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redact_value(item) for item in value]
+    return value
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites message, arguments and ``extra`` fields of every record it sees; never drops one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = f"{record.msg} {record.args}"
+        record.msg = redact(message)
+        record.args = None
+        for name, value in list(vars(record).items()):
+            if name not in _STANDARD_ATTRIBUTES:
+                setattr(record, name, _redact_value(value))
+        setattr(record, _REDACTED_MARK, True)
+        return True
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamps the current request id (or ``-`` outside a request) on the record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id_var.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request_id, extra fields, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        clean = (lambda value: value) if getattr(record, _REDACTED_MARK, False) else _redact_value
+        payload: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, tz=dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": clean(record.getMessage()),
+            "request_id": getattr(record, "request_id", request_id_var.get()),
+        }
+        for name, value in vars(record).items():
+            if name not in _STANDARD_ATTRIBUTES and name not in payload and name != _REDACTED_MARK:
+                payload[name] = clean(value)
+        if record.exc_info:
+            payload["exception"] = redact(self.formatException(record.exc_info))
+        if record.stack_info:
+            payload["stack"] = redact(self.formatStack(record.stack_info))
+        # Objects in ``extra`` (Django's ``request`` on django.request records, whose repr holds the path and
+        # so a phone) are turned into text here, after the filter ran: redact that text too.
+        return json.dumps(payload, default=lambda value: redact(str(value)), ensure_ascii=False)

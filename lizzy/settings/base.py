@@ -1,0 +1,287 @@
+"""Settings shared by every environment.
+
+All configuration comes from the environment through one django-environ ``env`` object. Optional
+integrations (Redis, a remote DynamoDB endpoint) switch on when their variable is present.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = BASE_DIR / "var"  # local state: SQLite file, filesystem broker queue
+VAR_DIR.mkdir(exist_ok=True)
+
+env = environ.Env()
+
+SECRET_KEY = env("DJANGO_SECRET_KEY", default=None)
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+
+INSTALLED_APPS = [
+    "lizzy.apps.LizzyAdminConfig",  # django.contrib.admin with the ops console's site
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "django_celery_beat",
+    "django_celery_results",
+    "lizzy",
+    "sessions_app",
+    "migration_app",
+]
+
+MIDDLEWARE = [
+    "lizzy.observability.middleware.RequestObservabilityMiddleware",  # first: request id + latency of all
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "lizzy.urls"
+WSGI_APPLICATION = "lizzy.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'lizzy.sqlite3'}")}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+# --- Cache ------------------------------------------------------------------------------------
+# Redis when REDIS_URL is set, otherwise the process-local memory cache. Values are serialized as
+# JSON: a pickle read back from a shared Redis is code execution.
+REDIS_URL = env("REDIS_URL", default=None)
+REDIS_SOCKET_TIMEOUT = env.float("LIZZY_REDIS_SOCKET_TIMEOUT", default=0.5)
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {
+                "SERIALIZER": "django_redis.serializers.json.JSONSerializer",
+                "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+                "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+            },
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Celery -----------------------------------------------------------------------------------
+# Without a broker URL (and without Redis) Celery uses kombu's filesystem transport, which needs no
+# server: good for a laptop, not for several machines.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
+CELERY_BROKER_TRANSPORT_OPTIONS = {}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _queue_dir = VAR_DIR / "celery-queue"
+    _queue_dir.mkdir(exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_queue_dir),
+        "data_folder_out": str(_queue_dir),
+        "processed_folder": str(VAR_DIR / "celery-processed"),
+        # kombu's default is ./control in the working directory: keep it inside var/ with the rest.
+        "control_folder": str(VAR_DIR / "celery-control"),
+        "store_processed": False,
+    }
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # Unacknowledged (acks_late) messages come back after this many seconds; it must exceed the
+    # longest task, or a long backfill chunk runs twice (kombu#337). See docs/OPERATIONS.md.
+    # kombu sweeps for expired unacked messages every unacked_restore_interval x unacked_restore_throttle
+    # seconds (10 x 10 by default): a killed worker's task would wait up to 100 s more. One sweep
+    # (a ZRANGE) every LIZZY_BROKER_RESTORE_INTERVAL seconds instead (measured: tests/faults).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("LIZZY_VISIBILITY_TIMEOUT", default=3600),
+        "unacked_restore_interval": env.int("LIZZY_BROKER_RESTORE_INTERVAL", default=10),
+        "unacked_restore_throttle": 1,
+    }
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_EXTENDED = True
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+# Tasks are idempotent; a worker killed mid-task must not lose the message.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE = {
+    # Persist consumed capacity (per table per day) for the ops console's cost figures.
+    "lizzy-capacity-flush": {"task": "lizzy.tasks.capacity_flush_task", "schedule": 60.0},
+}
+CELERY_TIMEZONE = "UTC"
+
+# --- AWS / DynamoDB ---------------------------------------------------------------------------
+AWS_REGION = env("AWS_REGION", default="us-east-1")
+# botocore's own variable; None means "AWS itself" (the default credential chain and endpoint).
+AWS_ENDPOINT_URL_DYNAMODB = env("AWS_ENDPOINT_URL_DYNAMODB", default=None)
+DYNAMODB_CONNECT_TIMEOUT = env.float("LIZZY_DYNAMODB_CONNECT_TIMEOUT", default=2.0)
+DYNAMODB_READ_TIMEOUT = env.float("LIZZY_DYNAMODB_READ_TIMEOUT", default=5.0)
+DYNAMODB_MAX_ATTEMPTS = env.int("LIZZY_DYNAMODB_MAX_ATTEMPTS", default=3)
+DYNAMODB_MAX_POOL_CONNECTIONS = env.int("LIZZY_DYNAMODB_MAX_POOL_CONNECTIONS", default=32)
+
+LIZZY_ENV = env("LIZZY_ENV", default="")
+LIZZY_SESSION_TTL_SECONDS = env.int("LIZZY_SESSION_TTL_SECONDS", default=900)
+LIZZY_DEFAULT_PHONE_REGION = env("LIZZY_DEFAULT_PHONE_REGION", default="US")
+LIZZY_LOCAL_DYNAMODB_PORT = env.int("LIZZY_LOCAL_DYNAMODB_PORT", default=8001)
+
+# --- SMS workflow (issue 3, docs/WORKFLOW.md) ----------------------------------------------------
+# Twilio's auth token: when set, every webhook must carry a valid X-Twilio-Signature.
+TWILIO_AUTH_TOKEN = env("TWILIO_AUTH_TOKEN", default=None)
+# The public URL Twilio calls (scheme + host, behind a proxy); the signature covers the full URL.
+LIZZY_WEBHOOK_BASE_URL = env("LIZZY_WEBHOOK_BASE_URL", default=None)
+LIZZY_PROFILE_CACHE_SECONDS = env.int("LIZZY_PROFILE_CACHE_SECONDS", default=300)
+LIZZY_TRANSACTIONS_CACHE_SECONDS = env.int("LIZZY_TRANSACTIONS_CACHE_SECONDS", default=300)
+LIZZY_WORKFLOW_HISTORY_LIMIT = env.int("LIZZY_WORKFLOW_HISTORY_LIMIT", default=50)
+LIZZY_WORKFLOW_MESSAGE_LOG_LIMIT = env.int("LIZZY_WORKFLOW_MESSAGE_LOG_LIMIT", default=25)
+LIZZY_WORKFLOW_MAX_ATTEMPTS = env.int("LIZZY_WORKFLOW_MAX_ATTEMPTS", default=30)
+
+# --- REST framework ---------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        # Staff signed in to the admin can browse /api/docs/ with their session.
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "lizzy.errors.api_exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Lizzy API",
+    "DESCRIPTION": "SMS sessions, CRM data and migrations into DynamoDB.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The schema maps every endpoint and parameter: callers sign in (token, or staff session for /api/docs/).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+# --- Ops console and observability ----------------------------------------------------------------
+LIZZY_ADMIN_URL = env("LIZZY_ADMIN_URL", default="admin/")
+if not LIZZY_ADMIN_URL.endswith("/") or LIZZY_ADMIN_URL.startswith("/"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("LIZZY_ADMIN_URL must be a relative path ending in '/', for example 'ops-7f3a/'.")
+# /metrics: with a token, scrapers send "Authorization: Bearer <token>"; staff signed in may always look.
+LIZZY_METRICS_TOKEN = env("LIZZY_METRICS_TOKEN", default=None)
+LIZZY_LOGIN_FAILURE_LIMIT = env.int("LIZZY_LOGIN_FAILURE_LIMIT", default=5)
+LIZZY_LOGIN_LOCKOUT_SECONDS = env.int("LIZZY_LOGIN_LOCKOUT_SECONDS", default=900)
+LIZZY_LOG_FORMAT = env("LIZZY_LOG_FORMAT", default="json")  # "json" (one object per line) or "text"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {
+        "request_id": {"()": "lizzy.observability.logs.RequestIdFilter"},
+        "redact": {"()": "lizzy.observability.logs.RedactingFilter"},
+    },
+    "formatters": {
+        "json": {"()": "lizzy.observability.logs.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "text" if LIZZY_LOG_FORMAT == "text" else "json",
+            "filters": ["request_id", "redact"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": env("LIZZY_LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "botocore": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+        # The middleware logs each request once (redacted, with its id); Django's own line would repeat it.
+        "django.request": {"level": "ERROR"},
+        "django.server": {"level": "WARNING"},
+    },
+}
+
+# --- Session store modes, Redis hot tier, write-behind (docs/SESSION_STORE.md) -----------------
+# The session Redis; defaults to REDIS_URL. Keys start with LIZZY_REDIS_PREFIX (legacy: "lizzy:").
+LIZZY_SESSION_REDIS_URL = env("LIZZY_SESSION_REDIS_URL", default=None)
+LIZZY_REDIS_PREFIX = env("LIZZY_REDIS_PREFIX", default="lizzy:")
+# Pins the mode and ignores the database (tests, or an emergency while the database is down).
+LIZZY_SESSION_STORE_MODE = env("LIZZY_SESSION_STORE_MODE", default=None)
+LIZZY_SESSION_STORE_DEFAULT_MODE = env("LIZZY_SESSION_STORE_DEFAULT_MODE", default="dynamodb_only")
+LIZZY_MODE_CACHE_SECONDS = env.float("LIZZY_MODE_CACHE_SECONDS", default=2.0)
+LIZZY_BREAKER_THRESHOLD = env.int("LIZZY_BREAKER_THRESHOLD", default=5)
+LIZZY_BREAKER_RESET_SECONDS = env.float("LIZZY_BREAKER_RESET_SECONDS", default=10.0)
+LIZZY_SHADOW_READ_RATE = env.float("LIZZY_SHADOW_READ_RATE", default=1.0)
+LIZZY_SHADOW_WINDOW_SECONDS = env.int("LIZZY_SHADOW_WINDOW_SECONDS", default=3600)
+LIZZY_FLUSH_INTERVAL = env.float("LIZZY_FLUSH_INTERVAL", default=5.0)
+LIZZY_FLUSH_LOCK_SECONDS = env.float("LIZZY_FLUSH_LOCK_SECONDS", default=60.0)
+LIZZY_FLUSH_MAX_ITEMS = env.int("LIZZY_FLUSH_MAX_ITEMS", default=10000)
+# BatchWriteItem calls a flush keeps in flight (docs/BENCHMARKS.md, benchmark 7).
+LIZZY_FLUSH_CONCURRENCY = env.int("LIZZY_FLUSH_CONCURRENCY", default=4)
+LIZZY_PRESENCE_SECONDS = env.int("LIZZY_PRESENCE_SECONDS", default=30)
+CELERY_BEAT_SCHEDULE |= {
+    # Write-behind: dirty sessions reach DynamoDB within one interval. A Redis lock keeps duplicated
+    # beats (django-celery-beat#337) from flushing twice at once; a missed run expires, it does not pile up.
+    "sessions-flush": {
+        "task": "sessions_app.tasks.sessions_flush_task",
+        "schedule": LIZZY_FLUSH_INTERVAL,
+        "options": {"expires": LIZZY_FLUSH_INTERVAL},
+    },
+}
+
+# --- Migrations into DynamoDB (migration_app) -------------------------------------------------
+# Secret for hmac_sha256() in mapping templates (seed 002's keyed e-mail hash); required only by
+# mappings that use it, which then fail their check with this variable's name.
+LIZZY_MAPPING_HMAC_KEY = env("LIZZY_MAPPING_HMAC_KEY", default="")
+LIZZY_BACKUP_DIR = env("LIZZY_BACKUP_DIR", default=str(VAR_DIR / "backups"))
+LIZZY_MIGRATION_CHUNK_SIZE = env.int("LIZZY_MIGRATION_CHUNK_SIZE", default=500)
+# BatchWriteItem calls a backfill segment keeps in flight (docs/BENCHMARKS.md, benchmark 4).
+LIZZY_MIGRATION_WRITE_CONCURRENCY = env.int("LIZZY_MIGRATION_WRITE_CONCURRENCY", default=4)
+LIZZY_MIGRATION_CLEANUP_WAIT_SECONDS = env.int("LIZZY_MIGRATION_CLEANUP_WAIT_SECONDS", default=7 * 24 * 3600)
+LIZZY_MIGRATION_QUEUE = env("LIZZY_MIGRATION_QUEUE", default="migrations")
+CELERY_TASK_ROUTES = {"migration_app.tasks.*": {"queue": LIZZY_MIGRATION_QUEUE}}
+CELERY_BEAT_SCHEDULE |= {
+    "migration-catch-ups": {
+        "task": "migration_app.tasks.scheduled_catch_ups_task",
+        "schedule": env.int("LIZZY_MIGRATION_CATCH_UP_SECONDS", default=300),
+    },
+    "migration-validations": {
+        "task": "migration_app.tasks.scheduled_validations_task",
+        "schedule": env.int("LIZZY_MIGRATION_VALIDATE_SECONDS", default=3600),
+    },
+}

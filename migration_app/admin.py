@@ -1,0 +1,412 @@
+"""The migrations admin: plans with phase actions, runs with progress, validations, backups.
+
+A plan's change page is also its console: progress bars per segment and in total, items/s and ETA,
+the latest validation with field diffs, backups, and buttons (start backfill, pause, resume,
+validate, advance phase, roll back) that call the engine's services. The page polls a JSON endpoint
+and updates in place. Looking needs the view permission; the buttons need ``change_migrationplan``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_POST
+
+from lizzy.errors import ApplicationError
+from migration_app.models import (
+    PHASE_ORDER,
+    Backup,
+    MigrationPlan,
+    MigrationRun,
+    PhaseTransition,
+    Segment,
+    ValidationReport,
+)
+from migration_app.selectors import plan_next_phase, plan_progress, run_latest, run_progress
+from migration_app.services.backfill import plan_backfill_start, run_pause, run_resume
+from migration_app.services.backups import backup_table
+from migration_app.services.phases import plan_advance, plan_rollback
+from migration_app.tasks import catch_up_task, validate_task
+
+POLL_MS = 2000  # how often an open plan page asks for progress
+RUNS_SHOWN = 10
+ERR_NO_RUN = "Plan {plan} has no run to {verb}."
+ERR_REASON = "Say why you roll back (it is recorded with your name)."
+ERR_UNKNOWN_ACTION = "Unknown console action {action!r}."
+
+
+def duration_display(seconds: float | None) -> str:
+    """``1h 02m``, ``4m 05s``, ``12s``; ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+def report_diffs(report: ValidationReport | None) -> list[dict[str, Any]]:
+    """The report's sampled differences with each field's two values as JSON text, for the diff table."""
+    if report is None:
+        return []
+    return [
+        {
+            **sample,
+            "fields": [
+                {
+                    "field": diff["field"],
+                    "expected": json.dumps(diff["expected"], sort_keys=True, ensure_ascii=False),
+                    "actual": json.dumps(diff["actual"], sort_keys=True, ensure_ascii=False),
+                }
+                for diff in sample.get("fields", [])
+            ],
+        }
+        for sample in (report.samples or {}).get("different", [])
+    ]
+
+
+def progress_html(progress: dict[str, Any]) -> str:
+    """A ``<progress>`` for the run's total and one per segment (indeterminate while counts are unknown)."""
+
+    def bar(label: str, value: int, expected: int | None, pct: int | None, css: str) -> str:
+        if expected is None:
+            return format_html('<progress class="{}" title="{}"></progress>', css, label)
+        maximum = max(expected, 1)
+        current = maximum if pct == 100 else min(value, maximum)
+        return format_html(
+            '<progress class="{}" value="{}" max="{}" title="{}: {} %"></progress>', css, current, maximum, label, pct
+        )
+
+    total = bar("total", progress["rows_read"], progress["rows_expected"], progress["percent"], "run-total")
+    segments = format_html_join(
+        "",
+        "{}",
+        (
+            (bar(seg["label"], seg["rows_read"], seg["rows_expected"], seg["percent"], "run-segment"),)
+            for seg in progress["segments"]
+        ),
+    )
+    pct = "?" if progress["percent"] is None else progress["percent"]
+    return format_html('{} {} %<br><span class="run-segments">{}</span>', total, pct, segments)
+
+
+class SegmentInline(admin.TabularInline):
+    model = Segment
+    extra = 0
+    can_delete = False
+    readonly_fields = [
+        "entity",
+        "index",
+        "lower_key",
+        "upper_key",
+        "last_key",
+        "rows_read",
+        "items_written",
+        "items_skipped",
+        "done",
+        "attempts",
+        "updated_at",
+    ]
+
+
+@admin.register(MigrationRun)
+class MigrationRunAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "plan",
+        "kind",
+        "status",
+        "progress",
+        "rows_read",
+        "items_written",
+        "items_skipped",
+        "items_per_second_display",
+        "started_at",
+        "finished_at",
+    ]
+    list_filter = ["status", "kind", "plan"]
+    readonly_fields = [field.name for field in MigrationRun._meta.fields]
+    inlines = [SegmentInline]
+
+    @admin.display(description="segments")
+    def progress(self, run: MigrationRun):
+        total = run.segments.count()
+        done = run.segments.filter(done=True).count()
+        return format_html('<progress value="{}" max="{}"></progress> {}/{}', done, max(total, 1), done, total)
+
+    @admin.display(description="items/s")
+    def items_per_second_display(self, run: MigrationRun) -> str:
+        return f"{run.items_per_second:.1f}"
+
+
+@admin.register(MigrationPlan)
+class MigrationPlanAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "phase_badge",
+        "progress_bars",
+        "items_per_second_display",
+        "eta_display",
+        "latest_validation",
+        "updated_at",
+    ]
+    list_filter = ["phase"]
+    readonly_fields = ["phase", "phase_changed_at", "created_tables", "created_at", "updated_at"]
+    actions = ["advance_phase", "rollback_phase", "validate_now", "catch_up_now", "backup_now"]
+    change_form_template = "admin/migration_app/migrationplan/change_form.html"
+
+    class Media:
+        css = {"all": ["migration_app/console.css"]}
+
+    # --- columns ---------------------------------------------------------------------------------
+
+    @admin.display(description="phase", ordering="phase")
+    def phase_badge(self, plan: MigrationPlan) -> str:
+        return format_html(
+            '<span class="phase-badge phase-{}" data-phase="{}">{}</span>',
+            plan.phase,
+            plan.phase,
+            plan.get_phase_display(),
+        )
+
+    @admin.display(description="progress (total, then each segment)")
+    def progress_bars(self, plan: MigrationPlan) -> str:
+        run = run_latest(plan=plan)
+        if run is None:
+            return "no run yet"
+        return progress_html(run_progress(run=run))
+
+    @admin.display(description="items/s")
+    def items_per_second_display(self, plan: MigrationPlan) -> str:
+        run = run_latest(plan=plan)
+        return "-" if run is None else f"{run.items_per_second:,.1f}"
+
+    @admin.display(description="ETA")
+    def eta_display(self, plan: MigrationPlan) -> str:
+        run = run_latest(plan=plan)
+        return "-" if run is None else duration_display(run_progress(run=run)["eta_seconds"])
+
+    @admin.display(description="latest validation")
+    def latest_validation(self, plan: MigrationPlan):
+        report = plan.validations.order_by("-created_at").first()
+        if report is None:
+            return "never"
+        colour = "green" if report.clean else "red"
+        return format_html('<span style="color:{}">{}</span>', colour, "clean" if report.clean else report.summary())
+
+    # --- the console (change page, JSON progress, buttons) ----------------------------------------
+
+    def get_urls(self) -> list[Any]:
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/progress/",
+                self.admin_site.admin_view(self.progress_view),
+                name="{}_{}_progress".format(*info),
+            ),
+            path(
+                "<path:object_id>/console/<str:action>/",
+                self.admin_site.admin_view(require_POST(self.console_action_view)),
+                name="{}_{}_console".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    def _plan(self, request: HttpRequest, object_id: str) -> MigrationPlan:
+        plan = self.get_object(request, object_id)
+        if plan is None:
+            raise Http404(f"No migration plan {object_id!r}.")
+        return plan
+
+    def progress_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
+        plan = self._plan(request, object_id)
+        if not self.has_view_permission(request, plan):
+            raise PermissionDenied
+        return JsonResponse(plan_progress(plan=plan))
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        plan = self.get_object(request, object_id)
+        if plan is not None and self.has_view_permission(request, plan):
+            runs = list(plan.runs.order_by("-started_at", "-id")[:RUNS_SHOWN])
+            report = plan.validations.order_by("-created_at", "-id").first()
+            extra_context = {
+                **(extra_context or {}),
+                "console": {
+                    "progress": plan_progress(plan=plan),
+                    "runs": [{"run": run, "progress": run_progress(run=run)} for run in runs],
+                    "report": report,
+                    "diffs": report_diffs(report),
+                    "backups": list(plan.backups.order_by("-created_at", "-id")[:RUNS_SHOWN]),
+                    "transitions": list(plan.transitions.order_by("-created_at", "-id")[:RUNS_SHOWN]),
+                    "can_act": self.has_change_permission(request, plan),
+                    "poll_ms": POLL_MS,
+                    "progress_url": reverse("admin:migration_app_migrationplan_progress", args=[plan.pk]),
+                    "action_url": reverse("admin:migration_app_migrationplan_console", args=[plan.pk, "ACTION"]),
+                },
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def console_action_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
+        plan = self._plan(request, object_id)
+        if not self.has_change_permission(request, plan):
+            raise PermissionDenied
+        try:
+            message = self._console_action(request, plan, action)
+        except ApplicationError as exc:
+            ok, message = False, exc.message
+        else:
+            ok = True
+            self.log_change(request, plan, message)
+        plan.refresh_from_db()
+        if "application/json" in request.headers.get("Accept", ""):
+            return JsonResponse({"ok": ok, "message": message, "progress": plan_progress(plan=plan)})
+        self.message_user(request, message, messages.SUCCESS if ok else messages.ERROR)
+        return HttpResponseRedirect(reverse("admin:migration_app_migrationplan_change", args=[plan.pk]))
+
+    def _console_action(self, request: HttpRequest, plan: MigrationPlan, action: str) -> str:
+        """Run one button's service; the message for the user (and the admin log)."""
+        user = request.user
+        if action == "start":
+            run = plan_backfill_start(plan=plan, actor=user)
+            return f"Started {run.get_kind_display().lower()} run #{run.pk} ({run.segments.count()} segment(s))."
+        if action in ("pause", "resume"):
+            run = run_latest(plan=plan)
+            if run is None:
+                raise ApplicationError(ERR_NO_RUN.format(plan=plan.name, verb=action))
+            run = run_pause(run=run) if action == "pause" else run_resume(run=run)
+            return f"Run #{run.pk} {'paused' if action == 'pause' else 'resumed'} ({run.get_status_display().lower()})."
+        if action == "validate":
+            validate_task.delay(plan.pk)
+            return f"Validation of {plan.name} queued."
+        if action == "advance":
+            to_phase = plan_next_phase(plan=plan)
+            if to_phase is None:
+                raise ApplicationError(f"{plan.phase} is the last phase.")
+            plan_advance(plan=plan, to_phase=to_phase, actor=user, reason=request.POST.get("reason", "") or "console")
+            return f"{plan.name} advanced to {to_phase} (target tables backed up first)."
+        if action == "rollback":
+            reason = request.POST.get("reason", "").strip()
+            if not reason:
+                raise ApplicationError(ERR_REASON)
+            transition = plan_rollback(plan=plan, actor=user, reason=reason)
+            return f"{plan.name} rolled back to {transition.to_phase}: {reason}"
+        raise ApplicationError(ERR_UNKNOWN_ACTION.format(action=action))
+
+    def _each(self, request, queryset, action, done_message):
+        done = 0
+        for plan in queryset:
+            try:
+                action(plan)
+                done += 1
+            except ApplicationError as exc:
+                self.message_user(request, f"{plan.name}: {exc.message}", messages.ERROR)
+        if done:
+            self.message_user(request, done_message(done), messages.SUCCESS)
+
+    @admin.action(description="Advance to the next phase (backs up target tables first)")
+    def advance_phase(self, request, queryset):
+        def advance(plan):
+            index = PHASE_ORDER.index(plan.phase)
+            if index + 1 >= len(PHASE_ORDER):
+                raise ApplicationError(f"{plan.phase} is the last phase.")
+            plan_advance(plan=plan, to_phase=PHASE_ORDER[index + 1], actor=request.user, reason="admin action")
+
+        self._each(request, queryset, advance, lambda n: ngettext("%d plan advanced.", "%d plans advanced.", n) % n)
+
+    @admin.action(description="Roll back the last phase (restores its backups)")
+    def rollback_phase(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            lambda plan: plan_rollback(plan=plan, actor=request.user, reason="admin rollback"),
+            lambda n: ngettext("%d plan rolled back.", "%d plans rolled back.", n) % n,
+        )
+
+    @admin.action(description="Validate now (queued)")
+    def validate_now(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            lambda plan: validate_task.delay(plan.pk),
+            lambda n: ngettext("%d validation queued.", "%d validations queued.", n) % n,
+        )
+
+    @admin.action(description="Catch up now (queued)")
+    def catch_up_now(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            lambda plan: catch_up_task.delay(plan.pk),
+            lambda n: ngettext("%d catch-up queued.", "%d catch-ups queued.", n) % n,
+        )
+
+    @admin.action(description="Back up target tables")
+    def backup_now(self, request, queryset):
+        def backup(plan):
+            for table in plan.target_tables:
+                backup_table(table=table, plan=plan, reason=f"admin backup by {request.user.get_username()}")
+
+        self._each(
+            request,
+            queryset,
+            backup,
+            lambda n: ngettext("Backed up %d plan's tables.", "Backed up %d plans' tables.", n) % n,
+        )
+
+
+@admin.register(ValidationReport)
+class ValidationReportAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "plan",
+        "mode",
+        "created_at",
+        "expected",
+        "found",
+        "missing",
+        "extra",
+        "different",
+        "expired_ignored",
+        "is_clean",
+    ]
+    list_filter = ["plan", "mode"]
+    readonly_fields = [field.name for field in ValidationReport._meta.fields]
+
+    @admin.display(boolean=True, description="clean")
+    def is_clean(self, report: ValidationReport) -> bool:
+        return report.clean
+
+
+@admin.register(Backup)
+class BackupAdmin(admin.ModelAdmin):
+    list_display = ["id", "table", "plan", "reason", "item_count", "created_at", "aws_backup_arn"]
+    list_filter = ["table"]
+    readonly_fields = [field.name for field in Backup._meta.fields]
+
+
+@admin.register(PhaseTransition)
+class PhaseTransitionAdmin(admin.ModelAdmin):
+    list_display = ["plan", "from_phase", "to_phase", "rollback", "actor_name", "reason", "created_at"]
+    list_filter = ["plan", "rollback"]
+    readonly_fields = [
+        "plan",
+        "from_phase",
+        "to_phase",
+        "rollback",
+        "actor",
+        "actor_name",
+        "reason",
+        "backups",
+        "created_at",
+    ]

@@ -1,0 +1,155 @@
+"""Backfill a source into DynamoDB with a mapping, then validate; exit 0 only when validation is clean."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from lizzy.dynamodb import to_storable
+from lizzy.errors import ApplicationError
+from migration_app.models import Phase, RunKind
+from migration_app.services import backfill as backfill_services
+from migration_app.services.phases import plan_advance
+from migration_app.services.validation import plan_validate, report_summary
+
+
+class Command(BaseCommand):
+    help = __doc__
+
+    def add_arguments(self, parser):
+        parser.add_argument("--mapping", required=True, help="AWS DMS table-mapping JSON (plus our extensions).")
+        parser.add_argument("--source", required=True, help="postgres://..., sqlite:///FILE or duckdb:///FILE")
+        parser.add_argument("--plan", help="Plan name (default: the mapping file's name).")
+        parser.add_argument("--target-table", help="Write every rule into this table instead (one target only).")
+        parser.add_argument("--limit", type=int, help="At most N rows per entity (a first test on a small set).")
+        parser.add_argument("--dry-run", action="store_true", help="Write nothing; print sample items.")
+        parser.add_argument("--check", action="store_true", help="Only check the mapping against the source.")
+        parser.add_argument("--segments", type=int, default=1, help="Key-range segments per entity (parallel).")
+        parser.add_argument("--async", dest="run_async", action="store_true", help="Dispatch segments to Celery.")
+        parser.add_argument("--quick", action="store_true", help="Validate keys only (no value comparison).")
+        parser.add_argument("--json", action="store_true", help="End with one JSON line instead of text.")
+
+    def handle(self, *args, **options):
+        started = time.monotonic()
+        path = Path(options["mapping"])
+        try:
+            mapping = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise CommandError(f"Cannot read mapping {path}: {exc}") from exc
+        if options["target_table"]:
+            targets = {
+                rule.get("target-table-name")
+                for rule in mapping.get("rules", [])
+                if rule.get("rule-type") == "object-mapping"
+            }
+            if len(targets) > 1:
+                raise CommandError(
+                    "--target-table needs a mapping with one target table; this one has " + ", ".join(sorted(targets))
+                )
+            for rule in mapping.get("rules", []):
+                if rule.get("rule-type") == "object-mapping":
+                    rule["target-table-name"] = options["target_table"]
+        name = options["plan"] or path.stem.replace("_", "-").lower()
+        try:
+            summary = self._run(name, mapping, options)
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from exc
+        summary["seconds"] = round(time.monotonic() - started, 2)
+        validation = summary.get("validation")
+        if options["json"]:
+            self.stdout.write(json.dumps(summary, default=str))
+        else:
+            state = "skipped" if validation is None else ("clean" if validation["clean"] else "FAILED")
+            counts = (
+                ""
+                if validation is None
+                else (
+                    f" ({validation['missing']} missing, {validation['extra']} extra,"
+                    f" {validation['different']} different)"
+                )
+            )
+            self.stdout.write(
+                f"plan {summary['plan']}: {summary['rows_read']} rows read, {summary['items_written']} items written, "
+                f"{summary['items_skipped']} skipped; validation {state}{counts} in {summary['seconds']} s"
+            )
+        if validation is not None and not validation["clean"]:
+            sys.exit(1)
+
+    def _run(self, name, mapping, options):
+        if options["check"] or options["dry_run"]:
+            entities = backfill_services.plan_check(mapping=mapping, source_url=options["source"])
+            summary = {
+                "plan": name,
+                "rows_read": 0,
+                "items_written": 0,
+                "items_skipped": 0,
+                "validation": None,
+                "entities": [entity.name for entity in entities],
+            }
+            if options["dry_run"]:
+                from migration_app.models import MigrationPlan
+
+                plan = MigrationPlan(name=name, source_url=options["source"], mapping=mapping)
+                with backfill_services.plan_context(plan=plan) as context:
+                    sample = backfill_services.dry_run_sample(context=context)
+                for entry in sample:
+                    self.stdout.write(json.dumps(to_storable(entry), default=str))
+                summary["dry_run"] = True
+            return summary
+        plan = backfill_services.plan_save(name=name, source_url=options["source"], mapping=mapping)
+        with backfill_services.plan_context(plan=plan) as context:
+            backfill_services.plan_setup_tables(context=context)
+            if plan.phase == Phase.SETUP:
+                plan_advance(plan=plan, to_phase=Phase.BACKFILL, actor="migrate_to_dynamodb", reason="backfill started")
+            run = backfill_services.run_pending(plan=plan)
+            if run is None:
+                kind = RunKind.CATCH_UP if plan.phase == Phase.PARALLEL else RunKind.BACKFILL
+                since = backfill_services.catch_up_since(plan=plan) if kind == RunKind.CATCH_UP else None
+                run = backfill_services.run_create(
+                    context=context, kind=kind, segments=options["segments"], limit=options["limit"], since=since
+                )
+            if options["run_async"]:
+                from migration_app.tasks import run_dispatch
+
+                run_dispatch(run=run)
+                run.refresh_from_db()
+                return {
+                    "plan": plan.name,
+                    "run": run.pk,
+                    "status": run.status,
+                    "rows_read": run.rows_read,
+                    "items_written": run.items_written,
+                    "items_skipped": run.items_skipped,
+                    "validation": None,
+                }
+            total = sum(
+                context.source.count(context.source.relation(entity), since=run.since) for entity in context.entities
+            )
+            if options["limit"]:
+                total = min(total, options["limit"] * len(context.entities))
+            with tqdm(total=total, initial=run.rows_read, unit="rows", file=sys.stderr, disable=None) as bar:
+                run = backfill_services.run_execute(
+                    run=run, context=context, workers=options["segments"], on_rows=bar.update
+                )
+        if run.last_error:
+            raise CommandError(f"run #{run.pk} failed: {run.last_error}")
+        validation = None
+        if not options["limit"]:
+            validation = report_summary(plan_validate(plan=plan, mode="quick" if options["quick"] else "full"))
+        return {
+            "plan": plan.name,
+            "run": run.pk,
+            "status": run.status,
+            "rows_read": run.rows_read,
+            "items_written": run.items_written,
+            "items_skipped": run.items_skipped,
+            "unprocessed_retries": run.unprocessed_retries,
+            "throttle_retries": run.throttle_retries,
+            "items_per_second": round(run.items_per_second, 1),
+            "validation": validation,
+        }

@@ -1,0 +1,177 @@
+"""What the migration engine remembers: plans, runs with per-segment checkpoints, validations, backups.
+
+Checkpoints live in the database (not in the broker or a worker's memory) so that any worker on any
+machine can resume a segment another one was killed in the middle of.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Phase(models.TextChoices):
+    SETUP = "setup", "Setup"
+    BACKFILL = "backfill", "Backfill"
+    PARALLEL = "parallel", "Parallel (catch-up)"
+    VALIDATE = "validate", "Validate"
+    CUTOVER = "cutover", "Cutover"
+    CLEANUP = "cleanup", "Cleanup"
+
+
+PHASE_ORDER = [phase.value for phase in Phase]
+
+
+class MigrationPlan(models.Model):
+    name = models.SlugField(max_length=100, unique=True)
+    source_url = models.CharField(max_length=500, help_text="Database URL; credentials belong in the environment.")
+    mapping = models.JSONField(help_text="AWS DMS table-mapping JSON plus our extensions.")
+    target_tables = models.JSONField(default=list)
+    created_tables = models.JSONField(default=list, help_text="Target tables this plan created (rollback drops data).")
+    phase = models.CharField(max_length=20, choices=Phase.choices, default=Phase.SETUP)
+    phase_changed_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RunKind(models.TextChoices):
+    BACKFILL = "backfill", "Backfill"
+    CATCH_UP = "catch_up", "Catch-up"
+
+
+class RunStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    PAUSED = "paused", "Paused"
+
+
+class MigrationRun(models.Model):
+    plan = models.ForeignKey(MigrationPlan, on_delete=models.CASCADE, related_name="runs")
+    kind = models.CharField(max_length=20, choices=RunKind.choices, default=RunKind.BACKFILL)
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.PENDING)
+    since = models.DateTimeField(null=True, blank=True, help_text="Catch-up: rows changed after this instant.")
+    row_limit = models.PositiveIntegerField(null=True, blank=True)
+    rows_read = models.BigIntegerField(default=0)
+    items_written = models.BigIntegerField(default=0)
+    items_skipped = models.BigIntegerField(default=0)
+    items_failed = models.BigIntegerField(default=0)
+    bytes_written = models.BigIntegerField(default=0)
+    write_units = models.FloatField(default=0)
+    unprocessed_retries = models.IntegerField(default=0)
+    throttle_retries = models.IntegerField(default=0)
+    duplicate_keys = models.JSONField(default=list, blank=True, help_text="Sample of keys two rows shared.")
+    last_error = models.TextField(blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.plan.name} {self.kind} #{self.pk}"
+
+    @property
+    def items_per_second(self) -> float:
+        end = self.finished_at or timezone.now()
+        seconds = max((end - self.started_at).total_seconds(), 1e-6)
+        return self.items_written / seconds
+
+
+class Segment(models.Model):
+    """One slice of one entity's source key range, with the checkpoint written after every chunk."""
+
+    run = models.ForeignKey(MigrationRun, on_delete=models.CASCADE, related_name="segments")
+    entity = models.CharField(max_length=200)
+    index = models.PositiveIntegerField()
+    lower_key = models.JSONField(null=True, blank=True, help_text="Exclusive lower bound (None: start).")
+    upper_key = models.JSONField(null=True, blank=True, help_text="Inclusive upper bound (None: end).")
+    last_key = models.JSONField(null=True, blank=True, help_text="Checkpoint: last source key written.")
+    rows_expected = models.BigIntegerField(
+        null=True, blank=True, help_text="Source rows in the key range when the run was created (progress bars)."
+    )
+    rows_read = models.BigIntegerField(default=0)
+    items_written = models.BigIntegerField(default=0)
+    items_skipped = models.BigIntegerField(default=0)
+    done = models.BooleanField(default=False)
+    attempts = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["run", "entity", "index"]
+        constraints = [models.UniqueConstraint(fields=["run", "entity", "index"], name="unique_run_segment")]
+
+    def __str__(self) -> str:
+        return f"{self.entity}[{self.index}]"
+
+
+class ValidationReport(models.Model):
+    plan = models.ForeignKey(MigrationPlan, on_delete=models.CASCADE, related_name="validations")
+    mode = models.CharField(max_length=10, default="full")
+    expected = models.BigIntegerField(default=0)
+    found = models.BigIntegerField(default=0)
+    missing = models.BigIntegerField(default=0)
+    extra = models.BigIntegerField(default=0)
+    different = models.BigIntegerField(default=0)
+    expired_ignored = models.BigIntegerField(default=0)
+    samples = models.JSONField(default=dict, help_text="Sampled keys and field-level diffs.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"validation #{self.pk} of {self.plan.name}"
+
+    @property
+    def clean(self) -> bool:
+        return not (self.missing or self.extra or self.different)
+
+    def summary(self) -> dict[str, int]:
+        return {"missing": self.missing, "extra": self.extra, "different": self.different}
+
+
+class Backup(models.Model):
+    plan = models.ForeignKey(MigrationPlan, null=True, blank=True, on_delete=models.SET_NULL, related_name="backups")
+    table = models.CharField(max_length=255)
+    reason = models.CharField(max_length=200, blank=True)
+    location = models.CharField(max_length=1000, help_text="JSON Lines export path.")
+    aws_backup_arn = models.CharField(max_length=1000, blank=True)
+    item_count = models.BigIntegerField(default=0)
+    checksum = models.CharField(max_length=64)
+    table_definition = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.table} @ {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class PhaseTransition(models.Model):
+    """Who moved a plan, when, why, and which backups were taken first (rollback restores them)."""
+
+    plan = models.ForeignKey(MigrationPlan, on_delete=models.CASCADE, related_name="transitions")
+    from_phase = models.CharField(max_length=20)
+    to_phase = models.CharField(max_length=20)
+    rollback = models.BooleanField(default=False)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    actor_name = models.CharField(max_length=150, blank=True)
+    reason = models.TextField(blank=True)
+    backups = models.ManyToManyField(Backup, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.plan.name}: {self.from_phase} → {self.to_phase}"

@@ -1,0 +1,156 @@
+"""Reads: plans and runs for the admin and commands, and seed 002's access patterns on the Serenya table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from lizzy.dynamodb import dynamodb_query
+from lizzy.errors import ApplicationError
+from migration_app.models import PHASE_ORDER, MigrationPlan, MigrationRun, RunStatus, Segment, ValidationReport
+from migration_app.services.mapping import target_name
+
+SERENYA_TABLE = "serenya-{env}"
+
+
+def plan_list() -> QuerySet[MigrationPlan]:
+    return MigrationPlan.objects.all()
+
+
+def run_latest(*, plan: MigrationPlan) -> MigrationRun | None:
+    return plan.runs.order_by("-started_at", "-id").first()
+
+
+def validation_latest(*, plan: MigrationPlan) -> ValidationReport | None:
+    return plan.validations.order_by("-created_at", "-id").first()
+
+
+# --- Progress for the ops console (list bars, detail page, the JSON the page polls) --------------
+
+
+def percent(done: int, expected: int | None, *, finished: bool) -> int | None:
+    """Whole percent of ``expected``; 100 once finished (a source that shrank still ends full), None unknown."""
+    if finished:
+        return 100
+    if not expected:
+        return None if expected is None else 0
+    return min(99, done * 100 // expected)
+
+
+def segment_progress(segment: Segment) -> dict[str, Any]:
+    return {
+        "id": segment.pk,
+        "label": f"{segment.entity}[{segment.index}]",
+        "rows_read": segment.rows_read,
+        "rows_expected": segment.rows_expected,
+        "done": segment.done,
+        "percent": percent(segment.rows_read, segment.rows_expected, finished=segment.done),
+    }
+
+
+def run_progress(*, run: MigrationRun) -> dict[str, Any]:
+    """Rows read of rows expected (per segment and in total), items/s, ETA at the current rate."""
+    segments = list(run.segments.all())
+    known = all(segment.rows_expected is not None for segment in segments)
+    expected = sum(segment.rows_expected or 0 for segment in segments) if known else None
+    finished = run.status == RunStatus.SUCCEEDED
+    elapsed = max(((run.finished_at or timezone.now()) - run.started_at).total_seconds(), 1e-6)
+    rows_per_second = run.rows_read / elapsed
+    eta = None
+    if run.status in (RunStatus.PENDING, RunStatus.RUNNING) and expected is not None and rows_per_second > 0:
+        eta = max(expected - run.rows_read, 0) / rows_per_second
+    return {
+        "id": run.pk,
+        "kind": run.kind,
+        "status": run.status,
+        "rows_read": run.rows_read,
+        "rows_expected": expected,
+        "items_written": run.items_written,
+        "items_skipped": run.items_skipped,
+        "items_per_second": round(run.items_per_second, 1),
+        "eta_seconds": None if eta is None else round(eta),
+        "percent": percent(run.rows_read, expected, finished=finished),
+        "segments": [segment_progress(segment) for segment in segments],
+        "last_error": run.last_error,
+    }
+
+
+def plan_next_phase(*, plan: MigrationPlan) -> str | None:
+    index = PHASE_ORDER.index(plan.phase)
+    return PHASE_ORDER[index + 1] if index + 1 < len(PHASE_ORDER) else None
+
+
+def plan_advance_refusal(*, plan: MigrationPlan) -> str | None:
+    """Why the next phase is refused right now (the guard's own message), or None when it is allowed."""
+    from migration_app.services.phases import phase_guard
+
+    next_phase = plan_next_phase(plan=plan)
+    if next_phase is None:
+        return f"{plan.phase} is the last phase."
+    try:
+        phase_guard(plan=plan, to_phase=next_phase)
+    except ApplicationError as exc:
+        return exc.message
+    return None
+
+
+def plan_progress(*, plan: MigrationPlan) -> dict[str, Any]:
+    """Everything the console shows of a plan that changes while one looks at it."""
+    run = run_latest(plan=plan)
+    report = validation_latest(plan=plan)
+    unfinished = run is not None and run.status in (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.PAUSED)
+    return {
+        "plan": plan.name,
+        "phase": plan.phase,
+        "phase_label": plan.get_phase_display(),
+        "next_phase": plan_next_phase(plan=plan),
+        "advance_refused": plan_advance_refusal(plan=plan),
+        "run": None if run is None else run_progress(run=run),
+        "validation": None
+        if report is None
+        else {**report.summary(), "clean": report.clean, "at": report.created_at.isoformat(), "id": report.pk},
+        "can_start": plan.phase in ("setup", "backfill", "parallel") and not unfinished,
+        "can_pause": run is not None and run.status in (RunStatus.PENDING, RunStatus.RUNNING),
+        "can_resume": run is not None and run.status == RunStatus.PAUSED,
+        "can_roll_back": plan.transitions.filter(rollback=False, to_phase=plan.phase).exists(),
+    }
+
+
+def serenya_user_find_by_external_id(*, auth_provider: str, external_id: str) -> dict[str, Any] | None:
+    """Sign-in: the user for a provider's id, through GSI2 (seed 002, DynamoUserService.findByExternalId)."""
+    page = dynamodb_query(
+        table=target_name(SERENYA_TABLE),
+        index="GSI2",
+        key_condition="GSI2PK = :pk",
+        values={":pk": f"USER_EXTERNAL#{auth_provider}#{external_id}"},
+        limit=1,
+    )
+    return page.items[0].get("data") if page.items else None
+
+
+def serenya_subscription_latest(*, user_id: str) -> dict[str, Any] | None:
+    """The newest subscription: SK descending. Correct only with time-ordered ids (see docs/MIGRATIONS.md)."""
+    page = dynamodb_query(
+        table=target_name(SERENYA_TABLE),
+        key_condition="PK = :pk AND begins_with(SK, :sk)",
+        values={":pk": f"USER#{user_id}", ":sk": "SUBSCRIPTION#"},
+        forward=False,
+        limit=1,
+        consistent=True,
+    )
+    return page.items[0].get("data") if page.items else None
+
+
+def serenya_jobs_by_status(*, status: str, limit: int = 50) -> list[dict[str, Any]]:
+    """Jobs in one status, newest first (GSI1: JOB_STATUS#status / JOB#created_at#id)."""
+    page = dynamodb_query(
+        table=target_name(SERENYA_TABLE),
+        index="GSI1",
+        key_condition="GSI1PK = :pk",
+        values={":pk": f"JOB_STATUS#{status}"},
+        forward=False,
+        limit=limit,
+    )
+    return page.items

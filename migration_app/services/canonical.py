@@ -1,0 +1,100 @@
+"""One canonical form for items, so that "equal in DynamoDB" means "equal hash" here.
+
+DynamoDB normalises numbers (``1.50`` comes back as ``1.5``) and does not order sets, so items are
+compared in DynamoDB JSON with numbers normalised and set members sorted; binary travels as base64
+(the format of DynamoDB's own S3 exports).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from lizzy.dynamodb import deserialize_item, serialize_item
+
+
+def _number(text: str) -> str:
+    value = Decimal(text)
+    if value == value.to_integral_value():
+        return str(value.quantize(Decimal(1)))
+    return format(value.normalize(), "f")
+
+
+def to_json_value(typed: Mapping[str, Any]) -> dict[str, Any]:
+    """A DynamoDB-typed value (``{"N": "1.50"}``) in canonical, JSON-serialisable form."""
+    ((kind, value),) = typed.items()
+    if kind == "N":
+        return {"N": _number(value)}
+    if kind == "NS":
+        return {"NS": sorted((_number(v) for v in value), key=Decimal)}
+    if kind == "SS":
+        return {"SS": sorted(value)}
+    if kind == "B":
+        return {"B": base64.b64encode(bytes(value)).decode()}
+    if kind == "BS":
+        return {"BS": sorted(base64.b64encode(bytes(v)).decode() for v in value)}
+    if kind == "M":
+        return {"M": {key: to_json_value(item) for key, item in value.items()}}
+    if kind == "L":
+        return {"L": [to_json_value(item) for item in value]}
+    return {kind: value}
+
+
+def from_json_value(typed: Mapping[str, Any]) -> dict[str, Any]:
+    ((kind, value),) = typed.items()
+    if kind == "B":
+        return {"B": base64.b64decode(value)}
+    if kind == "BS":
+        return {"BS": [base64.b64decode(v) for v in value]}
+    if kind == "M":
+        return {"M": {key: from_json_value(item) for key, item in value.items()}}
+    if kind == "L":
+        return {"L": [from_json_value(item) for item in value]}
+    return {kind: value}
+
+
+def item_to_json(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: to_json_value(value) for name, value in serialize_item(item).items()}
+
+
+def item_from_json(document: Mapping[str, Any]) -> dict[str, Any]:
+    return deserialize_item({name: from_json_value(value) for name, value in document.items()})
+
+
+def canonical_text(item: Mapping[str, Any]) -> str:
+    return json.dumps(item_to_json(item), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def item_hash(item: Mapping[str, Any]) -> bytes:
+    return hashlib.sha256(canonical_text(item).encode()).digest()
+
+
+def key_text(item: Mapping[str, Any], key_names: tuple[str, ...]) -> str:
+    return canonical_text({name: item[name] for name in key_names if name in item})
+
+
+class SetChecksum:
+    """An order-independent checksum of a set of items (sum of SHA-256 values mod 2**256).
+
+    Scan order differs between a table and its export, so the checksum must not depend on it.
+    """
+
+    MODULUS = 2**256
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.count = 0
+
+    def add_text(self, text: str) -> None:
+        self.total = (self.total + int.from_bytes(hashlib.sha256(text.encode()).digest(), "big")) % self.MODULUS
+        self.count += 1
+
+    def add(self, item: Mapping[str, Any]) -> None:
+        self.add_text(canonical_text(item))
+
+    def hexdigest(self) -> str:
+        return f"{self.total:064x}"

@@ -1,0 +1,126 @@
+"""Phases of a plan, their guards, and rollback.
+
+setup → backfill → parallel → validate → cutover → cleanup. Every forward step backs up each target
+table first and records who, when and why; rollback restores the backups taken before the phase
+being left (for a table the plan created, that backup is empty, so restoring it removes what the plan
+wrote) and moves the phase back, recorded the same way.
+
+Guards: cutover only after a clean validation newer than the end of the last backfill or catch-up;
+cleanup only ``LIZZY_MIGRATION_CLEANUP_WAIT_SECONDS`` after cutover.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from lizzy.dynamodb import dynamodb_describe_table
+from lizzy.errors import PreconditionFailed, ValidationFailed
+from migration_app.models import PHASE_ORDER, MigrationPlan, Phase, PhaseTransition, RunStatus
+from migration_app.services.backups import backup_restore, backup_table
+
+ERR_PHASE_UNKNOWN = "Unknown phase {phase!r}; phases are {phases}."
+ERR_PHASE_ORDER = "Plan {plan} is in {current}; the next phase is {expected}, not {phase}."
+ERR_CUTOVER_NO_VALIDATION = "Cutover needs a clean validation after the last backfill or catch-up (finished {at})."
+ERR_CUTOVER_DIRTY = "Cutover needs a clean validation; the latest found {summary}."
+ERR_CLEANUP_WAIT = "Cleanup is allowed {wait} after cutover, at {allowed:%Y-%m-%d %H:%M:%S} UTC."
+ERR_TABLES_MISSING = "Backfill needs the target tables; missing: {tables}. Run setup first."
+ERR_NOTHING_TO_ROLL_BACK = "Plan {plan} has no phase transition to roll back."
+ERR_PHASE_MOVED = "Plan {plan} left {phase} while this change was prepared (now {current}); nothing was recorded."
+ERR_REASON_REQUIRED = "A rollback needs a reason (it is recorded with who and when)."
+
+
+class PhaseGuardFailed(PreconditionFailed):
+    code = "phase_guard_failed"
+
+
+def _actor_fields(actor: Any) -> dict[str, Any]:
+    if actor is None or isinstance(actor, str):
+        return {"actor": None, "actor_name": actor or "system"}
+    return {"actor": actor, "actor_name": actor.get_username()}
+
+
+def phase_guard(*, plan: MigrationPlan, to_phase: str, now: dt.datetime | None = None) -> None:
+    """Raise PhaseGuardFailed when ``plan`` may not enter ``to_phase`` now."""
+    if to_phase not in PHASE_ORDER:
+        raise ValidationFailed(ERR_PHASE_UNKNOWN.format(phase=to_phase, phases=", ".join(PHASE_ORDER)))
+    current = PHASE_ORDER.index(plan.phase)
+    if PHASE_ORDER.index(to_phase) != current + 1:
+        expected = PHASE_ORDER[current + 1] if current + 1 < len(PHASE_ORDER) else "none"
+        raise PhaseGuardFailed(
+            ERR_PHASE_ORDER.format(plan=plan.name, current=plan.phase, expected=expected, phase=to_phase)
+        )
+    now = now or timezone.now()
+    if to_phase == Phase.BACKFILL:
+        missing = [table for table in plan.target_tables if dynamodb_describe_table(table=table) is None]
+        if missing:
+            raise PhaseGuardFailed(ERR_TABLES_MISSING.format(tables=", ".join(missing)))
+    if to_phase == Phase.CUTOVER:
+        last_run = plan.runs.filter(status=RunStatus.SUCCEEDED).order_by("-finished_at").first()
+        last_end = last_run.finished_at if last_run else None
+        report = plan.validations.order_by("-created_at", "-id").first()
+        if report is None or (last_end and report.created_at < last_end):
+            raise PhaseGuardFailed(ERR_CUTOVER_NO_VALIDATION.format(at=last_end or "never"))
+        if not report.clean:
+            raise PhaseGuardFailed(ERR_CUTOVER_DIRTY.format(summary=report.summary()))
+    if to_phase == Phase.CLEANUP:
+        wait = dt.timedelta(seconds=settings.LIZZY_MIGRATION_CLEANUP_WAIT_SECONDS)
+        cutover = plan.transitions.filter(to_phase=Phase.CUTOVER, rollback=False).order_by("-created_at").first()
+        allowed = (cutover.created_at if cutover else plan.phase_changed_at) + wait
+        if now < allowed:
+            raise PhaseGuardFailed(ERR_CLEANUP_WAIT.format(wait=wait, allowed=allowed))
+
+
+def plan_advance(*, plan: MigrationPlan, to_phase: str, actor: Any = None, reason: str = "") -> PhaseTransition:
+    """Move a plan one phase forward: guards, then a backup of every existing target table."""
+    phase_guard(plan=plan, to_phase=to_phase)
+    backups = [
+        backup_table(table=table, plan=plan, reason=f"before {to_phase}")
+        for table in plan.target_tables
+        if dynamodb_describe_table(table=table) is not None
+    ]
+    from_phase = plan.phase
+    with transaction.atomic():
+        # Compare-and-set on the phase: two advances at once (two admins, two schedulers) both pass the
+        # guard on their own copy of the plan; only the first may record a transition.
+        now = timezone.now()
+        moved = MigrationPlan.objects.filter(pk=plan.pk, phase=from_phase).update(
+            phase=to_phase, phase_changed_at=now, updated_at=now
+        )
+        if not moved:
+            current = MigrationPlan.objects.values_list("phase", flat=True).get(pk=plan.pk)
+            raise PhaseGuardFailed(ERR_PHASE_MOVED.format(plan=plan.name, phase=from_phase, current=current))
+        transition = PhaseTransition.objects.create(
+            plan=plan, from_phase=from_phase, to_phase=to_phase, reason=reason, **_actor_fields(actor)
+        )
+        transition.backups.set(backups)
+    plan.phase, plan.phase_changed_at = to_phase, now
+    return transition
+
+
+def plan_rollback(*, plan: MigrationPlan, actor: Any, reason: str) -> PhaseTransition:
+    """Undo the last forward transition: restore its backups (verified), move the phase back."""
+    if not reason.strip():
+        raise ValidationFailed(ERR_REASON_REQUIRED)
+    last = plan.transitions.filter(rollback=False, to_phase=plan.phase).order_by("-created_at", "-id").first()
+    if last is None:
+        raise PhaseGuardFailed(ERR_NOTHING_TO_ROLL_BACK.format(plan=plan.name))
+    restored = [backup_restore(backup=backup) for backup in last.backups.all()]
+    with transaction.atomic():
+        transition = PhaseTransition.objects.create(
+            plan=plan,
+            from_phase=plan.phase,
+            to_phase=last.from_phase,
+            rollback=True,
+            reason=reason,
+            **_actor_fields(actor),
+        )
+        transition.backups.set(last.backups.all())
+        plan.phase, plan.phase_changed_at = last.from_phase, transition.created_at
+        plan.save(update_fields=["phase", "phase_changed_at", "updated_at"])
+    transition.restored = restored
+    return transition

@@ -1,0 +1,207 @@
+from django import forms
+from django.conf import settings as django_settings
+from django.contrib import admin
+from django.utils.html import format_html
+
+from lizzy.errors import ApplicationError
+from lizzy.redis import RedisUnavailable
+from sessions_app.models import (
+    Customer,
+    Equipment,
+    EquipmentModel,
+    HandoffRequest,
+    Part,
+    PartsOrder,
+    ServiceRequest,
+    SessionStoreModeChange,
+    SessionStoreSetting,
+    SmsContact,
+    Transaction,
+)
+from sessions_app.services.crm import handoff_close
+from sessions_app.services.session_stores import session_store_stats, shadow_read_stats
+from sessions_app.services.store_modes import store_mode_check_transition, store_mode_set
+from sessions_app.services.write_behind import flush_backlog, flush_last
+
+
+class EquipmentInline(admin.TabularInline):
+    model = Equipment
+    extra = 0
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ("customer_id", "name", "phone", "email", "updated_at")
+    search_fields = ("customer_id", "name", "phone", "email")
+    inlines = [EquipmentInline]
+
+
+@admin.register(Equipment)
+class EquipmentAdmin(admin.ModelAdmin):
+    list_display = ("equipment_id", "name", "serial_number", "unit_type", "model", "owner")
+    list_filter = ("unit_type", "model")
+    search_fields = ("equipment_id", "name", "serial_number", "model", "owner__customer_id", "owner__name")
+    list_select_related = ("owner",)
+    autocomplete_fields = ("owner",)
+
+
+@admin.register(EquipmentModel)
+class EquipmentModelAdmin(admin.ModelAdmin):
+    list_display = ("name", "brand", "unit_type")
+    list_filter = ("unit_type", "brand")
+    search_fields = ("name", "brand")
+
+
+@admin.register(Part)
+class PartAdmin(admin.ModelAdmin):
+    list_display = ("sku", "name", "unit_type", "price", "stock")
+    list_filter = ("unit_type", "compatible_models")
+    search_fields = ("sku", "name", "compatible_models__name")
+    filter_horizontal = ("compatible_models",)
+
+
+@admin.register(Transaction)
+class TransactionAdmin(admin.ModelAdmin):
+    list_display = ("customer", "date", "amount", "description")
+    list_filter = ("date",)
+    search_fields = ("customer__customer_id", "customer__name", "description")
+    list_select_related = ("customer",)
+    date_hierarchy = "date"
+    autocomplete_fields = ("customer",)
+
+
+@admin.register(PartsOrder)
+class PartsOrderAdmin(admin.ModelAdmin):
+    list_display = ("id", "customer", "equipment", "status", "created_at")
+    list_filter = ("status", "created_at")
+    search_fields = ("customer__customer_id", "customer__name", "equipment__equipment_id")
+    list_select_related = ("customer", "equipment")
+    autocomplete_fields = ("customer", "equipment")
+
+
+@admin.register(ServiceRequest)
+class ServiceRequestAdmin(admin.ModelAdmin):
+    list_display = ("id", "customer", "equipment", "status", "created_at")
+    list_filter = ("status", "created_at")
+    search_fields = ("customer__customer_id", "customer__name", "problem_description")
+    list_select_related = ("customer", "equipment")
+    autocomplete_fields = ("customer", "equipment")
+
+
+# --- Session store mode (docs/SESSION_STORE.md) ---------------------------------------------------
+
+
+class SessionStoreSettingForm(forms.ModelForm):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), required=False, help_text="Why (kept in history)."
+    )
+    force = forms.BooleanField(required=False, help_text="Override the divergence/backlog guard (needs a reason).")
+
+    class Meta:
+        model = SessionStoreSetting
+        fields = ("mode",)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        current = self.instance.mode if self.instance.pk else django_settings.LIZZY_SESSION_STORE_DEFAULT_MODE
+        try:
+            store_mode_check_transition(
+                current=current, target=data.get("mode"), reason=data.get("reason", ""), force=data.get("force", False)
+            )
+        except ApplicationError as exc:
+            raise forms.ValidationError(exc.message) from exc
+        return data
+
+
+@admin.register(SessionStoreSetting)
+class SessionStoreSettingAdmin(admin.ModelAdmin):
+    form = SessionStoreSettingForm
+    list_display = ("mode", "changed_at", "changed_by", "reason")
+    readonly_fields = ("changed_at", "changed_by", "store_health")
+
+    def has_add_permission(self, request) -> bool:  # noqa: ANN001
+        return not SessionStoreSetting.objects.exists()
+
+    def has_delete_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+        return False
+
+    def save_model(self, request, obj, form, change) -> None:  # noqa: ANN001
+        store_mode_set(
+            mode=form.cleaned_data["mode"],
+            actor=f"admin:{request.user.get_username()}",
+            reason=form.cleaned_data.get("reason", ""),
+            force=form.cleaned_data.get("force", False),
+        )
+
+    @admin.display(description="Store health")
+    def store_health(self, obj: SessionStoreSetting) -> str:
+        stats = session_store_stats()
+        try:
+            backlog = flush_backlog()
+            shadow = shadow_read_stats()
+            last = flush_last() or {}
+            redis_part = format_html(
+                "Write-behind backlog: {} (oldest {} s); last flush {} wrote {}; divergences (last {} s): {}",
+                backlog.size,
+                round(backlog.oldest_age_seconds or 0, 1),
+                last.get("finishedAt", "never"),
+                last.get("written", 0),
+                shadow["window_seconds"],
+                shadow["divergences"],
+            )
+        except RedisUnavailable as exc:
+            redis_part = format_html("Redis: {}", exc.message)
+        hit_rate = "n/a" if stats.hit_rate is None else f"{stats.hit_rate:.1%}"
+        return format_html(
+            "Hit rate (this process): {}; breaker: {}; latency: {}<br>{}",
+            hit_rate,
+            stats.breaker,
+            stats.latency,
+            redis_part,
+        )
+
+
+@admin.register(SessionStoreModeChange)
+class SessionStoreModeChangeAdmin(admin.ModelAdmin):
+    list_display = ("changed_at", "from_mode", "to_mode", "changed_by", "forced", "reason")
+    list_filter = ("to_mode", "forced")
+
+    def has_add_permission(self, request) -> bool:  # noqa: ANN001
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+        return False
+
+
+# --- SMS workflow (issue 3) ----------------------------------------------------------------------
+
+
+@admin.register(HandoffRequest)
+class HandoffRequestAdmin(admin.ModelAdmin):
+    """Customers who texted "talk to a person": ops call or text them back, then close the row."""
+
+    list_display = ("id", "customer", "phone", "node", "status", "created_at")
+    list_filter = ("status", "created_at")
+    search_fields = ("customer__customer_id", "customer__name", "phone")
+    list_select_related = ("customer",)
+    readonly_fields = ("source_message_sid", "created_at")
+    actions = ("close_handoffs",)
+
+    @admin.action(description="Close selected hand-offs")
+    def close_handoffs(self, request, queryset):
+        closed = handoff_close(handoff_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"Closed {closed} hand-off{'' if closed == 1 else 's'}.")
+
+
+@admin.register(SmsContact)
+class SmsContactAdmin(admin.ModelAdmin):
+    list_display = ("id", "phone", "opted_out", "opted_out_at", "opted_in_at", "last_session_started_at")
+    list_filter = ("opted_out",)
+    search_fields = ("phone",)
+
+
+# The ops console pages and panels of this app: live sessions (DynamoDB, not the ORM), cached entries, dashboard.
+from sessions_app import admin_cache, admin_panels, admin_sessions  # noqa: E402, F401

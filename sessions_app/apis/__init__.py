@@ -1,0 +1,1 @@
+"""REST endpoints, one module per area: sessions, sms (webhook), crm, events."""

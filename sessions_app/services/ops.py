@@ -1,0 +1,45 @@
+"""What ops staff do to a live session from the admin: expire it now, reset it to MAIN_MENU, delete it.
+
+Each is conditional on the version the operator saw, so an operator never overwrites a turn the
+customer made in the meantime: they get ``SessionConflict`` and look again. Each goes through the
+store of the current mode (``get_session_store()``), so a Redis copy (hot tier, mirror, write-behind
+value and its dirty marker) is removed or updated together with the DynamoDB item.
+"""
+
+from __future__ import annotations
+
+from sessions_app.services.sessions import (
+    ERR_CONFLICT,
+    MAIN_MENU,
+    Session,
+    SessionConflict,
+    get_session_store,
+    session_delete,
+    session_new,
+    session_save,
+)
+
+
+def session_expire(*, phone: str, expected_version: int) -> None:
+    """End the session now: DynamoDB keeps the item with ``ttl`` = now (its TTL deletes it later),
+    Redis loses its copy. The version is bumped so a writer holding the old one cannot resurrect it.
+    """
+    if not get_session_store().expire(phone, expected_version=expected_version):
+        raise SessionConflict(ERR_CONFLICT.format(expected=expected_version))
+
+
+def session_reset(*, phone: str, expected_version: int) -> Session:
+    """Back to MAIN_MENU with empty session data; the customer and cached profile stay."""
+    current = get_session_store().load(phone)
+    if current is None or current.version != expected_version:
+        raise SessionConflict(ERR_CONFLICT.format(expected=expected_version))
+    fresh = session_new(phone=phone, customer_id=current.customer_id)
+    current.current_node = MAIN_MENU
+    current.session_data = fresh.session_data
+    return session_save(session=current, expected_version=expected_version)
+
+
+def session_remove(*, phone: str, expected_version: int) -> None:
+    """Delete the item now (unlike expire, which leaves it to DynamoDB's TTL)."""
+    if not session_delete(phone=phone, expected_version=expected_version):
+        raise SessionConflict(ERR_CONFLICT.format(expected=expected_version))

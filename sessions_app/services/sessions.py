@@ -1,0 +1,327 @@
+"""The SMS session store of seed 000: one DynamoDB item per phone in ``LizzySMSSessions``.
+
+The item is exactly the seed's document (``phone``, ``customerId``, ``currentNode``, ``cachedData``,
+``sessionData``, ``lastActivity``, ``ttl``) plus ``version`` for optimistic locking. Every save
+refreshes ``lastActivity`` and ``ttl``; every read treats an item whose ``ttl`` has passed as absent,
+because DynamoDB deletes expired items only "within a few days" and GetItem cannot filter.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+from django.conf import settings
+from django.utils import timezone
+from rest_framework import status
+
+from lizzy.dynamodb import (
+    ConditionFailed,
+    decode_cursor,
+    dynamodb_delete_item,
+    dynamodb_get_item,
+    dynamodb_put_item,
+    dynamodb_scan,
+    dynamodb_update_item,
+    encode_cursor,
+    iso_utc,
+)
+from lizzy.errors import ApplicationError
+from lizzy.phone import mask_phone
+from lizzy.tables import SESSIONS
+
+logger = logging.getLogger(__name__)
+
+MAIN_MENU = "MAIN_MENU"
+SESSION_DATA_KEYS = (
+    "selectedEquipmentId",
+    "selectedEquipmentName",
+    "selectedEquipmentSN",
+    "filterUnitType",
+    "filterModel",
+    "problemDescription",
+    "partsOrderRequested",
+)
+CACHED_DATA_KEYS = ("customerProfile", "profileCacheTime", "transactions", "transactionsCacheTime")
+# Attributes the store itself owns; everything else in an item travels untouched in ``extra``.
+_CORE_ATTRIBUTES = {"phone", "customerId", "currentNode", "cachedData", "sessionData", "lastActivity", "ttl", "version"}
+
+ERR_CONFLICT = "The session for this phone changed since version {expected}; re-read it and try again."
+ERR_EXISTS = "A session for this phone already exists; replace it with If-Match: its version."
+
+
+class SessionConflict(ApplicationError):
+    """A write was conditional on a version that is no longer current: nothing was written."""
+
+    code = "session_conflict"
+    http_status = status.HTTP_412_PRECONDITION_FAILED
+
+
+@dataclass
+class Session:
+    phone: str
+    customer_id: str | None = None
+    current_node: str = MAIN_MENU
+    cached_data: dict[str, Any] = field(default_factory=dict)
+    session_data: dict[str, Any] = field(default_factory=dict)
+    last_activity: str | None = None
+    ttl: int | None = None
+    version: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_document(self) -> dict[str, Any]:
+        """The seed's camelCase item (what DynamoDB stores and the API returns)."""
+        document: dict[str, Any] = {"phone": self.phone}
+        if self.customer_id:
+            document["customerId"] = self.customer_id
+        document.update(
+            {
+                "currentNode": self.current_node,
+                "cachedData": self.cached_data,
+                "sessionData": self.session_data,
+            }
+        )
+        if self.last_activity:
+            document["lastActivity"] = self.last_activity
+        if self.ttl is not None:
+            document["ttl"] = self.ttl
+        document["version"] = self.version
+        document.update(self.extra)
+        return document
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> Session:
+        return cls(
+            phone=document["phone"],
+            customer_id=document.get("customerId"),
+            current_node=document.get("currentNode", MAIN_MENU),
+            cached_data=dict(document.get("cachedData") or {}),
+            session_data=dict(document.get("sessionData") or {}),
+            last_activity=document.get("lastActivity"),
+            ttl=int(document["ttl"]) if document.get("ttl") is not None else None,
+            version=int(document.get("version", 0)),
+            extra={k: v for k, v in document.items() if k not in _CORE_ATTRIBUTES},
+        )
+
+    def copy(self) -> Session:
+        """An independent copy. Every turn copies its session twice (engine, store) and a session is
+        ~12 KB of nested maps and lists: ``copy.deepcopy``'s memo bookkeeping made that a visible share
+        of a webhook turn (docs/BENCHMARKS.md, benchmark 3)."""
+        return Session(
+            phone=self.phone,
+            customer_id=self.customer_id,
+            current_node=self.current_node,
+            cached_data=_copied(self.cached_data),
+            session_data=_copied(self.session_data),
+            last_activity=self.last_activity,
+            ttl=self.ttl,
+            version=self.version,
+            extra=_copied(self.extra),
+        )
+
+    def is_expired(self, now: dt.datetime | None = None) -> bool:
+        return self.ttl is not None and self.ttl <= int((now or timezone.now()).timestamp())
+
+
+_IMMUTABLE = (str, int, float, bool, Decimal, type(None), bytes)
+
+
+def _copied(value: Any) -> Any:
+    """Deep copy of JSON-like data (dicts, lists, scalars); anything else goes through deepcopy."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _copied(item) for key, item in value.items()}
+    if kind is list:
+        return [_copied(item) for item in value]
+    if kind in _IMMUTABLE:
+        return value
+    return copy.deepcopy(value)
+
+
+def session_new(*, phone: str, customer_id: str | None = None) -> Session:
+    return Session(phone=phone, customer_id=customer_id, session_data={"partsOrderRequested": False})
+
+
+def session_touch(*, session: Session, now: dt.datetime | None = None) -> Session:
+    """Refresh ``lastActivity`` and ``ttl`` (= lastActivity + LIZZY_SESSION_TTL_SECONDS)."""
+    now = now or timezone.now()
+    session.last_activity = iso_utc(now.replace(microsecond=0))
+    session.ttl = int(now.timestamp()) + settings.LIZZY_SESSION_TTL_SECONDS
+    return session
+
+
+class SessionStore(Protocol):
+    """Where sessions live. The DynamoDB store below is the store of record."""
+
+    def load(self, phone: str) -> Session | None: ...
+
+    def save(self, session: Session, *, expected_version: int | None) -> Session: ...
+
+    def delete(self, phone: str, *, expected_version: int | None = None) -> bool: ...
+
+    def expire(self, phone: str, *, expected_version: int | None = None) -> bool: ...
+
+
+class DynamoDBSessionStore:
+    """One GetItem per read, one conditional PutItem per write."""
+
+    def __init__(self, table: str | None = None) -> None:
+        self._table = table
+
+    @property
+    def table(self) -> str:
+        return self._table or SESSIONS.name
+
+    def load(self, phone: str) -> Session | None:
+        # Strongly consistent: the version we read is the one our conditional write will check.
+        item = dynamodb_get_item(table=self.table, key={"phone": phone}, consistent=True)
+        if item is None:
+            return None
+        session = Session.from_document(item)
+        return None if session.is_expired() else session
+
+    def save(self, session: Session, *, expected_version: int | None) -> Session:
+        stored = session.copy()
+        stored.version = (expected_version or 0) + 1
+        session_touch(session=stored)
+        document = stored.to_document()  # dynamodb_put_item refuses an oversize item before the wire
+        names = {"#v": "version", "#ttl": "ttl", "#phone": "phone"}
+        if expected_version is None:
+            # New session: nothing live may be there. An expired item still present may be replaced.
+            condition = "attribute_not_exists(#phone) OR #ttl <= :now"
+            values: dict[str, Any] = {":now": int(timezone.now().timestamp())}
+            names.pop("#v")
+        else:
+            condition = "#v = :expected"
+            values = {":expected": expected_version}
+            names.pop("#ttl")
+            names.pop("#phone")
+        try:
+            dynamodb_put_item(table=self.table, item=document, condition=condition, names=names, values=values)
+        except ConditionFailed as exc:
+            message = ERR_EXISTS if expected_version is None else ERR_CONFLICT.format(expected=expected_version)
+            logger.info("session write conflict for %s at version %s", mask_phone(session.phone), expected_version)
+            raise SessionConflict(message, details={"expectedVersion": expected_version}) from exc
+        return stored
+
+    def delete(self, phone: str, *, expected_version: int | None = None) -> bool:
+        if expected_version is None:
+            condition, names, values = (
+                "attribute_exists(#phone) AND #ttl > :now",
+                {"#phone": "phone", "#ttl": "ttl"},
+                {":now": int(timezone.now().timestamp())},
+            )
+        else:
+            condition, names, values = "#v = :expected", {"#v": "version"}, {":expected": expected_version}
+        try:
+            dynamodb_delete_item(
+                table=self.table, key={"phone": phone}, condition=condition, names=names, values=values
+            )
+        except ConditionFailed as exc:
+            if expected_version is None:
+                return False
+            raise SessionConflict(ERR_CONFLICT.format(expected=expected_version)) from exc
+        return True
+
+    def expire(self, phone: str, *, expected_version: int | None = None) -> bool:
+        """Set ``ttl`` to now and bump the version: every read treats it as gone, TTL deletes it later.
+
+        The bump means a writer still holding the old version cannot resurrect the session. Without
+        ``expected_version`` (a mirror in another mode) any live item is expired; False when none is.
+        """
+        now = int(timezone.now().timestamp())
+        names = {"#ttl": "ttl", "#v": "version"}
+        values: dict[str, Any] = {":now": now, ":one": 1}
+        if expected_version is None:
+            condition = "attribute_exists(#v) AND #ttl > :now"
+        else:
+            condition = "#v = :expected"
+            values[":expected"] = expected_version
+        try:
+            dynamodb_update_item(
+                table=self.table,
+                key={"phone": phone},
+                update="SET #ttl = :now, #v = #v + :one",
+                condition=condition,
+                names=names,
+                values=values,
+                return_values="NONE",
+            )
+        except ConditionFailed as exc:
+            if expected_version is None:
+                return False
+            raise SessionConflict(ERR_CONFLICT.format(expected=expected_version)) from exc
+        return True
+
+
+def get_session_store() -> SessionStore:
+    """The store of the current mode (docs/SESSION_STORE.md); the mode is cached in-process for seconds."""
+    from sessions_app.services.session_stores import store_for_mode
+    from sessions_app.services.store_modes import store_mode_current
+
+    return store_for_mode(store_mode_current())
+
+
+def session_save(*, session: Session, expected_version: int | None) -> Session:
+    """Write ``session`` if the stored version is still ``expected_version`` (None: must not exist).
+
+    Returns the stored session (new version, fresh ``lastActivity``/``ttl``); raises
+    ``SessionConflict`` when another writer got there first, ``ItemTooLarge`` before any write
+    when the item would exceed 400 KB.
+    """
+    return get_session_store().save(session, expected_version=expected_version)
+
+
+def session_delete(*, phone: str, expected_version: int | None = None) -> bool:
+    """End a session. False when there was no live session."""
+    return get_session_store().delete(phone, expected_version=expected_version)
+
+
+def session_list(
+    *,
+    node: str | None = None,
+    known_customer: bool | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+    table: str | None = None,
+) -> tuple[list[Session], str | None]:
+    """Live sessions (optionally at one node, with or without a customer), one page.
+
+    The cursor is an opaque LastEvaluatedKey. A Scan with a filter: fine for an ops listing, never on
+    the request path of the webhook.
+    """
+    table = table or SESSIONS.name
+    names = {"#ttl": "ttl"}
+    values: dict[str, Any] = {":now": int(timezone.now().timestamp())}
+    expression = "#ttl > :now"
+    if node:
+        names["#node"] = "currentNode"
+        values[":node"] = node
+        expression += " AND #node = :node"
+    if known_customer is not None:
+        names["#customer"] = "customerId"
+        expression += f" AND {'attribute_exists' if known_customer else 'attribute_not_exists'}(#customer)"
+    start_key = decode_cursor(cursor)
+    found: list[Session] = []
+    while True:
+        page = dynamodb_scan(
+            table=table,
+            filter_expression=expression,
+            names=names,
+            values=values,
+            start_key=start_key,
+            limit=max(limit, 100),
+        )
+        for item in page.items:
+            found.append(Session.from_document(item))
+            if len(found) == limit:
+                # Resume after the last item we return, not after the page: nothing is skipped.
+                more = page.last_key is not None or item is not page.items[-1]
+                return found, encode_cursor({"phone": item["phone"]}) if more else None
+        if not page.last_key:
+            return found, None
+        start_key = page.last_key

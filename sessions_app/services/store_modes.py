@@ -1,0 +1,187 @@
+"""Session store modes: which store sessions live in, how the mode changes, and the guards.
+
+The mode is one database row, so the admin and ``manage.py session_store_mode`` change it for every
+web and worker process at once; each process caches it for ``LIZZY_MODE_CACHE_SECONDS`` so a request
+costs no database query, and follows a change within that many seconds.
+
+Forward moves follow seed 000's phases one step at a time (redis_only → parallel → cutover →
+dynamodb_only), then seed 001's hot tier (→ cached → cached_write_behind). A rollback is one step back
+and needs a reason. Two guards protect data: entering cutover while shadow reads saw divergences in the
+last window, and dropping the hot tier while write-behind sessions are still unflushed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import DatabaseError, transaction
+from django.utils import timezone
+from rest_framework import status
+
+from lizzy.errors import ApplicationError
+from lizzy.redis import RedisUnavailable
+from sessions_app.models import SessionStoreModeChange, SessionStoreSetting, StoreMode
+
+logger = logging.getLogger(__name__)
+
+MODE_ORDER: tuple[str, ...] = (
+    StoreMode.REDIS_ONLY,
+    StoreMode.PARALLEL,
+    StoreMode.CUTOVER,
+    StoreMode.DYNAMODB_ONLY,
+    StoreMode.CACHED,
+    StoreMode.CACHED_WRITE_BEHIND,
+)
+REDIS_MODES = frozenset(
+    {StoreMode.REDIS_ONLY, StoreMode.PARALLEL, StoreMode.CUTOVER, StoreMode.CACHED, StoreMode.CACHED_WRITE_BEHIND}
+)
+
+ERR_UNKNOWN_MODE = "{mode!r} is not a session store mode; choose one of: {choices}."
+ERR_SAME_MODE = "The session store is already in {mode}."
+ERR_SKIP = "{current} → {target} skips a phase; move one step at a time: {current} → {next}."
+ERR_ROLLBACK_REASON = "Moving back from {current} to {target} is a rollback and needs a reason."
+ERR_FORCE_REASON = "Forcing a mode change needs a reason."
+ERR_DIVERGENCES = (
+    "Refusing {current} → {target}: shadow reads found {count} divergence(s) in the last {window} s. "
+    "Investigate them (`session_store_mode` prints samples) or force with a reason."
+)
+ERR_SHADOW_UNKNOWN = (
+    "Refusing {current} → {target}: cannot read the shadow-read counts ({reason}). Force with a reason."
+)
+ERR_BACKLOG = (
+    "Refusing {current} → {target}: {count} write-behind session(s) are not yet in DynamoDB. "
+    "Wait for the flusher (or run it) and try again, or force with a reason."
+)
+ERR_BACKLOG_UNKNOWN = "Refusing {current} → {target}: cannot read the write-behind backlog ({reason})."
+
+
+class ModeChangeRefused(ApplicationError):
+    code = "mode_change_refused"
+    http_status = status.HTTP_409_CONFLICT
+
+
+class UnknownMode(ApplicationError):
+    code = "unknown_mode"
+
+
+@dataclass(frozen=True)
+class ModeState:
+    mode: str
+    changed_at: object | None
+    changed_by: str
+    reason: str
+
+
+_cache_lock = threading.Lock()
+_cached: tuple[str, float] | None = None
+
+
+def store_mode_current() -> str:
+    """The mode this process follows: pinned by setting, else the database row, cached briefly."""
+    global _cached
+    if settings.LIZZY_SESSION_STORE_MODE:
+        return settings.LIZZY_SESSION_STORE_MODE
+    now = time.monotonic()
+    cached = _cached
+    if cached and cached[1] > now:
+        return cached[0]
+    with _cache_lock:
+        try:
+            row = SessionStoreSetting.objects.filter(pk=1).values_list("mode", flat=True).first()
+        except DatabaseError:
+            # The database is away: keep following the last mode we knew rather than failing SMS turns.
+            logger.warning("cannot read the session store mode; keeping %s", cached[0] if cached else "the default")
+            row = cached[0] if cached else None
+        mode = row or settings.LIZZY_SESSION_STORE_DEFAULT_MODE
+        _cached = (mode, now + settings.LIZZY_MODE_CACHE_SECONDS)
+    return mode
+
+
+def store_mode_forget_cache() -> None:
+    global _cached
+    with _cache_lock:
+        _cached = None
+
+
+def store_mode_get() -> ModeState:
+    row = SessionStoreSetting.objects.filter(pk=1).first()
+    if row is None:
+        return ModeState(settings.LIZZY_SESSION_STORE_DEFAULT_MODE, None, "default", "")
+    return ModeState(row.mode, row.changed_at, row.changed_by, row.reason)
+
+
+def store_mode_history(*, limit: int = 20) -> list[SessionStoreModeChange]:
+    return list(SessionStoreModeChange.objects.all()[:limit])
+
+
+def store_mode_check_transition(*, current: str, target: str, reason: str, force: bool) -> None:
+    """Raise ``ModeChangeRefused`` (or ``UnknownMode``) unless ``current → target`` is allowed now."""
+    if target not in MODE_ORDER:
+        raise UnknownMode(ERR_UNKNOWN_MODE.format(mode=target, choices=", ".join(MODE_ORDER)))
+    if target == current:
+        raise ModeChangeRefused(ERR_SAME_MODE.format(mode=current))
+    reason = (reason or "").strip()
+    if force and not reason:
+        raise ModeChangeRefused(ERR_FORCE_REASON)
+    here, there = MODE_ORDER.index(current), MODE_ORDER.index(target)
+    if abs(there - here) != 1:
+        step = MODE_ORDER[here + (1 if there > here else -1)]
+        raise ModeChangeRefused(ERR_SKIP.format(current=current, target=target, next=step))
+    if there < here and not reason:
+        raise ModeChangeRefused(ERR_ROLLBACK_REASON.format(current=current, target=target))
+    if force:
+        return
+    if current == StoreMode.PARALLEL and target == StoreMode.CUTOVER:
+        _check_no_divergences(current, target)
+    if current == StoreMode.CACHED and target == StoreMode.DYNAMODB_ONLY:
+        _check_no_backlog(current, target)
+
+
+def _check_no_divergences(current: str, target: str) -> None:
+    from sessions_app.services.session_stores import shadow_read_stats
+
+    try:
+        stats = shadow_read_stats()
+    except RedisUnavailable as exc:
+        raise ModeChangeRefused(ERR_SHADOW_UNKNOWN.format(current=current, target=target, reason=exc.message)) from exc
+    if stats["divergences"]:
+        raise ModeChangeRefused(
+            ERR_DIVERGENCES.format(
+                current=current, target=target, count=stats["divergences"], window=stats["window_seconds"]
+            ),
+            details=stats,
+        )
+
+
+def _check_no_backlog(current: str, target: str) -> None:
+    from sessions_app.services.write_behind import flush_backlog
+
+    try:
+        backlog = flush_backlog()
+    except RedisUnavailable as exc:
+        raise ModeChangeRefused(ERR_BACKLOG_UNKNOWN.format(current=current, target=target, reason=exc.message)) from exc
+    if backlog.size:
+        raise ModeChangeRefused(ERR_BACKLOG.format(current=current, target=target, count=backlog.size))
+
+
+def store_mode_set(*, mode: str, actor: str, reason: str = "", force: bool = False) -> SessionStoreModeChange:
+    """Change the mode for every process (within LIZZY_MODE_CACHE_SECONDS), recording who, when and why."""
+    reason = (reason or "").strip()
+    with transaction.atomic():
+        row = SessionStoreSetting.objects.select_for_update().filter(pk=1).first()
+        current = row.mode if row else settings.LIZZY_SESSION_STORE_DEFAULT_MODE
+        store_mode_check_transition(current=current, target=mode, reason=reason, force=force)
+        now = timezone.now()
+        SessionStoreSetting.objects.update_or_create(
+            pk=1, defaults={"mode": mode, "changed_at": now, "changed_by": actor, "reason": reason}
+        )
+        change = SessionStoreModeChange.objects.create(
+            from_mode=current, to_mode=mode, changed_at=now, changed_by=actor, reason=reason, forced=force
+        )
+    store_mode_forget_cache()
+    logger.info("session store mode %s -> %s by %s%s", current, mode, actor, " (forced)" if force else "")
+    return change

@@ -1,0 +1,268 @@
+"""The engine: apply one inbound SMS to the phone's session, write it once, then run its side effects.
+
+A turn reads the session with ``session_get`` and writes it with ``session_save`` (conditional on the
+version it read), so on DynamoDB it costs one GetItem and one PutItem. When another message for the same
+phone wins the race (``SessionConflict``), the turn is rebuilt from a fresh read and applied again, a
+bounded number of times with small jittered sleeps. Side effects (orders, service requests, opt-out...)
+run only after the write has won, keyed by the MessageSid, so a retried turn cannot duplicate them.
+
+De-duplication lives in the session item itself: ``messageLog`` keeps the last MessageSids with the
+reply that was sent, so a retried delivery gets the same reply and the state does not move.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from lizzy.dynamodb import iso_utc
+from lizzy.errors import ServiceUnavailable
+from lizzy.phone import hash_phone
+from sessions_app import selectors
+from sessions_app.services import crm
+from sessions_app.services.sessions import Session, SessionConflict, session_new, session_save
+from sessions_app.services.workflow.base import HOME, Pick, Turn, fit_reply
+from sessions_app.services.workflow.nodes import HELP_TEXT, MAIN_MENU, NODES, reset_list
+
+logger = logging.getLogger(__name__)
+
+STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})  # Twilio's opt-out keywords
+START_WORDS = frozenset({"START", "YES", "UNSTOP"})  # Twilio's opt-in keywords (only while opted out)
+HELP_WORDS = frozenset({"HELP", "INFO"})
+MENU_WORDS = frozenset({"MENU"})
+MORE_WORDS = frozenset({"MORE", "NEXT"})
+KEYWORD_MAX_CHARS = 16
+
+RETRY_BACKOFF_BASE_SECONDS = 0.01
+RETRY_BACKOFF_CAP_SECONDS = 0.25
+
+NOTE_EXPIRED = "Your previous session expired, so we're starting over."
+NOTE_RESUBSCRIBED = "You're subscribed again."
+NOTE_NOT_UNDERSTOOD = "Sorry, I didn't get that. Reply with {expects}, or MENU."
+ERR_BUSY = "Too many messages for this phone at once; the message was not applied. Try again shortly."
+
+# session.extra attributes the engine owns (camelCase like the rest of the item)
+TURN_COUNT = "turnCount"
+HISTORY = "history"
+MESSAGE_LOG = "messageLog"
+OPTED_OUT = "optedOut"
+
+
+class WorkflowBusy(ServiceUnavailable):
+    code = "session_busy"
+
+
+@dataclass
+class TurnOutcome:
+    session: Session
+    reply: str
+    effects: list[dict[str, Any]]
+    replayed: bool
+    node_before: str | None
+    created: bool
+
+
+@dataclass
+class SmsReply:
+    """What the webhook answers: the reply text ("" means send nothing) and how the turn went."""
+
+    reply: str
+    node: str
+    turn_count: int
+    replayed: bool
+    attempts: int
+
+
+def _keyword(text: str) -> str:
+    if len(text) > KEYWORD_MAX_CHARS:
+        return ""
+    return re.sub(r"[^A-Za-z]", "", text).upper()
+
+
+def _compose(turn: Turn, node_name: str) -> str:
+    node = NODES[node_name]
+    prefix = "\n".join(turn.notes)
+    budget = 1600 - (len(prefix) + 1 if prefix else 0)
+    body = node.render(turn, budget)
+    return fit_reply("\n".join(part for part in (prefix, body) if part))
+
+
+def _move(turn: Turn, target: str) -> str:
+    target = turn.home if target == HOME else target
+    if target != turn.session.current_node:
+        reset_list(turn)
+    turn.session.current_node = target
+    return _compose(turn, target)
+
+
+def _new_session(phone: str, turn_now: dt.datetime) -> tuple[Session, list[str], bool]:
+    """A phone with no live session: who is it, did they opt out, did a previous session lapse?"""
+    customer = selectors.customer_get_by_phone(phone=phone)
+    session = session_new(phone=phone, customer_id=customer.customer_id if customer else None)
+    contact = selectors.sms_contact_get(phone=phone)
+    session.extra[OPTED_OUT] = bool(contact and contact.opted_out)
+    expired = bool(contact and not contact.session_closed and contact.last_session_started_at)
+    return session, [NOTE_EXPIRED] if expired else [], expired
+
+
+def turn_apply(*, session: Session | None, phone: str, text: str, message_sid: str, now: dt.datetime) -> TurnOutcome:
+    """Apply one message to (a copy of) the session. Pure apart from CRM reads: nothing is written here."""
+    created = session is None
+    notes: list[str] = []
+    if session is None:
+        session, notes, _expired = _new_session(phone, now)
+        session.current_node = "MAIN_MENU" if session.customer_id else "ONBOARDING"
+    else:
+        for entry in session.extra.get(MESSAGE_LOG, []):
+            if entry.get("sid") == message_sid:
+                return TurnOutcome(session, entry.get("reply", ""), entry.get("effects", []), True, None, False)
+    node_before = None if created else session.current_node
+    if session.current_node not in NODES:
+        session.current_node = "MAIN_MENU" if session.customer_id else "ONBOARDING"
+    turn = Turn(session=session, phone=phone, message_sid=message_sid, text=text, now=now, notes=notes)
+    if created:
+        turn.effect("session_started")
+    reply = _dispatch(turn, created)
+    _record(turn, node_before, reply)
+    return TurnOutcome(session, reply, turn.effects, False, node_before, created)
+
+
+def _dispatch(turn: Turn, created: bool) -> str:
+    session = turn.session
+    word = _keyword(turn.text)
+    if session.extra.get(OPTED_OUT):
+        if word in START_WORDS:
+            session.extra[OPTED_OUT] = False
+            turn.effect("opt_in")
+            turn.notes = [NOTE_RESUBSCRIBED]
+            return _move(turn, HOME)
+        # Carriers require HELP to be answered even after STOP; nothing else is.
+        return HELP_TEXT if word in HELP_WORDS else ""
+    if word in STOP_WORDS:
+        # Twilio itself confirms the opt-out to the customer; a reply of ours would be blocked.
+        session.extra[OPTED_OUT] = True
+        turn.effect("opt_out")
+        return ""
+    if word in HELP_WORDS:
+        turn.notes.append(HELP_TEXT)
+        return _compose(turn, session.current_node)
+    if created or word in MENU_WORDS:
+        return _move(turn, HOME)
+    node = NODES[session.current_node]
+    if word in MORE_WORDS and isinstance(node.accepts, Pick):
+        node.accepts.more(turn)
+        return _compose(turn, session.current_node)
+    target = node.accepts.accept(turn, turn.text)
+    if target is None:
+        turn.notes.append(NOTE_NOT_UNDERSTOOD.format(expects=node.accepts.expects(turn)))
+        return _compose(turn, session.current_node)
+    return _move(turn, target)
+
+
+def _record(turn: Turn, node_before: str | None, reply: str) -> None:
+    """Count the turn and keep bounded history and de-duplication logs, so the item stays far below 400 KB."""
+    extra = turn.session.extra
+    extra[TURN_COUNT] = int(extra.get(TURN_COUNT, 0)) + 1
+    entry = {
+        "at": iso_utc(turn.now),
+        "sid": turn.message_sid,
+        "from": node_before,
+        "to": turn.session.current_node,
+        "inLen": len(turn.text),
+        "outLen": len(reply),
+    }
+    extra[HISTORY] = [*extra.get(HISTORY, []), entry][-settings.LIZZY_WORKFLOW_HISTORY_LIMIT :]
+    log_entry = {"sid": turn.message_sid, "reply": reply, "effects": turn.effects}
+    extra[MESSAGE_LOG] = [*extra.get(MESSAGE_LOG, []), log_entry][-settings.LIZZY_WORKFLOW_MESSAGE_LOG_LIMIT :]
+
+
+# --- Side effects ---------------------------------------------------------------------------------
+
+EFFECTS: dict[str, Callable[..., Any]] = {
+    "parts_order": lambda phone, sid, args: crm.parts_order_request(message_sid=sid, **args),
+    "service_request": lambda phone, sid, args: crm.service_request_create(message_sid=sid, **args),
+    "handoff": lambda phone, sid, args: crm.handoff_request(phone=phone, message_sid=sid, **args),
+    "opt_out": lambda phone, sid, args: crm.sms_opt_out(phone=phone),
+    "opt_in": lambda phone, sid, args: crm.sms_opt_in(phone=phone),
+    "session_started": lambda phone, sid, args: crm.sms_session_started(phone=phone),
+    "session_closed": lambda phone, sid, args: crm.sms_session_closed(phone=phone),
+}
+# Re-run when a delivery is replayed (they are keyed by MessageSid): this heals a crash between the
+# session write and the effect. The contact-state effects are not: replaying an old START must not
+# undo a later STOP.
+REPLAYABLE_EFFECTS = frozenset({"parts_order", "service_request", "handoff"})
+
+
+def effects_apply(*, phone: str, message_sid: str, effects: list[dict[str, Any]], replay: bool = False) -> None:
+    for effect in effects:
+        kind = effect["kind"]
+        if replay and kind not in REPLAYABLE_EFFECTS:
+            continue
+        args = {key: value for key, value in effect.items() if key != "kind"}
+        try:
+            EFFECTS[kind](phone, message_sid, args)
+        except Exception:
+            # The reply is already promised and stored; a replay of this MessageSid will try again.
+            logger.exception("effect %s of message %s failed", kind, message_sid)
+
+
+def _backoff(attempt: int) -> float:
+    return random.uniform(0, min(RETRY_BACKOFF_CAP_SECONDS, RETRY_BACKOFF_BASE_SECONDS * 2**attempt))  # noqa: S311
+
+
+def sms_message_handle(*, phone: str, text: str, message_sid: str) -> SmsReply:
+    """Apply one inbound SMS (phone already E.164) and return the reply.
+
+    Raises ``WorkflowBusy`` (503) when the turn lost the optimistic-lock race
+    ``LIZZY_WORKFLOW_MAX_ATTEMPTS`` times in a row; nothing was applied then.
+    """
+    from sessions_app.selectors import session_get  # the store may be swapped at run time (issue 4)
+
+    attempts = max(1, settings.LIZZY_WORKFLOW_MAX_ATTEMPTS)
+    for attempt in range(1, attempts + 1):
+        current = session_get(phone=phone)
+        outcome = turn_apply(
+            session=current.copy() if current else None,
+            phone=phone,
+            text=text,
+            message_sid=message_sid,
+            now=timezone.now(),
+        )
+        if outcome.replayed:
+            effects_apply(phone=phone, message_sid=message_sid, effects=outcome.effects, replay=True)
+            logger.info("sms replay of %s for %s", message_sid, hash_phone(phone))
+            return SmsReply(outcome.reply, outcome.session.current_node, _turns(outcome.session), True, attempt)
+        try:
+            stored = session_save(session=outcome.session, expected_version=current.version if current else None)
+        except SessionConflict:
+            time.sleep(_backoff(attempt))
+            continue
+        effects_apply(phone=phone, message_sid=message_sid, effects=outcome.effects)
+        logger.info(
+            "sms turn for %s: %s -> %s (in %d chars, out %d chars, attempt %d)",
+            hash_phone(phone),
+            outcome.node_before or "-",
+            stored.current_node,
+            len(text),
+            len(outcome.reply),
+            attempt,
+        )
+        return SmsReply(outcome.reply, stored.current_node, _turns(stored), False, attempt)
+    logger.warning("sms turn for %s gave up after %d conflicting attempts", hash_phone(phone), attempts)
+    raise WorkflowBusy(ERR_BUSY, details={"attempts": attempts})
+
+
+def _turns(session: Session) -> int:
+    return int(session.extra.get(TURN_COUNT, 0))
+
+
+__all__ = ["MAIN_MENU", "SmsReply", "WorkflowBusy", "effects_apply", "sms_message_handle", "turn_apply"]

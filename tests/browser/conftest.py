@@ -1,0 +1,75 @@
+"""Headless Chromium (Debian's ``chromium`` + ``chromium-driver``) driving the admin on a live server.
+
+``make test`` installs the browser when it is missing and the user is root (``.ci/install-browser``).
+Without it these tests skip, or fail under LIZZY_REQUIRE_SERVICES=1. A failing test leaves a
+screenshot in ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path(os.environ.get("LIZZY_CHROMIUM", "/usr/bin/chromium"))
+CHROMEDRIVER = Path(os.environ.get("LIZZY_CHROMEDRIVER", "/usr/bin/chromedriver"))
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1280,900",
+)
+WAIT_SECONDS = 10
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture(scope="session")
+def browser_available() -> None:
+    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
+    if missing:
+        reason = f"headless browser missing ({', '.join(missing)}); run .ci/install-browser as root"
+        if os.environ.get("LIZZY_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"{reason}; LIZZY_REQUIRE_SERVICES=1 requires it.")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def _driver(browser_available, tmp_path_factory) -> Iterator[object]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
+    driver.implicitly_wait(0)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def browser(_driver, request) -> Iterator[object]:
+    """A signed-out browser; on failure the page is saved as a screenshot under test-artifacts/."""
+    _driver.delete_all_cookies()
+    yield _driver
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        _driver.save_screenshot(str(ARTIFACTS / f"{request.node.name}.png"))

@@ -1,0 +1,66 @@
+"""A worker killed in the middle of a backfill: the next one resumes from the checkpoint, validation clean."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.migration_app.factories import THINGS_DDL, things_mapping, things_rows
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.integration
+def test_killed_backfill_resumes_from_its_checkpoint(tmp_path, sqlite_source, dynamodb_server_url):
+    # given a 300-row source, a control database and a real HTTP DynamoDB endpoint shared by two processes
+    source = sqlite_source(THINGS_DDL, {"things": things_rows(300)})
+    table = f"Things-{uuid.uuid4().hex[:8]}"
+    mapping_file = tmp_path / "things.json"
+    mapping_file.write_text(json.dumps(things_mapping(table=table)))
+    control = tmp_path / "control.sqlite3"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "lizzy.settings.test",
+        "DATABASE_URL": f"sqlite:///{control}",
+        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_server_url,
+        "LIZZY_BACKUP_DIR": str(tmp_path / "backups"),
+    }
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+    command = ["migrate_to_dynamodb", "--mapping", str(mapping_file), "--source", source, "--json"]
+    marker = tmp_path / "blocked"
+
+    # when the first worker is killed while writing its third chunk (chunks of 50 rows, 2 calls each)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tests.migration_app.killable_backfill", str(marker), "5", "--", *command],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert worker.poll() is None, worker.communicate()[1].decode()[-2000:]
+        assert time.monotonic() < deadline, "the worker never reached its third chunk"
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    with sqlite3.connect(control) as db:
+        checkpoint = db.execute("SELECT rows_read, last_key, done FROM migration_app_segment").fetchall()
+    assert checkpoint == [(100, "[100]", 0)]
+
+    # then a new worker resumes the same run from row 101 and validation is clean
+    result = subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["validation"] == {**summary["validation"], "missing": 0, "extra": 0, "different": 0}
+    assert summary["rows_read"] == 300
+    with sqlite3.connect(control) as db:
+        assert db.execute("SELECT attempts, done FROM migration_app_segment").fetchall() == [(2, 1)]
+        assert db.execute("SELECT count(*), max(status) FROM migration_app_migrationrun").fetchone() == (1, "succeeded")

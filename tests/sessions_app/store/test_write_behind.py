@@ -1,0 +1,200 @@
+"""The write-behind flush: batches, concurrent writes, two flushers, backlog, version guard, beat entry."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from lizzy import metrics
+from lizzy.dynamodb import dynamodb_get_item, dynamodb_put_item, record_calls
+from lizzy.redis import FLUSH_LOCK_KEY, SESSION_KEY, key, redis_lock_acquire, redis_lock_release
+from lizzy.tables import SESSIONS
+from sessions_app import tasks
+from sessions_app.selectors import session_get
+from sessions_app.services import write_behind
+from sessions_app.services.sessions import SessionConflict, session_new, session_save
+from sessions_app.services.write_behind import flush_backlog, sessions_flush
+
+PHONES = [f"+1206555{n:04d}" for n in range(60)]
+
+
+def durable(phone):
+    return dynamodb_get_item(table=SESSIONS.name, key={"phone": phone}, consistent=True)
+
+
+@pytest.fixture
+def write_behind_mode(dynamodb, session_redis, use_mode):
+    use_mode("cached_write_behind")
+
+
+def test_flush_writes_every_dirty_session_in_batches_of_25(write_behind_mode):
+    for phone in PHONES:
+        session_save(session=session_new(phone=phone), expected_version=None)
+    assert flush_backlog().size == 60
+    with record_calls() as calls:
+        result = sessions_flush()
+    assert [op for op, _ in calls].count("BatchWriteItem") == 3  # 25 + 25 + 10
+    assert (result.written, result.cleared) == (60, 60)
+    assert all(durable(phone)["version"] == 1 for phone in PHONES)
+    assert flush_backlog().size == 0
+    assert metrics.FLUSH_BACKLOG._value.get() == 0
+
+
+def test_a_write_during_the_flush_stays_dirty_and_goes_out_next_time(write_behind_mode, monkeypatch):
+    # given
+    first = session_save(session=session_new(phone=PHONES[0]), expected_version=None)
+    real_batch_write = write_behind.dynamodb_batch_write
+
+    def batch_write_with_a_concurrent_save(**kwargs):
+        # while the flush is writing version 1, the SMS engine writes version 2
+        newer = first.copy()
+        newer.current_node = "WRITTEN_DURING_FLUSH"
+        session_save(session=newer, expected_version=1)
+        return real_batch_write(**kwargs)
+
+    monkeypatch.setattr(write_behind, "dynamodb_batch_write", batch_write_with_a_concurrent_save)
+    # when
+    result = sessions_flush()
+    # then: version 1 reached DynamoDB but the phone is still dirty, for version 2
+    assert (result.written, result.cleared) == (1, 0)
+    assert durable(PHONES[0])["version"] == 1
+    assert flush_backlog().size == 1
+    monkeypatch.setattr(write_behind, "dynamodb_batch_write", real_batch_write)
+    sessions_flush()
+    assert durable(PHONES[0])["currentNode"] == "WRITTEN_DURING_FLUSH"
+    assert flush_backlog().size == 0
+
+
+def test_concurrent_writers_and_flushes_lose_nothing(write_behind_mode):
+    for phone in PHONES[:10]:
+        session_save(session=session_new(phone=phone), expected_version=None)
+    stop = threading.Event()
+
+    def writer():
+        for _round in range(5):
+            for phone in PHONES[:10]:
+                session = session_get(phone=phone)
+                session_save(session=session, expected_version=session.version)
+
+    def flusher():
+        while not stop.is_set():
+            sessions_flush()
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=flusher)]
+    for thread in threads:
+        thread.start()
+    threads[0].join()
+    stop.set()
+    threads[1].join()
+    sessions_flush()
+    assert all(durable(phone)["version"] == 6 for phone in PHONES[:10])
+    assert flush_backlog().size == 0
+
+
+def test_a_second_flusher_waits_for_the_lock(write_behind_mode):
+    session_save(session=session_new(phone=PHONES[0]), expected_version=None)
+    token = redis_lock_acquire(name=FLUSH_LOCK_KEY, ttl_seconds=30)
+    try:
+        assert sessions_flush().status == "locked"
+        assert durable(PHONES[0]) is None
+    finally:
+        redis_lock_release(name=FLUSH_LOCK_KEY, token=token)
+    assert sessions_flush().status == "flushed"
+    assert durable(PHONES[0]) is not None
+
+
+def test_two_flushers_at_once_run_one_at_a_time(write_behind_mode, monkeypatch):
+    for phone in PHONES[:30]:
+        session_save(session=session_new(phone=phone), expected_version=None)
+    inside = threading.Event()
+    release = threading.Event()
+    real_batch_write = write_behind.dynamodb_batch_write
+
+    def slow_batch_write(**kwargs):
+        inside.set()
+        release.wait(5)
+        return real_batch_write(**kwargs)
+
+    monkeypatch.setattr(write_behind, "dynamodb_batch_write", slow_batch_write)
+    results = []
+    first = threading.Thread(target=lambda: results.append(sessions_flush()))
+    first.start()
+    assert inside.wait(5)
+    second = sessions_flush()  # the duplicated beat
+    release.set()
+    first.join()
+    assert second.status == "locked"
+    assert results[0].written == 30
+
+
+def test_a_lock_is_released_only_by_its_holder(write_behind_mode):
+    token = redis_lock_acquire(name=FLUSH_LOCK_KEY, ttl_seconds=30)
+    assert redis_lock_acquire(name=FLUSH_LOCK_KEY, ttl_seconds=30) is None
+    assert redis_lock_release(name=FLUSH_LOCK_KEY, token="someone-elses-token") is False
+    assert redis_lock_acquire(name=FLUSH_LOCK_KEY, ttl_seconds=30) is None
+    assert redis_lock_release(name=FLUSH_LOCK_KEY, token=token) is True
+
+
+def test_flush_never_moves_dynamodb_backwards(write_behind_mode):
+    session_save(session=session_new(phone=PHONES[0]), expected_version=None)
+    newer = {**session_get(phone=PHONES[0]).to_document(), "version": 5, "currentNode": "NEWER"}
+    dynamodb_put_item(table=SESSIONS.name, item=newer)
+    result = sessions_flush()
+    assert (result.written, result.stale_skipped) == (0, 1)
+    assert durable(PHONES[0])["currentNode"] == "NEWER"
+    assert flush_backlog().size == 0
+    assert session_get(phone=PHONES[0]).version == 5  # the stale hot copy was dropped
+
+
+def test_backlog_reports_size_and_oldest_age(write_behind_mode, session_redis, settings):
+    assert flush_backlog().size == 0
+    assert flush_backlog().oldest_age_seconds is None
+    session_save(session=session_new(phone=PHONES[0]), expected_version=None)
+    session_redis.zadd(f"{settings.LIZZY_REDIS_PREFIX}sessions:dirty:since", {PHONES[0]: 1_000}, xx=True)
+    backlog = flush_backlog()
+    assert backlog.size == 1
+    assert backlog.oldest_age_seconds > 1_000_000
+    assert metrics.FLUSH_OLDEST_AGE._value.get() == backlog.oldest_age_seconds
+
+
+def test_flush_task_runs_the_flush(write_behind_mode):
+    session_save(session=session_new(phone=PHONES[0]), expected_version=None)
+    outcome = tasks.sessions_flush_task.delay().get()
+    assert outcome["written"] == 1
+
+
+def test_beat_schedules_the_flush_every_interval(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["sessions-flush"]
+    assert entry["task"] == "sessions_app.tasks.sessions_flush_task"
+    assert entry["schedule"] == settings.LIZZY_FLUSH_INTERVAL == 5.0
+
+
+def test_a_write_behind_update_is_one_redis_round_trip_and_no_dynamodb_call(write_behind_mode, monkeypatch):
+    import lizzy.redis
+
+    stored = session_save(session=session_new(phone=PHONES[0]), expected_version=None)
+    real_call, redis_calls = lizzy.redis.redis_call, []
+    monkeypatch.setattr(
+        lizzy.redis,
+        "redis_call",
+        lambda function, *a, **k: redis_calls.append(function) or real_call(function, *a, **k),
+    )
+    with record_calls() as calls:
+        updated = session_save(session=stored, expected_version=stored.version)
+    assert updated.version == stored.version + 1
+    assert calls == []
+    assert len(redis_calls) == 2  # the Lua CAS, then the change event
+    with pytest.raises(SessionConflict):
+        session_save(session=stored, expected_version=stored.version)  # stale: refused by the CAS alone
+    assert session_get(phone=PHONES[0]).version == updated.version
+
+
+def test_a_write_behind_update_of_a_session_not_in_redis_asks_dynamodb_first(write_behind_mode, session_redis):
+    stored = session_save(session=session_new(phone=PHONES[1]), expected_version=None)
+    sessions_flush()
+    session_redis.delete(key(SESSION_KEY, phone=PHONES[1]))  # evicted from the hot tier; DynamoDB has version 1
+    with pytest.raises(SessionConflict):
+        session_save(session=stored, expected_version=stored.version + 5)
+    updated = session_save(session=stored, expected_version=stored.version)
+    assert updated.version == stored.version + 1

@@ -1,0 +1,178 @@
+import re
+from urllib.parse import quote
+
+import pytest
+from django.contrib.admin.models import CHANGE, DELETION, LogEntry
+from django.utils import timezone
+
+from lizzy.tables import SESSIONS
+from sessions_app.admin_sessions import conversation_turns, customer_display, ttl_countdown
+from sessions_app.selectors import session_get
+from sessions_app.services.sessions import MAIN_MENU, Session, session_new, session_save
+
+pytestmark = pytest.mark.django_db
+PHONE = "+12065550100"
+LIST_URL = "/admin/ops/sessions/"
+
+
+def detail_url(phone=PHONE):
+    return f"{LIST_URL}{quote(phone)}/"
+
+
+def make_session(phone=PHONE, *, node=MAIN_MENU, customer_id="CUST123", **extra):
+    session = session_new(phone=phone, customer_id=customer_id)
+    session.current_node = node
+    session.cached_data = {"customerProfile": {"name": "Jordan Rivera", "customerId": customer_id}}
+    session.session_data["problemDescription"] = "Engine won't start"
+    session.extra.update(extra)
+    return session_save(session=session, expected_version=None)
+
+
+# --- display helpers ---------------------------------------------------------------------------
+
+
+def test_ttl_countdown_reads_like_a_timer():
+    session = Session(phone=PHONE, ttl=1_000_000)
+    assert ttl_countdown(session, now=1_000_000 - 724) == "12m 04s"
+    assert ttl_countdown(session, now=1_000_000 - 3 * 3600 - 120) == "3h 02m"
+    assert ttl_countdown(session, now=1_000_000) == "expired"
+    assert ttl_countdown(Session(phone=PHONE), now=0) == "-"
+
+
+def test_customer_display_names_known_customers_and_escapes_their_names():
+    known = Session(phone=PHONE, customer_id="CUST1", cached_data={"customerProfile": {"name": "<b>Jo</b>"}})
+    assert str(customer_display(known)) == '&lt;b&gt;Jo&lt;/b&gt; <span class="quiet">(CUST1)</span>'
+    assert "unknown" in str(customer_display(Session(phone=PHONE)))
+
+
+def test_conversation_turns_render_whatever_list_is_there():
+    assert conversation_turns(Session(phone=PHONE)) == []
+    turns = [{"from": "customer", "text": "hi"}, "plain text turn"]
+    assert conversation_turns(Session(phone=PHONE, extra={"turns": turns})) == [turns[0], {"text": "plain text turn"}]
+    assert conversation_turns(Session(phone=PHONE, extra={"turns": "not a list"})) == []
+
+
+# --- pages -----------------------------------------------------------------------------------
+
+
+def test_changelist_shows_masked_phone_customer_node_and_version(dynamodb, ops_admin_client):
+    make_session()
+    html = ops_admin_client.get(LIST_URL).content.decode()
+    assert "+1******0100" in html
+    assert PHONE not in re.sub(r'href="[^"]*"', "", html)  # only inside the link, never shown
+    assert "Jordan Rivera" in html
+    assert '<td class="field-node">MAIN_MENU</td>' in html
+    assert '<td class="field-version">1</td>' in html
+    assert "admin/css/changelists.css" in html  # the admin's own look
+
+
+def test_search_normalises_the_phone(dynamodb, ops_admin_client):
+    make_session()
+    make_session("+12065550199")
+    html = ops_admin_client.get(LIST_URL, {"q": "(206) 555-0100"}).content.decode()
+    assert html.count('class="session-row"') == 1
+    assert "+1******0100" in html
+    bad = ops_admin_client.get(LIST_URL, {"q": "not a phone"})
+    assert bad.status_code == 200
+    assert "is not a valid phone number" in bad.content.decode()
+
+
+def test_filters_by_node_and_by_known_customer(dynamodb, ops_admin_client):
+    make_session("+12065550101", node="PARTS_LOOKUP")
+    make_session("+12065550102", customer_id=None)
+    make_session("+12065550103")
+
+    by_node = ops_admin_client.get(LIST_URL, {"node": "PARTS_LOOKUP"}).content.decode()
+    assert by_node.count('class="session-row"') == 1
+    assert "0101" in by_node
+    unknown = ops_admin_client.get(LIST_URL, {"customer": "unknown"}).content.decode()
+    assert unknown.count('class="session-row"') == 1
+    assert "0102" in unknown
+    known = ops_admin_client.get(LIST_URL, {"customer": "known"}).content.decode()
+    assert known.count('class="session-row"') == 2
+
+
+def test_pages_through_the_table_with_a_cursor(dynamodb, ops_admin_client, monkeypatch):
+    monkeypatch.setattr("sessions_app.admin_sessions.PAGE_SIZE", 2)
+    for suffix in range(5):
+        make_session(f"+1206555011{suffix}")
+    seen = []
+    response = ops_admin_client.get(LIST_URL)
+    while True:
+        context = response.context
+        seen.extend(row["session"].phone for row in context["rows"])
+        if not context["next_url"]:
+            break
+        response = ops_admin_client.get(LIST_URL + context["next_url"])
+    assert sorted(seen) == [f"+1206555011{suffix}" for suffix in range(5)]
+
+
+def test_detail_shows_json_turns_and_no_actions_for_viewers(dynamodb, ops_viewer_client):
+    make_session(turns=[{"from": "customer", "text": "my mower won't start"}])
+    response = ops_viewer_client.get(detail_url())
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "&quot;problemDescription&quot;: &quot;Engine won&#x27;t start&quot;" in html
+    assert "my mower won&#x27;t start" in html
+    assert 'id="session-actions"' not in html
+    assert 'id="presence"' in html
+
+
+def test_viewers_cannot_run_actions(dynamodb, ops_viewer_client):
+    make_session()
+    assert ops_viewer_client.get(detail_url() + "expire/").status_code == 403
+    assert ops_viewer_client.post(detail_url() + "delete/", {"version": 1}).status_code == 403
+    assert session_get(phone=PHONE) is not None
+    assert not LogEntry.objects.exists()
+
+
+def test_non_staff_are_sent_to_the_login_page(dynamodb, client):
+    response = client.get(LIST_URL)
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
+
+
+def test_expire_asks_for_confirmation_then_expires_and_logs_who(dynamodb, ops_admin_client, ops_admin):
+    make_session()
+    confirm = ops_admin_client.get(detail_url() + "expire/")
+    assert confirm.status_code == 200
+    assert session_get(phone=PHONE) is not None  # a GET changes nothing
+
+    response = ops_admin_client.post(detail_url() + "expire/", {"version": 1})
+
+    assert response.status_code == 302
+    assert session_get(phone=PHONE) is None
+    entry = LogEntry.objects.get()
+    assert entry.user == ops_admin
+    assert entry.action_flag == CHANGE
+    assert entry.object_repr == "Session +1******0100"
+    assert "Expired" in entry.change_message
+    assert (timezone.now() - entry.action_time).total_seconds() < 60
+
+
+def test_reset_returns_to_main_menu_and_keeps_the_customer(dynamodb, ops_admin_client):
+    make_session(node="PARTS_LOOKUP")
+    ops_admin_client.post(detail_url() + "reset/", {"version": 1})
+    session = session_get(phone=PHONE)
+    assert session.current_node == MAIN_MENU
+    assert session.customer_id == "CUST123"
+    assert "problemDescription" not in session.session_data
+    assert session.version == 2
+    assert LogEntry.objects.get().action_flag == CHANGE
+
+
+def test_delete_removes_the_item(dynamodb, ops_admin_client):
+    from lizzy.dynamodb import dynamodb_get_item
+
+    make_session()
+    ops_admin_client.post(detail_url() + "delete/", {"version": 1})
+    assert dynamodb_get_item(table=SESSIONS.name, key={"phone": PHONE}) is None
+    assert LogEntry.objects.get().action_flag == DELETION
+
+
+def test_an_action_on_a_stale_version_changes_nothing_and_says_why(dynamodb, ops_admin_client):
+    make_session()
+    response = ops_admin_client.post(detail_url() + "expire/", {"version": 7}, follow=True)
+    assert "changed since version 7" in response.content.decode()
+    assert session_get(phone=PHONE).version == 1
+    assert not LogEntry.objects.exists()
