@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 
@@ -24,12 +25,22 @@ def normalize_phone(raw: str, *, region: str | None = None) -> str:
     shown = text[:MAX_PHONE_INPUT]
     if not text or len(text) > MAX_PHONE_INPUT:
         raise InvalidPhoneNumber(ERR_INVALID_PHONE.format(value=shown), details={"phone": "invalid"})
-    try:
-        number = phonenumbers.parse(text, region or settings.LIZZY_DEFAULT_PHONE_REGION)
-    except phonenumbers.NumberParseException as exc:
-        raise InvalidPhoneNumber(ERR_INVALID_PHONE.format(value=shown), details={"phone": "invalid"}) from exc
-    if not phonenumbers.is_valid_number(number):
+    e164 = _e164(text, region or settings.LIZZY_DEFAULT_PHONE_REGION)
+    if e164 is None:
         raise InvalidPhoneNumber(ERR_INVALID_PHONE.format(value=shown), details={"phone": "invalid"})
+    return e164
+
+
+@functools.lru_cache(maxsize=4096)
+def _e164(text: str, region: str) -> str | None:
+    """E.164 form of a valid number, None for an invalid one. Cached: every webhook turn parses the
+    sender again, and a parse costs more than the rest of the request's validation together."""
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -207,15 +207,6 @@ return 0
 """
 
 
-# KEYS: session. Value and expire-at in one command: atomic like MULTI, at half its client cost
-# (docs/BENCHMARKS.md, benchmark 2).
-_SESSION_GET_SCRIPT = """
-local value = redis.call('GET', KEYS[1])
-if not value then return false end
-return {value, redis.call('EXPIRETIME', KEYS[1])}
-"""
-
-
 class _Script:
     """A Lua script bound to a client: EVALSHA, and SCRIPT LOAD once when the server does not know it.
 
@@ -255,14 +246,14 @@ def _script(client: redis.Redis, source: str) -> _Script:
 # --- Session verbs --------------------------------------------------------------------------------
 
 
-def redis_session_get(*, phone: str, url: str | None = None) -> tuple[dict[str, Any], int] | None:
-    """(document, expire-at epoch s) of a live session, or None. One round trip."""
-    client = get_redis(url)
-    found = redis_call(_script(client, _SESSION_GET_SCRIPT), keys=[key(SESSION_KEY, phone=phone)])
-    if not found:
-        return None
-    value, expire_at = found
-    return json_loads(value), int(expire_at)
+def redis_session_get(*, phone: str, url: str | None = None) -> dict[str, Any] | None:
+    """The document of a live session, or None: one plain GET (the key's expiry is the session's).
+
+    The expiry is not fetched: every write sets it to ``lastActivity`` + the session TTL, so the
+    reader derives it from the document (docs/BENCHMARKS.md, benchmark 2).
+    """
+    value = redis_call(get_redis(url).get, key(SESSION_KEY, phone=phone))
+    return None if value is None else json_loads(value)
 
 
 def redis_session_cas(

@@ -89,11 +89,29 @@ def pretty_json(value: Any) -> str:
 
 
 def conversation_turns(session: Session) -> list[dict[str, Any]]:
-    """Whatever list of turns the workflow stored in ``extra["turns"]``, each as a dict for display."""
-    turns = session.extra.get("turns") or []
-    if not isinstance(turns, list):
-        return []
-    return [turn if isinstance(turn, dict) else {"text": turn} for turn in turns]
+    """The workflow's turn history, newest first, each with the reply sent when the log still holds it.
+
+    The customer's own words are not stored (only their length); the replies are Lizzy's.
+    """
+    from sessions_app.services.workflow.engine import turn_log_read
+
+    log = turn_log_read(session)
+    replies = {entry.get("sid"): entry.get("reply", "") for entry in log.message_log if isinstance(entry, dict)}
+    turns = []
+    for entry in reversed(log.history):
+        if not isinstance(entry, dict):
+            continue
+        turns.append(
+            {
+                "at": entry.get("at"),
+                "sid": entry.get("sid"),
+                "from": entry.get("from") or "(new session)",
+                "to": entry.get("to"),
+                "in_chars": entry.get("inLen"),
+                "reply": replies.get(entry.get("sid")),
+            }
+        )
+    return turns
 
 
 def presence_viewers(request: HttpRequest, phone: str, *, leave: bool = False) -> list[str] | None:

@@ -163,7 +163,8 @@ class SmsInboundApi(APIView):
         if len(sid) > MAX_SID_CHARS or not sid.isalnum() or not sid.isascii():
             raise ValidationFailed(ERR_SID_INVALID, details={"MessageSid": "invalid"})
         result = sms_message_handle(phone=phone, text=body, message_sid=sid)
-        logger.debug("sms reply for %s: %d chars", hash_phone(phone), len(result.reply))
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("sms reply for %s: %d chars", hash_phone(phone), len(result.reply))
         return twiml(result.reply)
 
 

@@ -23,6 +23,7 @@ trial call decides. A Redis failure never fails a session request in those modes
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import random
 import threading
@@ -62,7 +63,7 @@ from sessions_app.services.sessions import (
     Session,
     SessionConflict,
     SessionStore,
-    session_touch,
+    session_stamped,
 )
 
 logger = logging.getLogger(__name__)
@@ -233,22 +234,32 @@ def redis_document(session: Session) -> dict[str, Any]:
     return document
 
 
-def session_from_redis(document: dict[str, Any], expire_at: int) -> Session:
+def session_from_redis(document: dict[str, Any]) -> Session:
+    """A session read from Redis; its ``ttl`` is derived as every write set the key's expiry.
+
+    ``session_touch`` stamps ``lastActivity`` (whole seconds) and expires the key at lastActivity +
+    LIZZY_SESSION_TTL_SECONDS, so the expiry need not be read back (one GET per hit, not a script).
+    """
     session = Session.from_document(document)
-    session.ttl = expire_at if expire_at > 0 else None
+    session.ttl = _ttl_from_last_activity(session.last_activity)
     return session
+
+
+def _ttl_from_last_activity(last_activity: str | None) -> int | None:
+    if not last_activity:
+        return None
+    try:
+        stamped = dt.datetime.fromisoformat(last_activity)
+    except (TypeError, ValueError):
+        return None  # a legacy document with an odd stamp: the key's own expiry still applies
+    if stamped.tzinfo is None:
+        stamped = stamped.replace(tzinfo=dt.UTC)
+    return int(stamped.timestamp()) + settings.LIZZY_SESSION_TTL_SECONDS
 
 
 def canonical(session: Session | None) -> dict[str, Any] | None:
     """What must agree between the two stores: the document without ``ttl``, numbers normalised."""
     return None if session is None else json_loads(json_dumps(redis_document(session)))
-
-
-def _prepare(session: Session, expected_version: int | None) -> Session:
-    stored = session.copy()
-    stored.version = (expected_version or 0) + 1
-    session_touch(session=stored)
-    return stored
 
 
 def _conflict(session: Session, expected_version: int | None) -> SessionConflict:
@@ -295,10 +306,10 @@ class RedisSessionStore:
     def load(self, phone: str) -> Session | None:
         with _timed("redis", "get"):
             found = redis_session_get(phone=phone)
-        return None if found is None else session_from_redis(*found)
+        return None if found is None else session_from_redis(found)
 
     def save(self, session: Session, *, expected_version: int | None, mark_dirty: bool = False) -> Session:
-        stored = _prepare(session, expected_version)
+        stored = session_stamped(session=session, expected_version=expected_version)
         with _timed("redis", "cas"):
             written, _ = redis_session_cas(
                 phone=stored.phone,
@@ -515,7 +526,7 @@ class CachedSessionStore:
             # The usual turn: its version is in the hot tier, and the CAS alone settles it (one round trip
             # fewer than reading first: docs/BENCHMARKS.md, calls per turn). The CAS reports an absent key
             # as -1; only then does DynamoDB have to say whether the session exists.
-            stored = _prepare(session, expected_version)
+            stored = session_stamped(session=session, expected_version=expected_version)
 
             def cas() -> tuple[bool, int]:
                 with _timed("redis", "cas"):

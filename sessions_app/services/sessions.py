@@ -9,6 +9,7 @@ because DynamoDB deletes expired items only "within a few days" and GetItem cann
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
@@ -146,6 +147,17 @@ def session_new(*, phone: str, customer_id: str | None = None) -> Session:
     return Session(phone=phone, customer_id=customer_id, session_data={"partsOrderRequested": False})
 
 
+def session_stamped(*, session: Session, expected_version: int | None) -> Session:
+    """What a save writes: ``session`` at the next version with fresh ``lastActivity``/``ttl``.
+
+    A shallow copy: only those top-level fields change, the maps are shared with ``session`` (a deep
+    copy of a 12.5 KB session was a visible share of a webhook turn, docs/BENCHMARKS.md benchmark 3).
+    The caller's object keeps its version, so a failed conditional write leaves it as it was.
+    """
+    stored = dataclasses.replace(session, version=(expected_version or 0) + 1)
+    return session_touch(session=stored)
+
+
 def session_touch(*, session: Session, now: dt.datetime | None = None) -> Session:
     """Refresh ``lastActivity`` and ``ttl`` (= lastActivity + LIZZY_SESSION_TTL_SECONDS)."""
     now = now or timezone.now()
@@ -185,9 +197,7 @@ class DynamoDBSessionStore:
         return None if session.is_expired() else session
 
     def save(self, session: Session, *, expected_version: int | None) -> Session:
-        stored = session.copy()
-        stored.version = (expected_version or 0) + 1
-        session_touch(session=stored)
+        stored = session_stamped(session=session, expected_version=expected_version)
         document = stored.to_document()  # dynamodb_put_item refuses an oversize item before the wire
         names = {"#v": "version", "#ttl": "ttl", "#phone": "phone"}
         if expected_version is None:

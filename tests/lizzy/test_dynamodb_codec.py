@@ -79,6 +79,22 @@ def test_item_size_counts_names_and_values_and_refuses_over_400_kb():
         check_item_size({"data": "x" * ITEM_MAX_BYTES})
 
 
+@pytest.mark.parametrize(
+    ("number", "significant"),
+    [
+        (0, 1),
+        (100, 1),
+        (Decimal("0.0120"), 2),
+        (10**28 + 1, 29),  # beyond the default 28-digit context: normalize() used to round this to 1
+        (-(10**37) - 3, 38),
+    ],
+)
+def test_numbers_are_sized_from_their_exact_significant_digits(number, significant):
+    expected = 1 + (significant + 1) // 2 + 1  # the name "n", then DynamoDB's number size
+    assert item_size({"n": number}) == expected
+    assert serialize_checked({"n": number})[1] == expected
+
+
 json_leaf = st.one_of(
     st.none(),
     st.booleans(),

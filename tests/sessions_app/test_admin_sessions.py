@@ -45,11 +45,23 @@ def test_customer_display_names_known_customers_and_escapes_their_names():
     assert "unknown" in str(customer_display(Session(phone=PHONE)))
 
 
-def test_conversation_turns_render_whatever_list_is_there():
+def test_conversation_turns_show_the_history_newest_first_with_the_replies_still_logged():
+    from sessions_app.services.workflow.engine import TurnLog, turn_log_write
+
     assert conversation_turns(Session(phone=PHONE)) == []
-    turns = [{"from": "customer", "text": "hi"}, "plain text turn"]
-    assert conversation_turns(Session(phone=PHONE, extra={"turns": turns})) == [turns[0], {"text": "plain text turn"}]
-    assert conversation_turns(Session(phone=PHONE, extra={"turns": "not a list"})) == []
+    session = Session(phone=PHONE)
+    history = [
+        {"at": "2026-11-22T01:00:00Z", "sid": "SM1", "from": None, "to": "MAIN_MENU", "inLen": 2, "outLen": 40},
+        {"at": "2026-11-22T01:00:05Z", "sid": "SM2", "from": "MAIN_MENU", "to": "HELP", "inLen": 4, "outLen": 12},
+    ]
+    turn_log_write(session, TurnLog(history, [{"sid": "SM2", "reply": "Help text", "effects": []}]))
+    turns = conversation_turns(session)
+    assert [turn["sid"] for turn in turns] == ["SM2", "SM1"]
+    assert turns[0]["reply"] == "Help text"
+    assert turns[1]["reply"] is None
+    assert turns[1]["from"] == "(new session)"
+    # an item with a log nobody can read still renders
+    assert conversation_turns(Session(phone=PHONE, extra={"turnLog": "garbage"})) == []
 
 
 # --- pages -----------------------------------------------------------------------------------
@@ -108,12 +120,18 @@ def test_pages_through_the_table_with_a_cursor(dynamodb, ops_admin_client, monke
 
 
 def test_detail_shows_json_turns_and_no_actions_for_viewers(dynamodb, ops_viewer_client):
-    make_session(turns=[{"from": "customer", "text": "my mower won't start"}])
+    from sessions_app.services.workflow.engine import TurnLog, turn_log_write
+
+    log = Session(phone=PHONE)
+    history = [{"at": "2026-11-22T01:00:00Z", "sid": "SMa1", "from": "MAIN_MENU", "to": "PROBLEM", "inLen": 21}]
+    turn_log_write(log, TurnLog(history, [{"sid": "SMa1", "reply": "Sorry it won't start! Which unit?"}]))
+    make_session(**log.extra)
     response = ops_viewer_client.get(detail_url())
     assert response.status_code == 200
     html = response.content.decode()
     assert "&quot;problemDescription&quot;: &quot;Engine won&#x27;t start&quot;" in html
-    assert "my mower won&#x27;t start" in html
+    assert "Sorry it won&#x27;t start! Which unit?" in html
+    assert "MAIN_MENU → PROBLEM" in html
     assert 'id="session-actions"' not in html
     assert 'id="presence"' in html
 

@@ -9,6 +9,8 @@ from twilio.request_validator import RequestValidator
 
 from lizzy.dynamodb import dynamodb_get_item
 from lizzy.tables import SESSIONS
+from sessions_app.services.sessions import Session
+from sessions_app.services.workflow.engine import turn_log_read
 from tests.fixtures.crm import SEED_PHONE
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -45,5 +47,6 @@ def test_twenty_concurrent_messages_for_one_phone_are_each_applied_once(live_dyn
     assert sorted(statuses.values()) == [200] * CONCURRENT
     item = dynamodb_get_item(table=SESSIONS.name, key={"phone": SEED_PHONE}, consistent=True)
     assert item["turnCount"] == CONCURRENT
-    assert sorted(entry["sid"] for entry in item["history"]) == sorted(statuses)
+    history = turn_log_read(Session.from_document(item)).history
+    assert sorted(entry["sid"] for entry in history) == sorted(statuses)
     assert item["version"] == CONCURRENT

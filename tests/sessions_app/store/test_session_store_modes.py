@@ -76,6 +76,8 @@ def test_redis_value_is_the_camel_case_json_document_without_ttl(dynamodb, sessi
     name = f"{settings.LIZZY_REDIS_PREFIX}session:{SEED_PHONE}"
     assert 895 <= session_redis.ttl(name) <= 900
     assert session_redis.expiretime(name) == stored.ttl
+    # a read is one plain GET; the ttl it reports is the key's expiry, derived from lastActivity
+    assert session_get(phone=SEED_PHONE).ttl == stored.ttl == session_redis.expiretime(name)
 
 
 def test_cached_hit_makes_no_dynamodb_call(dynamodb, session_redis, use_mode):

@@ -17,6 +17,10 @@ from sessions_app.services.workflow.engine import NOTE_EXPIRED, NOTE_RESUBSCRIBE
 from tests.fixtures.crm import SEED_PHONE, stored_session
 
 
+def logged(item: dict) -> engine.TurnLog:
+    return engine.turn_log_read(session_service.Session.from_document(item))
+
+
 def test_a_turn_costs_one_get_item_and_one_conditional_put_item(crm, sms):
     sms("hi")
     with record_calls() as calls:
@@ -74,7 +78,7 @@ def test_a_conflict_is_retried_by_re_reading_and_re_applying_the_turn(crm, sms, 
     assert result.attempts == 2
     item = stored_session()
     assert item["turnCount"] == 7
-    assert [entry["sid"] for entry in item["history"][-2:]] == ["SMcompetitor", "SMconfirm"]
+    assert [entry["sid"] for entry in logged(item).history[-2:]] == ["SMcompetitor", "SMconfirm"]
     assert PartsOrder.objects.count() == 1
 
 
@@ -183,9 +187,10 @@ def test_history_and_message_log_stay_bounded(crm, sms, settings):
         sms("4" if index % 2 else "menu")
     item = stored_session()
     assert item["turnCount"] == 14
-    assert len(item["history"]) == 10
-    assert len(item["messageLog"]) == 5
-    entry = item["history"][-1]
+    log = logged(item)
+    assert len(log.history) == 10
+    assert len(log.message_log) == 5
+    entry = log.history[-1]
     assert set(entry) == {"at", "sid", "from", "to", "inLen", "outLen"}
     assert (entry["from"], entry["to"], entry["inLen"]) == ("MAIN_MENU", "TRANSACTIONS", 1)
 
@@ -212,6 +217,49 @@ def test_the_item_stays_far_below_400_kb_with_default_bounds_and_longest_replies
     # then
     size = item_size(stored_session())
     assert size < 100 * 1024, size
+
+
+def test_the_turn_log_travels_packed_and_keeps_the_item_small(crm, sms):
+    # given a conversation longer than both logs hold, answered with full menus
+    for index in range(60):
+        sms("HELP" if index % 2 else "menu")
+    # then the item holds one packed attribute, not the two lists, and stays a few KB
+    item = stored_session()
+    assert "history" not in item
+    assert "messageLog" not in item
+    assert isinstance(item["turnLog"], str)
+    log = logged(item)
+    assert (len(log.history), len(log.message_log)) == (50, 25)
+    assert log.message_log[-1]["reply"] == sms("HELP", sid=log.message_log[-1]["sid"]).reply  # a replay
+    assert item_size(item) < 4 * 1024, item_size(item)  # unpacked: ~14 KB, 14 write units a turn
+
+
+def test_a_session_written_before_packing_keeps_its_replays_and_history(crm, sms):
+    sms("hi", sid="SMold1")
+    item = stored_session()
+    legacy_log = logged(item)
+    # given the item as the engine wrote it before packing: plain history and messageLog lists
+    legacy = {key: value for key, value in item.items() if key != "turnLog"}
+    legacy["history"], legacy["messageLog"] = legacy_log.history, legacy_log.message_log
+    dynamodb_put_item(table=SESSIONS.name, item=legacy)
+    # when a replay and a new message arrive
+    assert sms("whatever", sid="SMold1").replayed
+    sms("4", sid="SMnew")
+    # then the item is packed now, with the old turn kept
+    item = stored_session()
+    assert "history" not in item
+    assert "messageLog" not in item
+    assert [entry["sid"] for entry in logged(item).history] == ["SMold1", "SMnew"]
+
+
+def test_an_unreadable_turn_log_does_not_fail_the_customer(crm, sms):
+    sms("hi", sid="SMfirst")
+    item = stored_session()
+    dynamodb_put_item(table=SESSIONS.name, item={**item, "turnLog": "not base64 zlib!"})
+    result = sms("4", sid="SMnext")
+    assert result.reply
+    assert not result.replayed
+    assert [entry["sid"] for entry in logged(stored_session()).history] == ["SMnext"]
 
 
 def test_paging_shows_every_part_once_and_never_exceeds_1600_characters(crm, sms):
