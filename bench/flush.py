@@ -21,10 +21,21 @@ def run(*, smoke: bool = False) -> list[Result]:
     with redis_server() as redis_url, endpoint("moto-gunicorn") as url:
         setup_django(url)
         use_redis(redis_url)
-        return [_measure(url, sessions, runs)]
+        shipped = _measure(url, sessions, runs)
+        # What bounds it: the same flush with its staleness read answered "nothing newer" locally.
+        # Not shipped (a flush could then move a session backwards); reported to show the read's cost.
+        from sessions_app.services import write_behind
+
+        real_read = write_behind.dynamodb_batch_get
+        write_behind.dynamodb_batch_get = lambda **kwargs: []
+        try:
+            bound = _measure(url, sessions, runs, label="without the staleness read (bound, not shipped)")
+        finally:
+            write_behind.dynamodb_batch_get = real_read
+        return [shipped, bound]
 
 
-def _measure(url: str, sessions: int, runs: int) -> Result:
+def _measure(url: str, sessions: int, runs: int, label: str = "") -> Result:
     from django.conf import settings
 
     from lizzy.dynamodb import serialize_item
@@ -95,11 +106,11 @@ def _measure(url: str, sessions: int, runs: int) -> Result:
     return Result(
         bench=NAME,
         metric="items/s",
-        a_label=f"sessions_flush() of {sessions} dirty",
+        a_label=f"sessions_flush() of {sessions} dirty" + (f", {label}" if label else ""),
         a=a,
         b_label="raw BatchWriteItem loop",
         b=b,
         unit="items/s",
-        target="≥ 0.85×",
+        target="(bound)" if label else "≥ 0.85×",
         endpoint="moto-gunicorn",
     )
