@@ -253,6 +253,9 @@ LIZZY_FLUSH_LOCK_SECONDS = env.float("LIZZY_FLUSH_LOCK_SECONDS", default=60.0)
 LIZZY_FLUSH_MAX_ITEMS = env.int("LIZZY_FLUSH_MAX_ITEMS", default=10000)
 # BatchWriteItem calls a flush keeps in flight (docs/BENCHMARKS.md, benchmark 7).
 LIZZY_FLUSH_CONCURRENCY = env.int("LIZZY_FLUSH_CONCURRENCY", default=4)
+# After a write-behind save went straight to DynamoDB (Redis away), flushes check DynamoDB's versions
+# before writing for this long (docs/SESSION_STORE.md, "The flush fence").
+LIZZY_FLUSH_FENCE_SECONDS = env.int("LIZZY_FLUSH_FENCE_SECONDS", default=3600)
 LIZZY_PRESENCE_SECONDS = env.int("LIZZY_PRESENCE_SECONDS", default=30)
 CELERY_BEAT_SCHEDULE |= {
     # Write-behind: dirty sessions reach DynamoDB within one interval. A Redis lock keeps duplicated

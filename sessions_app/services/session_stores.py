@@ -65,6 +65,7 @@ from sessions_app.services.sessions import (
     SessionStore,
     session_stamped,
 )
+from sessions_app.services.write_behind import write_behind_fence_raise
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -507,6 +508,7 @@ class CachedSessionStore:
             if stored is not None:
                 return stored
             metrics.SESSION_WRITE_THROUGH_DEGRADED.inc()
+            write_behind_fence_raise()  # Redis may still hold an older dirty copy: flushes must check
         return self._save_through(session, expected_version)
 
     def _save_through(self, session: Session, expected_version: int | None) -> Session:
@@ -571,6 +573,8 @@ class CachedSessionStore:
             # Redis held the newest version (and its dirty marker is gone with it): remove the durable copy.
             self.dynamodb.delete(phone)
             return True
+        if self.write_behind and not answered:
+            write_behind_fence_raise()
         return self.dynamodb.delete(phone, expected_version=expected_version)
 
     def expire(self, phone: str, *, expected_version: int | None = None) -> bool:
@@ -595,6 +599,8 @@ class CachedSessionStore:
         if answered and result == 1:
             self.dynamodb.expire(phone)
             return True
+        if not answered:
+            write_behind_fence_raise()
         return self.dynamodb.expire(phone, expected_version=expected_version)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -136,15 +137,71 @@ def test_a_lock_is_released_only_by_its_holder(write_behind_mode):
     assert redis_lock_release(name=FLUSH_LOCK_KEY, token=token) is True
 
 
-def test_flush_never_moves_dynamodb_backwards(write_behind_mode):
+def test_flush_never_moves_dynamodb_backwards_while_the_fence_is_up(write_behind_mode):
     session_save(session=session_new(phone=PHONES[0]), expected_version=None)
+    # given a newer version written straight to DynamoDB, as a save does when Redis is away (fence first)
+    write_behind.write_behind_fence_raise()
     newer = {**session_get(phone=PHONES[0]).to_document(), "version": 5, "currentNode": "NEWER"}
     dynamodb_put_item(table=SESSIONS.name, item=newer)
     result = sessions_flush()
-    assert (result.written, result.stale_skipped) == (0, 1)
+    assert (result.written, result.stale_skipped, result.checked) == (0, 1, 1)
     assert durable(PHONES[0])["currentNode"] == "NEWER"
     assert flush_backlog().size == 0
     assert session_get(phone=PHONES[0]).version == 5  # the stale hot copy was dropped
+
+
+def test_without_the_fence_a_flush_reads_nothing_from_dynamodb_but_the_fence(write_behind_mode):
+    for phone in PHONES[:30]:
+        session_save(session=session_new(phone=phone), expected_version=None)
+    with record_calls() as calls:
+        result = sessions_flush()
+    operations = [op for op, _ in calls]
+    assert "BatchGetItem" not in operations
+    assert operations.count("GetItem") == 1  # the fence, once per page
+    assert (result.written, result.checked) == (30, 0)
+
+
+def test_a_save_that_finds_redis_away_raises_the_fence_before_writing_dynamodb(
+    write_behind_mode, monkeypatch, settings
+):
+    from lizzy.cache_backend import CACHE_TABLE
+    from lizzy.redis import RedisUnavailable
+    from sessions_app.services.session_stores import redis_breaker
+
+    stored = session_save(session=session_new(phone=PHONES[0]), expected_version=None)
+    sessions_flush()  # DynamoDB holds version 1
+    assert write_behind.write_behind_fenced() is False
+
+    def redis_away(**kwargs):
+        raise RedisUnavailable("Redis is unreachable (ConnectionError).")
+
+    monkeypatch.setattr("sessions_app.services.session_stores.redis_session_cas", redis_away)
+    monkeypatch.setattr("sessions_app.services.session_stores.redis_session_get", redis_away)
+    try:
+        with record_calls() as calls:
+            through = session_save(session=stored, expected_version=1)
+        assert through.version == 2
+        operations = [op for op, _ in calls]
+        assert operations.index("UpdateItem") < operations.index("PutItem")  # fence first, then the write
+        fence = dynamodb_get_item(table=CACHE_TABLE.name, key=write_behind.FENCE_KEY, consistent=True)
+        assert fence["until"] >= time.time() + settings.LIZZY_FLUSH_FENCE_SECONDS - 5
+        assert write_behind.write_behind_fenced() is True
+        # a second degraded save within the period does not write the fence again
+        with record_calls() as again:
+            session_save(session=through, expected_version=2)
+        assert [op for op, _ in again].count("UpdateItem") == 0
+    finally:
+        redis_breaker.reset()
+
+
+def test_an_unreadable_fence_means_checking(write_behind_mode, monkeypatch):
+    from lizzy.dynamodb import DynamoDBUnavailable
+
+    def unavailable(**kwargs):
+        raise DynamoDBUnavailable("DynamoDB is unreachable (EndpointConnectionError).")
+
+    monkeypatch.setattr(write_behind, "dynamodb_get_item", unavailable)
+    assert write_behind.write_behind_fenced() is True
 
 
 def test_backlog_reports_size_and_oldest_age(write_behind_mode, session_redis, settings):
@@ -198,3 +255,34 @@ def test_a_write_behind_update_of_a_session_not_in_redis_asks_dynamodb_first(wri
         session_save(session=stored, expected_version=stored.version + 5)
     updated = session_save(session=stored, expected_version=stored.version)
     assert updated.version == stored.version + 1
+
+
+def test_a_write_made_while_redis_was_away_is_not_overwritten_by_the_older_dirty_copy(write_behind_mode, monkeypatch):
+    from lizzy.redis import RedisUnavailable
+    from sessions_app.services.session_stores import redis_breaker
+
+    first = session_save(session=session_new(phone=PHONES[0]), expected_version=None)
+    sessions_flush()  # durable: version 1
+    dirty = first.copy()
+    dirty.current_node = "DIRTY_IN_REDIS"
+    session_save(session=dirty, expected_version=1)  # version 2, only in Redis, not flushed
+
+    # given: Redis unreachable from this process (a partition: Redis keeps its data)
+    def redis_away(**kwargs):
+        raise RedisUnavailable("Redis is unreachable (ConnectionError).")
+
+    with monkeypatch.context() as away:
+        away.setattr("sessions_app.services.session_stores.redis_session_cas", redis_away)
+        away.setattr("sessions_app.services.session_stores.redis_session_get", redis_away)
+        current = session_get(phone=PHONES[0])  # falls back to DynamoDB: version 1
+        assert current.version == 1
+        current.current_node = "WRITTEN_WHILE_AWAY"
+        acknowledged = session_save(session=current, expected_version=1)  # straight to DynamoDB
+    redis_breaker.reset()
+    assert acknowledged.version == 2
+    # when: Redis is reachable again and the flush runs
+    result = sessions_flush()
+    # then: the acknowledged write stays; the older lineage's dirty copy is skipped and dropped
+    assert (result.written, result.stale_skipped) == (0, 1)
+    assert durable(PHONES[0])["currentNode"] == "WRITTEN_WHILE_AWAY"
+    assert session_get(phone=PHONES[0]).current_node == "WRITTEN_WHILE_AWAY"
