@@ -20,7 +20,10 @@ CREATE TABLE typed (id integer PRIMARY KEY, i bigint, n numeric, f double precis
 COLUMNS = ["id", "i", "n", "f", "b", "ts", "d", "u", "j", "a", "by", "t"]
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(10**15), 10**15) | st.text(st.characters(blacklist_characters="\x00")),
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**15), 10**15)
+    | st.text(st.characters(codec="utf-8", exclude_characters="\x00")),
     lambda children: (
         st.lists(children, max_size=3)
         | st.dictionaries(st.text(min_size=1, max_size=5).filter(lambda key: "\x00" not in key), children, max_size=3)
@@ -45,7 +48,7 @@ rows = st.fixed_dictionaries(
         "j": st.none() | json_values.filter(lambda value: value is not None),
         "a": st.none() | st.lists(st.integers(-(2**31), 2**31 - 1), max_size=4),
         "by": st.none() | st.binary(min_size=1, max_size=16),
-        "t": st.none() | st.text(st.characters(blacklist_characters="\x00"), max_size=20),
+        "t": st.none() | st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=20),
     }
 )
 
