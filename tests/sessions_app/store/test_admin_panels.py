@@ -12,7 +12,7 @@ from sessions_app.selectors import session_get
 from sessions_app.services.session_stores import redis_breaker
 from sessions_app.services.sessions import session_new, session_save
 from sessions_app.services.store_modes import store_mode_set
-from sessions_app.services.write_behind import sessions_flush
+from sessions_app.services.write_behind import sessions_flush, write_behind_fence_raise
 from tests.sessions_app.factories import SEED_PHONE
 
 pytestmark = pytest.mark.django_db
@@ -82,6 +82,14 @@ def test_write_behind_panel_shows_backlog_lag_and_last_flush(dynamodb, session_r
     assert '<td id="write-behind-backlog">0</td>' in after
     assert '<td id="write-behind-lag">-</td>' in after
     assert "flushed, 3 written" in after
+    assert "version-checked" not in after  # Redis was healthy: no fence
+
+    # after a session went to DynamoDB without Redis, the next flush says it checked versions
+    write_behind_fence_raise()
+    session_save(session=session_new(phone="+12065550109"), expected_version=None)
+    sessions_flush()
+    fenced = panel(ops_admin_client.get("/admin/").content.decode(), "write_behind")
+    assert "1 version-checked (fence up: a write bypassed Redis)" in fenced
 
 
 def test_breaker_panel_turns_red_when_the_breaker_opens(dynamodb, session_redis, ops_admin_client):
