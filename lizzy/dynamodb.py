@@ -337,7 +337,7 @@ def _wire_sized(value: Any) -> tuple[dict[str, Any], int]:
         return {"M": out}, size
     if kind is int and -_INT_LIMIT < value < _INT_LIMIT:
         text = str(value)
-        return {"N": text}, (len(text.lstrip("-").rstrip("0") or "0") + 1) // 2 + 1
+        return {"N": text}, _digits_size(text.lstrip("-"))
     if kind is list:
         items = []
         size = 3
@@ -434,8 +434,12 @@ def _number_size(value: Any) -> int:
     Counted from the exact digits: ``Decimal.normalize()`` rounds to the context's 28 digits, which
     undercounted numbers of 29-38 digits.
     """
-    digits = "".join(map(str, Decimal(value).as_tuple().digits)).strip("0") or "0"
-    return (len(digits) + 1) // 2 + 1
+    return _digits_size("".join(map(str, Decimal(value).as_tuple().digits)))
+
+
+def _digits_size(digits: str) -> int:
+    """DynamoDB's size of a number written with ``digits`` (no sign, no point)."""
+    return (len(digits.strip("0") or "0") + 1) // 2 + 1
 
 
 def value_size(value: Any) -> int:

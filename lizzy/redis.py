@@ -345,18 +345,17 @@ def redis_dirty_page(*, cursor: int = 0, count: int = 500) -> tuple[int, dict[st
     return int(next_cursor), dict(entries)
 
 
-def redis_dirty_snapshot(*, phones: list[str]) -> list[tuple[str | None, str | None, int]]:
-    """For each phone, atomically: (dirty counter, value JSON, expire-at), in one MULTI."""
+def redis_dirty_snapshot(*, phones: list[str]) -> list[tuple[str | None, str | None]]:
+    """For each phone, atomically: (dirty counter, value JSON), in one MULTI.
+
+    The key's expiry is not read: it is the session's lastActivity + TTL (``session_expiry``).
+    """
     client = get_redis()
     pipe = client.pipeline(transaction=True)
     pipe.hmget(key(DIRTY_HASH_KEY), phones)
-    for phone in phones:
-        name = key(SESSION_KEY, phone=phone)
-        pipe.get(name)
-        pipe.expiretime(name)
-    results = redis_call(pipe.execute)
-    counters = results[0]
-    return [(counters[i], results[1 + 2 * i], int(results[2 + 2 * i])) for i in range(len(phones))]
+    pipe.mget([key(SESSION_KEY, phone=phone) for phone in phones])
+    counters, values = redis_call(pipe.execute)
+    return list(zip(counters, values, strict=True))
 
 
 def redis_dirty_clear(*, counters: Mapping[str, str]) -> int:

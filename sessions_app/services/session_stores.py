@@ -23,7 +23,6 @@ trial call decides. A Redis failure never fails a session request in those modes
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import random
 import threading
@@ -63,6 +62,7 @@ from sessions_app.services.sessions import (
     Session,
     SessionConflict,
     SessionStore,
+    session_expiry,
     session_stamped,
 )
 from sessions_app.services.write_behind import write_behind_fence_raise
@@ -236,26 +236,10 @@ def redis_document(session: Session) -> dict[str, Any]:
 
 
 def session_from_redis(document: dict[str, Any]) -> Session:
-    """A session read from Redis; its ``ttl`` is derived as every write set the key's expiry.
-
-    ``session_touch`` stamps ``lastActivity`` (whole seconds) and expires the key at lastActivity +
-    LIZZY_SESSION_TTL_SECONDS, so the expiry need not be read back (one GET per hit, not a script).
-    """
+    """A session read from Redis: one GET, its ``ttl`` derived as every write set the key's expiry."""
     session = Session.from_document(document)
-    session.ttl = _ttl_from_last_activity(session.last_activity)
+    session.ttl = session_expiry(session.last_activity)
     return session
-
-
-def _ttl_from_last_activity(last_activity: str | None) -> int | None:
-    if not last_activity:
-        return None
-    try:
-        stamped = dt.datetime.fromisoformat(last_activity)
-    except (TypeError, ValueError):
-        return None  # a legacy document with an odd stamp: the key's own expiry still applies
-    if stamped.tzinfo is None:
-        stamped = stamped.replace(tzinfo=dt.UTC)
-    return int(stamped.timestamp()) + settings.LIZZY_SESSION_TTL_SECONDS
 
 
 def canonical(session: Session | None) -> dict[str, Any] | None:
@@ -508,8 +492,14 @@ class CachedSessionStore:
             if stored is not None:
                 return stored
             metrics.SESSION_WRITE_THROUGH_DEGRADED.inc()
-            write_behind_fence_raise()  # Redis may still hold an older dirty copy: flushes must check
+            self._fence_before_bypass()
         return self._save_through(session, expected_version)
+
+    def _fence_before_bypass(self) -> None:
+        """Write-behind, about to write DynamoDB without Redis: Redis may still hold an older dirty copy,
+        so flushes must check versions first (write_behind, "The fence")."""
+        if self.write_behind:
+            write_behind_fence_raise()
 
     def _save_through(self, session: Session, expected_version: int | None) -> Session:
         try:
@@ -573,8 +563,8 @@ class CachedSessionStore:
             # Redis held the newest version (and its dirty marker is gone with it): remove the durable copy.
             self.dynamodb.delete(phone)
             return True
-        if self.write_behind and not answered:
-            write_behind_fence_raise()
+        if not answered:
+            self._fence_before_bypass()
         return self.dynamodb.delete(phone, expected_version=expected_version)
 
     def expire(self, phone: str, *, expected_version: int | None = None) -> bool:
@@ -600,7 +590,7 @@ class CachedSessionStore:
             self.dynamodb.expire(phone)
             return True
         if not answered:
-            write_behind_fence_raise()
+            self._fence_before_bypass()
         return self.dynamodb.expire(phone, expected_version=expected_version)
 
 

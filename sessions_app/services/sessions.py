@@ -109,9 +109,10 @@ class Session:
         )
 
     def copy(self) -> Session:
-        """An independent copy. Every turn copies its session twice (engine, store) and a session is
-        ~12 KB of nested maps and lists: ``copy.deepcopy``'s memo bookkeeping made that a visible share
-        of a webhook turn (docs/BENCHMARKS.md, benchmark 3)."""
+        """An independent (deep) copy of the JSON-like data, cheaper than ``copy.deepcopy``.
+
+        A turn no longer copies its session (``session_stamped`` is shallow); this is for callers that
+        keep a session while changing another."""
         return Session(
             phone=self.phone,
             customer_id=self.customer_id,
@@ -156,6 +157,22 @@ def session_stamped(*, session: Session, expected_version: int | None) -> Sessio
     """
     stored = dataclasses.replace(session, version=(expected_version or 0) + 1)
     return session_touch(session=stored)
+
+
+def session_expiry(last_activity: str | None) -> int | None:
+    """The ``ttl`` that ``session_touch`` gave a session stamped ``last_activity`` (None if unreadable).
+
+    Redis reads use it instead of fetching the key's expiry, which every write sets to this value.
+    """
+    if not last_activity:
+        return None
+    try:
+        stamped = dt.datetime.fromisoformat(last_activity)
+    except (TypeError, ValueError):
+        return None  # a legacy document with an odd stamp: the key's own expiry still applies
+    if stamped.tzinfo is None:
+        stamped = stamped.replace(tzinfo=dt.UTC)
+    return int(stamped.timestamp()) + settings.LIZZY_SESSION_TTL_SECONDS
 
 
 def session_touch(*, session: Session, now: dt.datetime | None = None) -> Session:

@@ -6,7 +6,8 @@ so an acknowledged write is either already in DynamoDB or still marked. The flus
 
 1. takes a Redis lock with a random token and an expiry (duplicated beats, django-celery-beat#337,
    run one flush at a time; a crashed flusher's lock expires; only the holder's token releases it);
-2. reads a page of the dirty set, then each phone's counter and value in one MULTI (atomic);
+2. reads a page of the dirty set, then each phone's counter and value in one MULTI (atomic; the
+   session's ttl is derived from its lastActivity, as every write set the key's expiry);
 3. while the fence is up (below), skips values DynamoDB already holds at the same or a newer version,
    so a flush never moves a session backwards;
 4. writes the rest with BatchWriteItem, 25 per call (UnprocessedItems retried by lizzy.dynamodb);
@@ -62,6 +63,7 @@ from lizzy.redis import (
     redis_set_json,
 )
 from lizzy.tables import SESSIONS
+from sessions_app.services.sessions import session_expiry
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +204,7 @@ def _flush_page_result(phones: list[str]) -> FlushResult:
 def _flush_page(phones: list[str], result: FlushResult) -> None:
     items: dict[str, dict] = {}
     counters: dict[str, str] = {}
-    for phone, (counter, value, expire_at) in zip(phones, redis_dirty_snapshot(phones=phones), strict=True):
+    for phone, (counter, value) in zip(phones, redis_dirty_snapshot(phones=phones), strict=True):
         if counter is None:
             continue  # cleared since the page was read (deleted, or another flush)
         counters[phone] = counter
@@ -210,7 +212,9 @@ def _flush_page(phones: list[str], result: FlushResult) -> None:
             result.expired += 1  # the session expired in Redis: nothing left to write
             continue
         document = json_loads(value)
-        document["ttl"] = expire_at if expire_at > 0 else int(time.time()) + settings.LIZZY_SESSION_TTL_SECONDS
+        document["ttl"] = session_expiry(document.get("lastActivity")) or (
+            int(time.time()) + settings.LIZZY_SESSION_TTL_SECONDS
+        )
         items[phone] = document
     if items and write_behind_fenced():
         result.checked += len(items)
