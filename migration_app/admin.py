@@ -30,9 +30,10 @@ from migration_app.models import (
     ValidationReport,
 )
 from migration_app.selectors import plan_next_phase, plan_progress, run_latest, run_progress
-from migration_app.services.backfill import plan_backfill_start, run_pause, run_resume
 from migration_app.services.backups import backup_table
+from migration_app.services.dispatch import plan_backfill_start, run_resume
 from migration_app.services.phases import plan_advance, plan_rollback
+from migration_app.services.runs import run_pause
 from migration_app.tasks import catch_up_task, validate_task
 
 POLL_MS = 2000  # how often an open plan page asks for progress

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from migration_app.selectors import plan_list, run_latest, validation_latest
-from migration_app.services.backfill import plan_get
+from migration_app.services.plans import plan_get
 from migration_app.tasks import validate_task
 
 

@@ -11,6 +11,7 @@ from lizzy.dynamodb import dynamodb_query
 from lizzy.errors import ApplicationError
 from migration_app.models import PHASE_ORDER, MigrationPlan, MigrationRun, RunStatus, Segment, ValidationReport
 from migration_app.services.mapping import target_name
+from migration_app.services.phases import phase_guard
 
 SERENYA_TABLE = "serenya-{env}"
 
@@ -84,8 +85,6 @@ def plan_next_phase(*, plan: MigrationPlan) -> str | None:
 
 def plan_advance_refusal(*, plan: MigrationPlan) -> str | None:
     """Why the next phase is refused right now (the guard's own message), or None when it is allowed."""
-    from migration_app.services.phases import phase_guard
-
     next_phase = plan_next_phase(plan=plan)
     if next_phase is None:
         return f"{plan.phase} is the last phase."

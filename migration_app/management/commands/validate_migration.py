@@ -6,7 +6,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from lizzy.errors import ApplicationError
-from migration_app.services.backfill import plan_get
+from migration_app.services.plans import plan_get
 from migration_app.services.validation import plan_validate, report_summary
 
 

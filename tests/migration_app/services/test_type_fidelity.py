@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
 
 from lizzy.dynamodb import dynamodb_get_item, iso_utc
-from migration_app.services.backfill import plan_context, plan_save, plan_setup_tables, run_create, run_execute
+from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
+from migration_app.services.runs import run_create, run_execute
 
 DDL = """
 CREATE TABLE typed (id integer PRIMARY KEY, i bigint, n numeric, f double precision, b boolean, ts timestamptz,
