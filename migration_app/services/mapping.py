@@ -80,7 +80,7 @@ ERR_TABLE_TWICE = "table {table} would receive rows of {first} and {second} with
 ERR_FILTER_WILDCARD = "filters need an exact table name (DMS: filters do not support wildcards)"
 ERR_FILTER_ACTION = "filters apply only to rule-action include"
 ERR_NEGATIVE_ALONE = "a negative operator ({operator}) must be the only condition of its filter"
-ERR_EXPLICIT_WILDCARD = "explicit selects exactly one table: no % or _ wildcards"
+ERR_EXPLICIT_WILDCARD = "explicit selects exactly one table: no % wildcard (its name is compared exactly)"
 
 
 class MappingError(ApplicationError):
@@ -407,7 +407,9 @@ def mapping_parse(*, document: Any) -> TableMapping:
 
 
 def _has_wildcard(name: str) -> bool:
-    return "%" in name or "_" in name
+    # Only %: "_" is DMS's one-character wildcard in include/exclude, but table names are full of
+    # underscores, and explicit rules and filters compare the name exactly (underscore included).
+    return "%" in name
 
 
 def _check_selection_rule(rule: dict[str, Any], name: str) -> None:

@@ -41,7 +41,7 @@ ERR_NO_RUN = "Plan {plan} has no run to {verb}."
 ERR_ROW = "plan {plan}, table {table}, rule {rule}, source key {key}: {reason}"
 ERR_TOO_MANY_BAD_ROWS = (
     "{count} row(s) quarantined, more than the {limit} this run allows (--max-bad-rows / the plan's max_bad_rows); "
-    "the latest: {latest}"
+    "the row that went over: {row}"
 )
 ERR_SEGMENT_FAILED = (
     "plan {plan}, table {table}, rule {rule}, after source key {key} ({written} item(s) written): {problem}"
@@ -191,7 +191,7 @@ def _segment_loop(segment: Segment, run: MigrationRun, context: PlanContext, on_
             if outcome.bad:
                 _quarantine(run, entity, outcome.bad)
         if outcome.bad:
-            _fail_past_limit(run, entity, outcome.bad[-1])
+            _fail_past_limit(run, entity, outcome.bad)
         if on_rows:
             on_rows(len(rows))
         if remaining is not None:
@@ -230,12 +230,14 @@ def _quarantine(run: MigrationRun, entity: EntityMapping, bad: list[BadRow]) -> 
         logger.warning("run %s: %s", run.pk, row_error_text(plan=run.plan, entity=entity, bad=row))
 
 
-def _fail_past_limit(run: MigrationRun, entity: EntityMapping, latest: BadRow) -> None:
+def _fail_past_limit(run: MigrationRun, entity: EntityMapping, bad: list[BadRow]) -> None:
     count = MigrationRun.objects.values_list("rows_quarantined", flat=True).get(pk=run.pk)
     if count > run.max_bad_rows:
+        # Name the row that went over the limit (with the default 0: the first bad row).
+        crossing = bad[min(max(run.max_bad_rows - (count - len(bad)), 0), len(bad) - 1)]
         raise RunFailed(
             ERR_TOO_MANY_BAD_ROWS.format(
-                count=count, limit=run.max_bad_rows, latest=row_error_text(plan=run.plan, entity=entity, bad=latest)
+                count=count, limit=run.max_bad_rows, row=row_error_text(plan=run.plan, entity=entity, bad=crossing)
             )
         )
 

@@ -41,6 +41,21 @@ class DuckdbSource(SqlSource):
         )
         return {row["column_name"]: row["data_type"] for row in rows}
 
+    def _key_bound(self, relation, values, operator):
+        # DuckDB 2.0 folds ``a >= x AND (a, b) > (...) AND ... <= (...)`` into a BETWEEN on row values and
+        # then refuses the tuple type, so composite bounds are spelled out: (a > x) OR (a = x AND b > y) ...
+        if len(relation.key) == 1:
+            return super()._key_bound(relation, values, operator)
+        strict = ">" if operator == ">" else "<"
+        clauses, params = [], []
+        columns = [self.quote(column) for column in relation.key]
+        for position, column in enumerate(columns):
+            equal = [f"{c} = ?" for c in columns[:position]]
+            last = f"{column} {strict} ?" if position < len(columns) - 1 or operator == ">" else f"{column} <= ?"
+            clauses.append("(" + " AND ".join([*equal, last]) + ")")
+            params += [*values[:position], values[position]]
+        return "(" + " OR ".join(clauses) + ")", params
+
     def _convert(self, row: dict[str, Any], declared: dict[str, str]) -> dict[str, Any]:
         return {
             name: json.loads(value, parse_float=Decimal)

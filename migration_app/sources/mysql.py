@@ -47,8 +47,10 @@ class MysqlSource(SqlSource):
                 charset="utf8mb4",
                 autocommit=True,
                 connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                init_command="SET time_zone = '+00:00', SESSION TRANSACTION READ ONLY",
+                init_command="SET time_zone = '+00:00'",
             )
+            with self.connection.cursor() as cursor:
+                cursor.execute("SET SESSION TRANSACTION READ ONLY")
         except pymysql.MySQLError as exc:
             raise SourceError(ERR_SOURCE.format(problem=type(exc).__name__)) from exc
 
