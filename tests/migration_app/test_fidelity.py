@@ -669,3 +669,34 @@ def test_cutover_needs_a_full_validation_newer_than_the_last_write(db, dynamodb,
 
     plan_validate(plan=plan, mode="full")
     phase_guard(plan=plan, to_phase=Phase.CUTOVER)  # allowed now
+
+
+def test_the_quarantine_is_visible_in_the_admin_and_exports_as_json_lines(
+    db, dynamodb, sqlite_source, ops_admin_client, settings
+):
+    import json
+
+    from django.core.management import call_command
+
+    url = sqlite_source(BIG_DDL["sqlite"], {"docs": [{"id": 1, "body": "ok"}, {"id": 2, "body": "x" * 500_000}]})
+    plan, run = _migrate("docs", {"rules": [_select("docs")]}, url, max_bad_rows=1)
+    assert run.status == "succeeded"
+    assert run.rows_quarantined == 1
+
+    listing = ops_admin_client.get("/admin/migration_app/quarantinedrow/")
+    assert listing.status_code == 200
+    assert "400 KB" in listing.content.decode()
+    exported = ops_admin_client.post(
+        "/admin/migration_app/quarantinedrow/",
+        {"action": "export_jsonl", "_selected_action": [row.pk for row in QuarantinedRow.objects.all()]},
+    )
+    (line,) = exported.content.decode().splitlines()
+    entry = json.loads(line)
+    assert (entry["plan"], entry["rule"], entry["source_key"]) == ("docs", "pick", {"id": 2})
+    assert entry["row"]["body"].endswith("…")  # a 500 KB value is not copied whole
+
+    from io import StringIO
+
+    out = StringIO()
+    call_command("migration_quarantine", "docs", stdout=out)
+    assert json.loads(out.getvalue())["source_key"] == {"id": 2}

@@ -75,6 +75,8 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(summary, default=str))
         else:
             state = "skipped" if validation is None else ("clean" if validation["clean"] else "FAILED")
+            if validation is not None and validation["quick"]:
+                state += " (quick: keys and counts only)"
             counts = (
                 ""
                 if validation is None
