@@ -106,7 +106,11 @@ class PostgresSource(SqlSource):
             column = self.quote(name)
             array = type_name.endswith("[]")
             if _TEXT_CAST.search(type_name):
-                parts.append(f"{column}::{'text[]' if array else 'text'} AS {column}")
+                # concat() uses the type's own output (inet '192.168.0.1', not text(inet)'s '.../32')
+                text = (
+                    f"{column}::text[]" if array else f"CASE WHEN {column} IS NULL THEN NULL ELSE concat({column}) END"
+                )
+                parts.append(f"{text} AS {column}")
             elif _NUMERIC_CAST.search(type_name):
                 parts.append(f"{column}::{'numeric[]' if array else 'numeric'} AS {column}")
             else:

@@ -700,3 +700,94 @@ def test_the_quarantine_is_visible_in_the_admin_and_exports_as_json_lines(
     out = StringIO()
     call_command("migration_quarantine", "docs", stdout=out)
     assert json.loads(out.getvalue())["source_key"] == {"id": 2}
+
+
+# --- every source type: a documented conversion ------------------------------------------------------
+
+PG_TYPES_DDL = """
+CREATE TYPE mood AS ENUM ('calm', 'angry');
+CREATE TABLE typed (id integer PRIMARY KEY, price money, wait interval, addr inet, net cidr, span int4range,
+  during tstzrange, feeling mood, feelings mood[], at time, atz timetz, day date, stamps timestamptz[],
+  amounts numeric[], flags boolean[], doc jsonb, raw bytea)
+"""
+
+
+def test_postgresql_types_each_have_their_documented_conversion(db, dynamodb, postgres_source):
+    import psycopg
+
+    with psycopg.connect(postgres_source) as connection:
+        connection.execute(PG_TYPES_DDL)
+        connection.execute(
+            "INSERT INTO typed VALUES (1, '12.34', '1 year 2 mons 3 days 04:05:06.5', '192.168.0.1', '10.0.0.0/8', "
+            "'[1,10)', '[2025-01-01 00:00:00+00,2025-01-02 00:00:00+00)', 'calm', '{calm,angry}', '10:11:12.5', "
+            "'10:11:12+02', '2025-03-04', '{2025-01-01 00:00:00+00}', '{1.50,12345678901234567890123456789012345678}',"
+            " '{true,false}', '{\"n\": 1.10, \"deep\": {\"x\": [1, 2.5]}}', '\\x00ff')"
+        )
+
+    plan, run = _migrate("pgtypes", {"rules": [_select("typed")]}, postgres_source)
+
+    assert run.status == "succeeded", run.last_error
+    item = dynamodb_get_item(table="typed", key={"id": 1}, consistent=True)
+    assert item["price"] == Decimal("12.34")
+    assert item["wait"] == "1 year 2 mons 3 days 04:05:06.5"
+    assert item["addr"] == "192.168.0.1"
+    assert item["net"] == "10.0.0.0/8"
+    assert item["span"] == "[1,10)"
+    assert item["during"] == '["2025-01-01 00:00:00+00","2025-01-02 00:00:00+00")'
+    assert item["feeling"] == "calm"
+    assert item["feelings"] == ["calm", "angry"]
+    assert item["at"] == "10:11:12.500000"
+    assert item["atz"] == "10:11:12.000000+02:00"
+    assert item["day"] == "2025-03-04"
+    assert item["stamps"] == ["2025-01-01T00:00:00.000000Z"]
+    assert item["amounts"] == [Decimal("1.5"), Decimal("12345678901234567890123456789012345678")]
+    assert item["flags"] == [True, False]
+    assert item["doc"] == {"n": Decimal("1.1"), "deep": {"x": [1, Decimal("2.5")]}}
+    assert item["raw"] == b"\x00\xff"
+    assert plan_validate(plan=plan).clean
+
+
+MARIADB_TYPES_DDL = """
+CREATE TABLE typed (id BIGINT UNSIGNED PRIMARY KEY, ok TINYINT(1), bit1 BIT(1), price DECIMAL(38,2), ratio DOUBLE,
+  at DATETIME(6), stamp TIMESTAMP(6) NULL, day DATE, span TIME(6), doc JSON, raw BLOB, kind ENUM('a','b'),
+  tags SET('x','y'), year YEAR, note VARCHAR(20))
+"""
+
+
+def test_mariadb_types_each_have_their_documented_conversion(db, dynamodb, mariadb_source):
+    from urllib.parse import urlparse
+
+    import pymysql
+
+    parsed = urlparse(mariadb_source)
+    connection = pymysql.connect(host=parsed.hostname, port=parsed.port, user="root", database=parsed.path[1:])
+    with connection.cursor() as cursor:
+        cursor.execute("SET time_zone = '+00:00'")
+        cursor.execute(MARIADB_TYPES_DDL)
+        cursor.execute(
+            "INSERT INTO typed VALUES (18446744073709551615, 1, b'1', 123456789012345678901234567890123456.78, 0.1, "
+            "'2025-01-01 10:00:00.000001', '2025-01-01 10:00:00', '2025-03-04', '-01:02:03.5', "
+            "'{\"n\": 1.10, \"a\": [1, true]}', x'00ff', 'b', 'x,y', 2025, NULL)"
+        )
+    connection.commit()
+    connection.close()
+
+    plan, run = _migrate("mytypes", {"rules": [_select("typed")]}, mariadb_source)
+
+    assert run.status == "succeeded", run.last_error
+    item = dynamodb_get_item(table="typed", key={"id": 18446744073709551615}, consistent=True)
+    assert item["ok"] is True
+    assert item["bit1"] is True
+    assert item["price"] == Decimal("123456789012345678901234567890123456.78")
+    assert item["ratio"] == Decimal("0.1")
+    assert item["at"] == "2025-01-01T10:00:00.000001Z"
+    assert item["stamp"] == "2025-01-01T10:00:00.000000Z"
+    assert item["day"] == "2025-03-04"
+    assert item["span"] == "-P0DT1H2M3.500000S"
+    assert item["doc"] == {"n": Decimal("1.1"), "a": [1, True]}
+    assert item["raw"] == b"\x00\xff"
+    assert item["kind"] == "b"
+    assert item["tags"] == "x,y"
+    assert item["year"] == 2025
+    assert "note" not in item  # NULL: not written (DMS)
+    assert plan_validate(plan=plan).clean
