@@ -15,6 +15,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import duckdb
+import psycopg
+from psycopg.types.json import Jsonb
+
 PLANS_DIR = Path(__file__).resolve().parent.parent / "plans"
 EPOCH = dt.datetime(2025, 9, 1, tzinfo=dt.UTC)
 
@@ -232,8 +236,6 @@ def serenya_generate(*, url: str, users: int, seed: int = 0) -> dict[str, int]:
             for table in SERENYA_TABLES:
                 _insert(connection, table, rows[table], "?", _sqlite_value)
     else:
-        import psycopg
-        from psycopg.types.json import Jsonb
 
         def pg_value(value: Any) -> Any:
             return Jsonb(value) if isinstance(value, dict) else value
@@ -256,8 +258,6 @@ def _insert(target: Any, table: str, rows: list[dict[str, Any]], mark: str, conv
 
 def k9_generate(*, path: str, users: int, seed: int = 0) -> dict[str, int]:
     """Create seed 004's DuckDB file (users, reports, embeddings) and fill it."""
-    import duckdb
-
     rng = random.Random(seed)  # noqa: S311
     counts = {"users": 0, "reports": 0, "embeddings": 0}
     with duckdb.connect(path) as connection:
