@@ -7,9 +7,13 @@ SQLite, PostgreSQL, DuckDB and MariaDB by ``tests/migration_app/conftest.py``).
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from lizzy.dynamodb import dynamodb_get_item, dynamodb_put_item, dynamodb_scan_segment
 from migration_app.models import Phase, QuarantinedRow
@@ -791,3 +795,38 @@ def test_mariadb_types_each_have_their_documented_conversion(db, dynamodb, maria
     assert item["year"] == 2025
     assert "note" not in item  # NULL: not written (DMS)
     assert plan_validate(plan=plan).clean
+
+
+def test_migrate_check_refuses_an_unexact_value_naming_the_column(db, postgres_source, tmp_path):
+    import json
+
+    import psycopg
+    from django.core.management import CommandError, call_command
+
+    with psycopg.connect(postgres_source) as connection:
+        connection.execute("CREATE TABLE ledger (id integer PRIMARY KEY, total numeric)")
+        connection.execute("INSERT INTO ledger VALUES (1, 1e-200)")
+    mapping = tmp_path / "ledger.json"
+    mapping.write_text(json.dumps({"rules": [_select("ledger")]}))
+
+    with pytest.raises(CommandError, match="column 'total'"):
+        call_command("migrate_to_dynamodb", "--mapping", str(mapping), "--source", postgres_source, "--check")
+
+
+@given(
+    st.decimals(allow_nan=False, allow_infinity=False, places=None).filter(
+        lambda d: d.is_zero() or (len(d.as_tuple().digits) <= 38 and -130 <= d.adjusted() <= 125)
+    ),
+    st.integers(0, 5),
+)
+@hypothesis_settings(max_examples=300, deadline=None)
+def test_canonical_numbers_are_exact_and_ignore_only_trailing_zeros(number, zeros):
+    from migration_app.services.canonical import canonical_number
+
+    text = canonical_number(str(number))
+    assert Decimal(text) == number  # exact: no digit lost or changed
+    padded = Decimal(str(number) + ("0" * zeros if "." in str(number) and "E" not in str(number) else ""))
+    assert canonical_number(str(padded)) == text
+    unit = Decimal((0, (1,), number.as_tuple().exponent))  # one unit in the last place
+    bumped = decimal.Context(prec=200).add(number, unit)  # exact: the default 28-digit context would round
+    assert canonical_number(str(bumped)) != text
