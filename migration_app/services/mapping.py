@@ -177,11 +177,11 @@ class EntityMapping:
             item = self._transform(row)
         except (ValueRefused, TemplateError, MappingError) as exc:
             raise RowError(exc.message) from exc
-        for name in self.key_names:
-            columns = self.key_columns.get(name, set())
-            nulls = sorted(column for column in columns if row.get(column) is None)
-            if nulls:
-                raise RowError(ERR_KEY_NULL.format(name=name, columns=", ".join(nulls)))
+        for name, columns in self._key_checks():
+            for column in columns:
+                if row.get(column) is None:
+                    nulls = sorted(column for column in columns if row.get(column) is None)
+                    raise RowError(ERR_KEY_NULL.format(name=name, columns=", ".join(nulls)))
             value = item.get(name)
             if value is None:
                 raise RowError(ERR_KEY_NULL.format(name=name, columns=name))
@@ -189,12 +189,21 @@ class EntityMapping:
                 raise RowError(ERR_KEY_EMPTY.format(name=name))
         return item
 
+    def _key_checks(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        checks = self.__dict__.get("_checks")
+        if checks is None:
+            checks = tuple((name, tuple(sorted(self.key_columns.get(name, ())))) for name in self.key_names)
+            self.__dict__["_checks"] = checks
+        return checks
+
     def _transform(self, row: Mapping[str, Any]) -> dict[str, Any]:
         item: dict[str, Any] = {}
         keep_nulls = self.keep_nulls
         exclude = self.exclude
+        # str, int, bool and Decimal are stored as they are: the codec refuses a number DynamoDB cannot hold
+        # exactly (over 38 digits, out of range, NaN) naming the attribute, and the row is a bad row.
         carried = {
-            name: storable(value, name)
+            name: value if type(value) in _AS_IS else storable(value, name)
             for name, value in row.items()
             if name not in exclude and name[:2] != "__" and (value is not None or keep_nulls)
         }
@@ -222,6 +231,9 @@ class EntityMapping:
             if value is not None:
                 item["ttl"] = int(value)
         return item
+
+
+_AS_IS = frozenset({str, int, bool, Decimal})
 
 
 def _as_datetime(value: dt.datetime | str) -> dt.datetime:

@@ -118,8 +118,12 @@ def timestamp_text(value: dt.datetime) -> str:
     """UTC, six fraction digits, ``Z``: every timestamp has the same width, so they sort as text."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
-    value = value.astimezone(dt.UTC)
-    return f"{value:%Y-%m-%dT%H:%M:%S}.{value.microsecond:06d}Z"
+    elif value.tzinfo is not dt.UTC:
+        value = value.astimezone(dt.UTC)
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:"
+        f"{value.second:02d}.{value.microsecond:06d}Z"
+    )
 
 
 def time_text(value: dt.time) -> str:
@@ -161,9 +165,10 @@ def exact_number(value: Decimal | int, path: str) -> Decimal | int:
         raise ValueRefused(ERR_NOT_FINITE.format(path=path))
     if value.is_zero():
         return value
-    digits = significant_digits(value)
-    if digits > DYNAMODB_DIGITS:
-        raise ValueRefused(ERR_DIGITS.format(path=path, value=value, digits=digits, limit=DYNAMODB_DIGITS))
+    if len(value.as_tuple().digits) > DYNAMODB_DIGITS:  # cheap test first: at most 38 digits written
+        digits = significant_digits(value)
+        if digits > DYNAMODB_DIGITS:
+            raise ValueRefused(ERR_DIGITS.format(path=path, value=value, digits=digits, limit=DYNAMODB_DIGITS))
     adjusted = value.adjusted()
     if adjusted > DYNAMODB_MAX_EXPONENT or adjusted < DYNAMODB_MIN_EXPONENT:
         raise ValueRefused(ERR_MAGNITUDE.format(path=path, value=value))
@@ -175,6 +180,8 @@ def storable(value: Any, path: str) -> Any:
     kind = type(value)
     if value is None or kind is str or kind is bool:
         return value
+    if kind is dt.datetime:  # the commonest conversion first
+        return timestamp_text(value)
     if kind is int:
         return value if -(10**DYNAMODB_DIGITS) < value < 10**DYNAMODB_DIGITS else exact_number(value, path)
     if kind is Decimal:

@@ -16,7 +16,6 @@ validation's count reconciliation (source rows ≠ target items), which the cuto
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -45,6 +44,7 @@ ERR_TOO_LARGE_ROW = "the item is {size} bytes; DynamoDB's item limit is {limit} 
 ERR_REFUSED_ROW = "DynamoDB refused the item: {problem}"
 ROW_TEXT_LIMIT = 2000  # characters of one value kept in the quarantine (a 400 KB value is not copied whole)
 _ITEM_ERRORS = (CodecError, ItemTooLarge, DuplicateKeysInBatch)
+_KEY_TYPES = frozenset({str, int, bytes, Decimal})  # what a DynamoDB key can be (S, N, B); bool is not
 
 
 @dataclass
@@ -69,12 +69,14 @@ class KeyLedger:
 
     def __init__(self) -> None:
         self._owners: dict[tuple[str, tuple[Any, ...]], list[Any]] = {}
-        self._lock = threading.Lock()
 
     def claim(self, table: str, key: tuple[Any, ...], source_key: list[Any]) -> list[Any] | None:
-        """None when ``key`` is free or already this source key's; otherwise the other source key."""
-        with self._lock:
-            owner = self._owners.setdefault((table, key), source_key)
+        """None when ``key`` is free or already this source key's; otherwise the other source key.
+
+        No lock: ``dict.setdefault`` with a key of str/int/bytes/Decimal is one atomic step under the GIL
+        (hashing and comparing them runs no Python code), so two segment threads cannot both win a key.
+        """
+        owner = self._owners.setdefault((table, key), source_key)
         return None if owner == source_key else owner
 
 
@@ -122,7 +124,7 @@ def page_load(
             item = entity.transform(row)
             key = tuple(item[name] for name in key_names)
             for name, value in zip(key_names, key, strict=True):
-                if isinstance(value, bool) or not isinstance(value, (str, int, bytes, Decimal)):
+                if type(value) not in _KEY_TYPES:
                     raise RowError(ERR_KEY_TYPE.format(name=name, type=type(value).__name__))
         except RowError as exc:
             outcome.bad.append(BadRow(source_key_of(row, relation), exc.message, _row_json(row)))

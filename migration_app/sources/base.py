@@ -137,8 +137,11 @@ def decode_key_value(value: Any) -> Any:
     raise SourceError(ERR_SOURCE.format(problem=f"unknown checkpoint value {value!r}"))
 
 
+_PLAIN = frozenset({int, str})
+
+
 def encode_key(values: list[Any]) -> list[Any]:
-    return [encode_key_value(value) for value in values]
+    return [value if type(value) in _PLAIN else encode_key_value(value) for value in values]
 
 
 def decode_key(values: list[Any] | None) -> list[Any] | None:
