@@ -190,9 +190,30 @@ class SqlSource:
             self._declared[key] = self._declared_types(schema=schema, table=table) if table else {}
         return self._declared[key]
 
+    def unexact_condition(self, column: str, declared: str) -> str | None:
+        """SQL true for a value of ``column`` DynamoDB cannot hold exactly (None: this engine cannot tell)."""
+        return None
+
+    def as_text(self, column: str) -> str:
+        return f"CAST({column} AS CHAR)"
+
     def unexact_values(self, relation: Relation, *, columns: dict[str, str]) -> list[tuple[str, Any]]:
-        """(column, sample value) of values DynamoDB cannot hold exactly; engines that can look say so here."""
-        return []
+        """(column, sample value) of the selected rows' values DynamoDB cannot hold exactly."""
+        found = []
+        where, params = self._where(relation, lower=None, upper=None, since=None)
+        for name, declared in columns.items():
+            column = self.quote(name)
+            condition = self.unexact_condition(column, declared)
+            if condition is None:
+                continue
+            sql = (
+                f"SELECT {self.as_text(column)} AS v FROM ({self._select(relation)}) AS probe"  # noqa: S608
+                f"{where}{' AND ' if where else ' WHERE '}{column} IS NOT NULL AND ({condition}) LIMIT 1"
+            )
+            rows = self._fetch(sql, params)
+            if rows:
+                found.append((name, rows[0]["v"]))
+        return found
 
     def relation(self, entity: Any) -> Relation:
         key = tuple(entity.source_key) or (ROWID,)

@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlparse
 import pymysql
 
 from migration_app.services.types import type_family
-from migration_app.sources.base import ERR_SOURCE, Relation, SourceError, SqlSource
+from migration_app.sources.base import ERR_SOURCE, SourceError, SqlSource
 
 CONNECT_TIMEOUT_SECONDS = 10
 
@@ -126,25 +126,11 @@ class MysqlSource(SqlSource):
             out[name] = value
         return out
 
-    def unexact_values(self, relation: Relation, *, columns: dict[str, str]) -> list[tuple[str, Any]]:
-        found = []
-        where, params = self._where(relation, lower=None, upper=None, since=None)
-        for name, type_name in columns.items():
-            if type_family(type_name) not in ("decimal", "float"):
-                continue
-            c = self.quote(name)
-            condition = (
-                f"{c} IS NOT NULL AND (abs({c}) >= 1e126 OR ({c} <> 0 AND abs({c}) < 1e-130) "
-                f"OR length(trim(both '0' from replace(replace(cast(abs({c}) AS char), '.', ''), '-', ''))) > 38)"
-            )
-            sql = (
-                f"SELECT cast({c} AS char) AS v FROM ({self._select(relation)}) AS probe"  # noqa: S608
-                f"{where}{' AND ' if where else ' WHERE '}{condition} LIMIT 1"
-            )
-            rows = self._fetch(sql, params)
-            if rows:
-                found.append((name, rows[0]["v"]))
-        return found
+    def unexact_condition(self, column: str, declared: str) -> str | None:
+        if type_family(declared) not in ("decimal", "float"):
+            return None
+        digits = f"length(trim(both '0' from replace(replace(cast(abs({column}) AS char), '.', ''), '-', '')))"
+        return f"abs({column}) >= 1e126 OR ({column} <> 0 AND abs({column}) < 1e-130) OR {digits} > 38"
 
     def _fetch(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
         cursor = self._execute(sql, params)

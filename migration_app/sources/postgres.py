@@ -124,27 +124,18 @@ class PostgresSource(SqlSource):
             return f"SELECT ctid AS {ROWID}, {columns} FROM {source}"  # noqa: S608
         return f"SELECT {columns} FROM {source}"  # noqa: S608
 
-    def unexact_values(self, relation: Relation, *, columns: dict[str, str]) -> list[tuple[str, Any]]:
-        """Numbers DynamoDB cannot hold exactly: more than 38 significant digits, NaN/Infinity, out of range."""
-        found = []
-        where, params = self._where(relation, lower=None, upper=None, since=None)
-        for name, type_name in columns.items():
-            if not _PROBED.search(type_name) or type_name.endswith("[]"):
-                continue
-            c = self.quote(name)
-            condition = (
-                f"{c} IS NOT NULL AND ({c}::text IN ('NaN', 'Infinity', '-Infinity') OR abs({c}) >= 1e126 "
-                f"OR ({c} <> 0 AND abs({c}) < 1e-130) "
-                f"OR length(trim(both '0' from translate(abs({c})::text, '.-', ''))) > 38)"
-            )
-            sql = (
-                f"SELECT {c}::text AS v FROM ({self._select(relation)}) AS probe"  # noqa: S608
-                f"{where}{' AND ' if where else ' WHERE '}{condition} LIMIT 1"
-            )
-            rows = self._fetch(sql, params)
-            if rows:
-                found.append((name, rows[0]["v"]))
-        return found
+    def as_text(self, column: str) -> str:
+        return f"{column}::text"
+
+    def unexact_condition(self, column: str, declared: str) -> str | None:
+        """More than 38 significant digits, NaN/Infinity, or out of DynamoDB's range."""
+        if not _PROBED.search(declared) or declared.endswith("[]"):
+            return None
+        return (
+            f"{column}::text IN ('NaN', 'Infinity', '-Infinity') OR abs({column}) >= 1e126 "
+            f"OR ({column} <> 0 AND abs({column}) < 1e-130) "
+            f"OR length(trim(both '0' from translate(abs({column})::text, '.-', ''))) > 38"
+        )
 
     def _fetch(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
         for attempt in range(RECONNECT_ATTEMPTS + 1):

@@ -264,18 +264,26 @@ def test_numbers_of_38_digits_are_exact_through_transform_validation_backup_and_
     assert plan_validate(plan=plan).clean
 
 
-def test_a_value_dynamodb_cannot_hold_exactly_is_refused_at_check_time_naming_the_column(db, postgres_source):
-    import psycopg
-
-    with psycopg.connect(postgres_source) as connection:
-        connection.execute("CREATE TABLE wide_numbers (id integer PRIMARY KEY, ok numeric, huge numeric)")
-        connection.execute("INSERT INTO wide_numbers VALUES (1, 1.5, 1234567890123456789012345678901234567890.5)")
+@pytest.mark.parametrize("engine", ["postgres", "mariadb"])
+def test_a_value_dynamodb_cannot_hold_exactly_is_refused_at_check_time_naming_the_column(db, make_source, engine):
+    ddl = {
+        "postgres": "CREATE TABLE wide_numbers (id integer PRIMARY KEY, ok numeric, huge numeric)",
+        "mariadb": "CREATE TABLE wide_numbers (id INTEGER PRIMARY KEY, ok DECIMAL(65,1), huge DECIMAL(65,1))",
+    }
+    huge = Decimal("1234567890123456789012345678901234567890.5")  # 41 significant digits
+    url = make_source(ddl, {"wide_numbers": [{"id": 1, "ok": Decimal("1.5"), "huge": huge}]})
+    mapping = {"rules": [_select("wide_numbers")]}
 
     with pytest.raises(MappingError) as error:
-        plan_check(mapping={"rules": [_select("wide_numbers")]}, source_url=postgres_source, probe_values=True)
+        plan_check(mapping=mapping, source_url=url, probe_values=True)
 
     assert "column 'huge'" in error.value.message
     assert "'ok'" not in error.value.message
+    # a filter that leaves the value out leaves the column acceptable
+    mapping["rules"][0]["filters"] = [
+        {"filter-type": "source", "column-name": "id", "filter-conditions": [{"filter-operator": "gte", "value": "2"}]}
+    ]
+    plan_check(mapping=mapping, source_url=url, probe_values=True)
 
 
 def test_a_column_type_without_a_documented_conversion_is_refused_at_check_time(db, postgres_source):
