@@ -29,7 +29,7 @@ from lizzy.dynamodb.batch import (
     dynamodb_batch_write,
 )
 from lizzy.dynamodb.capacity import add_error_listener, consumed_capacity
-from lizzy.dynamodb.client import client_error, fault_injection, get_client, record_calls, reset_client
+from lizzy.dynamodb.client import get_client, reset_client
 from lizzy.dynamodb.codec import (
     ERR_EMPTY_SET,
     ERR_MAP_KEY,
@@ -126,7 +126,6 @@ __all__ = [
     "add_error_listener",
     "backoff_delay",
     "check_item_size",
-    "client_error",
     "consumed_capacity",
     "decode_cursor",
     "deserialize_item",
@@ -151,11 +150,9 @@ __all__ = [
     "dynamodb_update_table",
     "dynamodb_wait_until_active",
     "encode_cursor",
-    "fault_injection",
     "get_client",
     "iso_utc",
     "item_size",
-    "record_calls",
     "reset_client",
     "serialize_checked",
     "serialize_item",

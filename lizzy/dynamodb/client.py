@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlparse
 
@@ -73,53 +71,20 @@ def reset_client() -> None:
 
 # The key attribute names of each table (``tables.table_key_names``): per endpoint, so forgotten with the client.
 _key_names_cache: dict[str, tuple[str, ...]] = {}
-_call_listeners: list[list[tuple[str, str]]] = []
-
-# A fault hook wraps every call: hook(operation, params, send) -> response. ``send(params)`` makes the
-# real call; a hook may alter the params, the response, or raise botocore's ClientError. It exists so
-# that tests and drills can inject UnprocessedItems and throttling against any endpoint.
-FaultHook = Callable[[str, dict[str, Any], Callable[[dict[str, Any]], dict[str, Any]]], dict[str, Any]]
-_fault_hook: FaultHook | None = None
-
-
-@contextmanager
-def fault_injection(hook: FaultHook) -> Iterator[None]:
-    """Route every DynamoDB call through ``hook`` while the block runs (drills and tests)."""
-    global _fault_hook
-    previous, _fault_hook = _fault_hook, hook
-    try:
-        yield
-    finally:
-        _fault_hook = previous
-
-
-def client_error(code: str, message: str, operation: str) -> Exception:
-    """A botocore ClientError as DynamoDB would send it (for fault hooks: they must not import botocore)."""
-    return ClientError({"Error": {"Code": code, "Message": message}}, operation)
-
-
-@contextmanager
-def record_calls() -> Iterator[list[tuple[str, str]]]:
-    """Collect (operation, table) for every DynamoDB call made while the block runs, in any thread."""
-    calls: list[tuple[str, str]] = []
-    _call_listeners.append(calls)
-    try:
-        yield calls
-    finally:
-        _call_listeners.remove(calls)
 
 
 def _call(operation: str, /, *, table: str = "-", **params: Any) -> dict[str, Any]:
-    """Call one DynamoDB API operation: latency, capacity and errors recorded, errors translated."""
+    """Call one DynamoDB API operation: latency, capacity and errors recorded, errors translated.
+
+    Tests observe and alter calls with handlers on the client's botocore events
+    (``tests/fixtures/dynamodb_hooks.py``), never through a check here.
+    """
     if operation in CAPACITY_OPERATIONS:
         params.setdefault("ReturnConsumedCapacity", "TOTAL")
     method = getattr(get_client(), _snake(operation))
-    for listener in list(_call_listeners):
-        listener.append((operation, table))
     started = time.perf_counter()
     try:
-        hook = _fault_hook
-        response = hook(operation, params, lambda sent: method(**sent)) if hook else method(**params)
+        response = method(**params)
     except (ClientError, BotoCoreError) as exc:
         raise _translate(operation, table, exc) from exc
     finally:

@@ -8,9 +8,9 @@ from lizzy.dynamodb import (
     client,
     dynamodb_batch_write,
     dynamodb_scan,
-    record_calls,
 )
 from lizzy.tables import SESSIONS
+from tests.fixtures.dynamodb_hooks import record_calls
 
 
 @pytest.fixture
