@@ -48,7 +48,6 @@ from lizzy.dynamodb.codec import (
     serialize_item,
     serialize_value,
     to_storable,
-    value_size,
 )
 from lizzy.dynamodb.errors import (
     ERR_TABLE_MISSING,
@@ -159,5 +158,4 @@ __all__ = [
     "serialize_value",
     "table_key_names",
     "to_storable",
-    "value_size",
 ]

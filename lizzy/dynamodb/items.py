@@ -221,5 +221,5 @@ def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         return deserialize_item(json.loads(raw))
-    except (ValueError, TypeError, AttributeError) as exc:
+    except (ValueError, TypeError, AttributeError, ArithmeticError) as exc:
         raise ValidationFailed("The cursor is not one this API issued.", details={"cursor": cursor}) from exc
