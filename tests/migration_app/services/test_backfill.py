@@ -4,11 +4,12 @@ import random
 
 import pytest
 
-from lizzy.dynamodb import client_error, dynamodb_get_item, dynamodb_scan_segment, fault_injection
+from lizzy.dynamodb import dynamodb_get_item, dynamodb_scan_segment
 from migration_app.models import QuarantinedRow, Segment
 from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
 from migration_app.services.runs import run_create, run_execute, segment_backfill
 from migration_app.services.validation import plan_validate
+from tests.fixtures.dynamodb_hooks import client_error, fault_injection
 from tests.migration_app.factories import THINGS_DDL, things_mapping, things_rows
 
 
