@@ -189,6 +189,15 @@ class EntityMapping:
                 raise RowError(ERR_KEY_EMPTY.format(name=name))
         return item
 
+    def _copied(self, row: Mapping[str, Any]) -> list[str]:
+        """The row's columns copied into the item (computed once: every row of a relation has the same)."""
+        names = self.__dict__.get("_copy_names")
+        if names is None or len(names[1]) != len(row):
+            listed = [name for name in row if name not in self.exclude and name[:2] != "__"]
+            names = (listed, tuple(row))
+            self.__dict__["_copy_names"] = names
+        return names[0]
+
     def _key_checks(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
         checks = self.__dict__.get("_checks")
         if checks is None:
@@ -199,14 +208,16 @@ class EntityMapping:
     def _transform(self, row: Mapping[str, Any]) -> dict[str, Any]:
         item: dict[str, Any] = {}
         keep_nulls = self.keep_nulls
-        exclude = self.exclude
         # str, int, bool and Decimal are stored as they are: the codec refuses a number DynamoDB cannot hold
         # exactly (over 38 digits, out of range, NaN) naming the attribute, and the row is a bad row.
-        carried = {
-            name: value if type(value) in _AS_IS else storable(value, name)
-            for name, value in row.items()
-            if name not in exclude and name[:2] != "__" and (value is not None or keep_nulls)
-        }
+        carried = {}
+        for name in self._copied(row):
+            value = row[name]
+            if value is None:
+                if keep_nulls:
+                    carried[name] = None
+            else:
+                carried[name] = value if type(value) in _AS_IS else storable(value, name)
         if self.action == "map-record-to-record":
             item.update(carried)
         else:

@@ -116,14 +116,11 @@ def type_family(declared: str) -> str | None:
 
 def timestamp_text(value: dt.datetime) -> str:
     """UTC, six fraction digits, ``Z``: every timestamp has the same width, so they sort as text."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    elif value.tzinfo is not dt.UTC:
-        value = value.astimezone(dt.UTC)
-    return (
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:"
-        f"{value.second:02d}.{value.microsecond:06d}Z"
-    )
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    # isoformat is C: a tenth of the cost of formatting the fields in Python (one per migrated timestamp).
+    # It writes years below 1000 with four digits too, so every timestamp has the same width.
+    return value.isoformat(timespec="microseconds") + "Z"
 
 
 def time_text(value: dt.time) -> str:
