@@ -22,6 +22,7 @@ from sessions_app.services.store_modes import REDIS_MODES, store_mode_get
 from sessions_app.services.write_behind import flush_backlog, flush_last
 
 CACHE_BACKEND_SAMPLE = "lizzy_cache_requests_total"
+CACHE_BACKEND_ERRORS_SAMPLE = "lizzy_cache_errors_total"
 BREAKER_COLOURS = {"closed": "ok", "half_open": "warning", "open": "firing"}
 
 
@@ -32,12 +33,21 @@ def hit_rate(hits: float, misses: float) -> float | None:
 
 
 def cache_backend_hit_rates() -> list[dict[str, Any]]:
-    """Per DynamoDB cache backend alias: hits, misses and hit rate of this process."""
+    """Per DynamoDB cache backend alias: hits, misses, hit rate and errors (all reasons) of this process."""
     by_cache: dict[str, dict[str, float]] = {}
     for labels, value in metrics.sample_values(CACHE_BACKEND_SAMPLE):
-        by_cache.setdefault(labels.get("cache", "?"), {"hit": 0.0, "miss": 0.0})[labels.get("result", "")] = value
+        counts = by_cache.setdefault(labels.get("cache", "?"), {"hit": 0.0, "miss": 0.0, "errors": 0.0})
+        counts[labels.get("result", "")] = value
+    for labels, value in metrics.sample_values(CACHE_BACKEND_ERRORS_SAMPLE):
+        by_cache.setdefault(labels.get("cache", "?"), {"hit": 0.0, "miss": 0.0, "errors": 0.0})["errors"] += value
     return [
-        {"cache": name, "hits": int(c["hit"]), "misses": int(c["miss"]), "rate": hit_rate(c["hit"], c["miss"])}
+        {
+            "cache": name,
+            "hits": int(c["hit"]),
+            "misses": int(c["miss"]),
+            "rate": hit_rate(c["hit"], c["miss"]),
+            "errors": int(c["errors"]),
+        }
         for name, c in sorted(by_cache.items())
     ]
 
