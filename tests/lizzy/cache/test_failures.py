@@ -10,8 +10,8 @@ from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 
 from lizzy.cache_backend.backend import ERR_CULLING
-from lizzy.dynamodb import client_error, fault_injection
 from lizzy.observability import alarms
+from tests.fixtures.dynamodb_hooks import client_error, fault_injection
 from tests.lizzy.cache.helpers import errors, make_cache, raw_item
 
 

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lizzy.cache_backend import cache_pk
-from lizzy.dynamodb import dynamodb_scan, item_size, record_calls
+from lizzy.dynamodb import dynamodb_scan, item_size
+from tests.fixtures.dynamodb_hooks import record_calls
 from tests.lizzy.cache.helpers import errors, make_cache, put_raw, raw_item
 
 ITEM_LIMIT = 400 * 1024  # DynamoDB's documented item size limit
