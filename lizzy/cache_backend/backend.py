@@ -73,6 +73,7 @@ logger = logging.getLogger(__name__)
 INCR_ATTEMPTS = 5  # optimistic retries of a contended incr before giving up (logged as an error)
 OPTIONS = frozenset({"ALIAS", "SERIALIZER", "PICKLE_PROTOCOL", "COMPRESS_MIN_BYTES", "CONSISTENT_READ"})
 CULLING_OPTIONS = ("MAX_ENTRIES", "CULL_FREQUENCY")
+LOG_DETAIL_CHARS = 200
 REASON_TOO_LARGE = "too_large"
 REASON_UNSERIALIZABLE = "unserializable"
 
@@ -156,7 +157,8 @@ class DynamoDBCache(BaseCache):
 
     def _failed(self, operation: str, reason: str, detail: Any = "") -> None:
         metrics.CACHE_BACKEND_ERRORS.labels(self.alias, operation, reason).inc()
-        logger.warning("cache %s failed on %s: %s %s", operation, self.alias, reason, detail)
+        # The handlers' RedactingFilter masks phones and e-mails in the key; a long key is cut short.
+        logger.warning("cache %s failed on %s: %s %s", operation, self.alias, reason, str(detail)[:LOG_DETAIL_CHARS])
 
     def _error(self, operation: str, exc: ApplicationError) -> None:
         self._failed(operation, getattr(exc, "code", type(exc).__name__))
