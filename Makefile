@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format bench clean browser audit
+.PHONY: install run test lint format bench clean browser audit django-tests
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,7 +35,11 @@ browser:
 audit: install
 	./.ci/audit $(PY)
 
-test: lint browser audit
+# Django's own cache tests from the pinned sdist, for tests/lizzy/cache/test_django_suite.py (once per version).
+django-tests: install
+	$(PY) -m tests.lizzy.cache.django_suite
+
+test: lint browser audit django-tests
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install

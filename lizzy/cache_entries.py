@@ -1,7 +1,10 @@
 """Entries of the DynamoDB cache table (seed 003's ``LizzyCache``) for the ops console: list, invalidate.
 
-Keys are shown as Django builds them (``KEY_PREFIX:version:key``), passed through the log redaction so
-a phone number or e-mail address someone put in a cache key is never displayed in clear.
+Keys are shown as Django builds them (``KEY_PREFIX:version:key``; a long key by the whole key its item
+keeps, not its hashed partition key), passed through the log redaction so a phone number or e-mail
+address someone put in a cache key is never displayed in clear. Values are never deserialized here:
+the page shows sizes, not contents, so a pickled value is only ever unpickled by the backend after
+its signature verified.
 """
 
 from __future__ import annotations
@@ -9,7 +12,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from lizzy.cache_backend import CACHE_TABLE, PK_PREFIX, SK_DATA
+from lizzy.cache_backend import CACHE_TABLE, PK_PREFIX, SK_DATA, cache_pk
+from lizzy.cache_backend.items import full_key_of
 from lizzy.dynamodb import (
     ConditionFailed,
     decode_cursor,
@@ -33,7 +37,7 @@ class CacheEntryRefused(ApplicationError):
 
 @dataclass(frozen=True)
 class CacheEntry:
-    key: str  # without the CACHE# prefix
+    key: str  # the cache key (without the CACHE# prefix; a hashed item's whole key)
     display_key: str
     ttl_seconds: int | None  # None: never expires; <= 0: expired, DynamoDB has not removed it yet
     size_bytes: int
@@ -63,7 +67,7 @@ def cache_entries_page(
             limit=max(limit, 100),
         )
         for item in page.items:
-            key = item["PK"].removeprefix(PK_PREFIX)
+            key = full_key_of(item)
             ttl = item.get("ttl")
             entries.append(
                 CacheEntry(
@@ -89,7 +93,7 @@ def cache_entry_invalidate(*, key: str) -> bool:
     try:
         dynamodb_delete_item(
             table=CACHE_TABLE.name,
-            key={"PK": PK_PREFIX + key, "SK": SK_DATA},
+            key={"PK": cache_pk(key), "SK": SK_DATA},
             condition="attribute_exists(#pk)",
             names={"#pk": "PK"},
         )

@@ -76,7 +76,9 @@ CACHE_BACKEND_REQUESTS = Counter(
     "lizzy_cache_requests_total", "DynamoDB cache backend lookups by result (hit, miss).", ["cache", "result"]
 )
 CACHE_BACKEND_ERRORS = Counter(
-    "lizzy_cache_errors_total", "DynamoDB cache backend errors, treated as misses.", ["cache", "operation"]
+    "lizzy_cache_errors_total",
+    "DynamoDB cache backend failures (reads become misses, failed writes delete the old value).",
+    ["cache", "operation", "reason"],
 )
 
 

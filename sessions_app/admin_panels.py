@@ -31,6 +31,7 @@ from sessions_app.services.write_behind import flush_backlog, flush_last
 SESSIONS_BY_NODE_KEY = "lizzy:dashboard:sessions-by-node"
 SESSIONS_BY_NODE_SECONDS = 30  # a full Scan of the sessions table: not on every page view
 CACHE_BACKEND_SAMPLE = "lizzy_cache_requests_total"
+CACHE_BACKEND_ERRORS_SAMPLE = "lizzy_cache_errors_total"
 BREAKER_COLOURS = {"closed": "ok", "half_open": "warning", "open": "firing"}
 
 
@@ -55,12 +56,21 @@ def hit_rate(hits: float, misses: float) -> float | None:
 
 
 def cache_backend_hit_rates() -> list[dict[str, Any]]:
-    """Per DynamoDB cache backend alias: hits, misses and hit rate of this process."""
+    """Per DynamoDB cache backend alias: hits, misses, hit rate and errors (all reasons) of this process."""
     by_cache: dict[str, dict[str, float]] = {}
     for labels, value in metrics.sample_values(CACHE_BACKEND_SAMPLE):
-        by_cache.setdefault(labels.get("cache", "?"), {"hit": 0.0, "miss": 0.0})[labels.get("result", "")] = value
+        counts = by_cache.setdefault(labels.get("cache", "?"), {"hit": 0.0, "miss": 0.0, "errors": 0.0})
+        counts[labels.get("result", "")] = value
+    for labels, value in metrics.sample_values(CACHE_BACKEND_ERRORS_SAMPLE):
+        by_cache.setdefault(labels.get("cache", "?"), {"hit": 0.0, "miss": 0.0, "errors": 0.0})["errors"] += value
     return [
-        {"cache": name, "hits": int(c["hit"]), "misses": int(c["miss"]), "rate": hit_rate(c["hit"], c["miss"])}
+        {
+            "cache": name,
+            "hits": int(c["hit"]),
+            "misses": int(c["miss"]),
+            "rate": hit_rate(c["hit"], c["miss"]),
+            "errors": int(c["errors"]),
+        }
         for name, c in sorted(by_cache.items())
     ]
 

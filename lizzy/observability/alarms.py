@@ -10,6 +10,7 @@ Recording is best effort: a cache outage must never turn a DynamoDB error into a
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,9 @@ RECENT_ERRORS_KEY = "lizzy:alarms:recent"
 RECENT_ERRORS_MAX = 20
 RECENT_ERRORS_TIMEOUT_SECONDS = 24 * 3600
 KINDS = ("system", "user", "throttled")
+# Set while this thread records: with DynamoDBCache as the default cache, recording is itself a DynamoDB
+# call, and a failing one must not record again (docs/CACHE.md) - that recursed once per stack frame.
+_recording = threading.local()
 
 
 @dataclass(frozen=True)
@@ -61,8 +65,11 @@ def alarm_event_record(*, kind: str, operation: str, table: str, code: str, now:
     """Count one DynamoDB error of ``kind`` (system, user, throttled) and remember it as recent."""
     if kind not in KINDS:
         raise ValueError(f"unknown alarm kind {kind!r}; expected one of {KINDS}")
+    if getattr(_recording, "active", False):
+        return
     moment = now if now is not None else time.time()
     key = BUCKET_KEY.format(kind=kind, minute=_minute(moment))
+    _recording.active = True
     try:
         cache.add(key, 0, timeout=BUCKET_TIMEOUT_SECONDS)
         cache.incr(key)
@@ -71,6 +78,8 @@ def alarm_event_record(*, kind: str, operation: str, table: str, code: str, now:
         cache.set(RECENT_ERRORS_KEY, recent[:RECENT_ERRORS_MAX], timeout=RECENT_ERRORS_TIMEOUT_SECONDS)
     except Exception:  # best effort: see the module docstring
         logger.warning("could not record a DynamoDB %s error for the alarms", kind, exc_info=True)
+    finally:
+        _recording.active = False
 
 
 def dynamodb_error_listener(kind: str, operation: str, table: str, code: str) -> None:

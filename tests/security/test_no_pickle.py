@@ -1,8 +1,14 @@
-"""No pickle on any shared store: a pickle read back from a shared Redis is code execution.
+"""Nothing unpickled that was not authenticated: a pickle read back from a shared store is code execution.
 
-Statically: no product module imports pickle and every serializer setting names JSON. At run time:
-everything the product writes to Redis (sessions, dirty set, flush summary, events, the Django cache)
-parses as JSON or is a plain number/name, and none of it starts with pickle's protocol byte.
+Redis holds no pickle at all: every serializer setting names JSON, and at run time everything the
+product writes to Redis (sessions, dirty set, flush summary, events, the Django cache) parses as JSON
+or is a plain number/name, none of it starting with pickle's protocol byte.
+
+The DynamoDB cache backend pickles, as Django's contract says, and only behind an HMAC (issue 17):
+statically, one product module imports pickle (the cache's pickle serializer) and the one place that
+calls a serializer's ``loads`` verifies the signature first; at run time a pickle planted in the cache
+table without a valid signature is a miss and is never unpickled (tests/lizzy/cache/test_signing.py
+has every way of planting one).
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from tests.lizzy.test_settings import ROOT
 PRODUCT_PACKAGES = ("lizzy", "sessions_app", "migration_app")
 PICKLE_MODULES = {"pickle", "cPickle", "dill", "cloudpickle", "shelve", "marshal"}
 PICKLE_PROTOCOL_BYTE = b"\x80"
+PICKLE_IMPORTERS = {"lizzy/cache_backend/serializers/pickle.py"}  # authenticated before every load
+LOADS_CALLERS = {("lizzy/cache_backend/codec.py", "decode_value")}
 
 
 def _imports(path):
@@ -34,21 +42,58 @@ def _imports(path):
             yield node.module.split(".")[0]
 
 
-def test_no_product_module_imports_pickle():
-    offenders = [
-        f"{path.relative_to(ROOT)}: {name}"
-        for package in PRODUCT_PACKAGES
-        for path in (ROOT / package).rglob("*.py")
-        for name in _imports(path)
-        if name in PICKLE_MODULES
-    ]
-    assert offenders == []
+def _product_modules():
+    for package in PRODUCT_PACKAGES:
+        yield from (ROOT / package).rglob("*.py")
 
 
-def test_every_serializer_setting_is_json():
+def test_only_the_signed_cache_serializer_imports_pickle():
+    importers = {
+        str(path.relative_to(ROOT)) for path in _product_modules() if any(n in PICKLE_MODULES for n in _imports(path))
+    }
+    assert importers == PICKLE_IMPORTERS
+
+
+def _loads_calls(path):
+    """(function name, line) of every ``<something>.loads(...)`` on a serializer, pickle or module."""
+    tree = ast.parse(path.read_text())
+    for function in ast.walk(tree):
+        if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+            for node in ast.walk(function):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "loads"
+                    and isinstance(node.func.value, ast.Attribute | ast.Name)
+                    and (getattr(node.func.value, "attr", None) or node.func.value.id) in ("serializer", "pickle")
+                ):
+                    yield function, node
+
+
+def test_serializers_are_only_loaded_after_the_signature_is_verified():
+    callers = set()
+    for path in _product_modules():
+        for function, call in _loads_calls(path):
+            relative = str(path.relative_to(ROOT))
+            if relative in PICKLE_IMPORTERS and function.name == "loads":
+                continue  # PickleSerializer.loads itself
+            callers.add((relative, function.name))
+            verified_at = [
+                node.lineno
+                for node in ast.walk(function)
+                if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "verify_value"
+            ]
+            assert verified_at, f"{relative}:{call.lineno} loads without verify_value"
+            assert min(verified_at) < call.lineno, f"{relative}:{call.lineno} loads before verify_value"
+    assert callers == LOADS_CALLERS
+
+
+def test_every_serializer_setting_is_json_or_the_signed_cache():
     for alias, config in settings.CACHES.items():
         if "redis" in config["BACKEND"].lower():
             assert config["OPTIONS"]["SERIALIZER"] == "django_redis.serializers.json.JSONSerializer", alias
+        elif config["BACKEND"] == "lizzy.cache_backend.DynamoDBCache":
+            assert config.get("OPTIONS", {}).get("SERIALIZER", "pickle") in ("pickle", "json"), alias
     assert settings.CELERY_ACCEPT_CONTENT == ["json"]
     assert settings.CELERY_TASK_SERIALIZER == "json"
     assert settings.CELERY_RESULT_SERIALIZER == "json"
@@ -137,3 +182,26 @@ def test_every_value_the_product_writes_to_redis_is_json(redis_url, dynamodb, se
         cache.delete(cache_key)
         client.close()
         reset_redis()
+
+
+def test_a_pickle_planted_in_the_dynamodb_default_cache_is_never_unpickled(dynamodb, settings, monkeypatch):
+    # given: the DynamoDB cache as Django's default cache, and a pickle planted without a valid signature
+    import pickle  # noqa: S403 - the thing being planted
+
+    from django.core.cache import caches
+
+    from lizzy.cache_backend.serializers import pickle as pickle_serializer
+    from lizzy.dynamodb import dynamodb_put_item
+
+    settings.CACHES = {"default": {"BACKEND": "lizzy.cache_backend.DynamoDBCache"}}
+    default = caches["default"]
+    unpickled = []
+    monkeypatch.setattr(pickle_serializer.pickle, "loads", lambda *a, **k: unpickled.append(a))
+    planted = pickle.dumps({"planted": True})
+    dynamodb_put_item(
+        table=default.table,
+        item={"PK": "CACHE#:1:planted", "SK": "DATA", "fmt": "pickle", "data": planted, "sig": b"\0" * 32},
+    )
+    # when / then: a miss, and pickle.loads never ran
+    assert default.get("planted", "miss") == "miss"
+    assert unpickled == []

@@ -1,0 +1,455 @@
+"""A Django cache backend storing entries in DynamoDB (seed 003: Redis replaced by a cache table).
+
+Django's contract (docs/CACHE.md): any picklable value, pickled like Django's own backends and
+authenticated with an HMAC keyed from ``SECRET_KEY`` (``codec.py``); ``OPTIONS["SERIALIZER"] = "json"``
+stores JSON instead. Values from 1 KB are zlib-compressed when that makes them smaller. Items are
+``items.py``'s layout; DynamoDB deletes expired items only eventually, so every read compares ``ttl`` with now.
+
+Failures, as in seed 003, never break a request but never leave a stale value either:
+- a read that fails (DynamoDB error, a value whose signature does not verify) is a miss;
+- a ``set`` that fails (DynamoDB error, a value still over the 400 KB item limit after compression)
+  deletes the old value, as Django's memcached backend does, so a cache-backed session never reads
+  an old session after a failed save; a value the serializer cannot hold raises (Django's contract),
+  after the old value is deleted;
+- every failure is logged and counted in ``lizzy_cache_errors_total{cache, operation, reason}``.
+``incr``/``decr`` of a missing key raise ``ValueError``, as Django's do.
+
+Culling (``MAX_ENTRIES``, ``CULL_FREQUENCY``) is refused with ``ImproperlyConfigured``: the table has no
+size limit, TTL removes expired items, and counting entries would cost a Scan per cull.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
+from django.core.exceptions import ImproperlyConfigured
+from django.utils import timezone
+
+from lizzy import metrics
+from lizzy.cache_backend.codec import (
+    COMPRESS_MIN_BYTES,
+    REJECT_KEY,
+    ValueRejected,
+    decode_value,
+    encode_value,
+    verify_value,
+)
+from lizzy.cache_backend.items import (
+    CACHE_TABLE,
+    CREATED_ATTR,
+    KEY_ATTR,
+    PK_PREFIX,
+    SIG_ATTR,
+    SK_DATA,
+    TTL_ATTR,
+    cache_pk,
+    is_hashed,
+)
+from lizzy.cache_backend.serializers import serializer_from_options
+from lizzy.dynamodb import (
+    ITEM_MAX_BYTES,
+    ConditionFailed,
+    ItemTooLarge,
+    dynamodb_batch_get,
+    dynamodb_batch_write,
+    dynamodb_delete_item,
+    dynamodb_get_item,
+    dynamodb_put_item,
+    dynamodb_scan_segment,
+    dynamodb_update_item,
+    iso_utc,
+    item_size,
+)
+from lizzy.errors import ApplicationError
+from lizzy.tables import table_name
+
+logger = logging.getLogger(__name__)
+
+INCR_ATTEMPTS = 5  # optimistic retries of a contended incr before giving up (logged as an error)
+OPTIONS = frozenset({"ALIAS", "SERIALIZER", "PICKLE_PROTOCOL", "COMPRESS_MIN_BYTES", "CONSISTENT_READ"})
+CULLING_OPTIONS = ("MAX_ENTRIES", "CULL_FREQUENCY")
+LOG_DETAIL_CHARS = 200
+REASON_TOO_LARGE = "too_large"
+REASON_UNSERIALIZABLE = "unserializable"
+
+ERR_CULLING = (
+    "DynamoDBCache does not cull: remove {names} from CACHES[...]; the table has no size limit and DynamoDB's "
+    "TTL deletes expired entries (docs/CACHE.md)."
+)
+ERR_OPTION = "Unknown DynamoDBCache OPTIONS {names}; known: {known}."
+ERR_NOT_FOUND = "Key '{key}' not found"
+ERR_UNREADABLE = "Key '{key}' could not be read from the cache."
+ERR_UNWRITABLE = "Key '{key}' could not be updated in the cache."
+ERR_CONTENDED = "Key '{key}' changed {attempts} times during incr; try again."
+
+_MISSING = object()
+
+
+def _check_options(params: dict[str, Any]) -> dict[str, Any]:
+    options = params.get("OPTIONS", {})
+    culling = [name for name in CULLING_OPTIONS if name in options or name.lower() in params]
+    if culling:
+        raise ImproperlyConfigured(ERR_CULLING.format(names=", ".join(culling)))
+    unknown = sorted(set(options) - OPTIONS)
+    if unknown:
+        raise ImproperlyConfigured(ERR_OPTION.format(names=", ".join(unknown), known=", ".join(sorted(OPTIONS))))
+    return options
+
+
+class DynamoDBCache(BaseCache):
+    def __init__(self, location: str, params: dict[str, Any]) -> None:
+        options = _check_options(params)
+        super().__init__(params)
+        self._base_name = location or CACHE_TABLE.base_name
+        self.alias = options.get("ALIAS", self._base_name)
+        self.serializer = serializer_from_options(options)
+        self.compress_min_bytes = int(options.get("COMPRESS_MIN_BYTES", COMPRESS_MIN_BYTES))
+        # Strongly consistent reads by default: Django's contract is read-your-writes (a deleted
+        # session must not come back). They cost 1 read unit per 4 KB; eventually consistent ones half.
+        self.consistent_read = bool(options.get("CONSISTENT_READ", True))
+        self.clock = time.time  # tests move time instead of sleeping
+
+    @property
+    def table(self) -> str:
+        return table_name(self._base_name)
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    def _full_key(self, key: Any, version: int | None) -> str:
+        return self.make_and_validate_key(key, version=version)
+
+    @staticmethod
+    def _key(full_key: str) -> dict[str, str]:
+        return {"PK": cache_pk(full_key), "SK": SK_DATA}
+
+    def _expiry(self, timeout: Any) -> int | None:
+        """Epoch seconds the entry stops being served, None for never, 0 for "do not store"."""
+        if timeout is DEFAULT_TIMEOUT:
+            timeout = self.default_timeout
+        if timeout is None:
+            return None
+        if timeout <= 0:
+            return 0
+        return math.ceil(self.clock() + timeout)
+
+    def _live(self, item: dict[str, Any] | None) -> bool:
+        return item is not None and (item.get(TTL_ATTR) is None or item[TTL_ATTR] > self.clock())
+
+    def _item(self, full_key: str, value: Any, expiry: int | None) -> dict[str, Any]:
+        """The item for ``value``; raises what the serializer raises."""
+        item: dict[str, Any] = {
+            **self._key(full_key),
+            **encode_value(
+                full_key=full_key, value=value, serializer=self.serializer, compress_min_bytes=self.compress_min_bytes
+            ),
+            CREATED_ATTR: iso_utc(timezone.now()),
+        }
+        if is_hashed(full_key):
+            item[KEY_ATTR] = full_key
+        if expiry is not None:
+            item[TTL_ATTR] = expiry
+        return item
+
+    def _failed(self, operation: str, reason: str, detail: Any = "") -> None:
+        metrics.CACHE_BACKEND_ERRORS.labels(self.alias, operation, reason).inc()
+        # The handlers' RedactingFilter masks phones and e-mails in the key; a long key is cut short.
+        logger.warning("cache %s failed on %s: %s %s", operation, self.alias, reason, str(detail)[:LOG_DETAIL_CHARS])
+
+    def _error(self, operation: str, exc: ApplicationError) -> None:
+        self._failed(operation, getattr(exc, "code", type(exc).__name__))
+
+    def _count(self, hit: bool) -> None:
+        metrics.CACHE_BACKEND_REQUESTS.labels(self.alias, "hit" if hit else "miss").inc()
+
+    def _owned(self, full_key: str, item: dict[str, Any]) -> bool:
+        """A hashed partition key answers only for the key kept in the item (items.py)."""
+        return item.get(KEY_ATTR) == (full_key if is_hashed(full_key) else None)
+
+    def _value(self, full_key: str, item: dict[str, Any] | None, operation: str) -> Any:
+        """The item's value, or _MISSING (absent, expired, or rejected: counted with its reason)."""
+        if not self._live(item):
+            return _MISSING
+        try:
+            if not self._owned(full_key, item):
+                raise ValueRejected(REJECT_KEY)
+            return decode_value(full_key=full_key, item=item, serializer=self.serializer)
+        except ValueRejected as rejected:
+            self._failed(operation, rejected.reason, full_key)
+            return _MISSING
+
+    def _valid(self, full_key: str, item: dict[str, Any] | None) -> bool:
+        """Live, this key's and authentic (nothing is deserialized)."""
+        if not self._live(item) or not self._owned(full_key, item):
+            return False
+        try:
+            verify_value(full_key=full_key, item=item, serializer=self.serializer)
+        except ValueRejected:
+            return False
+        return True
+
+    def _read(self, full_key: str, *, consistent: bool | None = None) -> dict[str, Any] | None:
+        consistent = self.consistent_read if consistent is None else consistent
+        return dynamodb_get_item(table=self.table, key=self._key(full_key), consistent=consistent)
+
+    def _delete_quietly(self, full_key: str, operation: str) -> None:
+        try:
+            dynamodb_delete_item(table=self.table, key=self._key(full_key))
+        except ApplicationError as exc:
+            self._error(operation, exc)
+
+    # --- Django's cache API -----------------------------------------------------------------------
+
+    def get(self, key: Any, default: Any = None, version: int | None = None) -> Any:
+        full_key = self._full_key(key, version)
+        try:
+            item = self._read(full_key)
+        except ApplicationError as exc:
+            self._error("get", exc)
+            self._count(False)
+            return default
+        value = self._value(full_key, item, "get")
+        self._count(value is not _MISSING)
+        return default if value is _MISSING else value
+
+    def set(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> None:
+        full_key = self._full_key(key, version)
+        expiry = self._expiry(timeout)
+        if expiry == 0:
+            self._delete_quietly(full_key, "set")
+            return
+        try:
+            item = self._item(full_key, value, expiry)
+        except Exception:
+            self._failed("set", REASON_UNSERIALIZABLE, full_key)
+            self._delete_quietly(full_key, "set")
+            raise
+        try:
+            dynamodb_put_item(table=self.table, item=item)
+        except ItemTooLarge as exc:
+            self._failed("set", REASON_TOO_LARGE, exc.details)
+            self._delete_quietly(full_key, "set")
+        except ApplicationError as exc:
+            self._error("set", exc)
+            self._delete_quietly(full_key, "set")
+
+    def add(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
+        full_key = self._full_key(key, version)
+        expiry = self._expiry(timeout)
+        try:
+            if expiry == 0:
+                return not self._valid(full_key, self._read(full_key, consistent=True))
+            item = self._item(full_key, value, expiry)
+            try:
+                self._put_if_absent(item)
+            except ConditionFailed:
+                # Present: a live value of ours keeps it; anything a get would miss on (expired but
+                # not yet removed, unsigned, forged, another key's) is replaced, unless it changed meanwhile.
+                present = self._read(full_key, consistent=True)
+                if present is None or self._valid(full_key, present):
+                    return False
+                self._put_if_absent(item, replacing=present)
+        except ConditionFailed:
+            return False
+        except ItemTooLarge as exc:
+            self._failed("add", REASON_TOO_LARGE, exc.details)
+            return False
+        except ApplicationError as exc:
+            self._error("add", exc)
+            return False
+        return True
+
+    def _put_if_absent(self, item: dict[str, Any], replacing: dict[str, Any] | None = None) -> None:
+        condition = "attribute_not_exists(PK) OR #ttl <= :now"
+        names, values = {"#ttl": TTL_ATTR}, {":now": int(self.clock())}
+        if replacing is not None:
+            if SIG_ATTR in replacing:
+                condition += " OR #sig = :sig"
+                names["#sig"], values[":sig"] = SIG_ATTR, replacing[SIG_ATTR]
+            else:
+                condition += " OR attribute_not_exists(#sig)"
+                names["#sig"] = SIG_ATTR
+        dynamodb_put_item(table=self.table, item=item, condition=condition, names=names, values=values)
+
+    def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
+        full_key = self._full_key(key, version)
+        expiry = self._expiry(timeout)
+        now = int(self.clock())
+        try:
+            if expiry == 0:
+                return self.delete(key, version=version)
+            update, values = ("REMOVE #ttl", {}) if expiry is None else ("SET #ttl = :ttl", {":ttl": expiry})
+            dynamodb_update_item(
+                table=self.table,
+                key=self._key(full_key),
+                update=update,
+                condition="attribute_exists(PK) AND (attribute_not_exists(#ttl) OR #ttl > :now)",
+                names={"#ttl": TTL_ATTR},
+                values={**values, ":now": now},
+                return_values="NONE",
+            )
+        except ConditionFailed:
+            return False
+        except ApplicationError as exc:
+            self._error("touch", exc)
+            return False
+        return True
+
+    def delete(self, key: Any, version: int | None = None) -> bool:
+        full_key = self._full_key(key, version)
+        try:
+            dynamodb_delete_item(
+                table=self.table,
+                key=self._key(full_key),
+                condition="attribute_exists(PK) AND (attribute_not_exists(#ttl) OR #ttl > :now)",
+                names={"#ttl": TTL_ATTR},
+                values={":now": int(self.clock())},
+            )
+        except ConditionFailed:
+            # Absent, or expired but not yet removed by DynamoDB: remove it anyway, report "was not there".
+            self._delete_quietly(full_key, "delete")
+            return False
+        except ApplicationError as exc:
+            self._error("delete", exc)
+            return False
+        return True
+
+    def has_key(self, key: Any, version: int | None = None) -> bool:
+        full_key = self._full_key(key, version)
+        try:
+            return self._valid(full_key, self._read(full_key))
+        except ApplicationError as exc:
+            self._error("has_key", exc)
+            return False
+
+    def get_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
+        by_pk: dict[str, tuple[Any, str]] = {}
+        for key in keys:
+            full_key = self._full_key(key, version)
+            by_pk[cache_pk(full_key)] = (key, full_key)
+        if not by_pk:
+            return {}
+        try:
+            items = dynamodb_batch_get(
+                table=self.table, keys=[{"PK": pk, "SK": SK_DATA} for pk in by_pk], consistent=self.consistent_read
+            )
+        except ApplicationError as exc:
+            self._error("get_many", exc)
+            for _ in by_pk:
+                self._count(False)
+            return {}
+        found = {}
+        for item in items:
+            key, full_key = by_pk[item["PK"]]
+            value = self._value(full_key, item, "get_many")
+            if value is not _MISSING:
+                found[key] = value
+        for key, _full_key in by_pk.values():
+            self._count(key in found)
+        return found
+
+    def set_many(self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> list[Any]:
+        expiry = self._expiry(timeout)
+        if expiry == 0:
+            self.delete_many(data, version=version)
+            return []
+        items: dict[str, dict[str, Any]] = {}
+        refused: dict[str, Any] = {}  # too large: their old values are deleted in the same batch
+        for key, value in data.items():
+            full_key = self._full_key(key, version)
+            try:
+                item = self._item(full_key, value, expiry)
+            except Exception:
+                self._failed("set_many", REASON_UNSERIALIZABLE, full_key)
+                self._delete_quietly(full_key, "set_many")
+                raise
+            pk = item["PK"]
+            if item_size(item) > ITEM_MAX_BYTES:
+                self._failed("set_many", REASON_TOO_LARGE, full_key)
+                items.pop(pk, None)
+                refused[pk] = key
+            else:
+                items[pk] = item  # a later duplicate key wins, as with a loop of set()
+                refused.pop(pk, None)
+        try:
+            dynamodb_batch_write(
+                table=self.table,
+                items=list(items.values()),
+                delete_keys=[{"PK": pk, "SK": SK_DATA} for pk in refused],
+                key_names=("PK", "SK"),
+            )
+        except ApplicationError as exc:
+            self._error("set_many", exc)
+            self._delete_many_quietly(list(items) + list(refused), "set_many")
+            return list(data)
+        return list(refused.values())
+
+    def delete_many(self, keys: Iterable[Any], version: int | None = None) -> None:
+        self._delete_many_quietly([cache_pk(self._full_key(key, version)) for key in keys], "delete_many")
+
+    def _delete_many_quietly(self, pks: list[str], operation: str) -> None:
+        try:
+            dynamodb_batch_write(
+                table=self.table, delete_keys=[{"PK": pk, "SK": SK_DATA} for pk in set(pks)], key_names=("PK", "SK")
+            )
+        except ApplicationError as exc:
+            self._error(operation, exc)
+
+    def incr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
+        full_key = self._full_key(key, version)
+        for _attempt in range(INCR_ATTEMPTS):
+            try:
+                item = self._read(full_key, consistent=True)  # the compare-and-set needs the latest value
+            except ApplicationError as exc:
+                self._error("incr", exc)
+                raise ValueError(ERR_UNREADABLE.format(key=key)) from exc
+            value = self._value(full_key, item, "incr")
+            if value is _MISSING:
+                raise ValueError(ERR_NOT_FOUND.format(key=key))
+            new = value + delta  # TypeError for a value that is not a number, as in Django's backends
+            encoded = self._item(full_key, new, None)
+            try:
+                # Compare-and-set on the signature (unique per key and bytes): a concurrent write makes
+                # us re-read, never lose a step; the ttl is left as it was.
+                dynamodb_update_item(
+                    table=self.table,
+                    key=self._key(full_key),
+                    update="SET #data = :data, #fmt = :fmt, #sig = :sig",
+                    condition="#sig = :old",
+                    names={"#data": "data", "#fmt": "fmt", "#sig": SIG_ATTR},
+                    values={
+                        ":data": encoded["data"],
+                        ":fmt": encoded["fmt"],
+                        ":sig": encoded[SIG_ATTR],
+                        ":old": item[SIG_ATTR],
+                    },
+                    return_values="NONE",
+                )
+            except ConditionFailed:
+                continue
+            except ApplicationError as exc:
+                self._error("incr", exc)
+                raise ValueError(ERR_UNWRITABLE.format(key=key)) from exc
+            return new
+        self._failed("incr", "contended", full_key)
+        raise ValueError(ERR_CONTENDED.format(key=key, attempts=INCR_ATTEMPTS))
+
+    def clear(self) -> None:
+        """Delete this cache's entries only: ``CACHE#`` items under this cache's key prefix."""
+        prefix = PK_PREFIX + self.key_prefix
+        try:
+            keys = [
+                {"PK": item["PK"], "SK": item["SK"]}
+                for item in dynamodb_scan_segment(
+                    table=self.table,
+                    filter_expression="begins_with(PK, :prefix) AND SK = :sk",
+                    values={":prefix": prefix, ":sk": SK_DATA},
+                )
+            ]
+            dynamodb_batch_write(table=self.table, delete_keys=keys, key_names=("PK", "SK"))
+        except ApplicationError as exc:
+            self._error("clear", exc)
