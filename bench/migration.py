@@ -103,7 +103,7 @@ def _setup(url: str) -> None:
 
 
 def _plan(table: str):
-    from migration_app.services.backfill import plan_context, plan_save, plan_setup_tables
+    from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
 
     plan = plan_save(name=f"bench-{uuid.uuid4().hex[:8]}", source_url=source_url(), mapping=_mapping(table))
     with plan_context(plan=plan) as context:
@@ -112,7 +112,8 @@ def _plan(table: str):
 
 
 def _migrate(plan, segments: int) -> int:
-    from migration_app.services.backfill import plan_context, run_create, run_execute
+    from migration_app.services.plans import plan_context
+    from migration_app.services.runs import run_create, run_execute
 
     with plan_context(plan=plan) as context:
         run = run_execute(run=run_create(context=context, segments=segments), context=context, workers=segments)
@@ -140,7 +141,7 @@ def run(*, smoke: bool = False, big: bool = False) -> list[Result]:
 
 def _prebuilt_items(plan) -> tuple[str, list[dict]]:
     from lizzy.dynamodb import serialize_item
-    from migration_app.services.backfill import plan_context
+    from migration_app.services.plans import plan_context
 
     items = []
     with plan_context(plan=plan) as context:
@@ -152,7 +153,7 @@ def _prebuilt_items(plan) -> tuple[str, list[dict]]:
 
 
 def _throughput(url: str, plan, rows: int, runs: int) -> list[Result]:
-    from migration_app.services.backfill import plan_context
+    from migration_app.services.plans import plan_context
 
     client = raw_client(url)
     table, items = _prebuilt_items(plan)

@@ -26,13 +26,15 @@ from migration_app.models import (
     MigrationPlan,
     MigrationRun,
     PhaseTransition,
+    QuarantinedRow,
     Segment,
     ValidationReport,
 )
-from migration_app.selectors import plan_next_phase, plan_progress, run_latest, run_progress
-from migration_app.services.backfill import plan_backfill_start, run_pause, run_resume
+from migration_app.selectors import plan_next_phase, plan_progress, quarantine_lines, run_latest, run_progress
 from migration_app.services.backups import backup_table
+from migration_app.services.dispatch import plan_backfill_start, run_resume
 from migration_app.services.phases import plan_advance, plan_rollback
+from migration_app.services.runs import run_pause
 from migration_app.tasks import catch_up_task, validate_task
 
 POLL_MS = 2000  # how often an open plan page asks for progress
@@ -201,7 +203,10 @@ class MigrationPlanAdmin(admin.ModelAdmin):
         if report is None:
             return "never"
         colour = "green" if report.clean else "red"
-        return format_html('<span style="color:{}">{}</span>', colour, "clean" if report.clean else report.summary())
+        label = "clean" if report.clean else report.summary()
+        if report.quick:
+            return format_html('<span style="color:{}">{} (quick: keys only)</span>', colour, label)
+        return format_html('<span style="color:{}">{}</span>', colour, label)
 
     # --- the console (change page, JSON progress, buttons) ----------------------------------------
 
@@ -377,6 +382,8 @@ class ValidationReportAdmin(admin.ModelAdmin):
         "missing",
         "extra",
         "different",
+        "count_mismatches",
+        "contract_violations",
         "expired_ignored",
         "is_clean",
     ]
@@ -386,6 +393,26 @@ class ValidationReportAdmin(admin.ModelAdmin):
     @admin.display(boolean=True, description="clean")
     def is_clean(self, report: ValidationReport) -> bool:
         return report.clean
+
+
+@admin.register(QuarantinedRow)
+class QuarantinedRowAdmin(admin.ModelAdmin):
+    """Rows a run set aside (could not be transformed or written), with why; exportable as JSON Lines."""
+
+    list_display = ["id", "plan", "run", "rule", "source_table", "source_key", "reason", "created_at"]
+    list_filter = ["plan", "run", "rule"]
+    search_fields = ["reason"]
+    readonly_fields = [field.name for field in QuarantinedRow._meta.fields]
+    actions = ["export_jsonl"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Export as JSON Lines", permissions=["view"])
+    def export_jsonl(self, request, queryset):
+        response = HttpResponse(quarantine_lines(rows=queryset), content_type="application/x-ndjson")
+        response["Content-Disposition"] = 'attachment; filename="quarantine.jsonl"'
+        return response
 
 
 @admin.register(Backup)

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from migration_app.selectors import plan_list, run_latest, validation_latest
-from migration_app.services.backfill import plan_get
+from migration_app.services.plans import plan_get
 from migration_app.tasks import validate_task
 
 
@@ -38,7 +38,15 @@ class PlanOutputSerializer(serializers.Serializer):
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_latest_validation(self, plan):
         report = validation_latest(plan=plan)
-        return None if report is None else {**report.summary(), "clean": report.clean, "at": report.created_at}
+        if report is None:
+            return None
+        return {
+            **report.summary(),
+            "clean": report.clean,
+            "mode": report.mode,
+            "quick": report.quick,
+            "at": report.created_at,
+        }
 
 
 _PLAN_LIST = inline_serializer("MigrationPlanList", {"results": PlanOutputSerializer(many=True)})

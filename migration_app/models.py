@@ -29,6 +29,9 @@ class MigrationPlan(models.Model):
     mapping = models.JSONField(help_text="AWS DMS table-mapping JSON plus our extensions.")
     target_tables = models.JSONField(default=list)
     created_tables = models.JSONField(default=list, help_text="Target tables this plan created (rollback drops data).")
+    max_bad_rows = models.PositiveIntegerField(
+        default=0, help_text="Rows a run may quarantine (untransformable or unwritable) before it fails."
+    )
     phase = models.CharField(max_length=20, choices=Phase.choices, default=Phase.SETUP)
     phase_changed_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -69,6 +72,8 @@ class MigrationRun(models.Model):
     unprocessed_retries = models.IntegerField(default=0)
     throttle_retries = models.IntegerField(default=0)
     duplicate_keys = models.JSONField(default=list, blank=True, help_text="Sample of keys two rows shared.")
+    rows_quarantined = models.BigIntegerField(default=0)
+    max_bad_rows = models.PositiveIntegerField(default=0, help_text="Quarantined rows this run tolerates.")
     last_error = models.TextField(blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -113,15 +118,27 @@ class Segment(models.Model):
         return f"{self.entity}[{self.index}]"
 
 
+class ValidationMode(models.TextChoices):
+    FULL = "full", "Full (values, counts, type contract)"
+    QUICK = "quick", "Quick (keys only; not enough for cutover)"
+
+
 class ValidationReport(models.Model):
     plan = models.ForeignKey(MigrationPlan, on_delete=models.CASCADE, related_name="validations")
-    mode = models.CharField(max_length=10, default="full")
+    mode = models.CharField(max_length=10, choices=ValidationMode.choices, default=ValidationMode.FULL)
     expected = models.BigIntegerField(default=0)
     found = models.BigIntegerField(default=0)
     missing = models.BigIntegerField(default=0)
     extra = models.BigIntegerField(default=0)
     different = models.BigIntegerField(default=0)
     expired_ignored = models.BigIntegerField(default=0)
+    count_mismatches = models.BigIntegerField(
+        default=0, help_text="Entities whose selected source rows differ from the target items they own."
+    )
+    contract_violations = models.BigIntegerField(
+        default=0, help_text="Attributes whose DynamoDB type or value breaks the source schema's type contract."
+    )
+    counts = models.JSONField(default=list, blank=True, help_text="Per entity: source rows selected, target items.")
     samples = models.JSONField(default=dict, help_text="Sampled keys and field-level diffs.")
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -133,10 +150,20 @@ class ValidationReport(models.Model):
 
     @property
     def clean(self) -> bool:
-        return not (self.missing or self.extra or self.different)
+        return not (self.missing or self.extra or self.different or self.count_mismatches or self.contract_violations)
+
+    @property
+    def quick(self) -> bool:
+        return self.mode == ValidationMode.QUICK
 
     def summary(self) -> dict[str, int]:
-        return {"missing": self.missing, "extra": self.extra, "different": self.different}
+        return {
+            "missing": self.missing,
+            "extra": self.extra,
+            "different": self.different,
+            "count_mismatches": self.count_mismatches,
+            "contract_violations": self.contract_violations,
+        }
 
 
 class Backup(models.Model):
@@ -175,3 +202,23 @@ class PhaseTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.plan.name}: {self.from_phase} → {self.to_phase}"
+
+
+class QuarantinedRow(models.Model):
+    """A source row a run could not transform or write, with why; the run fails past ``max_bad_rows``."""
+
+    plan = models.ForeignKey(MigrationPlan, on_delete=models.CASCADE, related_name="quarantined_rows")
+    run = models.ForeignKey(MigrationRun, on_delete=models.CASCADE, related_name="quarantined_rows")
+    rule = models.CharField(max_length=200)
+    source_table = models.CharField(max_length=300)
+    target_table = models.CharField(max_length=255)
+    source_key = models.JSONField(help_text="The row's source key (column → value).")
+    reason = models.TextField()
+    row = models.JSONField(default=dict, help_text="The source row as read (values as text where JSON has no type).")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.plan.name} {self.source_table} {self.source_key}"

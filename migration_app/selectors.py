@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Any
 
 from django.db.models import QuerySet
@@ -9,8 +11,17 @@ from django.utils import timezone
 
 from lizzy.dynamodb import dynamodb_query
 from lizzy.errors import ApplicationError
-from migration_app.models import PHASE_ORDER, MigrationPlan, MigrationRun, RunStatus, Segment, ValidationReport
+from migration_app.models import (
+    PHASE_ORDER,
+    MigrationPlan,
+    MigrationRun,
+    QuarantinedRow,
+    RunStatus,
+    Segment,
+    ValidationReport,
+)
 from migration_app.services.mapping import target_name
+from migration_app.services.phases import phase_guard
 
 SERENYA_TABLE = "serenya-{env}"
 
@@ -73,6 +84,7 @@ def run_progress(*, run: MigrationRun) -> dict[str, Any]:
         "eta_seconds": None if eta is None else round(eta),
         "percent": percent(run.rows_read, expected, finished=finished),
         "segments": [segment_progress(segment) for segment in segments],
+        "rows_quarantined": run.rows_quarantined,
         "last_error": run.last_error,
     }
 
@@ -84,8 +96,6 @@ def plan_next_phase(*, plan: MigrationPlan) -> str | None:
 
 def plan_advance_refusal(*, plan: MigrationPlan) -> str | None:
     """Why the next phase is refused right now (the guard's own message), or None when it is allowed."""
-    from migration_app.services.phases import phase_guard
-
     next_phase = plan_next_phase(plan=plan)
     if next_phase is None:
         return f"{plan.phase} is the last phase."
@@ -110,12 +120,42 @@ def plan_progress(*, plan: MigrationPlan) -> dict[str, Any]:
         "run": None if run is None else run_progress(run=run),
         "validation": None
         if report is None
-        else {**report.summary(), "clean": report.clean, "at": report.created_at.isoformat(), "id": report.pk},
+        else {
+            **report.summary(),
+            "clean": report.clean,
+            "mode": report.mode,
+            "quick": report.quick,
+            "at": report.created_at.isoformat(),
+            "id": report.pk,
+        },
         "can_start": plan.phase in ("setup", "backfill", "parallel") and not unfinished,
         "can_pause": run is not None and run.status in (RunStatus.PENDING, RunStatus.RUNNING),
         "can_resume": run is not None and run.status == RunStatus.PAUSED,
         "can_roll_back": plan.transitions.filter(rollback=False, to_phase=plan.phase).exists(),
     }
+
+
+def quarantine_lines(*, rows: QuerySet[QuarantinedRow]) -> Iterator[str]:
+    """Quarantined rows as JSON Lines (one object per row: plan, run, rule, tables, source key, reason, row)."""
+    for row in rows.select_related("plan").order_by("id").iterator():
+        yield (
+            json.dumps(
+                {
+                    "plan": row.plan.name,
+                    "run": row.run_id,
+                    "rule": row.rule,
+                    "source_table": row.source_table,
+                    "target_table": row.target_table,
+                    "source_key": row.source_key,
+                    "reason": row.reason,
+                    "row": row.row,
+                    "at": row.created_at.isoformat(),
+                },
+                ensure_ascii=False,
+                sort_keys=True,
+            )
+            + "\n"
+        )
 
 
 def serenya_user_find_by_external_id(*, auth_provider: str, external_id: str) -> dict[str, Any] | None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 
-from celery import chord, shared_task
+from celery import shared_task
 from django.core.cache import cache
 
-from migration_app.models import MigrationPlan, MigrationRun, Phase, RunKind
-from migration_app.services import backfill as backfill_services
+from migration_app.models import MigrationPlan, Phase, RunKind
+from migration_app.services import runs as run_services
+from migration_app.services.plans import plan_context
 from migration_app.services.validation import plan_validate
 
 logger = logging.getLogger(__name__)
@@ -24,19 +25,13 @@ LOCK_SECONDS = 3600
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def backfill_segment_task(segment_id: int) -> int:
-    segment = backfill_services.segment_backfill(segment_id=segment_id)
+    segment = run_services.segment_backfill(segment_id=segment_id)
     return segment.pk
 
 
 @shared_task(acks_late=True)
 def run_finish_task(_results: list[int] | None, run_id: int) -> str:
-    return backfill_services.run_finish(run_id=run_id).status
-
-
-def run_dispatch(*, run: MigrationRun) -> None:
-    """One Celery task per unfinished segment (a group), then the run is closed (a chord callback)."""
-    pending = list(run.segments.filter(done=False).values_list("pk", flat=True))
-    chord(backfill_segment_task.s(segment_id) for segment_id in pending)(run_finish_task.s(run.pk))
+    return run_services.run_finish(run_id=run_id).status
 
 
 @shared_task(acks_late=True)
@@ -46,15 +41,15 @@ def catch_up_task(plan_id: int, segments: int = 1) -> int | None:
         logger.info("catch-up of plan %s already running; skipped", plan_id)
         return None
     try:
-        pending = backfill_services.run_pending(plan=plan)
-        with backfill_services.plan_context(plan=plan) as context:
-            run = pending or backfill_services.run_create(
+        pending = run_services.run_pending(plan=plan)
+        with plan_context(plan=plan) as context:
+            run = pending or run_services.run_create(
                 context=context,
                 kind=RunKind.CATCH_UP,
                 segments=segments,
-                since=backfill_services.catch_up_since(plan=plan),
+                since=run_services.catch_up_since(plan=plan),
             )
-            backfill_services.run_execute(run=run, context=context)
+            run_services.run_execute(run=run, context=context)
         return run.pk
     finally:
         cache.delete(LOCK_KEY.format(plan=plan_id, job="catch-up"))

@@ -17,11 +17,28 @@ from typing import Any
 from lizzy.dynamodb import deserialize_item, serialize_item
 
 
-def _number(text: str) -> str:
-    value = Decimal(text)
-    if value == value.to_integral_value():
-        return str(value.quantize(Decimal(1)))
-    return format(value.normalize(), "f")
+def canonical_number(text: str) -> str:
+    """The shortest plain form of a number (``1.50`` → ``1.5``, ``1E+2`` → ``100``), computed from its digits.
+
+    No ``decimal`` context is involved: ``normalize()`` and ``quantize()`` in the default 28-digit context
+    rounded (or raised on) DynamoDB's 29- to 38-digit numbers, so a change in the 30th digit hashed equal.
+    """
+    sign, digits, exponent = Decimal(text).as_tuple()
+    coefficient = "".join(map(str, digits)).lstrip("0")
+    if not coefficient:
+        return "0"
+    stripped = coefficient.rstrip("0")
+    exponent += len(coefficient) - len(stripped)
+    if exponent >= 0:
+        plain = stripped + "0" * exponent
+    elif len(stripped) > -exponent:
+        plain = stripped[:exponent] + "." + stripped[exponent:]
+    else:
+        plain = "0." + "0" * (-exponent - len(stripped)) + stripped
+    return ("-" if sign else "") + plain
+
+
+_number = canonical_number
 
 
 def to_json_value(typed: Mapping[str, Any]) -> dict[str, Any]:

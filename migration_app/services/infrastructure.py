@@ -17,7 +17,7 @@ from django.conf import settings
 from lizzy.tables import TableSpec, product_tables
 from migration_app.models import MigrationPlan
 from migration_app.services.mapping import mapping_parse, target_name
-from migration_app.services.plans import plan_mapping
+from migration_app.services.sample_data import plan_mapping
 
 POLICY_PATH = Path(settings.BASE_DIR) / "docs" / "iam-policy.json"
 SHIPPED_PLANS = ("serenya", "k9")

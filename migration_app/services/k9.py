@@ -18,10 +18,10 @@ from lizzy.dynamodb import (
     dynamodb_put_item,
     dynamodb_query,
     dynamodb_update_item,
-    iso_utc,
 )
 from lizzy.errors import NotFound, PreconditionFailed, ValidationFailed
 from migration_app.services.mapping import target_name
+from migration_app.services.types import timestamp_text
 
 ERR_EXISTS = "{kind} {id} already exists."
 ERR_NOT_FOUND = "{kind} {id} does not exist or does not belong to this user."
@@ -37,7 +37,9 @@ class RecordExists(PreconditionFailed):
 
 
 def _now() -> str:
-    return iso_utc(dt.datetime.now(dt.UTC))
+    # The width the migration writes (six fraction digits): created_at sort keys of migrated and new
+    # items sort together in time order.
+    return timestamp_text(dt.datetime.now(dt.UTC))
 
 
 def _to_python(item: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -5,7 +5,8 @@ table first and records who, when and why; rollback restores the backups taken b
 being left (for a table the plan created, that backup is empty, so restoring it removes what the plan
 wrote) and moves the phase back, recorded the same way.
 
-Guards: cutover only after a clean validation newer than the end of the last backfill or catch-up;
+Guards: cutover only with no run in flight and after a clean *full* validation newer than the last run
+that wrote to the target (a quick, keys-only validation never counts);
 cleanup only ``LIZZY_MIGRATION_CLEANUP_WAIT_SECONDS`` after cutover.
 """
 
@@ -20,12 +21,19 @@ from django.utils import timezone
 
 from lizzy.dynamodb import dynamodb_describe_table
 from lizzy.errors import PreconditionFailed, ValidationFailed
-from migration_app.models import PHASE_ORDER, MigrationPlan, Phase, PhaseTransition, RunStatus
+from migration_app.models import PHASE_ORDER, MigrationPlan, Phase, PhaseTransition, RunStatus, ValidationMode
 from migration_app.services.backups import backup_restore, backup_table
 
 ERR_PHASE_UNKNOWN = "Unknown phase {phase!r}; phases are {phases}."
 ERR_PHASE_ORDER = "Plan {plan} is in {current}; the next phase is {expected}, not {phase}."
-ERR_CUTOVER_NO_VALIDATION = "Cutover needs a clean validation after the last backfill or catch-up (finished {at})."
+ERR_CUTOVER_NO_VALIDATION = (
+    "Cutover needs a clean full validation after the last write to the target (the last run that wrote ended {at})."
+)
+ERR_CUTOVER_QUICK = (
+    "Cutover needs a full validation; the latest after the last write (#{report}) is quick (keys only). "
+    "Run validate_migration without --quick."
+)
+ERR_CUTOVER_RUNNING = "Cutover needs every run finished; run #{run} is {status} and may still write."
 ERR_CUTOVER_DIRTY = "Cutover needs a clean validation; the latest found {summary}."
 ERR_CLEANUP_WAIT = "Cleanup is allowed {wait} after cutover, at {allowed:%Y-%m-%d %H:%M:%S} UTC."
 ERR_TABLES_MISSING = "Backfill needs the target tables; missing: {tables}. Run setup first."
@@ -60,10 +68,18 @@ def phase_guard(*, plan: MigrationPlan, to_phase: str, now: dt.datetime | None =
         if missing:
             raise PhaseGuardFailed(ERR_TABLES_MISSING.format(tables=", ".join(missing)))
     if to_phase == Phase.CUTOVER:
-        last_run = plan.runs.filter(status=RunStatus.SUCCEEDED).order_by("-finished_at").first()
+        running = plan.runs.filter(status__in=[RunStatus.PENDING, RunStatus.RUNNING, RunStatus.PAUSED]).first()
+        if running:
+            raise PhaseGuardFailed(ERR_CUTOVER_RUNNING.format(run=running.pk, status=running.status))
+        # The last write to the target: the end of the last run that wrote anything, whatever its status.
+        last_run = plan.runs.filter(items_written__gt=0).order_by("-finished_at").first()
         last_end = last_run.finished_at if last_run else None
-        report = plan.validations.order_by("-created_at", "-id").first()
-        if report is None or (last_end and report.created_at < last_end):
+        newer = plan.validations.all() if last_end is None else plan.validations.filter(created_at__gt=last_end)
+        latest = newer.order_by("-created_at", "-id").first()
+        report = newer.filter(mode=ValidationMode.FULL).order_by("-created_at", "-id").first()
+        if latest is not None and report is None:
+            raise PhaseGuardFailed(ERR_CUTOVER_QUICK.format(report=latest.pk))
+        if report is None:
             raise PhaseGuardFailed(ERR_CUTOVER_NO_VALIDATION.format(at=last_end or "never"))
         if not report.clean:
             raise PhaseGuardFailed(ERR_CUTOVER_DIRTY.format(summary=report.summary()))

@@ -22,9 +22,10 @@ from typing import Any
 
 from django.conf import settings
 
-from lizzy.dynamodb import iso_utc, to_storable
+from lizzy.dynamodb import to_storable
 from lizzy.errors import ApplicationError
 from lizzy.phone import normalize_phone
+from migration_app.services.types import timestamp_text
 
 ERR_UNCLOSED = "unclosed ${ in template {template!r}"
 ERR_SYNTAX = "cannot read expression {expression!r}: {problem}"
@@ -61,7 +62,7 @@ def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dt.datetime):
-        return iso_utc(value)
+        return timestamp_text(value)
     if isinstance(value, (dt.date, uuid.UUID, Decimal)):
         return str(value)
     if isinstance(value, float):
@@ -110,7 +111,7 @@ def _epoch(value: Any) -> int | None:
 
 def _iso8601(value: Any) -> str | None:
     moment = _parse_time(value)
-    return iso_utc(moment) if moment else None
+    return timestamp_text(moment) if moment else None
 
 
 def _e164(value: Any) -> str | None:

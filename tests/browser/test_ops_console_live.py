@@ -14,7 +14,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from lizzy.roles import VIEWER_GROUP, roles_ensure
 from migration_app.models import RunStatus
-from migration_app.services.backfill import plan_save
+from migration_app.services.plans import plan_save
 from migration_app.services.validation import plan_validate
 from sessions_app.services.events import presence_touch
 from sessions_app.services.sessions import session_new, session_save

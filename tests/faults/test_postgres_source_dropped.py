@@ -11,7 +11,8 @@ import uuid
 import psycopg
 import pytest
 
-from migration_app.services.backfill import plan_context, plan_save, plan_setup_tables, run_create, run_execute
+from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
+from migration_app.services.runs import run_create, run_execute
 from migration_app.services.validation import plan_validate
 from tests.figures import record_figure
 from tests.fixtures.dynamodb_hooks import fault_injection

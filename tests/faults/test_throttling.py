@@ -11,7 +11,8 @@ import uuid
 
 from lizzy.dynamodb import dynamodb_batch_get, reset_client
 from lizzy.tables import SESSIONS
-from migration_app.services.backfill import plan_context, plan_save, plan_setup_tables, run_create, run_execute
+from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
+from migration_app.services.runs import run_create, run_execute
 from migration_app.services.validation import plan_validate
 from sessions_app.services.sessions import session_new, session_save
 from sessions_app.services.write_behind import flush_backlog, sessions_flush

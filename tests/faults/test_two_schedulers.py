@@ -14,8 +14,8 @@ import pytest
 from lizzy.dynamodb import dynamodb_batch_get
 from lizzy.tables import SESSIONS
 from migration_app.models import Phase, PhaseTransition
-from migration_app.services.backfill import plan_context, plan_save, plan_setup_tables
 from migration_app.services.phases import ERR_PHASE_MOVED, PhaseGuardFailed, plan_advance
+from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
 from sessions_app.selectors import session_get
 from sessions_app.services import write_behind
 from sessions_app.services.sessions import session_new, session_save

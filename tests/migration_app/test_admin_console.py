@@ -12,18 +12,10 @@ from lizzy.dynamodb import dynamodb_update_item
 from migration_app.admin import ERR_REASON, duration_display
 from migration_app.models import MigrationPlan, MigrationRun, Phase, RunStatus
 from migration_app.selectors import percent, plan_progress
-from migration_app.services.backfill import (
-    ERR_NOT_PAUSABLE,
-    plan_backfill_start,
-    plan_context,
-    plan_save,
-    plan_setup_tables,
-    run_create,
-    run_execute,
-    run_pause,
-    run_resume,
-)
+from migration_app.services.dispatch import plan_backfill_start, run_resume
 from migration_app.services.phases import ERR_CUTOVER_NO_VALIDATION
+from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
+from migration_app.services.runs import ERR_NOT_PAUSABLE, run_create, run_execute, run_pause
 from tests.migration_app.factories import THINGS_DDL, things_mapping, things_rows
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,8 @@ from django.core.cache import cache
 from django.urls import reverse
 
 from migration_app.models import MigrationPlan, Phase, RunKind
-from migration_app.services.backfill import plan_context, plan_save, plan_setup_tables, run_create, run_execute
+from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
+from migration_app.services.runs import run_create, run_execute
 from migration_app.tasks import LOCK_KEY, catch_up_task, scheduled_catch_ups_task, scheduled_validations_task
 from tests.migration_app.factories import THINGS_DDL, things_mapping, things_rows
 

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from migration_app.services.plans import k9_generate, serenya_generate
+from migration_app.services.sample_data import k9_generate, serenya_generate
 
 
 class Command(BaseCommand):

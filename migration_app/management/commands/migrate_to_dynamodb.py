@@ -12,8 +12,10 @@ from tqdm import tqdm
 
 from lizzy.dynamodb import to_storable
 from lizzy.errors import ApplicationError
-from migration_app.models import Phase, RunKind
-from migration_app.services import backfill as backfill_services
+from migration_app.models import MigrationPlan, Phase, RunKind
+from migration_app.services import plans as plan_services
+from migration_app.services import runs as run_services
+from migration_app.services.dispatch import run_dispatch
 from migration_app.services.phases import plan_advance
 from migration_app.services.validation import plan_validate, report_summary
 
@@ -23,13 +25,21 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--mapping", required=True, help="AWS DMS table-mapping JSON (plus our extensions).")
-        parser.add_argument("--source", required=True, help="postgres://..., sqlite:///FILE or duckdb:///FILE")
+        parser.add_argument(
+            "--source", required=True, help="postgres://..., mysql://..., sqlite:///FILE or duckdb:///FILE"
+        )
         parser.add_argument("--plan", help="Plan name (default: the mapping file's name).")
         parser.add_argument("--target-table", help="Write every rule into this table instead (one target only).")
         parser.add_argument("--limit", type=int, help="At most N rows per entity (a first test on a small set).")
         parser.add_argument("--dry-run", action="store_true", help="Write nothing; print sample items.")
         parser.add_argument("--check", action="store_true", help="Only check the mapping against the source.")
         parser.add_argument("--segments", type=int, default=1, help="Key-range segments per entity (parallel).")
+        parser.add_argument(
+            "--max-bad-rows",
+            type=int,
+            default=None,
+            help="Rows that may be quarantined before the run fails (default: the plan's setting, 0).",
+        )
         parser.add_argument("--async", dest="run_async", action="store_true", help="Dispatch segments to Celery.")
         parser.add_argument("--quick", action="store_true", help="Validate keys only (no value comparison).")
         parser.add_argument("--json", action="store_true", help="End with one JSON line instead of text.")
@@ -65,6 +75,8 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(summary, default=str))
         else:
             state = "skipped" if validation is None else ("clean" if validation["clean"] else "FAILED")
+            if validation is not None and validation["quick"]:
+                state += " (quick: keys and counts only)"
             counts = (
                 ""
                 if validation is None
@@ -82,7 +94,9 @@ class Command(BaseCommand):
 
     def _run(self, name, mapping, options):
         if options["check"] or options["dry_run"]:
-            entities = backfill_services.plan_check(mapping=mapping, source_url=options["source"])
+            entities = plan_services.plan_check(
+                mapping=mapping, source_url=options["source"], probe_values=options["check"]
+            )
             summary = {
                 "plan": name,
                 "rows_read": 0,
@@ -92,30 +106,28 @@ class Command(BaseCommand):
                 "entities": [entity.name for entity in entities],
             }
             if options["dry_run"]:
-                from migration_app.models import MigrationPlan
-
                 plan = MigrationPlan(name=name, source_url=options["source"], mapping=mapping)
-                with backfill_services.plan_context(plan=plan) as context:
-                    sample = backfill_services.dry_run_sample(context=context)
+                with plan_services.plan_context(plan=plan) as context:
+                    sample = run_services.dry_run_sample(context=context)
                 for entry in sample:
                     self.stdout.write(json.dumps(to_storable(entry), default=str))
                 summary["dry_run"] = True
             return summary
-        plan = backfill_services.plan_save(name=name, source_url=options["source"], mapping=mapping)
-        with backfill_services.plan_context(plan=plan) as context:
-            backfill_services.plan_setup_tables(context=context)
+        plan = plan_services.plan_save(
+            name=name, source_url=options["source"], mapping=mapping, max_bad_rows=options["max_bad_rows"]
+        )
+        with plan_services.plan_context(plan=plan) as context:
+            plan_services.plan_setup_tables(context=context)
             if plan.phase == Phase.SETUP:
                 plan_advance(plan=plan, to_phase=Phase.BACKFILL, actor="migrate_to_dynamodb", reason="backfill started")
-            run = backfill_services.run_pending(plan=plan)
+            run = run_services.run_pending(plan=plan)
             if run is None:
                 kind = RunKind.CATCH_UP if plan.phase == Phase.PARALLEL else RunKind.BACKFILL
-                since = backfill_services.catch_up_since(plan=plan) if kind == RunKind.CATCH_UP else None
-                run = backfill_services.run_create(
+                since = run_services.catch_up_since(plan=plan) if kind == RunKind.CATCH_UP else None
+                run = run_services.run_create(
                     context=context, kind=kind, segments=options["segments"], limit=options["limit"], since=since
                 )
             if options["run_async"]:
-                from migration_app.tasks import run_dispatch
-
                 run_dispatch(run=run)
                 run.refresh_from_db()
                 return {
@@ -133,11 +145,16 @@ class Command(BaseCommand):
             if options["limit"]:
                 total = min(total, options["limit"] * len(context.entities))
             with tqdm(total=total, initial=run.rows_read, unit="rows", file=sys.stderr, disable=None) as bar:
-                run = backfill_services.run_execute(
+                run = run_services.run_execute(
                     run=run, context=context, workers=options["segments"], on_rows=bar.update
                 )
         if run.last_error:
             raise CommandError(f"run #{run.pk} failed: {run.last_error}")
+        if run.rows_quarantined:
+            self.stderr.write(
+                f"run #{run.pk}: {run.rows_quarantined} row(s) quarantined (admin: Quarantined rows; "
+                f"export: migration_quarantine {plan.name})"
+            )
         validation = None
         if not options["limit"]:
             validation = report_summary(plan_validate(plan=plan, mode="quick" if options["quick"] else "full"))
@@ -148,6 +165,7 @@ class Command(BaseCommand):
             "rows_read": run.rows_read,
             "items_written": run.items_written,
             "items_skipped": run.items_skipped,
+            "rows_quarantined": run.rows_quarantined,
             "unprocessed_retries": run.unprocessed_retries,
             "throttle_retries": run.throttle_retries,
             "items_per_second": round(run.items_per_second, 1),

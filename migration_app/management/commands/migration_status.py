@@ -39,7 +39,13 @@ class Command(BaseCommand):
                     },
                     "validation": None
                     if report is None
-                    else {**report.summary(), "clean": report.clean, "at": report.created_at.isoformat()},
+                    else {
+                        **report.summary(),
+                        "clean": report.clean,
+                        "mode": report.mode,
+                        "quick": report.quick,
+                        "at": report.created_at.isoformat(),
+                    },
                 }
             )
         if options["json"]:
@@ -63,4 +69,6 @@ class Command(BaseCommand):
                 if validation is None
                 else ("validation clean" if validation["clean"] else f"validation FAILED {validation}")
             )
+            if validation is not None and validation["quick"]:
+                validation_text = "quick (keys only) " + validation_text
             self.stdout.write(f"{row['plan']} [{row['phase']}] {run_text}; {validation_text}")

@@ -6,7 +6,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from lizzy.errors import ApplicationError
-from migration_app.services.backfill import plan_get
+from migration_app.services.plans import plan_get
 from migration_app.services.validation import plan_validate, report_summary
 
 
@@ -32,9 +32,17 @@ class Command(BaseCommand):
                 for entry in entries:
                     self.stdout.write(f"{kind}: {json.dumps(entry)}")
             state = "clean" if report.clean else "FAILED"
+            mode = "quick (keys and counts only; cutover needs a full validation)" if report.quick else "full"
+            for entry in report.counts:
+                self.stdout.write(
+                    f"count {entry['table']}{' [' + entry['entity_type'] + ']' if entry['entity_type'] else ''}: "
+                    f"{entry['source_rows']} source rows selected ({entry['expired_rows']} expired), "
+                    f"{entry['target_items']} target items"
+                )
             self.stdout.write(
-                f"plan {plan.name}: validation {state}: {report.expected} expected, {report.missing} missing, "
-                f"{report.extra} extra, {report.different} different ({report.expired_ignored} expired ignored)"
+                f"plan {plan.name}: {mode} validation {state}: {report.expected} expected, {report.missing} missing, "
+                f"{report.extra} extra, {report.different} different, {report.count_mismatches} count mismatch(es), "
+                f"{report.contract_violations} type-contract violation(s) ({report.expired_ignored} expired ignored)"
             )
         if not report.clean:
             sys.exit(1)

@@ -4,16 +4,10 @@ import random
 
 import pytest
 
-from lizzy.dynamodb import dynamodb_scan_segment
-from migration_app.models import Segment
-from migration_app.services.backfill import (
-    plan_context,
-    plan_save,
-    plan_setup_tables,
-    run_create,
-    run_execute,
-    segment_backfill,
-)
+from lizzy.dynamodb import dynamodb_get_item, dynamodb_scan_segment
+from migration_app.models import QuarantinedRow, Segment
+from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
+from migration_app.services.runs import run_create, run_execute, segment_backfill
 from migration_app.services.validation import plan_validate
 from tests.fixtures.dynamodb_hooks import client_error, fault_injection
 from tests.migration_app.factories import THINGS_DDL, things_mapping, things_rows
@@ -97,20 +91,39 @@ def test_unprocessed_items_and_throttling_are_retried_until_validation_is_clean(
     assert plan_validate(plan=things_plan).clean
 
 
-def test_two_rows_with_one_key_in_a_batch_are_reported_not_sent(db, dynamodb, sqlite_source):
+def _colliding_plan(sqlite_source, **rule_extra):
     rows = things_rows(4)
     rows[2]["name"] = rows[1]["name"]
     source = sqlite_source(THINGS_DDL, {"things": rows})
-    mapping = things_mapping()
+    mapping = things_mapping(**rule_extra)
     mapping["rules"][0]["mapping-parameters"]["attribute-mappings"][0]["value"] = "THING#${name}"
-    plan = plan_save(name="dupes", source_url=source, mapping=mapping)
+    return plan_save(name="dupes", source_url=source, mapping=mapping)
+
+
+def test_two_rows_with_one_item_key_fail_the_run_naming_both_source_keys(db, dynamodb, sqlite_source):
+    plan = _colliding_plan(sqlite_source)
     with plan_context(plan=plan) as context:
         plan_setup_tables(context=context)
         run = run_execute(run=run_create(context=context), context=context)
 
+    assert run.status == "failed"
+    assert "{'id': 2} (written first) and {'id': 3}" in run.last_error
+    assert "plan dupes, table main.things, rule things, source key {'id': 3}" in run.last_error
+    (bad,) = QuarantinedRow.objects.filter(run=run)
+    assert bad.source_key == {"id": 3}
+    assert "THING#thing 2" in bad.reason
+
+
+def test_last_wins_policy_keeps_the_later_row(db, dynamodb, sqlite_source):
+    plan = _colliding_plan(sqlite_source, **{"key-collisions": "last-wins"})
+    with plan_context(plan=plan) as context:
+        plan_setup_tables(context=context)
+        run = run_execute(run=run_create(context=context), context=context)
+
+    assert run.status == "succeeded"
     assert run.items_written == 3
     assert run.items_skipped == 1
-    assert run.duplicate_keys == [{"entity": "things:things", "key": {"PK": "THING#thing 2"}}]
+    assert dynamodb_get_item(table="Things", key={"PK": "THING#thing 2"})["id"] == 3
 
 
 def test_limit_reads_at_most_n_rows(things_plan):

@@ -9,9 +9,10 @@ from django.utils import timezone
 
 from lizzy.dynamodb import dynamodb_put_item, dynamodb_scan_segment
 from migration_app.models import Phase, ValidationReport
-from migration_app.services.backfill import plan_context, plan_save, plan_setup_tables, run_create, run_execute
 from migration_app.services.backups import BackupError, backup_restore, backup_table
 from migration_app.services.phases import PhaseGuardFailed, plan_advance, plan_rollback
+from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
+from migration_app.services.runs import run_create, run_execute
 from migration_app.services.validation import plan_validate
 from tests.migration_app.factories import THINGS_DDL, things_mapping, things_rows
 
@@ -77,7 +78,7 @@ def test_cutover_needs_a_clean_validation_newer_than_the_backfill(things_plan):
     plan_advance(plan=things_plan, to_phase=Phase.PARALLEL)
     plan_advance(plan=things_plan, to_phase=Phase.VALIDATE)
 
-    with pytest.raises(PhaseGuardFailed, match="clean validation"):
+    with pytest.raises(PhaseGuardFailed, match="clean full validation"):
         plan_advance(plan=things_plan, to_phase=Phase.CUTOVER)
     dynamodb_put_item(table="Things", item={"PK": "THING#stray"})
     assert not plan_validate(plan=things_plan).clean

@@ -1,7 +1,8 @@
 """The AWS DMS user guide's DynamoDB-target examples, unchanged, give the items the guide shows."""
 
 from lizzy.dynamodb import dynamodb_get_item, dynamodb_scan_segment
-from migration_app.services.backfill import plan_context, plan_save, plan_setup_tables, run_create, run_execute
+from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
+from migration_app.services.runs import run_create, run_execute
 from migration_app.services.validation import plan_validate
 
 

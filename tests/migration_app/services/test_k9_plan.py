@@ -4,9 +4,10 @@ import pytest
 
 from lizzy.dynamodb import dynamodb_describe_table
 from lizzy.errors import NotFound
-from migration_app.services.backfill import plan_context, plan_save, plan_setup_tables, run_create, run_execute
 from migration_app.services.k9 import EmbeddingRepository, RecordExists, ReportRepository, UserRepository
-from migration_app.services.plans import k9_generate, plan_mapping
+from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
+from migration_app.services.runs import run_create, run_execute
+from migration_app.services.sample_data import k9_generate, plan_mapping
 from migration_app.services.validation import plan_validate
 
 
@@ -31,7 +32,7 @@ def test_k9_tables_indexes_and_clean_validation(k9_plan):
 
     user = UserRepository.get_user("user-00001")
     assert user["preferences"] == {"theme": "dark", "alerts": False}  # JSON column → map
-    assert user["created_at"] == "2025-09-01T01:00:00Z"
+    assert user["created_at"] == "2025-09-01T01:00:00.000000Z"
     vectors = EmbeddingRepository.list_by_model_version("v2")
     assert len(vectors) == 2
     assert all(isinstance(value, float) for value in vectors[0]["vector"])

@@ -3,8 +3,8 @@
 import pytest
 
 from lizzy.dynamodb import dynamodb_describe_table
-from migration_app.services.backfill import plan_check, plan_save
 from migration_app.services.mapping import MappingError, mapping_parse
+from migration_app.services.plans import plan_check, plan_save
 from migration_app.services.templates import Template, TemplateError
 from tests.migration_app.factories import THINGS_DDL, things_mapping, things_rows
 
@@ -93,7 +93,7 @@ ROW = {"email": "  Ann@Example.COM ", "phone": "(206) 555-0100", "at": "2025-09-
         ("${sha256(lower(trim(email)))}", "71d4f55f72fa128dfb468a1a3901507c804b74316488744d769d7f4b16696476"),
         ("${e164(phone)}", "+12065550100"),
         ("${epoch(at)}", 1758960000),
-        ("${iso8601(at)}", "2025-09-27T08:00:00Z"),
+        ("${iso8601(at)}", "2025-09-27T08:00:00.000000Z"),
         ("${default(n, 'none')}", "none"),
         ("${json(at)}", '"2025-09-27T10:00:00+02:00"'),
         ("A#${upper(n)}#B", "A##B"),

@@ -10,8 +10,9 @@ from migration_app.selectors import (
     serenya_subscription_latest,
     serenya_user_find_by_external_id,
 )
-from migration_app.services.backfill import plan_context, plan_save, plan_setup_tables, run_create, run_execute
-from migration_app.services.plans import plan_mapping, serenya_generate, serenya_rows
+from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
+from migration_app.services.runs import run_create, run_execute
+from migration_app.services.sample_data import plan_mapping, serenya_generate, serenya_rows
 from migration_app.services.templates import Template
 from migration_app.services.validation import plan_validate
 
@@ -39,7 +40,7 @@ def _check_single_table_design():
     assert item["GSI1PK"] == f"USER_EMAIL#{email_hash}"
     assert item["GSI2PK"] == f"USER_EXTERNAL#google#{user['external_id']}"
     assert item["entity_type"] == "user"
-    assert item["created_at"] == "2025-09-01T01:00:00Z"
+    assert item["created_at"] == "2025-09-01T01:00:00.000000Z"
     assert item["data"]["account_status"] == "active"
 
     found = serenya_user_find_by_external_id(auth_provider="google", external_id=user["external_id"])
@@ -77,6 +78,6 @@ def test_serenya_on_postgresql(db, dynamodb, postgres_source):
     assert report.clean, report.samples
     _check_single_table_design()
     payment = serenya_rows(users=USERS)["payments"][1]
-    key = {"PK": f"USER#{payment['user_id']}", "SK": f"PAYMENT#2025-09-01T01:00:00Z#{payment['id']}"}
+    key = {"PK": f"USER#{payment['user_id']}", "SK": f"PAYMENT#2025-09-01T01:00:00.000000Z#{payment['id']}"}
     item = dynamodb_get_item(table="serenya-test", key=key)
     assert item["data"]["amount"] == Decimal("10.99")  # numeric, exactly

@@ -3,7 +3,8 @@
 import time
 
 from lizzy.dynamodb import dynamodb_delete_item, dynamodb_put_item, dynamodb_update_item
-from migration_app.services.backfill import plan_context, plan_save, plan_setup_tables, run_create, run_execute
+from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
+from migration_app.services.runs import run_create, run_execute
 from migration_app.services.validation import plan_validate
 from tests.migration_app.factories import THINGS_DDL, things_mapping, things_rows
 
@@ -27,7 +28,13 @@ def test_one_modified_one_missing_one_extra_are_each_reported(db, dynamodb, sqli
 
     report = plan_validate(plan=plan)
 
-    assert report.summary() == {"missing": 1, "extra": 1, "different": 1}
+    assert report.summary() == {
+        "missing": 1,
+        "extra": 1,
+        "different": 1,
+        "count_mismatches": 0,  # one item gone, one stray: the count alone cannot see it
+        "contract_violations": 0,
+    }
     assert not report.clean
     assert report.samples["different"][0]["fields"] == [
         {"field": "name", "expected": {"S": "thing 3"}, "actual": {"S": "tampered"}}

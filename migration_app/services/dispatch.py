@@ -1,0 +1,58 @@
+"""Dispatch: hand a run's segments to Celery, and the console's one-call start and resume that do so.
+
+Separate from ``services.runs`` so that the import graph points one way: tasks → runs, dispatch →
+tasks → runs (``runs`` never imports ``tasks``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import chord
+
+from lizzy.errors import PreconditionFailed
+from migration_app.models import MigrationPlan, MigrationRun, Phase, RunKind, RunStatus
+from migration_app.services.phases import plan_advance
+from migration_app.services.plans import plan_context, plan_setup_tables
+from migration_app.services.runs import catch_up_since, run_create
+from migration_app.tasks import backfill_segment_task, run_finish_task
+
+ERR_NOT_PAUSED = "Run #{run} is {status}; only a paused run can be resumed."
+ERR_START_PHASE = "Plan {plan} is in {phase}; a backfill starts in setup or backfill, a catch-up in parallel."
+
+
+def run_dispatch(*, run: MigrationRun) -> None:
+    """One Celery task per unfinished segment (a group), then the run is closed (a chord callback)."""
+    pending = list(run.segments.filter(done=False).values_list("pk", flat=True))
+    chord(backfill_segment_task.s(segment_id) for segment_id in pending)(run_finish_task.s(run.pk))
+
+
+def run_resume(*, run: MigrationRun) -> MigrationRun:
+    """Back to pending and hand the unfinished segments to Celery again; they continue from their checkpoints."""
+    if not MigrationRun.objects.filter(pk=run.pk, status=RunStatus.PAUSED).update(status=RunStatus.PENDING):
+        run.refresh_from_db()
+        raise PreconditionFailed(ERR_NOT_PAUSED.format(run=run.pk, status=run.status))
+    run.refresh_from_db()
+    run_dispatch(run=run)
+    run.refresh_from_db()
+    return run
+
+
+def plan_backfill_start(*, plan: MigrationPlan, segments: int = 1, actor: Any = None) -> MigrationRun:
+    """What ``migrate_to_dynamodb --async`` does, as one call for the ops console.
+
+    Creates missing target tables, moves a plan still in setup to backfill (guarded, backed up), creates
+    a backfill run (a catch-up run in the parallel phase) and dispatches its segments to Celery.
+    """
+    if plan.phase not in (Phase.SETUP, Phase.BACKFILL, Phase.PARALLEL):
+        raise PreconditionFailed(ERR_START_PHASE.format(plan=plan.name, phase=plan.phase))
+    with plan_context(plan=plan) as context:
+        plan_setup_tables(context=context)
+        if plan.phase == Phase.SETUP:
+            plan_advance(plan=plan, to_phase=Phase.BACKFILL, actor=actor, reason="backfill started from the console")
+        kind = RunKind.CATCH_UP if plan.phase == Phase.PARALLEL else RunKind.BACKFILL
+        since = catch_up_since(plan=plan) if kind == RunKind.CATCH_UP else None
+        run = run_create(context=context, kind=kind, segments=segments, since=since)
+    run_dispatch(run=run)
+    run.refresh_from_db()
+    return run

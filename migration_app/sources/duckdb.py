@@ -1,0 +1,74 @@
+"""DuckDB files (``duckdb:///FILE``), opened read-only."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+
+from migration_app.sources.base import ERR_SOURCE, SourceError, SqlSource
+
+
+class DuckdbSource(SqlSource):
+    scheme = "duckdb"
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        path = url.split("duckdb:///", 1)[1]
+        try:
+            self.connection = duckdb.connect(path, read_only=True)
+        except duckdb.Error as exc:
+            raise SourceError(ERR_SOURCE.format(problem=f"{path}: {exc}")) from exc
+
+    def tables(self) -> list[tuple[str, str]]:
+        rows = self._fetch("SELECT schema_name, table_name FROM duckdb_tables() ORDER BY 1, 2", [])
+        return [(row["schema_name"], row["table_name"]) for row in rows]
+
+    def primary_key(self, *, schema: str, table: str) -> list[str]:
+        rows = self._fetch(
+            "SELECT constraint_column_names FROM duckdb_constraints() "
+            "WHERE schema_name = ? AND table_name = ? AND constraint_type = 'PRIMARY KEY'",
+            [schema, table],
+        )
+        return list(rows[0]["constraint_column_names"]) if rows else []
+
+    def _declared_types(self, *, schema: str, table: str) -> dict[str, str]:
+        rows = self._fetch(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+            [schema, table],
+        )
+        return {row["column_name"]: row["data_type"] for row in rows}
+
+    def _key_bound(self, relation, values, operator):
+        # DuckDB 2.0 folds ``a >= x AND (a, b) > (...) AND ... <= (...)`` into a BETWEEN on row values and
+        # then refuses the tuple type, so composite bounds are spelled out: (a > x) OR (a = x AND b > y) ...
+        if len(relation.key) == 1:
+            return super()._key_bound(relation, values, operator)
+        strict = ">" if operator == ">" else "<"
+        clauses, params = [], []
+        columns = [self.quote(column) for column in relation.key]
+        for position, column in enumerate(columns):
+            equal = [f"{c} = ?" for c in columns[:position]]
+            last = f"{column} {strict} ?" if position < len(columns) - 1 or operator == ">" else f"{column} <= ?"
+            clauses.append("(" + " AND ".join([*equal, last]) + ")")
+            params += [*values[:position], values[position]]
+        return "(" + " OR ".join(clauses) + ")", params
+
+    def _convert(self, row: dict[str, Any], declared: dict[str, str]) -> dict[str, Any]:
+        return {
+            name: json.loads(value, parse_float=Decimal)
+            if isinstance(value, str) and declared.get(name, "").upper() == "JSON"
+            else value
+            for name, value in row.items()
+        }
+
+    def _execute(self, sql: str, params: list[Any]) -> Any:
+        try:
+            return self.connection.cursor().execute(sql, params)
+        except duckdb.Error as exc:
+            raise SourceError(ERR_SOURCE.format(problem=exc)) from exc
+
+    def close(self) -> None:
+        self.connection.close()

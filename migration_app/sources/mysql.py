@@ -1,0 +1,151 @@
+"""MySQL and MariaDB (``mysql://user:password@host:3306/database``) with PyMySQL.
+
+PyMySQL is pure Python (no client library to build or install on CI or a laptop), maintained, and speaks
+to both MySQL and MariaDB. The session is read-only, in UTC (``TIMESTAMP`` values come back as UTC;
+``DATETIME`` has no zone and is taken as UTC, as everywhere in the engine). Only the URL's database is
+visible: it is the DMS ``schema-name``.
+
+Driver values: ``DECIMAL`` → Decimal (exact), ``TINYINT(1)``/``BIT(1)`` → boolean, ``TIME`` → a span (ISO
+8601 duration: MySQL's TIME runs from -838:59:59 to 838:59:59), ``BLOB``/``BINARY`` → bytes, ``JSON``
+(MariaDB: a LONGTEXT with a ``json_valid`` check) → maps and lists with exact numbers, ``ENUM``/``SET`` →
+text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import pymysql
+
+from migration_app.services.types import type_family
+from migration_app.sources.base import ERR_SOURCE, SourceError, SqlSource
+
+CONNECT_TIMEOUT_SECONDS = 10
+
+
+class MysqlSource(SqlSource):
+    placeholder = "%s"
+    scheme = "mysql"
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        parsed = urlparse(url)
+        self.database = parsed.path.lstrip("/")
+        if not self.database:
+            raise SourceError(ERR_SOURCE.format(problem="the mysql:// URL names no database"))
+        try:
+            self.connection = pymysql.connect(
+                host=parsed.hostname or "127.0.0.1",
+                port=parsed.port or 3306,
+                user=unquote(parsed.username or "root"),
+                password=unquote(parsed.password or ""),
+                database=self.database,
+                charset="utf8mb4",
+                autocommit=True,
+                connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                init_command="SET time_zone = '+00:00'",
+            )
+            with self.connection.cursor() as cursor:
+                cursor.execute("SET SESSION TRANSACTION READ ONLY")
+        except pymysql.MySQLError as exc:
+            raise SourceError(ERR_SOURCE.format(problem=type(exc).__name__)) from exc
+
+    def quote(self, name: str) -> str:
+        return "`" + name.replace("`", "``") + "`"
+
+    def _relation_sql(self, schema: str, table: str | None, query: str | None) -> str:
+        if query:
+            return f"({query}) AS src"
+        return self.quote(table)  # one database per URL: the schema is the URL's database
+
+    def tables(self) -> list[tuple[str, str]]:
+        rows = self._fetch(
+            "SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
+            "AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
+            [self.database],
+        )
+        return [(self.database, row["name"]) for row in rows]
+
+    def primary_key(self, *, schema: str, table: str) -> list[str]:
+        rows = self._fetch(
+            "SELECT COLUMN_NAME AS name FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = %s "
+            "AND TABLE_NAME = %s AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION",
+            [self.database, table],
+        )
+        return [row["name"] for row in rows]
+
+    def _declared_types(self, *, schema: str, table: str) -> dict[str, str]:
+        rows = self._fetch(
+            "SELECT COLUMN_NAME AS name, COLUMN_TYPE AS type FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
+            [self.database, table],
+        )
+        declared = {row["name"]: row["type"] for row in rows}
+        # MariaDB's JSON is LONGTEXT with a json_valid() check constraint named after the column.
+        checks = self._fetch(
+            "SELECT CHECK_CLAUSE AS clause FROM information_schema.CHECK_CONSTRAINTS "
+            "WHERE CONSTRAINT_SCHEMA = %s AND TABLE_NAME = %s",
+            [self.database, table],
+        )
+        for check in checks:
+            clause = str(check["clause"]).lower().replace("`", "")
+            for name in declared:
+                if clause == f"json_valid({name.lower()})":
+                    declared[name] = "json"
+        return declared
+
+    def filter_param(self, value: str, declared: str) -> Any:
+        # MySQL compares a string with a number as two doubles: big integers and decimals would round.
+        family = type_family(declared)
+        if family == "integer":
+            return int(value)
+        if family == "decimal":
+            return Decimal(value)
+        if family == "float":
+            return float(value)
+        return value
+
+    def _time_param(self, moment: dt.datetime) -> Any:
+        return moment.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def _convert(self, row: dict[str, Any], declared: dict[str, str]) -> dict[str, Any]:
+        out = {}
+        for name, value in row.items():
+            if value is not None:
+                family = type_family(declared.get(name, ""))
+                if family == "boolean":
+                    value = bool(int.from_bytes(value, "big")) if isinstance(value, bytes) else bool(value)
+                elif family == "json" and isinstance(value, (str, bytes)):
+                    value = json.loads(value, parse_float=Decimal)
+                elif family == "timestamp" and isinstance(value, dt.datetime) and value.tzinfo is None:
+                    value = value.replace(tzinfo=dt.UTC)
+            out[name] = value
+        return out
+
+    def unexact_condition(self, column: str, declared: str) -> str | None:
+        if type_family(declared) not in ("decimal", "float"):
+            return None
+        digits = f"length(trim(both '0' from replace(replace(cast(abs({column}) AS char), '.', ''), '-', '')))"
+        return f"abs({column}) >= 1e126 OR ({column} <> 0 AND abs({column}) < 1e-130) OR {digits} > 38"
+
+    def _fetch(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+        cursor = self._execute(sql, params)
+        names = [column[0] for column in cursor.description]
+        rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+        cursor.close()
+        return rows
+
+    def _execute(self, sql: str, params: list[Any]) -> Any:
+        try:
+            cursor = self.connection.cursor()
+            cursor.execute(sql, params or None)
+            return cursor
+        except pymysql.MySQLError as exc:
+            raise SourceError(ERR_SOURCE.format(problem=exc.args[-1] if exc.args else type(exc).__name__)) from exc
+
+    def close(self) -> None:
+        self.connection.close()

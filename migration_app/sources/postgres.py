@@ -1,0 +1,191 @@
+"""PostgreSQL (``postgres://``) with psycopg 3; pages are read through a server-side (named) cursor.
+
+Declared types come from ``pg_catalog`` (``format_type``: ``numeric(38,0)``, ``integer[]``; enums and
+domains resolved to what they are), for tables and for the columns of a ``source-query`` alike. Types whose
+driver value is not exact are cast in the query: ``interval`` and ranges to their text, ``money`` to
+numeric, network types to text. JSON numbers are read as Decimals (never floats).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg.types.json import set_json_loads
+
+from migration_app.sources.base import ERR_SOURCE, RECONNECT_ATTEMPTS, ROWID, Relation, SourceError, SqlSource
+
+logger = logging.getLogger(__name__)
+
+_TEXT_CAST = re.compile(r"^(interval|inet|cidr|macaddr8?|\w*range|\w*multirange|user-defined-enum)\b", re.IGNORECASE)
+_NUMERIC_CAST = re.compile(r"^money\b", re.IGNORECASE)
+_PROBED = re.compile(r"^(numeric|decimal|double precision|real)\b", re.IGNORECASE)
+
+_TYPES_SQL = (
+    "SELECT a.attname AS name, "
+    "CASE WHEN t.typtype = 'e' THEN 'user-defined-enum' "
+    "     WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) "
+    "     WHEN et.typtype = 'e' THEN 'user-defined-enum[]' "
+    "     ELSE format_type(a.atttypid, a.atttypmod) END AS type "
+    "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_type et ON et.oid = t.typelem "
+    "WHERE a.attrelid = (%s)::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
+)
+
+
+def _loads(data: bytes | str) -> Any:
+    return json.loads(data, parse_float=Decimal)
+
+
+class PostgresSource(SqlSource):
+    placeholder = "%s"
+    rowid_expression = "ctid"
+    scheme = "postgres"
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url.replace("postgres://", "postgresql://", 1))
+        self.connection = self._connect()
+        self._cursor_number = 0
+
+    def _connect(self) -> Any:
+        try:
+            connection = psycopg.connect(self.url, autocommit=False)
+        except psycopg.Error as exc:
+            raise SourceError(ERR_SOURCE.format(problem=type(exc).__name__)) from exc
+        set_json_loads(_loads, connection)
+        return connection
+
+    def tables(self) -> list[tuple[str, str]]:
+        rows = self._fetch(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+            "AND table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2",
+            [],
+        )
+        return [(row["table_schema"], row["table_name"]) for row in rows]
+
+    def primary_key(self, *, schema: str, table: str) -> list[str]:
+        rows = self._fetch(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+            "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = (%s)::regclass AND i.indisprimary "
+            "ORDER BY array_position(i.indkey, a.attnum)",
+            [f"{self.quote(schema)}.{self.quote(table)}"],
+        )
+        return [row["attname"] for row in rows]
+
+    def _declared_types(self, *, schema: str, table: str) -> dict[str, str]:
+        rows = self._fetch(_TYPES_SQL, [f"{self.quote(schema)}.{self.quote(table)}"])
+        return {row["name"]: row["type"] for row in rows}
+
+    def column_types(self, *, schema: str, table: str | None, query: str | None) -> dict[str, str]:
+        key = (schema, table, query)
+        if key not in self._declared and query:
+            cursor = self._execute(f"SELECT * FROM ({query}) AS src LIMIT 0", [])  # noqa: S608
+            described = [(column.name, column.type_code) for column in cursor.description]
+            cursor.close()
+            names = {
+                row["oid"]: row["type"]
+                for row in self._fetch(
+                    "SELECT oid, CASE WHEN typtype = 'e' THEN 'user-defined-enum' "
+                    "ELSE format_type(oid, NULL) END AS type FROM pg_type WHERE oid = ANY(%s)",
+                    [[oid for _name, oid in described]],
+                )
+            }
+            self._declared[key] = {name: names.get(oid, "") for name, oid in described}
+        return super().column_types(schema=schema, table=table, query=query)
+
+    def _columns_sql(self, relation: Relation) -> str:
+        declared = self.column_types(schema=relation.schema, table=relation.table, query=relation.query)
+        if not declared:
+            return "*"
+        parts = []
+        for name, type_name in declared.items():
+            column = self.quote(name)
+            array = type_name.endswith("[]")
+            if _TEXT_CAST.search(type_name):
+                # concat() uses the type's own output (inet '192.168.0.1', not text(inet)'s '.../32')
+                text = (
+                    f"{column}::text[]" if array else f"CASE WHEN {column} IS NULL THEN NULL ELSE concat({column}) END"
+                )
+                parts.append(f"{text} AS {column}")
+            elif _NUMERIC_CAST.search(type_name):
+                parts.append(f"{column}::{'numeric[]' if array else 'numeric'} AS {column}")
+            else:
+                parts.append(column)
+        return ", ".join(parts)
+
+    def _select(self, relation: Relation) -> str:
+        source = self._relation_sql(relation.schema, relation.table, relation.query)
+        columns = self._columns_sql(relation)
+        if relation.key == (ROWID,):
+            return f"SELECT ctid AS {ROWID}, {columns} FROM {source}"  # noqa: S608
+        return f"SELECT {columns} FROM {source}"  # noqa: S608
+
+    def as_text(self, column: str) -> str:
+        return f"{column}::text"
+
+    def unexact_condition(self, column: str, declared: str) -> str | None:
+        """More than 38 significant digits, NaN/Infinity, or out of DynamoDB's range."""
+        if not _PROBED.search(declared) or declared.endswith("[]"):
+            return None
+        return (
+            f"{column}::text IN ('NaN', 'Infinity', '-Infinity') OR abs({column}) >= 1e126 "
+            f"OR ({column} <> 0 AND abs({column}) < 1e-130) "
+            f"OR length(trim(both '0' from translate(abs({column})::text, '.-', ''))) > 38"
+        )
+
+    def _fetch(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+        for attempt in range(RECONNECT_ATTEMPTS + 1):
+            self._cursor_number += 1
+            try:
+                with self.connection.cursor(name=f"lizzy_page_{self._cursor_number}") as cursor:
+                    cursor.itersize = 500
+                    cursor.execute(sql, params)
+                    names = [column.name for column in cursor.description]
+                    rows = [dict(zip(names, values, strict=True)) for values in cursor]
+                self.connection.commit()
+                return rows
+            except psycopg.Error as exc:
+                if self._lost(exc) and attempt < RECONNECT_ATTEMPTS:
+                    self._reconnect(exc)
+                    continue
+                self._rollback()
+                raise SourceError(ERR_SOURCE.format(problem=str(exc).strip().splitlines()[0])) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _execute(self, sql: str, params: list[Any]) -> Any:
+        for attempt in range(RECONNECT_ATTEMPTS + 1):
+            try:
+                cursor = self.connection.cursor()
+                cursor.execute(sql, params)
+                return cursor
+            except psycopg.Error as exc:
+                if self._lost(exc) and attempt < RECONNECT_ATTEMPTS:
+                    self._reconnect(exc)
+                    continue
+                self._rollback()
+                raise SourceError(ERR_SOURCE.format(problem=str(exc).strip().splitlines()[0])) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # A dropped connection (failover, pg_terminate_backend, an idle timeout) is not a broken source: every
+    # query is a keyset page that starts after the last checkpointed key, so it is safe to reconnect and
+    # ask again. Anything else (a syntax error, a missing table) is reported as it is.
+    def _lost(self, exc: Exception) -> bool:
+        return isinstance(exc, psycopg.OperationalError) and (self.connection.broken or self.connection.closed)
+
+    def _reconnect(self, exc: Exception) -> None:
+        logger.warning("source connection lost (%s); reconnecting", type(exc).__name__)
+        with contextlib.suppress(psycopg.Error):
+            self.connection.close()
+        self.connection = self._connect()
+
+    def _rollback(self) -> None:
+        """Roll back the failed statement; on a connection that is gone there is nothing to roll back."""
+        with contextlib.suppress(psycopg.Error):
+            self.connection.rollback()
+
+    def close(self) -> None:
+        self.connection.close()
