@@ -14,11 +14,12 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from lizzy.dynamodb import dynamodb_delete_item, record_calls
+from lizzy.dynamodb import dynamodb_delete_item
 from lizzy.tables import SESSIONS
 from sessions_app.models import Customer, EquipmentModel, HandoffRequest, Part, PartsOrder, ServiceRequest
 from sessions_app.services.demo import demo_data_seed
 from tests.fixtures.crm import SEED_PHONE, stored_session
+from tests.fixtures.dynamodb_hooks import record_calls
 
 MULTI_PHONE = "+12065550002"  # CUST1002: Echo PB-580T blower, Honda EU2200i and Generac GP3500 generators
 
