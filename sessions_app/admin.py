@@ -72,18 +72,20 @@ class TransactionAdmin(admin.ModelAdmin):
 
 @admin.register(PartsOrder)
 class PartsOrderAdmin(admin.ModelAdmin):
-    list_display = ("id", "customer", "equipment", "status", "created_at")
+    list_display = ("reference", "customer", "equipment", "status", "created_at")
     list_filter = ("status", "created_at")
-    search_fields = ("customer__customer_id", "customer__name", "equipment__equipment_id")
+    search_fields = ("reference", "customer__customer_id", "customer__name", "equipment__equipment_id")
+    readonly_fields = ("reference",)
     list_select_related = ("customer", "equipment")
     autocomplete_fields = ("customer", "equipment")
 
 
 @admin.register(ServiceRequest)
 class ServiceRequestAdmin(admin.ModelAdmin):
-    list_display = ("id", "customer", "equipment", "status", "created_at")
+    list_display = ("reference", "customer", "equipment", "status", "created_at")
     list_filter = ("status", "created_at")
-    search_fields = ("customer__customer_id", "customer__name", "problem_description")
+    search_fields = ("reference", "customer__customer_id", "customer__name", "problem_description")
+    readonly_fields = ("reference",)
     list_select_related = ("customer", "equipment")
     autocomplete_fields = ("customer", "equipment")
 

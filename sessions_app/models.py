@@ -5,7 +5,28 @@ Sessions themselves are not here: they live in DynamoDB (``services/sessions.py`
 
 from __future__ import annotations
 
+import secrets
+
 from django.db import models
+
+# Crockford's base32: digits and capitals without I, L, O and U, so a reference read out on the phone
+# cannot be misheard as another (0/O, 1/I/L).
+REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+REFERENCE_LENGTH = 8  # 40 bits; a clash with one of the same customer is drawn again
+
+
+def reference_generate(prefix: str) -> str:
+    """A reference a customer can quote: ``P-7K3M-9QXD`` (parts order), ``S-…`` (service request)."""
+    body = "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
+    return f"{prefix}-{body[:4]}-{body[4:]}"
+
+
+def parts_order_reference() -> str:
+    return reference_generate("P")
+
+
+def service_request_reference() -> str:
+    return reference_generate("S")
 
 
 class UnitType(models.TextChoices):
@@ -104,15 +125,20 @@ class PartsOrder(models.Model):
     equipment = models.ForeignKey(Equipment, on_delete=models.SET_NULL, null=True, blank=True)
     lines = models.JSONField(default=list, help_text='[{"sku": ..., "quantity": ..., "price": ...}]')
     status = models.CharField(max_length=16, choices=OrderStatus.choices, default=OrderStatus.REQUESTED)
+    # What the customer was told and can quote (shown in the SMS confirmation); unique per customer.
+    reference = models.CharField(max_length=16, default=parts_order_reference, editable=False, db_index=True)
     # The SMS that asked for it: a retried or replayed turn finds the order instead of creating a second one.
     source_message_sid = models.CharField(max_length=64, unique=True, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "reference"], name="parts_order_reference_per_customer")
+        ]
 
     def __str__(self) -> str:
-        return f"Order {self.pk} ({self.status})"
+        return f"Order {self.reference} ({self.status})"
 
 
 class ServiceStatus(models.TextChoices):
@@ -126,14 +152,18 @@ class ServiceRequest(models.Model):
     equipment = models.ForeignKey(Equipment, on_delete=models.SET_NULL, null=True, blank=True)
     problem_description = models.TextField()
     status = models.CharField(max_length=16, choices=ServiceStatus.choices, default=ServiceStatus.OPEN)
+    reference = models.CharField(max_length=16, default=service_request_reference, editable=False, db_index=True)
     source_message_sid = models.CharField(max_length=64, unique=True, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "reference"], name="service_request_reference_per_customer")
+        ]
 
     def __str__(self) -> str:
-        return f"Service request {self.pk} ({self.status})"
+        return f"Service request {self.reference} ({self.status})"
 
 
 class StoreMode(models.TextChoices):

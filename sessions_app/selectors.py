@@ -121,6 +121,33 @@ def parts_for(*, unit_type: str | None = None, model: str | None = None) -> list
     ]
 
 
+def part_catalogue() -> dict[str, list[dict[str, Any]]]:
+    """Every model and part as plain dicts, for matching an SMS's free text: three queries, whatever its size."""
+    models = [
+        {"name": name, "brand": brand, "unitType": unit_type}
+        for name, brand, unit_type in EquipmentModel.objects.order_by("unit_type", "name").values_list(
+            "name", "brand", "unit_type"
+        )
+    ]
+    fits: dict[int, list[str]] = {}
+    for part_id, model in Part.compatible_models.through.objects.values_list("part_id", "equipmentmodel__name"):
+        fits.setdefault(part_id, []).append(model)
+    parts = [
+        {
+            "sku": sku,
+            "name": name,
+            "unitType": unit_type,
+            "price": str(price),
+            "stock": stock,
+            "models": fits.get(pk, []),
+        }
+        for pk, sku, name, unit_type, price, stock in Part.objects.order_by("sku").values_list(
+            "pk", "sku", "name", "unit_type", "price", "stock"
+        )
+    ]
+    return {"models": models, "parts": parts}
+
+
 def part_get(*, sku: str) -> Part | None:
     return Part.objects.filter(sku=sku).first()
 

@@ -142,7 +142,7 @@ class PartsOrderListApi(generics.ListAPIView):
 
         class Meta:
             model = PartsOrder
-            fields = ("id", "customerId", "equipmentId", "lines", "status", "createdAt")
+            fields = ("id", "reference", "customerId", "equipmentId", "lines", "status", "createdAt")
 
     serializer_class = PartsOrderOutputSerializer
 
@@ -167,7 +167,7 @@ class ServiceRequestListApi(generics.ListAPIView):
 
         class Meta:
             model = ServiceRequest
-            fields = ("id", "customerId", "equipmentId", "problemDescription", "status", "createdAt")
+            fields = ("id", "reference", "customerId", "equipmentId", "problemDescription", "status", "createdAt")
 
     serializer_class = ServiceRequestOutputSerializer
 

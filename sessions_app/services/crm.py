@@ -8,19 +8,53 @@ these services must be idempotent for one sid (``get_or_create`` on ``source_mes
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from lizzy.errors import NotFound
+from lizzy.errors import NotFound, ServiceUnavailable
 from lizzy.phone import hash_phone
-from sessions_app.models import Customer, Equipment, HandoffRequest, Part, PartsOrder, ServiceRequest, SmsContact
+from sessions_app.models import (
+    Customer,
+    Equipment,
+    HandoffRequest,
+    Part,
+    PartsOrder,
+    ServiceRequest,
+    SmsContact,
+    parts_order_reference,
+    service_request_reference,
+)
 
 logger = logging.getLogger(__name__)
 
 ERR_CUSTOMER_MISSING = "Customer {customer_id} does not exist."
 ERR_PART_MISSING = "Part {sku} does not exist."
+ERR_REFERENCE_EXHAUSTED = "No free {kind} reference after {draws} draws; the reference generator is broken."
+REFERENCE_DRAWS = 5  # a clash needs ~1e-7 luck per draw; five in a row means the generator is broken
+
+
+def _reference_new(model: type, generate: Callable[[], str], customer_id: str) -> str:
+    """A fresh reference for this customer's next order or request, told to them before it is written.
+
+    The SMS reply is composed before the row exists (effects run after the session write), so the
+    reference is drawn here, checked against the customer's own, and travels in the effect's arguments.
+    """
+    for _ in range(REFERENCE_DRAWS):
+        reference = generate()
+        if not model.objects.filter(customer__customer_id=customer_id, reference=reference).exists():
+            return reference
+    raise ServiceUnavailable(ERR_REFERENCE_EXHAUSTED.format(kind=model.__name__, draws=REFERENCE_DRAWS))
+
+
+def parts_order_reference_new(*, customer_id: str) -> str:
+    return _reference_new(PartsOrder, parts_order_reference, customer_id)
+
+
+def service_request_reference_new(*, customer_id: str) -> str:
+    return _reference_new(ServiceRequest, service_request_reference, customer_id)
 
 
 def _customer(customer_id: str) -> Customer:
@@ -46,9 +80,18 @@ def _once(model: type, message_sid: str, create: dict) -> tuple[object, bool]:
 
 
 def parts_order_request(
-    *, customer_id: str, sku: str, quantity: int = 1, equipment_id: str | None = None, message_sid: str
+    *,
+    customer_id: str,
+    sku: str,
+    quantity: int = 1,
+    equipment_id: str | None = None,
+    reference: str | None = None,
+    message_sid: str,
 ) -> PartsOrder:
-    """A requested parts order (status ``requested``): the dealer confirms stock and price."""
+    """A requested parts order (status ``requested``): the dealer readies it and texts the customer.
+
+    ``reference`` is the one the customer was already told (a new one is drawn when none is given).
+    """
     customer = _customer(customer_id)
     part = Part.objects.filter(sku=sku).first()
     if part is None:
@@ -60,15 +103,21 @@ def parts_order_request(
             "customer": customer,
             "equipment": _equipment(customer, equipment_id),
             "lines": [{"sku": part.sku, "name": part.name, "quantity": quantity, "price": str(Decimal(part.price))}],
+            **({"reference": reference} if reference else {}),
         },
     )
     if created:
-        logger.info("parts order %s requested by %s", order.pk, customer.customer_id)
+        logger.info("parts order %s (%s) requested by %s", order.pk, order.reference, customer.customer_id)
     return order
 
 
 def service_request_create(
-    *, customer_id: str, problem_description: str, equipment_id: str | None = None, message_sid: str
+    *,
+    customer_id: str,
+    problem_description: str,
+    equipment_id: str | None = None,
+    reference: str | None = None,
+    message_sid: str,
 ) -> ServiceRequest:
     customer = _customer(customer_id)
     request, created = _once(
@@ -78,10 +127,11 @@ def service_request_create(
             "customer": customer,
             "equipment": _equipment(customer, equipment_id),
             "problem_description": problem_description,
+            **({"reference": reference} if reference else {}),
         },
     )
     if created:
-        logger.info("service request %s opened by %s", request.pk, customer.customer_id)
+        logger.info("service request %s (%s) opened by %s", request.pk, request.reference, customer.customer_id)
     return request
 
 

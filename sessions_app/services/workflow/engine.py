@@ -37,15 +37,21 @@ from lizzy.redis import json_dumps, json_loads
 from sessions_app import selectors
 from sessions_app.services import crm
 from sessions_app.services.sessions import Session, SessionConflict, session_new, session_save
-from sessions_app.services.workflow.base import HOME, Pick, Turn, fit_reply
-from sessions_app.services.workflow.nodes import HELP_TEXT, MAIN_MENU, NODES, reset_list
+from sessions_app.services.workflow.base import HOME, AnyReply, Pick, Turn, fit_reply, reply_number
+from sessions_app.services.workflow.nodes import HELP_TEXT, MAIN_MENU, NODES, greeting, node_leave, text_interpret
 
 logger = logging.getLogger(__name__)
 
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})  # Twilio's opt-out keywords
 START_WORDS = frozenset({"START", "YES", "UNSTOP"})  # Twilio's opt-in keywords (only while opted out)
 HELP_WORDS = frozenset({"HELP", "INFO"})
-MENU_WORDS = frozenset({"MENU"})
+MENU_WORDS = frozenset({"MENU", "MAINMENU", "HOME", "RESTART", "STARTOVER"})
+# "Say hi to start": a greeting (or START while subscribed) goes home from any node, never "didn't get that".
+GREETING_WORDS = frozenset(
+    {"HI", "HII", "HIYA", "HELLO", "HELO", "HEY", "HEYY", "HEYA", "HOWDY", "YO", "SUP", "START", "GREETINGS"}
+    | {"HITHERE", "HELLOTHERE", "HEYTHERE", "HILIZZY", "HEYLIZZY", "HELLOLIZZY", "HELLOAGAIN", "HIAGAIN"}
+    | {"GOODMORNING", "GOODAFTERNOON", "GOODEVENING", "MORNING", "AFTERNOON", "EVENING"}
+)
 MORE_WORDS = frozenset({"MORE", "NEXT"})
 KEYWORD_MAX_CHARS = 16
 
@@ -54,7 +60,8 @@ RETRY_BACKOFF_CAP_SECONDS = 0.25
 
 NOTE_EXPIRED = "Your previous session expired, so we're starting over."
 NOTE_RESUBSCRIBED = "You're subscribed again."
-NOTE_NOT_UNDERSTOOD = "Sorry, I didn't get that. Reply with {expects}, or MENU."
+NOTE_NOT_UNDERSTOOD = "Sorry, I didn't get that. Reply with {expects}."
+HINT_FREE_TEXT = 'or tell me what you need, like "blade for my mower"'
 ERR_BUSY = "Too many messages for this phone at once; the message was not applied. Try again shortly."
 
 # session.extra attributes the engine owns (camelCase like the rest of the item)
@@ -140,9 +147,29 @@ def _compose(turn: Turn, node_name: str) -> str:
 def _move(turn: Turn, target: str) -> str:
     target = turn.home if target == HOME else target
     if target != turn.session.current_node:
-        reset_list(turn)
+        node_leave(turn, target)
     turn.session.current_node = target
     return _compose(turn, target)
+
+
+def _one_of(choices: list[str]) -> str:
+    """ "1, 2 or MENU": an English list, each choice once."""
+    choices = list(dict.fromkeys(choices))
+    return choices[0] if len(choices) == 1 else f"{', '.join(choices[:-1])} or {choices[-1]}"
+
+
+def _not_understood(turn: Turn) -> str:
+    node = NODES[turn.session.current_node]
+    if node.not_understood:
+        return node.not_understood
+    choices = node.accepts.expects(turn)
+    at_home = turn.session.current_node == turn.home
+    if not at_home or not choices:
+        choices = [*choices, "MENU"]
+    expects = _one_of(choices)
+    if node.interpret and turn.session.customer_id:
+        expects = f"{expects}, {HINT_FREE_TEXT}"
+    return NOTE_NOT_UNDERSTOOD.format(expects=expects)
 
 
 def _new_session(phone: str, turn_now: dt.datetime) -> tuple[Session, list[str], bool]:
@@ -171,7 +198,7 @@ def turn_apply(*, session: Session | None, phone: str, text: str, message_sid: s
     node_before = None if created else session.current_node
     if session.current_node not in NODES:
         session.current_node = "MAIN_MENU" if session.customer_id else "ONBOARDING"
-    turn = Turn(session=session, phone=phone, message_sid=message_sid, text=text, now=now, notes=notes)
+    turn = Turn(session=session, phone=phone, message_sid=message_sid, text=text, now=now, notes=notes, first=created)
     if created:
         turn.effect("session_started")
     reply = _dispatch(turn, created)
@@ -198,17 +225,37 @@ def _dispatch(turn: Turn, created: bool) -> str:
     if word in HELP_WORDS:
         turn.notes.append(HELP_TEXT)
         return _compose(turn, session.current_node)
-    if created or word in MENU_WORDS:
+    if word in MENU_WORDS or word in GREETING_WORDS:
         return _move(turn, HOME)
+    if created:
+        return _first_message(turn)
     node = NODES[session.current_node]
     if word in MORE_WORDS and isinstance(node.accepts, Pick):
         node.accepts.more(turn)
         return _compose(turn, session.current_node)
-    target = node.accepts.accept(turn, turn.text)
+    target = None
+    if isinstance(node.accepts, AnyReply) and node.interpret:
+        target = text_interpret(turn, turn.text)  # "blade for my HRX217" after END does what it says
     if target is None:
-        turn.notes.append(NOTE_NOT_UNDERSTOOD.format(expects=node.accepts.expects(turn)))
+        target = node.accepts.accept(turn, turn.text)
+    if target is None and node.interpret:
+        target = text_interpret(turn, turn.text)
+    if target is None:
+        turn.notes.append(_not_understood(turn))
         return _compose(turn, session.current_node)
     return _move(turn, target)
+
+
+def _first_message(turn: Turn) -> str:
+    """A session's first message is never read as an answer to a menu nobody sent; free text is read."""
+    target = None
+    if reply_number(turn.text) is None:
+        greeted_at = len(turn.notes)
+        target = text_interpret(turn, turn.text)
+        if target is not None:
+            turn.notes.insert(greeted_at, greeting(turn))  # before what the message did, and only once
+            turn.first = False
+    return _move(turn, target or HOME)
 
 
 def _record(turn: Turn, node_before: str | None, reply: str, log: TurnLog) -> None:
