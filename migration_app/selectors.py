@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from lizzy.dynamodb import dynamodb_query
 from lizzy.errors import ApplicationError
+from lizzy.scrub import secrets_scrub
 from migration_app.models import PHASE_ORDER, MigrationPlan, MigrationRun, RunStatus, Segment, ValidationReport
 from migration_app.services.mapping import target_name
 
@@ -73,7 +74,7 @@ def run_progress(*, run: MigrationRun) -> dict[str, Any]:
         "eta_seconds": None if eta is None else round(eta),
         "percent": percent(run.rows_read, expected, finished=finished),
         "segments": [segment_progress(segment) for segment in segments],
-        "last_error": run.last_error,
+        "last_error": secrets_scrub(run.last_error),  # shown in the admin: may quote what a source read
     }
 
 

@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from lizzy.permissions import API_EVENTS_READ, LIVE_SESSIONS_VIEW, HasRequiredPermissions, IsStaff
 from lizzy.phone import normalize_phone
 from lizzy.redis import RedisUnavailable, json_dumps
 from sessions_app.services.events import presence_leave, presence_list, presence_touch, session_events_stream
@@ -40,6 +41,7 @@ def _sse(events: Iterator[dict | None]) -> Iterator[str]:
 
 
 class SessionEventsApi(APIView):
+    required_permissions = {"GET": (API_EVENTS_READ,)}
     renderer_classes = [JSONRenderer, EventStreamRenderer]
 
     class FilterSerializer(serializers.Serializer):
@@ -72,7 +74,13 @@ class SessionEventsApi(APIView):
 
 
 class SessionPresenceApi(APIView):
-    """POST while the page is open (every ~10 s) to stay listed; GET to see who is looking; DELETE on leave."""
+    """POST while the page is open (every ~10 s) to stay listed; GET to see who is looking; DELETE on leave.
+
+    The answer names staff users: only staff who may view live sessions use it.
+    """
+
+    permission_classes = [IsStaff, HasRequiredPermissions]
+    required_permissions = dict.fromkeys(("GET", "POST", "DELETE"), (LIVE_SESSIONS_VIEW,))
 
     @extend_schema(
         request=None,
