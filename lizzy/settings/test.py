@@ -1,9 +1,9 @@
 """The test suite: real services when their variables are set, embedded defaults otherwise."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import REDIS_URL, SHARED_CACHE, TEST_KEY, env
 
-SECRET_KEY = "lizzy-test-key"  # noqa: S105 - tests only
+SECRET_KEY = TEST_KEY
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ALLOWED_HOSTS = ["*"]
@@ -17,3 +17,9 @@ CELERY_BROKER_URL = "memory://"
 LIZZY_SESSION_STORE_MODE = env("LIZZY_SESSION_STORE_MODE", default="dynamodb_only")
 LIZZY_MAPPING_HMAC_KEY = "lizzy-test-mapping-key"  # noqa: S105 - tests only
 LIZZY_MIGRATION_CHUNK_SIZE = 50
+# Throttling is its own test (tests/lizzy/test_throttling.py); the rest of the suite must not hit it.
+LIZZY_API_THROTTLE_RATE = None
+if not REDIS_URL:
+    # Shared counters without a database hit for tests that have none; the database cache (production's
+    # choice without Redis) is tested with several gunicorn workers in tests/security/test_login_lockout.py.
+    CACHES[SHARED_CACHE] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "lizzy-shared"}  # noqa: F405
