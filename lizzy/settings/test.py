@@ -23,3 +23,5 @@ if not REDIS_URL:
     # Shared counters without a database hit for tests that have none; the database cache (production's
     # choice without Redis) is tested with several gunicorn workers in tests/security/test_login_lockout.py.
     CACHES[SHARED_CACHE] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "lizzy-shared"}  # noqa: F405
+# Each readiness test sets up its own failure; the cache is tested on its own (tests/security/test_hardening.py).
+LIZZY_READYZ_CACHE_SECONDS = 0.0
