@@ -188,6 +188,10 @@ LIZZY_TRANSACTIONS_CACHE_SECONDS = env.int("LIZZY_TRANSACTIONS_CACHE_SECONDS", d
 LIZZY_WORKFLOW_HISTORY_LIMIT = env.int("LIZZY_WORKFLOW_HISTORY_LIMIT", default=50)
 LIZZY_WORKFLOW_MESSAGE_LOG_LIMIT = env.int("LIZZY_WORKFLOW_MESSAGE_LOG_LIMIT", default=25)
 LIZZY_WORKFLOW_MAX_ATTEMPTS = env.int("LIZZY_WORKFLOW_MAX_ATTEMPTS", default=30)
+# How long an answered MessageSid (with its reply) is remembered in the shared cache: a signed webhook
+# replayed within this window is answered again without running. Twilio signs no timestamp, so a replay
+# after the window is not recognised; keep it longer than any capture could matter (2 days by default).
+LIZZY_SMS_REPLAY_WINDOW_SECONDS = env.int("LIZZY_SMS_REPLAY_WINDOW_SECONDS", default=2 * 24 * 3600)
 
 # --- REST framework ---------------------------------------------------------------------------
 REST_FRAMEWORK = {

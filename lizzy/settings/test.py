@@ -1,7 +1,7 @@
 """The test suite: real services when their variables are set, embedded defaults otherwise."""
 
 from .base import *  # noqa: F403
-from .base import REDIS_URL, SHARED_CACHE, TEST_KEY, env
+from .base import SHARED_CACHE, TEST_KEY, env
 
 SECRET_KEY = TEST_KEY
 DEBUG = False
@@ -19,9 +19,9 @@ LIZZY_MAPPING_HMAC_KEY = "lizzy-test-mapping-key"  # noqa: S105 - tests only
 LIZZY_MIGRATION_CHUNK_SIZE = 50
 # Throttling is its own test (tests/lizzy/test_throttling.py); the rest of the suite must not hit it.
 LIZZY_API_THROTTLE_RATE = None
-if not REDIS_URL:
-    # Shared counters without a database hit for tests that have none; the database cache (production's
-    # choice without Redis) is tested with several gunicorn workers in tests/security/test_login_lockout.py.
-    CACHES[SHARED_CACHE] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "lizzy-shared"}  # noqa: F405
+# Shared counters: emptied before every test (tests/fixtures/api.py), and without a database hit for tests
+# that have none. The database cache (production's choice without Redis) is tested with two gunicorn
+# servers in tests/security/test_login_lockout_processes.py.
+CACHES[SHARED_CACHE] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "lizzy-shared"}  # noqa: F405
 # Each readiness test sets up its own failure; the cache is tested on its own (tests/security/test_hardening.py).
 LIZZY_READYZ_CACHE_SECONDS = 0.0
