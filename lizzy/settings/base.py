@@ -318,6 +318,11 @@ LIZZY_FLUSH_CONCURRENCY = env.int("LIZZY_FLUSH_CONCURRENCY", default=4)
 # before writing for this long (docs/SESSION_STORE.md, "The flush fence").
 LIZZY_FLUSH_FENCE_SECONDS = env.int("LIZZY_FLUSH_FENCE_SECONDS", default=3600)
 LIZZY_PRESENCE_SECONDS = env.int("LIZZY_PRESENCE_SECONDS", default=30)
+# Server-sent event streams hold a thread each (lizzy/stream_slots.py): per worker process (unset: half the
+# worker's threads under lizzy.observability.gunicorn, else 1), per user, and in total across processes.
+LIZZY_EVENT_STREAMS_PER_PROCESS = env.int("LIZZY_EVENT_STREAMS_PER_PROCESS", default=None)
+LIZZY_EVENT_STREAMS_PER_USER = env.int("LIZZY_EVENT_STREAMS_PER_USER", default=2)
+LIZZY_EVENT_STREAMS_TOTAL = env.int("LIZZY_EVENT_STREAMS_TOTAL", default=32)
 CELERY_BEAT_SCHEDULE |= {
     # Write-behind: dirty sessions reach DynamoDB within one interval. A Redis lock keeps duplicated
     # beats (django-celery-beat#337) from flushing twice at once; a missed run expires, it does not pile up.

@@ -25,3 +25,5 @@ LIZZY_API_THROTTLE_RATE = None
 CACHES[SHARED_CACHE] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "lizzy-shared"}  # noqa: F405
 # Each readiness test sets up its own failure; the cache is tested on its own (tests/security/test_hardening.py).
 LIZZY_READYZ_CACHE_SECONDS = 0.0
+# The test client leaves unread streams open; the bounds are tested under gunicorn (test_event_streams.py).
+LIZZY_EVENT_STREAMS_PER_PROCESS = 1000
