@@ -13,12 +13,12 @@ import pytest
 from django.core.cache import caches
 from django.urls import reverse
 
-from lizzy.dynamodb import client_error, fault_injection
 from lizzy.observability import health
 from lizzy.parsers import ERR_TOO_DEEP, MAX_JSON_DEPTH, json_depth
 from lizzy.scrub import REPLACEMENT, exception_scrub, secrets_forget, secrets_scrub, url_display
 from migration_app.models import MigrationPlan
 from tests.figures import record_figure as record
+from tests.fixtures.dynamodb_hooks import client_error, fault_injection
 from tests.lizzy.test_settings import run_manage
 from tests.security.test_production_settings import PRODUCTION_ENV
 from tests.sessions_app.factories import SEED_PHONE, seed_session_document
