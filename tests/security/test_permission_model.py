@@ -26,6 +26,7 @@ from lizzy.roles import API_CLIENT_GROUP, OPERATOR_GROUP, VIEWER_GROUP
 from migration_app.models import MigrationPlan, MigrationRun, Phase, PhaseTransition
 from sessions_app.models import HandoffRequest
 from sessions_app.services.sessions import session_new, session_save
+from tests.figures import record_figure
 from tests.security import access_model
 from tests.security.test_authentication_required import _walk
 from tests.sessions_app.factories import SEED_PHONE
@@ -179,6 +180,7 @@ def test_every_route_answers_exactly_the_roles_the_model_names(role_clients, sam
                     wrong.append(f"{role} answered: {method} {path} ({name}) -> {status}")
                 elif role not in allowed and method in expected and status in (404, 405) and role != "anon":
                     wrong.append(f"{role} got {status}, not a refusal: {method} {path} ({name})")
+    record_figure("permission_walk", requests=walked, differences=len(wrong), missing=len(missing))
     assert missing == [], "routes missing from tests/security/access_model.py ROUTES"
     assert walked > 1500
     assert wrong == [], "\n".join(wrong)
