@@ -11,8 +11,8 @@ connection error may quote its URL. ``secrets_scrub`` replaces, in any text:
 - ``NAME=value`` pairs of every environment variable (what a dump of the environment looks like);
 - the password of any ``scheme://user:password@host`` URL.
 
-The set of values is rebuilt when the settings' values change and at most every
-``REFRESH_SECONDS`` for the environment (``secrets_forget()`` rebuilds it at once).
+The set of values is rebuilt every ``REFRESH_SECONDS`` (the environment may change), when a setting is
+overridden (Django's ``setting_changed``), and by ``secrets_forget()``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
+from django.test.signals import setting_changed
 
 REPLACEMENT = "[redacted]"
 MIN_SECRET_CHARS = 6  # shorter values ("1", "true", "us-east-1") would blank out ordinary words
@@ -35,8 +36,10 @@ SECRET_SETTINGS = ("SECRET_KEY", "TWILIO_AUTH_TOKEN", "LIZZY_METRICS_TOKEN", "LI
 URL_SETTINGS = ("REDIS_URL", "CELERY_BROKER_URL", "LIZZY_SESSION_REDIS_URL")
 URL_CREDENTIALS = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^:/@\s'\"]*:)(?P<password>[^@/\s'\"]+)(?P<tail>@)", re.I)
 
+ASSIGNED_NAME = re.compile(r"(?<![A-Za-z0-9_])([A-Za-z_][A-Za-z0-9_]*)=")
+
 _lock = threading.Lock()
-_state: dict[str, Any] = {"key": None, "at": 0.0, "values": None, "env_names": None}
+_state: dict[str, Any] = {"key": None, "at": 0.0, "values": None, "literals": (), "names": frozenset()}
 
 
 def _url_password(url: Any) -> str | None:
@@ -75,11 +78,11 @@ def _environment_values() -> tuple[set[str], list[str]]:
     return values, sorted((name for name in os.environ if len(name) >= 2), key=len, reverse=True)
 
 
-def _compiled() -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
-    key = _settings_values()
+def _compiled() -> tuple[tuple[str, ...], frozenset[str], re.Pattern[str] | None]:
     now = time.monotonic()
     state = _state
-    if state["key"] != key or state["values"] is None or now - state["at"] > REFRESH_SECONDS:
+    if state["values"] is None or now - state["at"] > REFRESH_SECONDS:
+        key = _settings_values()
         with _lock:
             env_values, env_names = _environment_values()
             literals = sorted({*key, *env_values}, key=len, reverse=True)
@@ -89,24 +92,31 @@ def _compiled() -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
                 if env_names
                 else None
             )
-            state.update(key=key, at=now, values=values, env_names=names)
-    return state["values"], state["env_names"]
+            state.update(key=key, at=now, values=values, env_names=names, literals=tuple(literals))
+            state["names"] = frozenset(env_names)
+    return state["literals"], state["names"], state["env_names"]
 
 
-def secrets_forget() -> None:
-    """Rebuild the set of secret values on the next call (after changing the environment)."""
+def secrets_forget(**kwargs: Any) -> None:
+    """Rebuild the set of secret values on the next call (after changing the environment or a setting)."""
     _state["values"] = None
+
+
+setting_changed.connect(secrets_forget, dispatch_uid="lizzy.scrub.secrets_forget")  # override_settings in tests
 
 
 def secrets_scrub(text: str) -> str:
     """``text`` with every secret value, environment assignment and URL password replaced."""
     if not text or not isinstance(text, str):
         return text
-    values, env_names = _compiled()
-    if values is not None:
-        text = values.sub(REPLACEMENT, text)
-    if env_names is not None and "=" in text:
-        text = env_names.sub(lambda match: f"{match.group(1)}={REPLACEMENT}", text)
+    # Fast paths: a substring test per secret value and a scan for "NAME=" are cheap; most text has neither,
+    # and log lines pass here one by one.
+    literals, names, assignments = _compiled()
+    for literal in literals:  # longest first, so a value containing another is replaced whole
+        if literal in text:
+            text = text.replace(literal, REPLACEMENT)
+    if "=" in text and assignments is not None and any(m.group(1) in names for m in ASSIGNED_NAME.finditer(text)):
+        text = assignments.sub(lambda match: f"{match.group(1)}={REPLACEMENT}", text)
     if "://" in text:
         text = URL_CREDENTIALS.sub(lambda match: f"{match.group('head')}{REPLACEMENT}{match.group('tail')}", text)
     return text

@@ -43,8 +43,13 @@ _STANDARD_ATTRIBUTES = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))
 _REDACTED_MARK = "lizzy_redacted"  # set by RedactingFilter so the formatter does not redo its work
 
 
+SHORT_NUMBER_DIGITS = 9  # below this (Saint Helena's +290 22158), country code and last four give it all away
+
+
 def _mask(raw: str) -> str:
     digits = re.sub(r"\D", "", raw)
+    if len(digits) < SHORT_NUMBER_DIGITS:
+        return ("+" if raw.lstrip().startswith("+") else "") + "*" * max(len(digits) - 2, 0) + digits[-2:]
     if raw.lstrip().startswith("+"):
         return mask_phone("+" + digits)
     return "*" * max(len(digits) - 4, 0) + digits[-4:]
@@ -103,11 +108,14 @@ def redact(text: str) -> str:
     if "%" in text:
         text = ENCODED_SEPARATORS.sub(lambda match: chr(int(match.group(1), 16)), text)
     if CANDIDATE_PATTERN.search(text):
-        text = _mask_runs(text, _default_region())
-        # Valid numbers only: "possible" would swallow a status code that follows a number.
-        leniency = phonenumbers.Leniency.VALID
-        for found in reversed(list(phonenumbers.PhoneNumberMatcher(text, _default_region(), leniency=leniency))):
-            text = text[: found.start] + _mask(found.raw_string) + text[found.end :]
+        masked = _mask_runs(text, _default_region())
+        if masked == text:
+            # Nothing found by digit groups: phonenumbers' own matcher (letters, extensions) has the last word.
+            # Valid numbers only: "possible" would swallow a status code that follows a number.
+            leniency = phonenumbers.Leniency.VALID
+            for found in reversed(list(phonenumbers.PhoneNumberMatcher(text, _default_region(), leniency=leniency))):
+                masked = masked[: found.start] + _mask(found.raw_string) + masked[found.end :]
+        text = masked
     # E.164-shaped strings the matcher rejects (unassigned ranges, test numbers) are masked anyway.
     return PHONE_PATTERN.sub(lambda match: _mask(match.group(0)), text)
 
