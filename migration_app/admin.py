@@ -272,6 +272,8 @@ class MigrationPlanAdmin(admin.ModelAdmin):
         return plan
 
     def progress_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied  # before the lookup: whether a plan exists is not for everyone to learn
         plan = self._plan(request, object_id)
         if not self.has_view_permission(request, plan):
             raise PermissionDenied
@@ -302,6 +304,8 @@ class MigrationPlanAdmin(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     def console_action_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
+        if not self.has_change_permission(request):
+            raise PermissionDenied  # before the lookup, as Django's own change view does
         plan = self._plan(request, object_id)
         if not self.has_change_permission(request, plan):
             raise PermissionDenied
