@@ -50,6 +50,7 @@ def _environment(dynamodb_url: str, database_url: str, store_mode: str) -> dict[
         "DATABASE_URL": database_url,
         "LIZZY_SESSION_STORE_MODE": store_mode,
         "LIZZY_LOG_LEVEL": "WARNING",
+        "LIZZY_API_THROTTLE_RATE": "",  # the checker's reads are the measurement, not a client to hold back
     }
 
 
@@ -64,8 +65,10 @@ def _manage(env: dict[str, str], *args: str) -> str:
 
 # Python source run by `manage.py shell`, not a secret: it prints the token of a throwaway user.
 MAKE_API_USER = (
-    "from django.contrib.auth import get_user_model; from rest_framework.authtoken.models import Token; "
+    "from django.contrib.auth import get_user_model; from django.contrib.auth.models import Group; "
+    "from rest_framework.authtoken.models import Token; "
     "u, _ = get_user_model().objects.get_or_create(username='load-checker'); "
+    "u.groups.add(Group.objects.get(name='api_client')); "
     "print(Token.objects.get_or_create(user=u)[0].key)"
 )
 

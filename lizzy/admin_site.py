@@ -15,7 +15,7 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, reverse
 
-from lizzy.admin_login import LockoutAdminAuthenticationForm
+from lizzy.admin_login import LockoutAdminAuthenticationForm, device_cookie_set
 from lizzy.dashboard import dashboard_render
 
 OPS_APP_LABEL = "ops_console"
@@ -48,6 +48,22 @@ class LizzyAdminSite(admin.AdminSite):
     def add_ops_link(self, name: str, url_name: str, *, permission: str | None = None, order: int = 100) -> None:
         self._ops_links = [link for link in self._ops_links if link.url_name != url_name]
         self._ops_links.append(OpsLink(name, url_name, permission, order))
+
+    def actions_require_permissions(self) -> list[str]:
+        """Give every admin action that declares no permission the model's ``change`` permission.
+
+        Django offers an action without ``allowed_permissions`` to anyone who can see the changelist, so
+        a viewer could run it (django-celery-beat's run/enable/disable tasks declare none). The product's
+        own actions declare theirs; this closes the others. Returns ``app.model.action`` names changed.
+        """
+        changed = []
+        for model, model_admin in self._registry.items():
+            for action in model_admin.actions or ():
+                function = action if callable(action) else getattr(type(model_admin), action, None)
+                if function is not None and not getattr(function, "allowed_permissions", None):
+                    function.allowed_permissions = ("change",)
+                    changed.append(f"{model._meta.label_lower}.{getattr(function, '__name__', action)}")
+        return changed
 
     def get_urls(self) -> list[Any]:
         extra: list[Any] = []
@@ -87,6 +103,11 @@ class LizzyAdminSite(admin.AdminSite):
                 },
             )
         return app_list
+
+    def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        response = super().login(request, extra_context)
+        device_cookie_set(request=request, response=response)  # a known device is not locked out by strangers
+        return response
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         context = {"dashboard_panels": dashboard_render(request=request), **(extra_context or {})}

@@ -9,6 +9,7 @@ class LizzyConfig(AppConfig):
 
     def ready(self) -> None:
         from celery.signals import task_postrun
+        from django.contrib import admin
         from django.db.models.signals import post_migrate
 
         from lizzy import (
@@ -20,6 +21,8 @@ class LizzyConfig(AppConfig):
         from lizzy.observability.alarms import dynamodb_error_listener
         from lizzy.roles import roles_ensure_after_migrate
 
+        # Every admin module is imported by now (the admin app comes first in INSTALLED_APPS).
+        admin.site.actions_require_permissions()
         add_error_listener(dynamodb_error_listener)
         post_migrate.connect(roles_ensure_after_migrate, dispatch_uid="lizzy.roles_ensure")
         # Workers flush their own consumed-capacity counters as they go (beat's task reaches only one).

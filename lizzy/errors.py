@@ -14,6 +14,8 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from lizzy.scrub import secrets_scrub
+
 logger = logging.getLogger(__name__)
 
 
@@ -65,6 +67,12 @@ _DRF_CODES = {
 }
 
 
+# Errors whose text comes from an outside service: DynamoDB's own message (moto's HTML page, or on AWS text
+# that may name the account, the role's ARN or the table's ARN) is logged, and the client gets this instead.
+UPSTREAM_CODES = frozenset({"dynamodb_error"})
+ERR_UPSTREAM = "DynamoDB refused the request ({code}). Nothing was changed; the details are in the server log."
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 
@@ -72,6 +80,12 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF exception handler: domain errors and DRF's own errors in one JSON shape."""
     if isinstance(exc, ApplicationError):
+        if exc.code in UPSTREAM_CODES:
+            aws_code = (exc.details or {}).get("code", "error") if isinstance(exc.details, dict) else "error"
+            logger.warning("request failed: %s (%s)", exc.code, secrets_scrub(exc.message))
+            return Response(
+                error_body(exc.code, ERR_UPSTREAM.format(code=aws_code), {"code": aws_code}), status=exc.http_status
+            )
         if exc.http_status >= 500:
             logger.warning("request failed: %s (%s)", exc.code, exc.message)
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.http_status)

@@ -23,6 +23,30 @@ class OpsConsole(models.Model):
         return "Ops console"
 
 
+class ApiAccess(models.Model):
+    """No table: the REST API's permissions, granted per token owner (docs/OPERATIONS.md, "Permission model").
+
+    A token only signs a user in; what the token may do comes from these permissions (through a group such
+    as ``api_client``). A CRM integration gets read and write of sessions and CRM reads, not deletion.
+    """
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        permissions = [
+            ("api_sessions_read", "API: read and list live sessions"),
+            ("api_sessions_write", "API: create and replace live sessions"),
+            ("api_sessions_delete", "API: delete live sessions"),
+            ("api_crm_read", "API: read CRM customers, equipment, parts, orders and service requests"),
+            ("api_events_read", "API: stream session change events"),
+            ("api_migrations_read", "API: read migration plans"),
+            ("api_migrations_validate", "API: queue migration validations"),
+        ]
+
+    def __str__(self) -> str:
+        return "API access"
+
+
 class CapacityUsage(models.Model):
     """Consumed capacity units reported by DynamoDB (ReturnConsumedCapacity), summed per table and UTC day."""
 

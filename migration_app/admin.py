@@ -9,6 +9,7 @@ and updates in place. Looking needs the view permission; the buttons need ``chan
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from django.contrib import admin, messages
@@ -20,6 +21,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from lizzy.errors import ApplicationError
+from lizzy.scrub import secrets_scrub, url_display
 from migration_app.models import (
     PHASE_ORDER,
     Backup,
@@ -36,6 +38,8 @@ from migration_app.services.dispatch import plan_backfill_start, run_resume
 from migration_app.services.phases import plan_advance, plan_rollback
 from migration_app.services.runs import run_pause
 from migration_app.tasks import catch_up_task, validate_task
+
+logger = logging.getLogger(__name__)
 
 POLL_MS = 2000  # how often an open plan page asks for progress
 RUNS_SHOWN = 10
@@ -136,8 +140,16 @@ class MigrationRunAdmin(admin.ModelAdmin):
         "finished_at",
     ]
     list_filter = ["status", "kind", "plan"]
-    readonly_fields = [field.name for field in MigrationRun._meta.fields]
+    # last_error may quote what a source read: shown scrubbed of secret values (lizzy.scrub).
+    readonly_fields = [field.name for field in MigrationRun._meta.fields if field.name != "last_error"] + [
+        "last_error_display"
+    ]
+    exclude = ["last_error"]
     inlines = [SegmentInline]
+
+    @admin.display(description="last error")
+    def last_error_display(self, run: MigrationRun) -> str:
+        return secrets_scrub(run.last_error)
 
     @admin.display(description="segments")
     def progress(self, run: MigrationRun):
@@ -163,6 +175,10 @@ class MigrationPlanAdmin(admin.ModelAdmin):
     ]
     list_filter = ["phase"]
     readonly_fields = ["phase", "phase_changed_at", "created_tables", "created_at", "updated_at"]
+    # What a plan reads and writes (source URL, mapping with its SQL queries, target tables) is configuration:
+    # only superusers edit it (each change is in the admin log with the fields changed), others see it with
+    # the URL's password masked. docs/OPERATIONS.md, "Permission model".
+    CONFIGURATION_FIELDS = ("name", "source_url", "mapping", "target_tables")
     actions = ["advance_phase", "rollback_phase", "validate_now", "catch_up_now", "backup_now"]
     change_form_template = "admin/migration_app/migrationplan/change_form.html"
 
@@ -208,6 +224,34 @@ class MigrationPlanAdmin(admin.ModelAdmin):
             return format_html('<span style="color:{}">{} (quick: keys only)</span>', colour, label)
         return format_html('<span style="color:{}">{}</span>', colour, label)
 
+    @admin.display(description="source")
+    def source_display(self, plan: MigrationPlan) -> str:
+        return url_display(plan.source_url)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+    def get_exclude(self, request: HttpRequest, obj: MigrationPlan | None = None) -> list[str]:
+        return [] if request.user.is_superuser else ["source_url"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: MigrationPlan | None = None) -> list[str]:
+        fields = list(super().get_readonly_fields(request, obj))
+        if request.user.is_superuser:
+            return fields
+        return ["name", "source_display", "mapping", "target_tables", *fields]
+
+    def save_model(self, request: HttpRequest, obj: MigrationPlan, form: Any, change: bool) -> None:
+        if not request.user.is_superuser and set(form.changed_data) & set(self.CONFIGURATION_FIELDS):
+            raise PermissionDenied
+        super().save_model(request, obj, form, change)
+        if form.changed_data:
+            logger.warning(
+                "migration plan %s: %s changed by %s",
+                obj.name,
+                ", ".join(form.changed_data),
+                request.user.get_username(),
+            )
+
     # --- the console (change page, JSON progress, buttons) ----------------------------------------
 
     def get_urls(self) -> list[Any]:
@@ -233,6 +277,8 @@ class MigrationPlanAdmin(admin.ModelAdmin):
         return plan
 
     def progress_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied  # before the lookup: whether a plan exists is not for everyone to learn
         plan = self._plan(request, object_id)
         if not self.has_view_permission(request, plan):
             raise PermissionDenied
@@ -263,13 +309,15 @@ class MigrationPlanAdmin(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     def console_action_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
+        if not self.has_change_permission(request):
+            raise PermissionDenied  # before the lookup, as Django's own change view does
         plan = self._plan(request, object_id)
         if not self.has_change_permission(request, plan):
             raise PermissionDenied
         try:
             message = self._console_action(request, plan, action)
         except ApplicationError as exc:
-            ok, message = False, exc.message
+            ok, message = False, secrets_scrub(exc.message)
         else:
             ok = True
             self.log_change(request, plan, message)
@@ -315,11 +363,11 @@ class MigrationPlanAdmin(admin.ModelAdmin):
                 action(plan)
                 done += 1
             except ApplicationError as exc:
-                self.message_user(request, f"{plan.name}: {exc.message}", messages.ERROR)
+                self.message_user(request, f"{plan.name}: {secrets_scrub(exc.message)}", messages.ERROR)
         if done:
             self.message_user(request, done_message(done), messages.SUCCESS)
 
-    @admin.action(description="Advance to the next phase (backs up target tables first)")
+    @admin.action(description="Advance to the next phase (backs up target tables first)", permissions=["change"])
     def advance_phase(self, request, queryset):
         def advance(plan):
             index = PHASE_ORDER.index(plan.phase)
@@ -329,7 +377,7 @@ class MigrationPlanAdmin(admin.ModelAdmin):
 
         self._each(request, queryset, advance, lambda n: ngettext("%d plan advanced.", "%d plans advanced.", n) % n)
 
-    @admin.action(description="Roll back the last phase (restores its backups)")
+    @admin.action(description="Roll back the last phase (restores its backups)", permissions=["change"])
     def rollback_phase(self, request, queryset):
         self._each(
             request,
@@ -338,7 +386,7 @@ class MigrationPlanAdmin(admin.ModelAdmin):
             lambda n: ngettext("%d plan rolled back.", "%d plans rolled back.", n) % n,
         )
 
-    @admin.action(description="Validate now (queued)")
+    @admin.action(description="Validate now (queued)", permissions=["change"])
     def validate_now(self, request, queryset):
         self._each(
             request,
@@ -347,7 +395,7 @@ class MigrationPlanAdmin(admin.ModelAdmin):
             lambda n: ngettext("%d validation queued.", "%d validations queued.", n) % n,
         )
 
-    @admin.action(description="Catch up now (queued)")
+    @admin.action(description="Catch up now (queued)", permissions=["change"])
     def catch_up_now(self, request, queryset):
         self._each(
             request,
@@ -356,7 +404,7 @@ class MigrationPlanAdmin(admin.ModelAdmin):
             lambda n: ngettext("%d catch-up queued.", "%d catch-ups queued.", n) % n,
         )
 
-    @admin.action(description="Back up target tables")
+    @admin.action(description="Back up target tables", permissions=["change"])
     def backup_now(self, request, queryset):
         def backup(plan):
             for table in plan.target_tables:

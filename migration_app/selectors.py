@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from lizzy.dynamodb import dynamodb_query
 from lizzy.errors import ApplicationError
+from lizzy.scrub import secrets_scrub
 from migration_app.models import (
     PHASE_ORDER,
     MigrationPlan,
@@ -85,7 +86,7 @@ def run_progress(*, run: MigrationRun) -> dict[str, Any]:
         "percent": percent(run.rows_read, expected, finished=finished),
         "segments": [segment_progress(segment) for segment in segments],
         "rows_quarantined": run.rows_quarantined,
-        "last_error": run.last_error,
+        "last_error": secrets_scrub(run.last_error),  # shown in the admin: may quote what a source read
     }
 
 

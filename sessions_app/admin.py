@@ -122,7 +122,7 @@ class SessionStoreSettingAdmin(admin.ModelAdmin):
     readonly_fields = ("changed_at", "changed_by", "store_health")
 
     def has_add_permission(self, request) -> bool:  # noqa: ANN001
-        return not SessionStoreSetting.objects.exists()
+        return super().has_add_permission(request) and not SessionStoreSetting.objects.exists()
 
     def has_delete_permission(self, request, obj=None) -> bool:  # noqa: ANN001
         return False
@@ -192,7 +192,7 @@ class HandoffRequestAdmin(admin.ModelAdmin):
     readonly_fields = ("source_message_sid", "created_at")
     actions = ("close_handoffs",)
 
-    @admin.action(description="Close selected hand-offs")
+    @admin.action(description="Close selected hand-offs", permissions=["change"])
     def close_handoffs(self, request, queryset):
         closed = handoff_close(handoff_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"Closed {closed} hand-off{'' if closed == 1 else 's'}.")

@@ -9,6 +9,7 @@ credential, because the endpoint is unauthenticated.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -95,6 +96,31 @@ def readiness_run(*, checks: dict[str, Callable[[], None]] | None = None) -> lis
         else:
             results.append(CheckResult(name, True, _ms(started)))
     return results
+
+
+_cached: dict[str, object] = {"at": -1.0, "results": None}
+_cached_lock = threading.Lock()
+
+
+def readiness_cached() -> list[CheckResult]:
+    """``readiness_run()``, at most once per ``LIZZY_READYZ_CACHE_SECONDS`` in this process.
+
+    ``/readyz`` is unauthenticated: without this, every call costs a database query, a DescribeTable, a Redis
+    PING and a broker connection, so anyone could multiply the load on all four. Concurrent callers wait for
+    the one run in flight instead of starting their own.
+    """
+    ttl = settings.LIZZY_READYZ_CACHE_SECONDS
+    if ttl <= 0:
+        return readiness_run()
+    with _cached_lock:
+        if _cached["results"] is None or time.monotonic() - _cached["at"] >= ttl:
+            _cached["results"] = readiness_run()
+            _cached["at"] = time.monotonic()
+        return list(_cached["results"])
+
+
+def readiness_forget() -> None:
+    _cached["results"] = None
 
 
 def _ms(started: float) -> float:

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from lizzy.errors import error_body
-from lizzy.observability.health import readiness_run
+from lizzy.observability.health import readiness_cached
 
 ERR_METRICS_AUTH = "Send Authorization: Bearer <LIZZY_METRICS_TOKEN>, or sign in to the admin as staff."
 
@@ -26,7 +26,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
-    results = readiness_run()
+    results = readiness_cached()
     ready = all(result.ok for result in results)
     body = {"status": "ok" if ready else "unavailable", "checks": {r.name: r.as_dict() for r in results}}
     return JsonResponse(body, status=200 if ready else 503)

@@ -7,6 +7,7 @@ integrations (Redis, a remote DynamoDB endpoint) switch on when their variable i
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"  # local state: SQLite file, filesystem broker queue
@@ -15,6 +16,10 @@ VAR_DIR.mkdir(exist_ok=True)
 env = environ.Env()
 
 SECRET_KEY = env("DJANGO_SECRET_KEY", default=None)
+# Keys published in this repository (local and test settings): production refuses them.
+DEVELOPMENT_KEY = "lizzy-local-development-key-not-for-production-use"
+TEST_KEY = "lizzy-test-key"
+PUBLISHED_KEYS = (DEVELOPMENT_KEY, TEST_KEY)
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 
@@ -25,6 +30,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "csp",
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
@@ -44,6 +50,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "lizzy.urls"
@@ -103,6 +110,14 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Counters every process must share (sign-in failures, API throttles, webhook replay marks): Redis when
+# configured, otherwise a table in Django's database (created by lizzy's migration 0003), never per process.
+SHARED_CACHE = "shared"
+CACHES[SHARED_CACHE] = (
+    {**CACHES["default"], "KEY_PREFIX": "lizzy-shared"}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "lizzy_shared_cache"}
+)
 
 # --- Celery -----------------------------------------------------------------------------------
 # Without a broker URL (and without Redis) Celery uses kombu's filesystem transport, which needs no
@@ -146,6 +161,8 @@ CELERY_BEAT_SCHEDULE = {
     "lizzy-capacity-flush": {"task": "lizzy.tasks.capacity_flush_task", "schedule": 60.0},
 }
 CELERY_TIMEZONE = "UTC"
+# Workers log through LOGGING below (redaction, secret scrubbing), not through a handler of Celery's own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- AWS / DynamoDB ---------------------------------------------------------------------------
 AWS_REGION = env("AWS_REGION", default="us-east-1")
@@ -171,6 +188,10 @@ LIZZY_TRANSACTIONS_CACHE_SECONDS = env.int("LIZZY_TRANSACTIONS_CACHE_SECONDS", d
 LIZZY_WORKFLOW_HISTORY_LIMIT = env.int("LIZZY_WORKFLOW_HISTORY_LIMIT", default=50)
 LIZZY_WORKFLOW_MESSAGE_LOG_LIMIT = env.int("LIZZY_WORKFLOW_MESSAGE_LOG_LIMIT", default=25)
 LIZZY_WORKFLOW_MAX_ATTEMPTS = env.int("LIZZY_WORKFLOW_MAX_ATTEMPTS", default=30)
+# How long an answered MessageSid (with its reply) is remembered in the shared cache: a signed webhook
+# replayed within this window is answered again without running. Twilio signs no timestamp, so a replay
+# after the window is not recognised; keep it longer than any capture could matter (2 days by default).
+LIZZY_SMS_REPLAY_WINDOW_SECONDS = env.int("LIZZY_SMS_REPLAY_WINDOW_SECONDS", default=2 * 24 * 3600)
 
 # --- REST framework ---------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -179,8 +200,17 @@ REST_FRAMEWORK = {
         # Staff signed in to the admin can browse /api/docs/ with their session.
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Each view declares the permission every method needs (lizzy/permissions.py); a view that declares
+    # nothing refuses every caller. docs/OPERATIONS.md, "Permission model".
+    "DEFAULT_PERMISSION_CLASSES": ["lizzy.permissions.HasRequiredPermissions"],
+    "DEFAULT_THROTTLE_CLASSES": ["lizzy.throttling.ApiUserRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON nested deeper than DynamoDB's 32 levels is a 400 before anything is read or written.
+    "DEFAULT_PARSER_CLASSES": [
+        "lizzy.parsers.DepthLimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "lizzy.errors.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
@@ -207,6 +237,37 @@ LIZZY_METRICS_TOKEN = env("LIZZY_METRICS_TOKEN", default=None)
 LIZZY_LOGIN_FAILURE_LIMIT = env.int("LIZZY_LOGIN_FAILURE_LIMIT", default=5)
 LIZZY_LOGIN_LOCKOUT_SECONDS = env.int("LIZZY_LOGIN_LOCKOUT_SECONDS", default=900)
 LIZZY_LOG_FORMAT = env("LIZZY_LOG_FORMAT", default="json")  # "json" (one object per line) or "text"
+# Requests per token owner (DRF rate syntax, "1200/min"); empty turns API throttling off.
+LIZZY_API_THROTTLE_RATE = env("LIZZY_API_THROTTLE_RATE", default="1200/min") or None
+LIZZY_READYZ_CACHE_SECONDS = env.float("LIZZY_READYZ_CACHE_SECONDS", default=1.0)
+
+# --- Transport behind proxies -------------------------------------------------------------------
+# How many reverse proxies (load balancer, nginx) stand between clients and gunicorn. 0: none, so
+# X-Forwarded-For and X-Forwarded-Proto are a client's claims and are ignored. N: the client address is
+# the Nth address from the right of X-Forwarded-For, and X-Forwarded-Proto says whether it was HTTPS.
+LIZZY_TRUSTED_PROXY_HOPS = env.int("LIZZY_TRUSTED_PROXY_HOPS", default=0)
+if LIZZY_TRUSTED_PROXY_HOPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    REST_FRAMEWORK["NUM_PROXIES"] = LIZZY_TRUSTED_PROXY_HOPS
+
+# --- Content-Security-Policy (django-csp) ----------------------------------------------------------
+# Everything from this origin only: the admin's and Swagger UI's scripts and styles are served locally
+# (no CDN). The two inline scripts of the ops console carry the request's nonce; the admin and Swagger UI
+# set inline style attributes, which 'unsafe-inline' allows for styles only (never for scripts).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", NONCE],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 LOGGING = {
     "version": 1,
@@ -257,6 +318,11 @@ LIZZY_FLUSH_CONCURRENCY = env.int("LIZZY_FLUSH_CONCURRENCY", default=4)
 # before writing for this long (docs/SESSION_STORE.md, "The flush fence").
 LIZZY_FLUSH_FENCE_SECONDS = env.int("LIZZY_FLUSH_FENCE_SECONDS", default=3600)
 LIZZY_PRESENCE_SECONDS = env.int("LIZZY_PRESENCE_SECONDS", default=30)
+# Server-sent event streams hold a thread each (lizzy/stream_slots.py): per worker process (unset: half the
+# worker's threads under lizzy.observability.gunicorn, else 1), per user, and in total across processes.
+LIZZY_EVENT_STREAMS_PER_PROCESS = env.int("LIZZY_EVENT_STREAMS_PER_PROCESS", default=None)
+LIZZY_EVENT_STREAMS_PER_USER = env.int("LIZZY_EVENT_STREAMS_PER_USER", default=2)
+LIZZY_EVENT_STREAMS_TOTAL = env.int("LIZZY_EVENT_STREAMS_TOTAL", default=32)
 CELERY_BEAT_SCHEDULE |= {
     # Write-behind: dirty sessions reach DynamoDB within one interval. A Redis lock keeps duplicated
     # beats (django-celery-beat#337) from flushing twice at once; a missed run expires, it does not pile up.

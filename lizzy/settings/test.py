@@ -5,9 +5,9 @@ import sys
 import django
 
 from .base import *  # noqa: F403
-from .base import VAR_DIR, env
+from .base import SHARED_CACHE, TEST_KEY, VAR_DIR, env
 
-SECRET_KEY = "lizzy-test-key"  # noqa: S105 - tests only
+SECRET_KEY = TEST_KEY
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ALLOWED_HOSTS = ["*"]
@@ -28,3 +28,13 @@ LIZZY_DJANGO_TESTS_DIR = VAR_DIR / "django-tests" / django.__version__
 if (LIZZY_DJANGO_TESTS_DIR / "cache" / "tests.py").is_file():
     sys.path.append(str(LIZZY_DJANGO_TESTS_DIR))
     INSTALLED_APPS = [*INSTALLED_APPS, "cache"]  # noqa: F405
+# Throttling is its own test (tests/lizzy/test_throttling.py); the rest of the suite must not hit it.
+LIZZY_API_THROTTLE_RATE = None
+# Shared counters: emptied before every test (tests/fixtures/api.py), and without a database hit for tests
+# that have none. The database cache (production's choice without Redis) is tested with two gunicorn
+# servers in tests/security/test_login_lockout_processes.py.
+CACHES[SHARED_CACHE] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "lizzy-shared"}  # noqa: F405
+# Each readiness test sets up its own failure; the cache is tested on its own (tests/security/test_hardening.py).
+LIZZY_READYZ_CACHE_SECONDS = 0.0
+# The test client leaves unread streams open; the bounds are tested under gunicorn (test_event_streams.py).
+LIZZY_EVENT_STREAMS_PER_PROCESS = 1000

@@ -13,6 +13,7 @@ from rest_framework import generics, serializers
 from rest_framework.request import Request
 
 from lizzy.errors import NotFound
+from lizzy.permissions import API_CRM_READ
 from sessions_app import selectors
 from sessions_app.models import (
     Customer,
@@ -27,6 +28,7 @@ from sessions_app.models import (
 )
 
 ERR_CUSTOMER_NOT_FOUND = "No customer {customer_id}."
+CRM_READ = {"GET": (API_CRM_READ,)}
 
 
 def _filters(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
@@ -36,6 +38,8 @@ def _filters(serializer_class: type[serializers.Serializer], request: Request) -
 
 
 class CustomerListApi(generics.ListAPIView):
+    required_permissions = CRM_READ
+
     class FilterSerializer(serializers.Serializer):
         search = serializers.CharField(required=False, max_length=100, help_text="Name contains, or exact ID.")
 
@@ -57,6 +61,8 @@ class CustomerListApi(generics.ListAPIView):
 
 
 class EquipmentListApi(generics.ListAPIView):
+    required_permissions = CRM_READ
+
     class FilterSerializer(serializers.Serializer):
         unitType = serializers.ChoiceField(choices=UnitType.choices, required=False)  # noqa: N815
         model = serializers.CharField(required=False, max_length=64)
@@ -83,6 +89,8 @@ class EquipmentListApi(generics.ListAPIView):
 
 
 class PartListApi(generics.ListAPIView):
+    required_permissions = CRM_READ
+
     class FilterSerializer(serializers.Serializer):
         unitType = serializers.ChoiceField(choices=UnitType.choices, required=False)  # noqa: N815
         model = serializers.CharField(required=False, max_length=64, help_text="A compatible model, e.g. HRX217.")
@@ -111,6 +119,8 @@ class PartListApi(generics.ListAPIView):
 
 
 class CustomerTransactionListApi(generics.ListAPIView):
+    required_permissions = CRM_READ
+
     class TransactionOutputSerializer(serializers.ModelSerializer):
         class Meta:
             model = Transaction
@@ -130,6 +140,8 @@ class CustomerTransactionListApi(generics.ListAPIView):
 
 
 class PartsOrderListApi(generics.ListAPIView):
+    required_permissions = CRM_READ
+
     class FilterSerializer(serializers.Serializer):
         customerId = serializers.CharField(required=False, max_length=32)  # noqa: N815
         status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
@@ -155,6 +167,8 @@ class PartsOrderListApi(generics.ListAPIView):
 
 
 class ServiceRequestListApi(generics.ListAPIView):
+    required_permissions = CRM_READ
+
     class FilterSerializer(serializers.Serializer):
         customerId = serializers.CharField(required=False, max_length=32)  # noqa: N815
         status = serializers.ChoiceField(choices=ServiceStatus.choices, required=False)

@@ -12,8 +12,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from lizzy.permissions import API_EVENTS_READ, LIVE_SESSIONS_VIEW, HasRequiredPermissions, IsStaff
 from lizzy.phone import normalize_phone
 from lizzy.redis import RedisUnavailable, json_dumps
+from lizzy.stream_slots import StreamLease, stream_lease_acquire
 from sessions_app.services.events import presence_leave, presence_list, presence_touch, session_events_stream
 
 MAX_STREAM_SECONDS = 300  # clients (EventSource) reconnect by themselves; bounded streams free workers
@@ -25,6 +27,27 @@ class EventStreamRenderer(BaseRenderer):
 
     def render(self, data, accepted_media_type=None, renderer_context=None):  # noqa: ANN001, ANN201
         return data
+
+
+class LeasedStream:
+    """The stream's iterator: its slots are given back when it ends, or when the server closes the response
+    (client gone, worker stopping); Django calls ``close()`` on a streaming response's iterator."""
+
+    def __init__(self, chunks: Iterator[str], lease: StreamLease) -> None:
+        self._chunks = chunks
+        self._lease = lease
+
+    def __iter__(self) -> Iterator[str]:
+        try:
+            yield from self._chunks
+        finally:
+            self._lease.release()
+
+    def close(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
+        self._lease.release()
 
 
 def _sse(events: Iterator[dict | None]) -> Iterator[str]:
@@ -40,6 +63,7 @@ def _sse(events: Iterator[dict | None]) -> Iterator[str]:
 
 
 class SessionEventsApi(APIView):
+    required_permissions = {"GET": (API_EVENTS_READ,)}
     renderer_classes = [JSONRenderer, EventStreamRenderer]
 
     class FilterSerializer(serializers.Serializer):
@@ -64,15 +88,22 @@ class SessionEventsApi(APIView):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         params = filters.validated_data
+        lease = stream_lease_acquire(user_id=request.user.pk, seconds=params["seconds"])  # 429 when full
         stream = session_events_stream(max_seconds=params["seconds"], limit=params.get("limit"))
-        response = StreamingHttpResponse(_sse(stream), content_type="text/event-stream")
+        response = StreamingHttpResponse(LeasedStream(_sse(stream), lease), content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"  # nginx must not buffer the stream
         return response
 
 
 class SessionPresenceApi(APIView):
-    """POST while the page is open (every ~10 s) to stay listed; GET to see who is looking; DELETE on leave."""
+    """POST while the page is open (every ~10 s) to stay listed; GET to see who is looking; DELETE on leave.
+
+    The answer names staff users: only staff who may view live sessions use it.
+    """
+
+    permission_classes = [IsStaff, HasRequiredPermissions]
+    required_permissions = dict.fromkeys(("GET", "POST", "DELETE"), (LIVE_SESSIONS_VIEW,))
 
     @extend_schema(
         request=None,

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lizzy.errors import NotFound, PreconditionFailed, PreconditionRequired, ValidationFailed
+from lizzy.permissions import API_SESSIONS_DELETE, API_SESSIONS_READ, API_SESSIONS_WRITE
 from lizzy.phone import normalize_phone
 from sessions_app.selectors import session_get
 from sessions_app.services.sessions import Session, session_delete, session_list, session_save
@@ -58,6 +59,8 @@ def _session_response(session: Session, status_code: int = status.HTTP_200_OK) -
 
 
 class SessionDetailApi(APIView):
+    required_permissions = {"GET": (API_SESSIONS_READ,), "PUT": (API_SESSIONS_WRITE,), "DELETE": (API_SESSIONS_DELETE,)}
+
     class InputSerializer(serializers.Serializer):
         phone = serializers.CharField(required=False)
         customerId = serializers.CharField(required=False, allow_null=True, max_length=32)  # noqa: N815
@@ -129,6 +132,8 @@ class SessionDetailApi(APIView):
 
 
 class SessionListApi(APIView):
+    required_permissions = {"GET": (API_SESSIONS_READ,)}
+
     class FilterSerializer(serializers.Serializer):
         node = serializers.CharField(required=False, max_length=64)
         limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_LIST_LIMIT, default=50)

@@ -11,6 +11,7 @@ import logging
 from urllib.parse import parse_qsl
 
 from django.conf import settings
+from django.core.cache import caches
 from django.http import HttpResponse
 from django.utils.datastructures import MultiValueDict
 from django.views.decorators.csrf import csrf_exempt
@@ -33,6 +34,9 @@ logger = logging.getLogger(__name__)
 MAX_BODY_CHARS = 1600  # the longest SMS Twilio delivers (concatenated segments)
 MAX_REQUEST_BYTES = 64 * 1024  # Twilio's form is a few hundred bytes; anything near this is not Twilio
 MAX_SID_CHARS = 64
+# A MessageSid answered once, with its reply, for LIZZY_SMS_REPLAY_WINDOW_SECONDS: a signed request replayed
+# after the session's own log (25 entries) forgot it gets the same answer and changes nothing.
+REPLAY_KEY = "lizzy:sms-replay:{sid}"
 
 ERR_SIGNATURE_MISSING = "X-Twilio-Signature is missing; this endpoint accepts only signed Twilio requests."
 ERR_SIGNATURE_INVALID = "X-Twilio-Signature does not match this request."
@@ -94,6 +98,26 @@ def _check_signature(request: Request, form: MultiValueDict) -> None:
         raise SignatureInvalid(ERR_SIGNATURE_INVALID)
 
 
+def _answered_reply(sid: str) -> str | None:
+    """The reply a MessageSid already got, or None. A cache outage must not stop the webhook: it then
+    falls back to the session's own de-duplication log."""
+    try:
+        entry = caches[settings.SHARED_CACHE].get(REPLAY_KEY.format(sid=sid))
+    except Exception:  # the shared cache is away (Redis down): the session log still de-duplicates
+        logger.warning("sms replay record unavailable; relying on the session's message log")
+        return None
+    return entry.get("reply") if isinstance(entry, dict) else None
+
+
+def _answered_record(sid: str, reply: str) -> None:
+    try:
+        caches[settings.SHARED_CACHE].set(
+            REPLAY_KEY.format(sid=sid), {"reply": reply}, timeout=settings.LIZZY_SMS_REPLAY_WINDOW_SECONDS
+        )
+    except Exception:
+        logger.warning("could not write the sms replay record")
+
+
 def twiml(reply: str) -> HttpResponse:
     """TwiML for the reply; an empty reply is an empty ``<Response/>`` (opted-out numbers get nothing)."""
     response = MessagingResponse()
@@ -107,6 +131,7 @@ class SmsInboundApi(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    throttle_classes: list = []  # signed by Twilio, which calls from many addresses; never a token's budget
     parser_classes = [FormParser]
 
     class SmsInboundSerializer(serializers.Serializer):
@@ -162,7 +187,12 @@ class SmsInboundApi(APIView):
             raise ValidationFailed(ERR_SID_MISSING, details={"MessageSid": "required"})
         if len(sid) > MAX_SID_CHARS or not sid.isalnum() or not sid.isascii():
             raise ValidationFailed(ERR_SID_INVALID, details={"MessageSid": "invalid"})
+        answered = _answered_reply(sid)
+        if answered is not None:
+            logger.info("sms %s answered from the replay record; nothing changed", hash_phone(phone))
+            return twiml(answered)
         result = sms_message_handle(phone=phone, text=body, message_sid=sid)
+        _answered_record(sid, result.reply)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("sms reply for %s: %d chars", hash_phone(phone), len(result.reply))
         return twiml(result.reply)

@@ -6,6 +6,8 @@ import json
 import threading
 import time
 
+from rest_framework.test import APIClient
+
 from lizzy.phone import hash_phone
 from lizzy.redis import get_redis, key
 from sessions_app.services.events import presence_leave, presence_list, presence_touch
@@ -89,11 +91,16 @@ def test_presence_lists_viewers_and_expires(session_redis, settings):
     assert presence_list(phone=SEED_PHONE) == []
 
 
-def test_presence_api(api_client, anonymous_client, session_redis):
+def test_presence_api(api_client, anonymous_client, ops_viewer, session_redis):
     url = f"/api/v1/sessions/{SEED_PHONE}/presence"
+    staff = APIClient()
+    staff.force_authenticate(user=ops_viewer)
     assert anonymous_client.get(url).status_code == 401
-    assert api_client.post(url).json() == {"viewers": ["api-client"]}
-    assert api_client.get(url).json() == {"viewers": ["api-client"]}
-    assert api_client.delete(url).status_code == 204
-    assert api_client.get(url).json() == {"viewers": []}
-    assert api_client.get("/api/v1/sessions/not-a-phone/presence").status_code == 400
+    assert staff.post(url).json() == {"viewers": ["ops-viewer"]}
+    assert staff.get(url).json() == {"viewers": ["ops-viewer"]}
+    # Presence names staff users: an API client with every API permission but no staff flag sees nothing.
+    assert api_client.get(url).status_code == 403
+    assert api_client.post(url).status_code == 403
+    assert staff.delete(url).status_code == 204
+    assert staff.get(url).json() == {"viewers": []}
+    assert staff.get("/api/v1/sessions/not-a-phone/presence").status_code == 400
