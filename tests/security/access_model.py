@@ -113,6 +113,8 @@ ADMIN_MODELS: dict[str, dict[str, tuple[str, ...]]] = {
     "migration_app.validationreport": {"view": _LOOK, "add": SUPER, "change": SUPER, "delete": SUPER},
     "migration_app.backup": {"view": _LOOK, "add": SUPER, "change": SUPER, "delete": SUPER},
     "migration_app.phasetransition": {"view": _LOOK, "add": SUPER, "change": SUPER, "delete": SUPER},
+    # rows a run set aside: looked at and exported by staff, never added by hand
+    "migration_app.quarantinedrow": {"view": _LOOK, "add": NOBODY, "change": SUPER, "delete": SUPER},
 }
 
 # Admin actions: model -> action -> roles offered it (and so able to run it). ``delete_selected`` follows
@@ -126,6 +128,7 @@ ADMIN_ACTIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "backup_now": OPERATORS,
     },
     "sessions_app.handoffrequest": {"close_handoffs": OPERATORS},
+    "migration_app.quarantinedrow": {"export_jsonl": _LOOK},
     "django_celery_beat.periodictask": {
         "enable_tasks": SUPER,
         "disable_tasks": SUPER,
