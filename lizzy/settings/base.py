@@ -9,10 +9,13 @@ from pathlib import Path
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
-VAR_DIR = BASE_DIR / "var"  # local state: SQLite file, filesystem broker queue
-VAR_DIR.mkdir(exist_ok=True)
 
 env = environ.Env()
+
+# Local state: SQLite file, filesystem broker queue, backups, make run's logs. LIZZY_VAR_DIR moves it (the docs
+# tests run a second make run beside yours without sharing its queue).
+VAR_DIR = Path(env("LIZZY_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 SECRET_KEY = env("DJANGO_SECRET_KEY", default=None)
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
