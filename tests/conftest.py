@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 pytest_plugins = [
@@ -26,4 +28,6 @@ def _empty_caches() -> None:
     from django.core.cache import caches
 
     for cache in caches.all():
-        cache.clear()
+        # a configured Redis that is down: the tests that need it say so; this one must not error here
+        with contextlib.suppress(Exception):
+            cache.clear()
