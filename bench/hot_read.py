@@ -57,11 +57,11 @@ def _realistic_session(phone: str):
 def _measure(reads: int, runs: int) -> list[Result]:
     from django.conf import settings
 
-    from lizzy.dynamodb import record_calls
     from lizzy.redis import SESSION_KEY, get_redis, key
     from lizzy.tables import SESSIONS, tables_ensure
     from sessions_app.selectors import session_get
     from sessions_app.services.sessions import session_save
+    from tests.fixtures.dynamodb_hooks import record_calls
 
     tables_ensure(specs=[SESSIONS])
     settings.LIZZY_SESSION_STORE_MODE = "cached"

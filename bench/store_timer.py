@@ -1,6 +1,6 @@
 """Benchmark 3's middleware: how long each request spent inside DynamoDB and Redis calls.
 
-It wraps the two choke points every store call goes through (``lizzy.dynamodb._call`` and
+It wraps the two choke points every store call goes through (``lizzy.dynamodb.client._call`` and
 ``lizzy.redis.redis_call``) and answers the sum in an ``X-Bench-Store-Ms`` header, so the benchmark can
 subtract each request's own store time instead of an average. Loaded only by ``bench.settings``.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
-import lizzy.dynamodb
+import lizzy.dynamodb.client
 import lizzy.redis
 
 _state = threading.local()
@@ -31,7 +31,7 @@ def _timed(function: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-lizzy.dynamodb._call = _timed(lizzy.dynamodb._call)
+lizzy.dynamodb.client._call = _timed(lizzy.dynamodb.client._call)
 lizzy.redis.redis_call = _timed(lizzy.redis.redis_call)
 
 

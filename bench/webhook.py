@@ -136,10 +136,11 @@ def _calls_per_turn(env: dict[str, str], smoke: bool) -> list[Result]:
     logging.disable(logging.INFO)  # one INFO line per turn is the product's; here it would flood the output
     from django.conf import settings
 
-    from lizzy.dynamodb import dynamodb_get_item, item_size, record_calls
+    from lizzy.dynamodb import dynamodb_get_item, item_size
     from lizzy.redis import get_redis
     from lizzy.tables import SESSIONS
     from sessions_app.services.workflow.engine import sms_message_handle
+    from tests.fixtures.dynamodb_hooks import record_calls
 
     redis = get_redis()
     results = []

@@ -18,6 +18,7 @@ from lizzy.cost import (
     SEED_STORAGE_GB_PER_SESSION,
     SEED_WRITES_PER_SESSION,
     Prices,
+    active_prices,
     break_even_sessions,
     capacity_flush,
     capacity_summary,
@@ -64,8 +65,6 @@ class CacheNodePriceAdmin(admin.ModelAdmin):
 
     @admin.display(description="break-even sessions/month (active prices)")
     def break_even_display(self, obj: CacheNodePrice) -> str:
-        from lizzy.cost import active_prices
-
         _name, prices = active_prices()
         return format_html("{}", f"{break_even_sessions(node_monthly_usd=obj.monthly_usd, prices=prices):,}")
 

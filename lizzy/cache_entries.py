@@ -21,6 +21,7 @@ from lizzy.dynamodb import (
     item_size,
 )
 from lizzy.errors import ApplicationError
+from lizzy.observability.logs import redact
 
 ERR_EMPTY_PREFIX = "Give a key prefix to invalidate many cache entries at once (the whole cache is not a prefix)."
 ERR_NO_KEY = "Which cache entry? The request named none."
@@ -40,8 +41,6 @@ class CacheEntry:
 
 
 def _display(key: str) -> str:
-    from lizzy.observability.logs import redact
-
     return redact(key)
 
 

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from lizzy import metrics
 from lizzy.dynamodb import consumed_capacity
+from lizzy.models import CapacityUsage, DynamoDBPricing
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +103,6 @@ def project_month(*, units_so_far: float, now: dt.datetime) -> float:
 
 def capacity_flush(*, now: dt.datetime | None = None) -> int:
     """Move this process's consumed-capacity counters into ``CapacityUsage``; returns rows touched."""
-    from lizzy.models import CapacityUsage
-
     global _last_flush
     day = (now or timezone.now()).date().isoformat()
     with _pending_lock:
@@ -163,8 +162,6 @@ class CapacitySummary:
 
 
 def active_prices() -> tuple[str, Prices]:
-    from lizzy.models import DynamoDBPricing
-
     row = DynamoDBPricing.objects.filter(is_active=True).order_by("name").first()
     if row is None:
         return "default on-demand list price", CURRENT_PRICES
@@ -173,8 +170,6 @@ def active_prices() -> tuple[str, Prices]:
 
 def capacity_summary(*, storage_gb: float, now: dt.datetime | None = None) -> CapacitySummary:
     """Today's and this month's consumed units (all tables) and the month's projected cost."""
-    from lizzy.models import CapacityUsage
-
     now = now or timezone.now()
     today = now.date()
     month = CapacityUsage.objects.filter(day__gte=today.replace(day=1), day__lte=today)

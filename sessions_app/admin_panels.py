@@ -1,4 +1,8 @@
-"""Dashboard panels of the session store (docs/SESSION_STORE.md): mode, hot tier, write-behind, breaker.
+"""Dashboard panels of the sessions app: active sessions by node, and the session store
+(docs/SESSION_STORE.md): mode, hot tier, write-behind, breaker.
+
+The app registers its own panels with ``lizzy.dashboard.register_panel`` (this module is loaded by
+``sessions_app/admin.py``, as admin classes are), so infrastructure (``lizzy/``) never imports the app.
 
 Hit rates, latencies and the breaker are this process's own (each web process keeps its counters;
 Prometheus sums them across processes). Backlog, lag and the last flush are shared (they live in Redis).
@@ -11,18 +15,37 @@ import datetime as dt
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 
 from lizzy import metrics
 from lizzy.dashboard import register_panel
 from lizzy.redis import RedisUnavailable, redis_url
+from sessions_app.selectors import session_counts_by_node
 from sessions_app.services.session_stores import redis_breaker, session_store_stats
 from sessions_app.services.store_modes import REDIS_MODES, store_mode_get
 from sessions_app.services.write_behind import flush_backlog, flush_last
 
+SESSIONS_BY_NODE_KEY = "lizzy:dashboard:sessions-by-node"
+SESSIONS_BY_NODE_SECONDS = 30  # a full Scan of the sessions table: not on every page view
 CACHE_BACKEND_SAMPLE = "lizzy_cache_requests_total"
 BREAKER_COLOURS = {"closed": "ok", "half_open": "warning", "open": "firing"}
+
+
+def sessions_by_node_context(request: HttpRequest) -> dict[str, Any]:
+    cached = cache.get(SESSIONS_BY_NODE_KEY)
+    if cached is None:
+        cached = {"counts": session_counts_by_node(), "at": timezone.now().isoformat()}
+        cache.set(SESSIONS_BY_NODE_KEY, cached, timeout=SESSIONS_BY_NODE_SECONDS)
+    counts: dict[str, int] = cached["counts"]
+    return {
+        "counts": counts,
+        "total": sum(counts.values()),
+        "as_of": dt.datetime.fromisoformat(cached["at"]),
+        "max_age": SESSIONS_BY_NODE_SECONDS,
+    }
 
 
 def hit_rate(hits: float, misses: float) -> float | None:
@@ -105,6 +128,14 @@ def breaker_context(request: HttpRequest) -> dict[str, Any]:
     }
 
 
+register_panel(
+    "sessions_by_node",
+    "Active sessions by node",
+    "admin/lizzy/panels/sessions_by_node.html",
+    sessions_by_node_context,
+    order=20,
+    permission="lizzy.view_live_sessions",
+)
 register_panel(
     "store_mode",
     "Session store mode",

@@ -26,11 +26,11 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
-from lizzy.admin_panels import SESSIONS_BY_NODE_KEY
 from lizzy.errors import ApplicationError
 from lizzy.models import OpsConsole
 from lizzy.phone import hash_phone, mask_phone, normalize_phone
 from lizzy.redis import RedisUnavailable
+from sessions_app.admin_panels import SESSIONS_BY_NODE_KEY
 from sessions_app.selectors import CUSTOMER_KNOWN, CUSTOMER_UNKNOWN, session_get, session_search
 from sessions_app.services.events import presence_leave, presence_touch
 from sessions_app.services.ops import session_expire, session_remove, session_reset

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 
 from lizzy import metrics
+from lizzy.cost import capacity_flush_if_due
 from lizzy.observability.logs import request_id_var
 
 logger = logging.getLogger("lizzy.request")
@@ -64,7 +65,4 @@ class RequestObservabilityMiddleware:
 
 
 def _flush_capacity_if_due() -> None:
-    # Imported late: the cost module uses the ORM, which is not ready when middleware modules load.
-    from lizzy.cost import capacity_flush_if_due
-
     capacity_flush_if_due()

@@ -16,7 +16,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lizzy.settings.local")
 django.setup()
 
 from lizzy.celery import app  # noqa: E402
-from lizzy.dynamodb import fault_injection  # noqa: E402
+from tests.fixtures.dynamodb_hooks import fault_injection  # noqa: E402
 
 
 def main() -> None:

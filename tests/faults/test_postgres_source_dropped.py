@@ -11,10 +11,10 @@ import uuid
 import psycopg
 import pytest
 
-from lizzy.dynamodb import fault_injection
 from migration_app.services.backfill import plan_context, plan_save, plan_setup_tables, run_create, run_execute
 from migration_app.services.validation import plan_validate
 from tests.figures import record_figure
+from tests.fixtures.dynamodb_hooks import fault_injection
 from tests.migration_app.factories import things_mapping
 
 ROWS = 600

@@ -36,7 +36,7 @@ def test_write_behind_flush_completes_and_validates_under_throttling(
 
     # when: 10 % of calls are throttled and 40 % of each batch comes back unprocessed. The batch backoff
     # base is cut tenfold so the run fits in CI; the retry logic and attempt limit are the product's.
-    monkeypatch.setattr("lizzy.dynamodb.BATCH_BACKOFF_BASE_SECONDS", 0.005)
+    monkeypatch.setattr("lizzy.dynamodb.batch.BATCH_BACKOFF_BASE_SECONDS", 0.005)
     # The proxy's faults come from a seeded generator: with one BatchWriteItem in flight they are drawn
     # in the same order every run. Concurrent chunks (the default, 4) would draw them in thread order,
     # and with 40 % held back a chunk can exhaust its 10 attempts (it did once in a loaded full-suite run).
@@ -83,7 +83,7 @@ def test_backfill_completes_and_validates_clean_under_throttling(live_dynamodb, 
         plan_setup_tables(context=context)
 
     # when: the backfill and the validation run behind the proxy (5 % throttled, 40 % of batches held back)
-    monkeypatch.setattr("lizzy.dynamodb.BATCH_BACKOFF_BASE_SECONDS", 0.005)
+    monkeypatch.setattr("lizzy.dynamodb.batch.BATCH_BACKOFF_BASE_SECONDS", 0.005)
     proxy = fault_proxy(throttle_rate=0.05, unprocessed_rate=0.4, seed=11)
     with plan_context(plan=plan) as context:
         run = run_execute(run=run_create(context=context), context=context)

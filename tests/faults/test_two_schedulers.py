@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from lizzy.dynamodb import dynamodb_batch_get, fault_injection
+from lizzy.dynamodb import dynamodb_batch_get
 from lizzy.tables import SESSIONS
 from migration_app.models import Phase, PhaseTransition
 from migration_app.services.backfill import plan_context, plan_save, plan_setup_tables
@@ -21,6 +21,7 @@ from sessions_app.services import write_behind
 from sessions_app.services.sessions import session_new, session_save
 from sessions_app.services.write_behind import flush_backlog, sessions_flush
 from tests.figures import record_figure
+from tests.fixtures.dynamodb_hooks import fault_injection
 from tests.migration_app.factories import THINGS_DDL, things_mapping, things_rows
 
 PHONES = [f"+1206558{n:04d}" for n in range(40)]

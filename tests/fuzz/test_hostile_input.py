@@ -24,11 +24,11 @@ from lizzy.dynamodb import (
     dynamodb_put_item,
     dynamodb_update_item,
     item_size,
-    record_calls,
 )
 from lizzy.errors import ApplicationError
 from lizzy.tables import SESSIONS
 from migration_app.services.templates import FUNCTIONS, Template
+from tests.fixtures.dynamodb_hooks import record_calls
 
 FIXTURE_OK = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 MOTO_ITEM_LIMIT = 405_000  # moto/dynamodb/models/dynamo_type.py: "actual limit is between 409 and 410KB"

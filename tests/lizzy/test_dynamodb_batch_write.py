@@ -4,16 +4,18 @@ from lizzy import dynamodb as ddb
 from lizzy.dynamodb import (
     BatchWriteIncomplete,
     DuplicateKeysInBatch,
+    batch,
+    client,
     dynamodb_batch_write,
     dynamodb_scan,
-    record_calls,
 )
 from lizzy.tables import SESSIONS
+from tests.fixtures.dynamodb_hooks import record_calls
 
 
 @pytest.fixture
 def no_sleep(monkeypatch):
-    monkeypatch.setattr(ddb.time, "sleep", lambda _seconds: None)
+    monkeypatch.setattr(batch.time, "sleep", lambda _seconds: None)
 
 
 def items(count, prefix="+1206555"):
@@ -33,7 +35,7 @@ def test_writes_in_calls_of_25(dynamodb):
 
 
 def test_unprocessed_items_are_retried_until_written(dynamodb, monkeypatch, no_sleep):
-    real_call = ddb._call
+    real_call = client._call
     state = {"calls": 0}
 
     def flaky(operation, /, **params):
@@ -48,7 +50,7 @@ def test_unprocessed_items_are_retried_until_written(dynamodb, monkeypatch, no_s
             response["UnprocessedItems"] = {SESSIONS.name: drop}
         return response
 
-    monkeypatch.setattr(ddb, "_call", flaky)
+    monkeypatch.setattr(client, "_call", flaky)
     result = dynamodb_batch_write(table=SESSIONS.name, items=items(50))
     assert result.written == 50
     assert result.unprocessed_retries > 0
@@ -56,7 +58,7 @@ def test_unprocessed_items_are_retried_until_written(dynamodb, monkeypatch, no_s
 
 
 def test_throttling_errors_are_retried(dynamodb, monkeypatch, no_sleep):
-    real_call = ddb._call
+    real_call = client._call
     state = {"throttled": 0}
 
     def throttling(operation, /, **params):
@@ -65,7 +67,7 @@ def test_throttling_errors_are_retried(dynamodb, monkeypatch, no_sleep):
             raise ddb.DynamoDBThrottled("throttled")
         return real_call(operation, **params)
 
-    monkeypatch.setattr(ddb, "_call", throttling)
+    monkeypatch.setattr(client, "_call", throttling)
     result = dynamodb_batch_write(table=SESSIONS.name, items=items(10))
     assert result.written == 10
     assert result.throttle_retries == 3
@@ -77,7 +79,7 @@ def test_gives_up_after_bounded_attempts_naming_what_was_not_written(dynamodb, m
             return {"UnprocessedItems": params["RequestItems"]}
         return {"Table": {"KeySchema": [{"AttributeName": "phone"}]}}
 
-    monkeypatch.setattr(ddb, "_call", always_unprocessed)
+    monkeypatch.setattr(client, "_call", always_unprocessed)
     with pytest.raises(BatchWriteIncomplete) as excinfo:
         dynamodb_batch_write(table=SESSIONS.name, items=items(7), key_names=("phone",), max_attempts=4)
     assert excinfo.value.unwritten == 7
@@ -126,7 +128,7 @@ def test_concurrent_chunks_that_never_get_written_are_all_counted(dynamodb, monk
             return {"UnprocessedItems": params["RequestItems"]}  # chunks holding a ...7 never succeed
         return {}
 
-    monkeypatch.setattr(ddb, "_call", half_unprocessed)
+    monkeypatch.setattr(client, "_call", half_unprocessed)
     batch = items(25) + [{"phone": f"+1206666{index:04d}"} for index in range(0, 50, 10)]  # no 7: written
     with pytest.raises(BatchWriteIncomplete) as excinfo:
         dynamodb_batch_write(table=SESSIONS.name, items=batch, key_names=("phone",), max_attempts=3, concurrency=3)

@@ -2,12 +2,17 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lizzy.dynamodb import (
     ERR_EMPTY_SET,
+    ERR_MAP_KEY,
+    ERR_MIXED_SET,
     ERR_NAN,
+    ERR_NUMBER,
+    ERR_TYPE,
     ITEM_MAX_BYTES,
     CodecError,
     ItemTooLarge,
@@ -121,46 +126,134 @@ wire_values = st.recursive(
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.binary(max_size=8)
     | st.frozensets(st.text(max_size=5), min_size=1, max_size=3)
+    | st.frozensets(st.integers(min_value=-(10**40), max_value=10**40), min_size=1, max_size=3)
+    | st.frozensets(st.binary(max_size=5), min_size=1, max_size=3)
     | st.integers(min_value=-(10**40), max_value=10**40),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=20,
 )
 
 
+# The oracle: boto3's own TypeSerializer/TypeDeserializer, fed values converted here, independently of
+# lizzy.dynamodb.codec, by the rules the codec promises (floats exact, datetimes ISO 8601 UTC "Z").
+def oracle_storable(value):
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dt.datetime):
+        utc = (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+        return utc.strftime("%Y-%m-%dT%H:%M:%S") + (f".{utc.microsecond:06d}" if utc.microsecond else "") + "Z"
+    if isinstance(value, dict):
+        return {key: oracle_storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [oracle_storable(item) for item in value]
+    if isinstance(value, frozenset):
+        return set(value)
+    return value
+
+
+def oracle_size(wire):
+    """DynamoDB's documented item-size rules, applied to the wire form."""
+
+    def number(text):
+        digits = "".join(map(str, Decimal(text).as_tuple().digits)).strip("0") or "0"
+        return (len(digits) + 1) // 2 + 1
+
+    ((kind, body),) = wire.items()
+    return {
+        "S": lambda: len(body.encode()),
+        "N": lambda: number(body),
+        "B": lambda: len(body),
+        "BOOL": lambda: 1,
+        "NULL": lambda: 1,
+        "M": lambda: 3 + sum(1 + len(k.encode()) + oracle_size(v) for k, v in body.items()),
+        "L": lambda: 3 + sum(1 + oracle_size(v) for v in body),
+        "SS": lambda: sum(len(m.encode()) for m in body),
+        "NS": lambda: sum(number(m) for m in body),
+        "BS": lambda: sum(len(m) for m in body),
+    }[kind]()
+
+
+def sorted_sets(wire):
+    """Set members in a fixed order: a set's wire order is its iteration order, which is not a promise."""
+    if isinstance(wire, dict):
+        return {k: sorted(v, key=repr) if k in ("SS", "NS", "BS") else sorted_sets(v) for k, v in wire.items()}
+    if isinstance(wire, list):
+        return [sorted_sets(v) for v in wire]
+    return wire
+
+
+@settings(deadline=None)  # a timing on a shared machine is not what this proves
 @given(st.dictionaries(st.text(min_size=1, max_size=10), wire_values, max_size=6))
-def test_the_inline_serializer_and_wire_size_agree_with_the_general_codec(item):
-    """serialize_item's fast path and serialize_checked's size must be exactly the general path's."""
+def test_the_serializer_and_its_size_agree_with_boto3_and_the_documented_size_rules(item):
     try:
-        expected = {name: serialize_value(value, name) for name, value in item.items()}
-    except CodecError as exc:
-        refusal = exc.code
-    else:
-        refusal = None
-    if refusal:
-        # Same refusal; the inline path names the nested attribute (0[0]) where the general one says 0.
+        expected = {name: TypeSerializer().serialize(oracle_storable(value)) for name, value in item.items()}
+    except (TypeError, ArithmeticError):  # boto3 refuses numbers it cannot store exactly: so must we
         with pytest.raises(CodecError) as excinfo:
             serialize_checked(item)
-        assert excinfo.value.code == refusal
+        assert excinfo.value.code == "unstorable_value"
         return
     wire, size = serialize_checked(item)
-    assert wire == expected
-    assert size == item_size(item)
+    assert sorted_sets(wire) == sorted_sets(expected)
+    assert sorted_sets(serialize_item(item)) == sorted_sets(expected)
+    assert size == sum(len(name.encode()) + oracle_size(value) for name, value in expected.items())
+    assert item_size(item) == size
 
 
+def oracle_value(value):
+    if isinstance(value, Decimal):
+        return int(value) if value.as_tuple().exponent == 0 else value
+    if isinstance(value, Binary):
+        return bytes(value.value)
+    if isinstance(value, dict):
+        return {key: oracle_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [oracle_value(item) for item in value]
+    if isinstance(value, set):
+        return {oracle_value(item) for item in value}
+    return value
+
+
+@settings(deadline=None)  # a timing on a shared machine is not what this proves
 @given(st.dictionaries(st.text(min_size=1, max_size=10), wire_values, max_size=6))
-def test_the_inline_deserializer_agrees_with_the_general_codec(item):
+def test_the_deserializer_agrees_with_boto3(item):
     try:
         wire = serialize_item(item)
     except CodecError:
         return
-    assert deserialize_item(wire) == {name: deserialize_value(value) for name, value in wire.items()}
+    expected = {name: oracle_value(TypeDeserializer().deserialize(value)) for name, value in wire.items()}
+    assert deserialize_item(wire) == expected
+    assert {name: deserialize_value(value) for name, value in wire.items()} == expected
 
 
-def test_the_inline_deserializer_keeps_integers_int_and_fractions_decimal():
+def test_the_deserializer_keeps_integers_int_and_fractions_decimal():
     item = deserialize_item({"a": {"N": "100"}, "b": {"N": "-7"}, "c": {"N": "1.50"}, "d": {"N": "1E+2"}})
     assert [type(item[name]) for name in "abcd"] == [int, int, Decimal, Decimal]
-    assert item == {name: deserialize_value(value) for name, value in {"d": {"N": "1E+2"}}.items()} | {
-        "a": 100,
-        "b": -7,
-        "c": Decimal("1.50"),
-    }
+    assert item == {"a": 100, "b": -7, "c": Decimal("1.50"), "d": Decimal("100")}
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ({"a": {"b": [1, {"c": float("nan")}]}}, ERR_NAN.format(path="a.b[1].c")),
+        ({"a": [set()]}, ERR_EMPTY_SET.format(path="a[0]")),
+        ({"a": {"b": {1, "x"}}}, ERR_MIXED_SET.format(path="a.b")),
+        ({"a": {"b": {1: "x"}}}, ERR_MAP_KEY.format(path="a.b")),
+        ({"a": [object()]}, ERR_TYPE.format(type="object", path="a[0]")),
+        ({"a": {"n": 10**40 + 1}}, ERR_NUMBER.format(value=10**40 + 1, path="a.n")),
+        ({"a": [frozenset({1.5, float("inf")})]}, ERR_NAN.format(path="a[0]{}")),
+    ],
+)
+def test_refusals_name_the_nested_attribute(item, message):
+    with pytest.raises(CodecError) as excinfo:
+        serialize_checked(item)
+    assert excinfo.value.message == message
+    assert excinfo.value.details == {"attribute": message.split("(attribute ")[1].rstrip(").")}
+    with pytest.raises(CodecError) as again:
+        serialize_item(item)
+    assert again.value.message == message
+
+
+def test_a_refused_value_in_an_expression_names_its_placeholder():
+    with pytest.raises(CodecError) as excinfo:
+        serialize_value({"x": float("inf")}, ":v")
+    assert excinfo.value.message == ERR_NAN.format(path=":v.x")

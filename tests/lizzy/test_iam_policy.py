@@ -44,19 +44,3 @@ def test_every_dynamodb_call_is_allowed_and_nothing_else_is():
 
 def test_no_wildcard_actions():
     assert not any("*" in action for action in policy_actions())
-
-
-def test_only_the_dynamodb_module_imports_boto3():
-    importers = []
-    for directory in CODE_DIRS:
-        for path in (ROOT / directory).rglob("*.py"):
-            tree = ast.parse(path.read_text())
-            for node in ast.walk(tree):
-                names = []
-                if isinstance(node, ast.Import):
-                    names = [alias.name for alias in node.names]
-                elif isinstance(node, ast.ImportFrom) and node.module:
-                    names = [node.module]
-                if any(name.split(".")[0] in {"boto3", "botocore"} for name in names):
-                    importers.append(str(path.relative_to(ROOT)))
-    assert sorted(set(importers)) == ["lizzy/dynamodb.py"]

@@ -16,7 +16,7 @@ django.setup()
 
 from django.core.management import call_command  # noqa: E402
 
-from lizzy.dynamodb import fault_injection  # noqa: E402
+from tests.fixtures.dynamodb_hooks import fault_injection  # noqa: E402
 
 
 def main() -> None:

@@ -2,7 +2,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from django.core.cache import cache
 
-from lizzy.dynamodb import _translate
+from lizzy.dynamodb.errors import _translate
 from lizzy.observability.alarms import alarm_event_record, alarm_states, recent_errors
 
 

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from lizzy.dynamodb import client_error, dynamodb_scan_segment, fault_injection
+from lizzy.dynamodb import dynamodb_scan_segment
 from migration_app.models import Segment
 from migration_app.services.backfill import (
     plan_context,
@@ -15,6 +15,7 @@ from migration_app.services.backfill import (
     segment_backfill,
 )
 from migration_app.services.validation import plan_validate
+from tests.fixtures.dynamodb_hooks import client_error, fault_injection
 from tests.migration_app.factories import THINGS_DDL, things_mapping, things_rows
 
 

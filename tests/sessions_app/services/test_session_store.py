@@ -4,7 +4,7 @@ import time
 import pytest
 from django.utils import timezone
 
-from lizzy.dynamodb import ItemTooLarge, dynamodb_get_item, dynamodb_put_item, record_calls
+from lizzy.dynamodb import ItemTooLarge, dynamodb_get_item, dynamodb_put_item
 from lizzy.tables import SESSIONS
 from sessions_app.selectors import session_get
 from sessions_app.services.sessions import (
@@ -15,6 +15,7 @@ from sessions_app.services.sessions import (
     session_new,
     session_save,
 )
+from tests.fixtures.dynamodb_hooks import record_calls
 from tests.sessions_app.factories import SEED_PHONE
 
 

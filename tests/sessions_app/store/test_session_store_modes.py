@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lizzy import metrics
-from lizzy.dynamodb import dynamodb_get_item, record_calls
+from lizzy.dynamodb import dynamodb_get_item
 from lizzy.redis import json_loads
 from lizzy.tables import SESSIONS
 from sessions_app.models import StoreMode
@@ -13,6 +13,7 @@ from sessions_app.selectors import session_get
 from sessions_app.services.session_stores import shadow_read_stats
 from sessions_app.services.sessions import SessionConflict, session_delete, session_new, session_save
 from sessions_app.services.write_behind import sessions_flush
+from tests.fixtures.dynamodb_hooks import record_calls
 from tests.sessions_app.factories import SEED_PHONE
 
 ALL_MODES = [m.value for m in StoreMode]

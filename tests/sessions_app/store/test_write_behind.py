@@ -8,7 +8,7 @@ import time
 import pytest
 
 from lizzy import metrics
-from lizzy.dynamodb import dynamodb_get_item, dynamodb_put_item, record_calls
+from lizzy.dynamodb import dynamodb_get_item, dynamodb_put_item
 from lizzy.redis import FLUSH_LOCK_KEY, SESSION_KEY, key, redis_lock_acquire, redis_lock_release
 from lizzy.tables import SESSIONS
 from sessions_app import tasks
@@ -16,6 +16,7 @@ from sessions_app.selectors import session_get
 from sessions_app.services import write_behind
 from sessions_app.services.sessions import SessionConflict, session_new, session_save
 from sessions_app.services.write_behind import flush_backlog, sessions_flush
+from tests.fixtures.dynamodb_hooks import record_calls
 
 PHONES = [f"+1206555{n:04d}" for n in range(60)]
 

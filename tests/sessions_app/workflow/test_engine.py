@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from lizzy.dynamodb import dynamodb_put_item, item_size, record_calls
+from lizzy.dynamodb import dynamodb_put_item, item_size
 from lizzy.tables import SESSIONS
 from sessions_app.models import EquipmentModel, Part, PartsOrder, SmsContact, Transaction, UnitType
 from sessions_app.services import sessions as session_service
@@ -15,6 +15,7 @@ from sessions_app.services.sessions import SessionConflict
 from sessions_app.services.workflow import WorkflowBusy, engine
 from sessions_app.services.workflow.engine import NOTE_EXPIRED, NOTE_RESUBSCRIBED
 from tests.fixtures.crm import SEED_PHONE, stored_session
+from tests.fixtures.dynamodb_hooks import record_calls
 
 
 def logged(item: dict) -> engine.TurnLog:

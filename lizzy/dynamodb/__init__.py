@@ -1,0 +1,161 @@
+"""The one door to DynamoDB: only this package imports boto3/botocore.
+
+Callers import from ``lizzy.dynamodb``; the modules behind it are:
+
+==========  ==========================================================================================
+``client``  one low-level client per process (botocore ``Config``) and ``_call``, which every API call
+            goes through: latency and consumed capacity recorded, botocore's errors translated
+``errors``  the product's DynamoDB errors and the translation
+``codec``   Python values to the wire format and back, and DynamoDB's item-size rules
+``items``   get / put / update / delete / query / scan, parallel scans and paging cursors
+``batch``   BatchGetItem and BatchWriteItem: chunks, duplicate keys, retries, concurrency
+``tables``  create / update / delete / wait / TTL / backups / describe / list
+``capacity`` the consumed-capacity ledger and the error listeners (the ops console's alarms)
+==========  ==========================================================================================
+"""
+
+from lizzy.dynamodb.batch import (
+    BATCH_BACKOFF_BASE_SECONDS,
+    BATCH_BACKOFF_CAP_SECONDS,
+    BATCH_GET_MAX_KEYS,
+    BATCH_MAX_ATTEMPTS,
+    BATCH_WRITE_MAX_BYTES,
+    BATCH_WRITE_MAX_ITEMS,
+    ERR_BATCH_INCOMPLETE,
+    ERR_DUPLICATE_KEYS,
+    BatchWriteResult,
+    backoff_delay,
+    dynamodb_batch_get,
+    dynamodb_batch_write,
+)
+from lizzy.dynamodb.capacity import add_error_listener, consumed_capacity
+from lizzy.dynamodb.client import get_client, reset_client
+from lizzy.dynamodb.codec import (
+    ERR_EMPTY_SET,
+    ERR_MAP_KEY,
+    ERR_MIXED_SET,
+    ERR_NAN,
+    ERR_NUMBER,
+    ERR_TOO_LARGE,
+    ERR_TYPE,
+    ITEM_MAX_BYTES,
+    check_item_size,
+    deserialize_item,
+    deserialize_value,
+    iso_utc,
+    item_size,
+    serialize_checked,
+    serialize_item,
+    serialize_value,
+    to_storable,
+)
+from lizzy.dynamodb.errors import (
+    ERR_TABLE_MISSING,
+    ERR_THROTTLED,
+    ERR_UNAVAILABLE,
+    THROTTLING_CODES,
+    BatchWriteIncomplete,
+    CodecError,
+    ConditionFailed,
+    DuplicateKeysInBatch,
+    DynamoDBError,
+    DynamoDBThrottled,
+    DynamoDBUnavailable,
+    ItemTooLarge,
+    TableNotFound,
+)
+from lizzy.dynamodb.items import (
+    Page,
+    decode_cursor,
+    dynamodb_delete_item,
+    dynamodb_get_item,
+    dynamodb_parallel_scan,
+    dynamodb_put_item,
+    dynamodb_query,
+    dynamodb_scan,
+    dynamodb_scan_segment,
+    dynamodb_update_item,
+    encode_cursor,
+)
+from lizzy.dynamodb.tables import (
+    dynamodb_create_backup,
+    dynamodb_create_table,
+    dynamodb_delete_table,
+    dynamodb_describe_table,
+    dynamodb_enable_ttl,
+    dynamodb_list_tables,
+    dynamodb_ttl_attribute,
+    dynamodb_update_table,
+    dynamodb_wait_until_active,
+    table_key_names,
+)
+
+__all__ = [
+    "BATCH_BACKOFF_BASE_SECONDS",
+    "BATCH_BACKOFF_CAP_SECONDS",
+    "BATCH_GET_MAX_KEYS",
+    "BATCH_MAX_ATTEMPTS",
+    "BATCH_WRITE_MAX_BYTES",
+    "BATCH_WRITE_MAX_ITEMS",
+    "BatchWriteIncomplete",
+    "BatchWriteResult",
+    "CodecError",
+    "ConditionFailed",
+    "DuplicateKeysInBatch",
+    "DynamoDBError",
+    "DynamoDBThrottled",
+    "DynamoDBUnavailable",
+    "ERR_BATCH_INCOMPLETE",
+    "ERR_DUPLICATE_KEYS",
+    "ERR_EMPTY_SET",
+    "ERR_MAP_KEY",
+    "ERR_MIXED_SET",
+    "ERR_NAN",
+    "ERR_NUMBER",
+    "ERR_TABLE_MISSING",
+    "ERR_THROTTLED",
+    "ERR_TOO_LARGE",
+    "ERR_TYPE",
+    "ERR_UNAVAILABLE",
+    "ITEM_MAX_BYTES",
+    "ItemTooLarge",
+    "Page",
+    "THROTTLING_CODES",
+    "TableNotFound",
+    "add_error_listener",
+    "backoff_delay",
+    "check_item_size",
+    "consumed_capacity",
+    "decode_cursor",
+    "deserialize_item",
+    "deserialize_value",
+    "dynamodb_batch_get",
+    "dynamodb_batch_write",
+    "dynamodb_create_backup",
+    "dynamodb_create_table",
+    "dynamodb_delete_item",
+    "dynamodb_delete_table",
+    "dynamodb_describe_table",
+    "dynamodb_enable_ttl",
+    "dynamodb_get_item",
+    "dynamodb_list_tables",
+    "dynamodb_parallel_scan",
+    "dynamodb_put_item",
+    "dynamodb_query",
+    "dynamodb_scan",
+    "dynamodb_scan_segment",
+    "dynamodb_ttl_attribute",
+    "dynamodb_update_item",
+    "dynamodb_update_table",
+    "dynamodb_wait_until_active",
+    "encode_cursor",
+    "get_client",
+    "iso_utc",
+    "item_size",
+    "reset_client",
+    "serialize_checked",
+    "serialize_item",
+    "serialize_value",
+    "table_key_names",
+    "to_storable",
+]

@@ -1,0 +1,247 @@
+"""BatchGetItem and BatchWriteItem: chunking, duplicate keys, retries with backoff, concurrency."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from lizzy import metrics
+from lizzy.dynamodb import client
+from lizzy.dynamodb.capacity import _notify_error
+from lizzy.dynamodb.codec import deserialize_item, item_size, serialize_checked, serialize_item
+from lizzy.dynamodb.errors import BatchWriteIncomplete, DuplicateKeysInBatch, DynamoDBThrottled
+from lizzy.dynamodb.tables import table_key_names
+
+BATCH_WRITE_MAX_ITEMS = 25  # DynamoDB's BatchWriteItem maximum requests per call
+BATCH_WRITE_MAX_BYTES = 16 * 1024 * 1024  # DynamoDB's BatchWriteItem maximum request size
+BATCH_GET_MAX_KEYS = 100  # DynamoDB's BatchGetItem maximum keys per call
+BATCH_MAX_ATTEMPTS = 10
+BATCH_BACKOFF_BASE_SECONDS = 0.05
+BATCH_BACKOFF_CAP_SECONDS = 5.0
+
+ERR_BATCH_INCOMPLETE = "{count} item(s) were not written to {table} after {attempts} attempts."
+ERR_DUPLICATE_KEYS = "{count} item(s) in one batch for {table} share a key with another item; batch not sent."
+
+
+def dynamodb_batch_get(
+    *, table: str, keys: list[Mapping[str, Any]], consistent: bool = False, attributes: Iterable[str] = ()
+) -> list[dict[str, Any]]:
+    """BatchGetItem in chunks of 100 keys, retrying UnprocessedKeys with backoff.
+
+    ``attributes`` projects the items (key + a version, say): the endpoint then reads, sends and we
+    parse a few bytes per item instead of whole sessions.
+    """
+    found: list[dict[str, Any]] = []
+    projection: dict[str, Any] = {}
+    if attributes:
+        names = {f"#a{index}": name for index, name in enumerate(attributes)}
+        projection = {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
+    for start in range(0, len(keys), BATCH_GET_MAX_KEYS):
+        pending: dict[str, Any] = {
+            table: {
+                "Keys": [serialize_item(k) for k in keys[start : start + BATCH_GET_MAX_KEYS]],
+                "ConsistentRead": consistent,
+                **projection,
+            }
+        }
+        for attempt in range(BATCH_MAX_ATTEMPTS):
+            response = client._call("BatchGetItem", table=table, RequestItems=pending)
+            found.extend(deserialize_item(item) for item in response.get("Responses", {}).get(table, []))
+            pending = response.get("UnprocessedKeys") or {}
+            if not pending:
+                break
+            time.sleep(backoff_delay(attempt))
+        else:
+            unread = len(pending.get(table, {}).get("Keys", []))
+            raise DynamoDBThrottled(
+                f"{unread} key(s) of {table} could not be read after {BATCH_MAX_ATTEMPTS} attempts."
+            )
+    return found
+
+
+@dataclass
+class BatchWriteResult:
+    written: int = 0
+    calls: int = 0
+    unprocessed_retries: int = 0
+    throttle_retries: int = 0
+    bytes: int = 0
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
+
+    def merge(self, other: BatchWriteResult) -> None:
+        self.written += other.written
+        self.calls += other.calls
+        self.unprocessed_retries += other.unprocessed_retries
+        self.throttle_retries += other.throttle_retries
+        self.bytes += other.bytes
+        self.duplicates.extend(other.duplicates)
+
+
+def backoff_delay(attempt: int) -> float:
+    """Exponential backoff with full jitter (AWS Architecture Blog, "Exponential Backoff and Jitter")."""
+    return random.uniform(0, min(BATCH_BACKOFF_CAP_SECONDS, BATCH_BACKOFF_BASE_SECONDS * (2**attempt)))  # noqa: S311
+
+
+_key_names_cache: dict[str, tuple[str, ...]] = {}
+
+
+def _key_of(request: dict[str, Any], key_names: tuple[str, ...]) -> tuple[Any, ...]:
+    # Key attributes are scalars ({"S": text}, {"N": text} or {"B": bytes}): their items are hashable.
+    body = request.get("PutRequest", {}).get("Item") or request.get("DeleteRequest", {}).get("Key")
+    return tuple(tuple(body[name].items()) if name in body else None for name in key_names)
+
+
+def _chunks(requests: Iterable[tuple[dict[str, Any], int]]) -> Iterator[list[tuple[dict[str, Any], int]]]:
+    chunk: list[tuple[dict[str, Any], int]] = []
+    size = 0
+    for request, request_size in requests:
+        if chunk and (len(chunk) == BATCH_WRITE_MAX_ITEMS or size + request_size > BATCH_WRITE_MAX_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append((request, request_size))
+        size += request_size
+    if chunk:
+        yield chunk
+
+
+def dynamodb_batch_write(
+    *,
+    table: str,
+    items: Iterable[Mapping[str, Any]] = (),
+    delete_keys: Iterable[Mapping[str, Any]] = (),
+    key_names: tuple[str, ...] | None = None,
+    on_duplicate: str = "raise",
+    max_attempts: int = BATCH_MAX_ATTEMPTS,
+    on_chunk: Callable[[BatchWriteResult], None] | None = None,
+    concurrency: int = 1,
+) -> BatchWriteResult:
+    """Write items (and deletes) with BatchWriteItem, 25 requests and at most 16 MB per call.
+
+    Items stream through: at most one chunk is held at a time (``concurrency`` > 1: at most
+    2 × concurrency, sent by that many threads, so our serialization overlaps the endpoint's work and
+    the calls' latencies overlap each other). ``UnprocessedItems`` and throttling errors are retried
+    with exponential backoff and jitter; after ``max_attempts`` a ``BatchWriteIncomplete`` names how
+    many items were not written. Two requests with the same key in one chunk are refused by DynamoDB,
+    so they are caught first: ``on_duplicate="raise"`` refuses the chunk, ``"skip"`` reports the later
+    duplicates in ``result.duplicates`` and sends the rest.
+    """
+    key_names = key_names or table_key_names(table)
+
+    def requests() -> Iterator[tuple[dict[str, Any], int]]:
+        for item in items:
+            wire, size = serialize_checked(item)
+            yield {"PutRequest": {"Item": wire}}, size
+        for key in delete_keys:
+            yield {"DeleteRequest": {"Key": serialize_item(key)}}, item_size(key)
+
+    def prepared() -> Iterator[tuple[list[dict[str, Any]], int, list[dict[str, Any]]]]:
+        for chunk in _chunks(requests()):
+            unique, duplicates = _unique_requests(chunk, key_names)
+            if duplicates and on_duplicate == "raise":
+                raise DuplicateKeysInBatch(
+                    ERR_DUPLICATE_KEYS.format(count=len(duplicates), table=table), details={"keys": duplicates[:10]}
+                )
+            yield unique, sum(size for _request, size in chunk), duplicates
+
+    total = BatchWriteResult()
+
+    def collect(result: BatchWriteResult, size: int, duplicates: list[dict[str, Any]]) -> None:
+        result.bytes = size
+        result.duplicates = duplicates
+        total.merge(result)
+        if on_chunk:
+            on_chunk(result)
+
+    if concurrency <= 1:
+        for unique, size, duplicates in prepared():
+            collect(_send_chunk(table, unique, max_attempts, written_before=total.written), size, duplicates)
+        return total
+    _batch_write_concurrently(table, prepared(), max_attempts, concurrency, collect, total)
+    return total
+
+
+def _batch_write_concurrently(table, chunks, max_attempts, concurrency, collect, total) -> None:
+    """Send chunks from ``concurrency`` threads; results are collected in order, in the caller's thread."""
+    in_flight: deque = deque()
+    failures: list[BatchWriteIncomplete] = []
+
+    def settle(entry) -> None:
+        future, size, duplicates = entry
+        try:
+            collect(future.result(), size, duplicates)
+        except BatchWriteIncomplete as exc:
+            total.written += exc.written
+            failures.append(exc)
+
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="batch-write") as pool:
+        try:
+            for unique, size, duplicates in chunks:
+                if failures:
+                    break
+                in_flight.append((pool.submit(_send_chunk, table, unique, max_attempts, 0), size, duplicates))
+                while len(in_flight) >= 2 * concurrency:
+                    settle(in_flight.popleft())
+        finally:
+            while in_flight:  # every chunk already sent is waited for and counted, whatever happens
+                settle(in_flight.popleft())
+    if failures:
+        unwritten = sum(exc.unwritten for exc in failures)
+        raise BatchWriteIncomplete(
+            ERR_BATCH_INCOMPLETE.format(count=unwritten, table=table, attempts=max_attempts),
+            unwritten=unwritten,
+            written=total.written,
+        )
+
+
+def _unique_requests(
+    chunk: list[tuple[dict[str, Any], int]], key_names: tuple[str, ...]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    seen: set[tuple[Any, ...]] = set()
+    unique: list[dict[str, Any]] = []
+    duplicates: list[dict[str, Any]] = []
+    for request, _size in chunk:
+        key = _key_of(request, key_names)
+        if key in seen:
+            body = request.get("PutRequest", {}).get("Item") or request["DeleteRequest"]["Key"]
+            duplicates.append(deserialize_item({name: body[name] for name in key_names if name in body}))
+        else:
+            seen.add(key)
+            unique.append(request)
+    return unique, duplicates
+
+
+def _send_chunk(table: str, requests: list[dict[str, Any]], max_attempts: int, written_before: int) -> BatchWriteResult:
+    result = BatchWriteResult()
+    pending = requests
+    attempt = 0
+    while pending:
+        try:
+            response = client._call("BatchWriteItem", table=table, RequestItems={table: pending})
+            result.calls += 1
+            unprocessed = response.get("UnprocessedItems", {}).get(table, [])
+            result.written += len(pending) - len(unprocessed)
+            if unprocessed:
+                result.unprocessed_retries += 1
+                metrics.DYNAMODB_THROTTLES.labels("BatchWriteItem", table).inc()
+                _notify_error("throttled", "BatchWriteItem", table, "UnprocessedItems")
+        except DynamoDBThrottled:
+            result.calls += 1
+            result.throttle_retries += 1
+            unprocessed = pending
+        pending = unprocessed
+        if not pending:
+            break
+        attempt += 1
+        if attempt >= max_attempts:
+            raise BatchWriteIncomplete(
+                ERR_BATCH_INCOMPLETE.format(count=len(pending), table=table, attempts=attempt),
+                unwritten=len(pending),
+                written=written_before + result.written,
+            )
+        time.sleep(backoff_delay(attempt))
+    return result
