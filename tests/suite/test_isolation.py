@@ -10,7 +10,7 @@ from pathlib import Path
 
 from django.core.cache import cache
 
-from lizzy.admin_panels import SESSIONS_BY_NODE_KEY
+from sessions_app.admin_panels import SESSIONS_BY_NODE_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 
