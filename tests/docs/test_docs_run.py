@@ -40,7 +40,7 @@ LOOKS_LIKE_A_COMMAND = re.compile(
 )
 DOCUMENTED_WEB_PORT = "8000"
 DOCUMENTED_DYNAMODB_PORT = "8001"
-BLOCK_SECONDS = 180
+BLOCK_SECONDS = 300  # a hang guard: the slowest block (the migration quick start) takes ~30 s on an idle machine
 START_SECONDS = 180
 
 
