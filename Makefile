@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format bench clean browser audit django-tests
+.PHONY: install run test lint format bench clean browser audit django-tests screenshots
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ django-tests: install
 
 test: lint browser audit django-tests
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The console's pages for docs/OPERATIONS.md, saved by the browser tests into docs/img/.
+screenshots: install browser
+	LIZZY_SCREENSHOTS=1 $(PY) -m pytest -q tests/browser/test_console_pages.py
 
 bench: install
 	$(PY) -m bench.run

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
-from django.urls import URLPattern, reverse
+from django.urls import URLPattern, reverse, reverse_lazy
 
 from lizzy.admin_login import LockoutAdminAuthenticationForm, device_cookie_set
 from lizzy.dashboard import dashboard_render
@@ -33,6 +33,7 @@ class LizzyAdminSite(admin.AdminSite):
     site_header = "Lizzy operations"
     site_title = "Lizzy admin"
     index_title = "Operations dashboard"
+    site_url = reverse_lazy("api-root")  # "View site": the API root (the product has no public site of its own)
     index_template = "admin/lizzy/index.html"
     login_form = LockoutAdminAuthenticationForm
 

@@ -10,10 +10,13 @@ import environ
 from csp.constants import NONCE
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
-VAR_DIR = BASE_DIR / "var"  # local state: SQLite file, filesystem broker queue
-VAR_DIR.mkdir(exist_ok=True)
 
 env = environ.Env()
+
+# Local state: SQLite file, filesystem broker queue, backups, make run's logs. LIZZY_VAR_DIR moves it (the docs
+# tests run a second make run beside yours without sharing its queue).
+VAR_DIR = Path(env("LIZZY_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 SECRET_KEY = env("DJANGO_SECRET_KEY", default=None)
 # Keys published in this repository (local and test settings): production refuses them.
@@ -34,6 +37,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served by the project: /api/docs/ works offline
     "django_celery_beat",
     "django_celery_results",
     "lizzy",
@@ -224,6 +228,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     # The schema maps every endpoint and parameter: callers sign in (token, or staff session for /api/docs/).
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # /api/docs/ loads Swagger UI from our static files, not a CDN (drf-spectacular-sidecar).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Ops console and observability ----------------------------------------------------------------

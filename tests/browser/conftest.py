@@ -2,7 +2,8 @@
 
 ``make test`` installs the browser when it is missing and the user is root (``.ci/install-browser``).
 Without it these tests skip, or fail under LIZZY_REQUIRE_SERVICES=1. A failing test leaves a
-screenshot in ``test-artifacts/``.
+screenshot in ``test-artifacts/``. With ``LIZZY_SCREENSHOTS=1`` (``make screenshots``) the tests also save the
+console's main pages into ``docs/img/`` for docs/OPERATIONS.md.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 CHROMIUM = Path(os.environ.get("LIZZY_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("LIZZY_CHROMEDRIVER", "/usr/bin/chromedriver"))
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "img"
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -29,6 +31,18 @@ CHROMIUM_FLAGS = (
     "--window-size=1280,900",
 )
 WAIT_SECONDS = 10
+SCREENSHOT_SIZE = (1280, 800)  # the admin's full width; a viewport, not the whole page: small PNGs
+
+
+def screenshot(browser, name: str) -> Path | None:
+    """Save the page as docs/img/<name>.png when LIZZY_SCREENSHOTS=1 (``make screenshots``); else nothing."""
+    if os.environ.get("LIZZY_SCREENSHOTS") != "1":
+        return None
+    DOCS_IMAGES.mkdir(exist_ok=True)
+    browser.set_window_size(*SCREENSHOT_SIZE)
+    path = DOCS_IMAGES / f"{name}.png"
+    browser.save_screenshot(str(path))
+    return path
 
 
 @pytest.hookimpl(wrapper=True)

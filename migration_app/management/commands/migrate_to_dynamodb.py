@@ -28,7 +28,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--source", required=True, help="postgres://..., mysql://..., sqlite:///FILE or duckdb:///FILE"
         )
-        parser.add_argument("--plan", help="Plan name (default: the mapping file's name).")
+        parser.add_argument(
+            "--plan", help="Plan name (default: the mapping file's name; for mapping.json, its directory's name)."
+        )
         parser.add_argument("--target-table", help="Write every rule into this table instead (one target only).")
         parser.add_argument("--limit", type=int, help="At most N rows per entity (a first test on a small set).")
         parser.add_argument("--dry-run", action="store_true", help="Write nothing; print sample items.")
@@ -64,7 +66,9 @@ class Command(BaseCommand):
             for rule in mapping.get("rules", []):
                 if rule.get("rule-type") == "object-mapping":
                     rule["target-table-name"] = options["target_table"]
-        name = options["plan"] or path.stem.replace("_", "-").lower()
+        # plans/serenya/mapping.json is the plan "serenya", as docs/MIGRATIONS.md's quick start says
+        stem = path.resolve().parent.name if path.stem.lower() == "mapping" else path.stem
+        name = options["plan"] or stem.replace("_", "-").lower()
         try:
             summary = self._run(name, mapping, options)
         except ApplicationError as exc:

@@ -76,9 +76,20 @@ def test_redis_value_is_the_camel_case_json_document_without_ttl(dynamodb, sessi
     assert document == {k: v for k, v in stored.to_document().items() if k != "ttl"}
     name = f"{settings.LIZZY_REDIS_PREFIX}session:{SEED_PHONE}"
     assert 895 <= session_redis.ttl(name) <= 900
-    assert session_redis.expiretime(name) == stored.ttl
+    assert key_expires_at(session_redis, name) == stored.ttl
     # a read is one plain GET; the ttl it reports is the key's expiry, derived from lastActivity
-    assert session_get(phone=SEED_PHONE).ttl == stored.ttl == session_redis.expiretime(name)
+    assert session_get(phone=SEED_PHONE).ttl == stored.ttl == key_expires_at(session_redis, name)
+
+
+def key_expires_at(client, name: str) -> int:
+    """The key's expiry as a Unix time in seconds: EXPIRETIME, spelled for Redis 6.2 too (the embedded
+    redis-server; EXPIRETIME is 7.0): the server's clock plus PTTL, read atomically, rounded to the second
+    (the product sets whole seconds with EXAT)."""
+    pipe = client.pipeline(transaction=True)
+    pipe.time()
+    pipe.pttl(name)
+    (seconds, microseconds), remaining_ms = pipe.execute()
+    return round((seconds * 1000 + microseconds / 1000 + remaining_ms) / 1000)
 
 
 def test_cached_hit_makes_no_dynamodb_call(dynamodb, session_redis, use_mode):
