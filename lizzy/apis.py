@@ -26,7 +26,12 @@ API_ROOT_ENDPOINTS = {
 
 
 class ApiRootApi(APIView):
-    """Every endpoint's absolute URL, keyed by name (token or staff session, like the rest of the API)."""
+    """Every endpoint's absolute URL, keyed by name (token or staff session, like the rest of the API).
+
+    Any signed-in caller may read the list: it names URLs, not data; each endpoint checks its own permission.
+    """
+
+    required_permissions = {"GET": ()}
 
     @extend_schema(
         responses=inline_serializer(name="ApiRoot", fields={key: serializers.URLField() for key in API_ROOT_ENDPOINTS})

@@ -29,6 +29,7 @@ ROUTES: dict[str, dict[str, tuple[str, ...]]] = {
     # the API's own description
     "schema": {"GET": SIGNED_IN},
     "api-docs": {"GET": SIGNED_IN},
+    "api-root": {"GET": SIGNED_IN},
     # sessions
     "sessions_app:session-list": {"GET": ("client", "viewer", "operator", "super")},
     "sessions_app:session-detail": {
