@@ -11,12 +11,13 @@ import sqlite3
 
 import pytest
 from django.contrib.auth import get_user_model
-from migration_app.services.backfill import plan_context, plan_save, plan_setup_tables, run_create, run_execute
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from lizzy.roles import roles_ensure
+from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
+from migration_app.services.runs import run_create, run_execute
 from migration_app.services.validation import plan_validate
 from tests.browser.conftest import WAIT_SECONDS, screenshot
 from tests.fixtures.crm import SEED_PHONE
