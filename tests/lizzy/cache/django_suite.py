@@ -13,6 +13,7 @@ upgrade needs one new hash here, and the suite follows.
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 import tarfile
@@ -22,7 +23,8 @@ from pathlib import Path
 import django
 
 ROOT = Path(__file__).resolve().parents[3]
-SUITE_ROOT = ROOT / "var" / "django-tests"
+# the same folder as the settings' VAR_DIR (lizzy/settings/base.py), so LIZZY_VAR_DIR moves both
+SUITE_ROOT = Path(os.environ.get("LIZZY_VAR_DIR", str(ROOT / "var"))).resolve() / "django-tests"
 # sha256 of Django's sdist on PyPI, per version (pip also checks the index's own hash on download).
 SDIST_SHA256 = {"5.2.19": "ad03d8abc51dbff95ebf34b27123cf0c26a3b62db7ba0cd520783686362533d1"}
 FILES = ("__init__.py", "models.py", "tests.py", "closeable_cache.py", "failing_cache.py", "liberal_backend.py")
