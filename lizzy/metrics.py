@@ -13,6 +13,11 @@ DYNAMODB_ERRORS = Counter(
     "DynamoDB call errors by operation, table and error code.",
     ["operation", "table", "code"],
 )
+DYNAMODB_CONDITIONAL_FAILURES = Counter(
+    "lizzy_dynamodb_conditional_check_failed_total",
+    "Conditional writes whose condition did not hold (not errors: the key existed, another writer won).",
+    ["operation", "table"],
+)
 DYNAMODB_THROTTLES = Counter(
     "lizzy_dynamodb_throttles_total",
     "Throttled DynamoDB requests (including UnprocessedItems retries).",
