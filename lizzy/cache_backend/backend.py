@@ -104,6 +104,18 @@ class CacheWriteFailed(ApplicationError):
 _MISSING = object()
 
 
+def cache_namespace(*, key_func: Any = default_key_func, key_prefix: str = "") -> str:
+    """The ``ns`` attribute of a cache's items: its key function and KEY_PREFIX (what clear() deletes)."""
+    return f"{getattr(key_func, '__module__', '?')}.{getattr(key_func, '__qualname__', '?')}|{key_prefix}"
+
+
+def cache_item_attributes(*, full_key: str, value: Any, serializer_name: str = "pickle") -> dict[str, Any]:
+    """``data``, ``fmt`` and ``sig`` as a cache with this serializer writes ``value`` under ``full_key``
+    (the Redis migration plan re-serializes with it, so a migrated entry reads back like a set one)."""
+    serializer = serializer_from_options({"SERIALIZER": serializer_name})
+    return encode_value(full_key=full_key, value=value, serializer=serializer, compress_min_bytes=COMPRESS_MIN_BYTES)
+
+
 def _check_options(params: dict[str, Any]) -> dict[str, Any]:
     options = params.get("OPTIONS", {})
     culling = [name for name in CULLING_OPTIONS if name in options or name.lower() in params]
@@ -136,10 +148,7 @@ class DynamoDBCache(BaseCache):
         self.clock = time.time  # tests move time instead of sleeping
         # Which cache wrote an item, so clear() deletes this cache's items only: the key prefix alone is
         # ambiguous ("a" is a prefix of "ab", "a:1" of "a"'s keys) and a KEY_FUNCTION may not start with it.
-        key_func = self.key_func
-        self.namespace = (
-            f"{getattr(key_func, '__module__', '?')}.{getattr(key_func, '__qualname__', '?')}|{self.key_prefix}"
-        )
+        self.namespace = cache_namespace(key_func=self.key_func, key_prefix=self.key_prefix)
 
     @property
     def table(self) -> str:
