@@ -173,6 +173,8 @@ class DynamoDBCache(BaseCache):
             timeout = self.default_timeout
         if timeout is None:
             return None
+        if isinstance(timeout, int) and timeout > MAX_TIMEOUT_SECONDS:
+            timeout = MAX_TIMEOUT_SECONDS  # an int past float's range (10**400) would overflow float()
         try:
             seconds = float(timeout)
         except (TypeError, ValueError, OverflowError):

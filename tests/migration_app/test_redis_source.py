@@ -100,6 +100,16 @@ def test_keys_that_expire_during_the_copy_are_skipped_and_counted(redis_db, redi
     assert source.count(relation("k:*")) == 17  # validation counts what is left
 
 
+def test_a_stream_is_skipped_and_counted_never_silently_dropped(redis_db, redis_url):
+    redis_db.set("s:1", "v")
+    redis_db.xadd("s:stream", {"f": "v"})
+    with source_open(url=redis_url) as source:
+        rows = all_rows(source, "s:*")
+        assert [row["key"] for row in rows] == ["s:1"]
+        assert source.skipped_unsupported == 1
+        assert source.count(relation("s:*")) == 2  # so validation reports the stream as not copied
+
+
 def test_a_run_resumes_from_the_scan_cursor_of_its_last_page(redis_db, redis_url):
     redis_db.mset({f"r:{index}": index for index in range(600)})
     source = source_open(url=redis_url)

@@ -228,7 +228,7 @@ def test_a_fractional_default_timeout_is_not_truncated_to_do_not_store(dynamodb,
     assert raw_item(cache, "k")["ttl"] == math.ceil(clock.now + 0.5)
 
 
-@pytest.mark.parametrize("timeout", [float("inf"), 10**30, 1e300, MAX_TIMEOUT_SECONDS + 1])
+@pytest.mark.parametrize("timeout", [float("inf"), 10**30, 10**400, 1e300, MAX_TIMEOUT_SECONDS + 1])
 def test_huge_and_infinite_timeouts_are_clamped_to_a_century(cache, clock, timeout):
     cache.set("k", "v", timeout=timeout)
     assert raw_item(cache, "k")["ttl"] == math.ceil(clock.now + MAX_TIMEOUT_SECONDS)
@@ -236,6 +236,29 @@ def test_huge_and_infinite_timeouts_are_clamped_to_a_century(cache, clock, timeo
     assert cache.touch("k", timeout) is True
     assert cache.set_many({"k3": "v"}, timeout=timeout) == []
     assert cache.get_many(["k", "k2", "k3"]) == {"k": "v", "k2": "v", "k3": "v"}
+
+
+@hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    timeout=st.one_of(
+        st.none(),
+        st.integers(min_value=-(10**30), max_value=10**30),
+        st.floats(allow_nan=False),
+        st.floats(min_value=-2, max_value=2),
+    )
+)
+def test_any_timeout_stores_until_its_rounded_up_end_or_not_at_all(cache, clock, timeout):
+    cache.set("k", "v", timeout=timeout)
+    item = raw_item(cache, "k")
+    if timeout is not None and timeout <= 0:
+        assert item is None  # Django: 0 or less is "do not store"
+        return
+    assert cache.get("k") == "v"
+    if timeout is None:
+        assert "ttl" not in item
+        return
+    assert item["ttl"] == math.ceil(clock.now + min(timeout, MAX_TIMEOUT_SECONDS))
+    assert item["ttl"] > clock.now  # never an accidental immediate expiry
 
 
 def test_an_infinite_default_timeout_is_accepted(dynamodb, clock):
