@@ -14,7 +14,9 @@ and every machine counts together):
 The throttle fails closed: when the cache cannot be read or written (an outage, an ``incr`` whose
 ``ValueError`` says the counter could not be updated), the sign-in is refused with
 ``ERR_THROTTLE_UNAVAILABLE`` instead of a 500 or an unthrottled password check. Every attempt first
-``add``s its counters, a write, so a backend that turns read errors into misses still shows its outage.
+``add``s its counters, a write, so a backend that turns read errors into misses (``DynamoDBCache``) still
+shows a whole outage; with such a backend, reads failing while conditional writes of new keys succeed could
+still miss a lock, which is why ``SHARED_CACHE`` is Redis or Django's database (their reads raise).
 
 So an attacker hammering a user name locks out only clients that never signed in as that user; the staff
 member on their own browser still gets in, and an office behind one address is not locked out by one

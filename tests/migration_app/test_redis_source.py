@@ -253,3 +253,32 @@ def test_the_plan_moves_a_django_redis_cache_values_and_ttls_kept(
     assert not any("session" in pk for pk in items)
     new.clear()  # the migrated entries carry the cache's namespace
     assert new.get("tuple") is None
+
+
+def test_the_plan_re_serializes_with_the_chosen_serializer_json_here(
+    transactional_db, dynamodb, settings, redis_url, redis_db, tmp_path, capsys
+):
+    # given: this product's own kind of cache (django-redis, JSON serializer) moving to a JSON DynamoDB cache
+    settings.CACHES = {
+        **settings.CACHES,
+        "old": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": redis_url,
+            "OPTIONS": {"SERIALIZER": "django_redis.serializers.json.JSONSerializer"},
+        },
+        "new": {"BACKEND": "lizzy.cache_backend.DynamoDBCache", "OPTIONS": {"SERIALIZER": "json"}},
+    }
+    caches["old"].set("page", {"rows": [1, 2], "title": "ok"}, timeout=300)
+    caches["old"].set("hits", 7, timeout=None)
+    plan = tmp_path / "mapping.json"
+    plan.write_text(PLAN.read_text().replace("'pickle'", "'json'"))
+    call_command(
+        "migrate_to_dynamodb", "--mapping", str(plan), "--source", f"{redis_url}?values=django-redis", "--json"
+    )
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["validation"]["missing"] == summary["validation"]["different"] == 0
+    items = {item["PK"]: item for item in dynamodb_scan_segment(table=table_name("LizzyCache"))}
+    assert items["CACHE#:1:page"]["fmt"] == "json"
+    assert json.loads(items["CACHE#:1:page"]["data"]) == {"rows": [1, 2], "title": "ok"}
+    assert caches["new"].get("page") == {"rows": [1, 2], "title": "ok"}
+    assert caches["new"].incr("hits") == 8
