@@ -183,7 +183,9 @@ class DynamoDBCache(BaseCache):
             raise ValueError(ERR_TIMEOUT.format(timeout=timeout))
         if seconds <= 0:
             return 0
-        return math.ceil(self.clock() + min(seconds, MAX_TIMEOUT_SECONDS))
+        now = self.clock()
+        # At least the next whole second: a timeout too small to move ``now`` (5e-324) must not expire at once.
+        return max(math.ceil(now + min(seconds, MAX_TIMEOUT_SECONDS)), math.floor(now) + 1)
 
     def _live(self, item: dict[str, Any] | None) -> bool:
         return item is not None and (item.get(TTL_ATTR) is None or item[TTL_ATTR] > self.clock())

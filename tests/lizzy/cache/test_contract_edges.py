@@ -212,10 +212,11 @@ def test_touch_of_an_unsigned_item_answers_false(cache):
 # --- D7/D8: timeouts rounded up, clamped, never an accident ------------------------------------------
 
 
-@pytest.mark.parametrize("timeout", [0.2, 0.5, 0.999, 1.0001])
+@pytest.mark.parametrize("timeout", [5e-324, 1e-9, 0.2, 0.5, 0.999, 1.0001])
 def test_fractional_timeouts_round_up(cache, clock, timeout):
     cache.set("k", "v", timeout=timeout)
-    assert raw_item(cache, "k")["ttl"] == math.ceil(clock.now + timeout)
+    assert raw_item(cache, "k")["ttl"] == math.ceil(clock.now + timeout) or clock.now + timeout == clock.now
+    assert raw_item(cache, "k")["ttl"] > clock.now  # a timeout too small to move the clock still stores
     assert cache.get("k") == "v"
     clock.now += math.ceil(timeout) + 1
     assert cache.get("k") is None
@@ -257,7 +258,7 @@ def test_any_timeout_stores_until_its_rounded_up_end_or_not_at_all(cache, clock,
     if timeout is None:
         assert "ttl" not in item
         return
-    assert item["ttl"] == math.ceil(clock.now + min(timeout, MAX_TIMEOUT_SECONDS))
+    assert item["ttl"] == max(math.ceil(clock.now + min(timeout, MAX_TIMEOUT_SECONDS)), math.floor(clock.now) + 1)
     assert item["ttl"] > clock.now  # never an accidental immediate expiry
 
 

@@ -29,11 +29,7 @@ DJANGO_5_2_TEST_COUNT = 54  # test methods of BaseCacheTests in Django 5.2
 @pytest.mark.integration
 @pytest.mark.usefixtures("cache_table_over_http")
 @override_settings(
-    CACHES={
-        **django_cache_tests.caches_setting_for_tests(BACKEND=BACKEND, LOCATION="LizzyCache", exclude=CULLING_CACHES),
-        # the product's shared counters, which an autouse fixture of tests/fixtures/api.py empties
-        settings.SHARED_CACHE: settings.CACHES[settings.SHARED_CACHE],
-    }
+    CACHES=django_cache_tests.caches_setting_for_tests(BACKEND=BACKEND, LOCATION="LizzyCache", exclude=CULLING_CACHES)
 )
 class DynamoDBCacheDjangoSuiteTests(django_cache_tests.BaseCacheTests, TestCase):
     """Every test of Django's BaseCacheTests, run as Django runs them for its own backends."""
