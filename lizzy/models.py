@@ -17,6 +17,8 @@ class OpsConsole(models.Model):
             ("view_ops_dashboard", "Can view the ops dashboard"),
             ("view_live_sessions", "Can view live SMS sessions"),
             ("manage_live_sessions", "Can expire, reset and delete live SMS sessions"),
+            # Not a view_* permission, so the viewer role does not get it (lizzy/roles.py).
+            ("read_customer_messages", "Can read what customers wrote by SMS"),
         ]
 
     def __str__(self) -> str:

@@ -64,7 +64,7 @@ ROUTES: dict[str, dict[str, tuple[str, ...]]] = {
     "admin:autocomplete": {"GET": NOBODY},  # without a field to complete, refused for everyone
     "admin:auth_user_password_change": {"GET": SUPER, "POST": SUPER},
     # ops console pages
-    "admin:sessions_live_changelist": {"GET": STAFF},
+    "admin:sessions_live_changelist": {"GET": STAFF, "POST": STAFF},  # POST: the search by phone
     "admin:sessions_live_detail": {"GET": STAFF},
     "admin:sessions_live_presence": {"POST": STAFF},
     "admin:sessions_live_action": {"GET": OPERATORS, "POST": OPERATORS},
