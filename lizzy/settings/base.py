@@ -91,6 +91,7 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+FORMAT_MODULE_PATH = ["lizzy.formats"]  # one timestamp format in the console: 2026-12-01 14:05:09
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"

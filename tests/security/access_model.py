@@ -110,7 +110,8 @@ ADMIN_MODELS: dict[str, dict[str, tuple[str, ...]]] = {
     "sessions_app.sessionstoremodechange": {"view": _LOOK, "add": NOBODY, "change": NOBODY, "delete": NOBODY},
     # migrations: operators run the console (change); the plan's configuration is superuser-only
     "migration_app.migrationplan": {"view": _LOOK, "add": SUPER, "change": OPERATORS, "delete": SUPER},
-    "migration_app.migrationrun": {"view": _LOOK, "add": SUPER, "change": SUPER, "delete": SUPER},
+    # a run is started from its plan (console, migrate_to_dynamodb), never added by hand
+    "migration_app.migrationrun": {"view": _LOOK, "add": NOBODY, "change": SUPER, "delete": SUPER},
     "migration_app.validationreport": {"view": _LOOK, "add": SUPER, "change": SUPER, "delete": SUPER},
     "migration_app.backup": {"view": _LOOK, "add": SUPER, "change": SUPER, "delete": SUPER},
     "migration_app.phasetransition": {"view": _LOOK, "add": SUPER, "change": SUPER, "delete": SUPER},
