@@ -132,3 +132,59 @@ def test_cached_entries_without_redis_is_a_calm_note_and_the_filters_look_alike(
     redis_button = browser.execute_script(look, browser.find_element(By.ID, "redis-filter"))
     dynamodb_button = browser.execute_script(look, browser.find_element(By.ID, "dynamodb-filter"))
     assert redis_button == dynamodb_button
+
+
+@pytest.fixture
+def migrated_plan(dynamodb, settings, tmp_path):
+    """A plan backfilled in 4 segments of one table, then validated."""
+    import sqlite3
+
+    from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
+    from migration_app.services.runs import run_create, run_execute
+    from migration_app.services.validation import plan_validate
+    from tests.migration_app.factories import THINGS_DDL, things_mapping, things_rows
+
+    settings.LIZZY_BACKUP_DIR = str(tmp_path / "backups")
+    path = tmp_path / "source.sqlite3"
+    with sqlite3.connect(path) as connection:
+        connection.executescript(THINGS_DDL)
+        connection.executemany(
+            "INSERT INTO things (id, name, price, active, updated_at, tags) VALUES (?, ?, ?, ?, ?, ?)",
+            [tuple(row.values()) for row in things_rows(200)],
+        )
+    plan = plan_save(name="things", source_url=f"sqlite:///{path}", mapping=things_mapping())
+    with plan_context(plan=plan) as context:
+        plan_setup_tables(context=context)
+        run_execute(run=run_create(context=context, segments=4), context=context)
+    plan_validate(plan=plan, mode="full")
+    return plan
+
+
+def test_a_plan_reads_as_its_tables_and_shows_segments_on_demand(browser, live_server, staff, migrated_plan):
+    sign_in(browser, live_server, "ops-operator")
+    browser.get(f"{live_server.url}/admin/migration_app/migrationplan/")
+    row = browser.find_element(By.CSS_SELECTOR, "#result_list tbody tr")
+    # the list: the total and one line per table; the 4 segment bars stay folded
+    assert len(row.find_elements(By.CSS_SELECTOR, "details.run-table")) == 1
+    assert [bar.is_displayed() for bar in row.find_elements(By.CSS_SELECTOR, "progress.run-segment")] == [False] * 4
+    assert "4/4 segments done" in row.text
+    browser.get(f"{live_server.url}/admin/migration_app/migrationplan/{migrated_plan.pk}/change/")
+    table = browser.find_element(By.CSS_SELECTOR, "#run-tables details.run-table")
+    segments = table.find_elements(By.CSS_SELECTOR, "progress.run-segment")
+    assert len(segments) == 4
+    assert not any(bar.is_displayed() for bar in segments)
+    # when the reader opens the table, its segments show, and stay open across the page's polls
+    table.find_element(By.TAG_NAME, "summary").click()
+    assert all(bar.is_displayed() for bar in table.find_elements(By.CSS_SELECTOR, "progress.run-segment"))
+    browser.execute_script("document.querySelector('#run-tables details.run-table').dataset.before = '1';")
+    redrawn = WebDriverWait(browser, WAIT_SECONDS).until(  # the next poll draws the tables again
+        lambda b: b.execute_script(
+            "const d = document.querySelector('#run-tables details.run-table');"
+            "return d && !d.dataset.before ? d : null;"
+        )
+    )
+    assert redrawn.get_attribute("open") is not None
+    # the mapping reads as indented JSON, and no field edits it
+    mapping = browser.find_element(By.ID, "plan-mapping")
+    assert mapping.text.count("\n") > 5
+    assert browser.find_elements(By.NAME, "mapping") == []
