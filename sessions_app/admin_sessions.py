@@ -31,6 +31,7 @@ from django.views.decorators.http import require_POST
 
 from lizzy.errors import ApplicationError
 from lizzy.models import OpsConsole
+from lizzy.permissions import READ_CUSTOMER_MESSAGES
 from lizzy.phone import hash_phone, mask_phone, normalize_phone, phone_from_ref, phone_ref
 from lizzy.redis import RedisUnavailable
 from sessions_app.admin_panels import SESSIONS_BY_NODE_KEY
@@ -42,7 +43,7 @@ from sessions_app.services.sessions import MAIN_MENU, Session
 VIEW_PERMISSION = "lizzy.view_live_sessions"
 MANAGE_PERMISSION = "lizzy.manage_live_sessions"
 # What the customer typed may hold anything (addresses, card numbers): operators read it, viewers do not.
-MESSAGES_PERMISSION = "lizzy.read_customer_messages"
+MESSAGES_PERMISSION = READ_CUSTOMER_MESSAGES
 MASKED_TEXT = "•" * 8
 PAGE_SIZE = 50
 PRESENCE_REFRESH_SECONDS = 10  # presence entries live LIZZY_PRESENCE_SECONDS (30 s): three heartbeats

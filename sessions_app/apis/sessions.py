@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lizzy.errors import NotFound, PreconditionFailed, PreconditionRequired, ValidationFailed
-from lizzy.permissions import API_SESSIONS_DELETE, API_SESSIONS_READ, API_SESSIONS_WRITE
+from lizzy.permissions import API_SESSIONS_DELETE, API_SESSIONS_READ, API_SESSIONS_WRITE, READ_CUSTOMER_MESSAGES
 from lizzy.phone import normalize_phone
 from sessions_app.selectors import session_get
 from sessions_app.services.session_documents import (
@@ -37,7 +37,9 @@ MAX_LIST_LIMIT = 200
 
 class TurnLogSerializer(serializers.Serializer):
     history = serializers.ListField(
-        child=serializers.DictField(), help_text="Recent turns: at, sid, from, to, inLen, outLen (no message text)."
+        child=serializers.DictField(),
+        help_text="Recent turns: at, sid, from, to, inLen, outLen; in (what the customer wrote) only for callers "
+        "with lizzy.read_customer_messages.",
     )
     messageLog = serializers.ListField(  # noqa: N815
         child=serializers.DictField(), help_text="Recent MessageSids with the reply sent (replays get the same reply)."
@@ -82,8 +84,13 @@ def _etags(header: str) -> set[str]:
     return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
 
 
-def _session_response(session: Session, status_code: int = status.HTTP_200_OK) -> Response:
-    return Response(session_document(session=session), status=status_code, headers={"ETag": _etag(session)})
+def _shows_text(request: Request) -> bool:
+    return request.user.has_perm(READ_CUSTOMER_MESSAGES)
+
+
+def _session_response(request: Request, session: Session, status_code: int = status.HTTP_200_OK) -> Response:
+    document = session_document(session=session, show_text=_shows_text(request))
+    return Response(document, status=status_code, headers={"ETag": _etag(session)})
 
 
 class StrictCharField(serializers.CharField):
@@ -161,7 +168,7 @@ class SessionDetailApi(APIView):
             tags = _etags(if_none_match)
             if "*" in tags or _etag(session) in tags:
                 return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": _etag(session)})
-        return _session_response(session)
+        return _session_response(request, session)
 
     @extend_schema(
         request=InputSerializer,
@@ -199,7 +206,7 @@ class SessionDetailApi(APIView):
             session_data=data["sessionData"],
             current=current,
         )
-        return _session_response(stored, status.HTTP_201_CREATED if current is None else status.HTTP_200_OK)
+        return _session_response(request, stored, status.HTTP_201_CREATED if current is None else status.HTTP_200_OK)
 
     @extend_schema(
         parameters=[OpenApiParameter("If-Match", OpenApiTypes.STR, OpenApiParameter.HEADER)],
@@ -242,4 +249,9 @@ class SessionListApi(APIView):
             query = request.query_params.copy()
             query["cursor"] = cursor
             next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
-        return Response({"next": next_url, "results": [session_document(session=s) for s in sessions]})
+        return Response(
+            {
+                "next": next_url,
+                "results": [session_document(session=s, show_text=_shows_text(request)) for s in sessions],
+            }
+        )

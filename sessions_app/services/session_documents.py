@@ -35,15 +35,24 @@ def customer_exists(*, customer_id: str) -> bool:
     return Customer.objects.filter(customer_id=customer_id).exists()
 
 
-def session_document(*, session: Session) -> dict[str, Any]:
-    """The API's view of a session: the stored document with ``turnLog`` unpacked."""
+def session_document(*, session: Session, show_text: bool = False) -> dict[str, Any]:
+    """The API's view of a session: the stored document with ``turnLog`` unpacked.
+
+    What the customer wrote (each turn's ``in``) is left out unless ``show_text`` (the caller may read
+    customer messages): the same rule as the ops console's session page.
+    """
     document = session.to_document()
     if TURN_LOG in document or HISTORY in document or MESSAGE_LOG in document:
         log = turn_log_read(session)
         document.pop(HISTORY, None)
         document.pop(MESSAGE_LOG, None)
-        document[TURN_LOG] = {HISTORY: log.history, MESSAGE_LOG: log.message_log}
+        history = log.history if show_text else [_without_text(entry) for entry in log.history]
+        document[TURN_LOG] = {HISTORY: history, MESSAGE_LOG: log.message_log}
     return document
+
+
+def _without_text(entry: Any) -> Any:
+    return {key: value for key, value in entry.items() if key != "in"} if isinstance(entry, dict) else entry
 
 
 def session_replace(

@@ -303,3 +303,21 @@ def test_the_schema_lists_every_field_get_returns(db):
     node_ref = schema["components"]["schemas"][request_ref]["properties"]["currentNode"]
     assert "HUMAN_HANDOFF" in str(node_ref) or "$ref" in str(node_ref)
     assert "304" in schema["paths"]["/api/v1/sessions/{phone}"]["get"]["responses"]
+
+
+def test_what_the_customer_wrote_reaches_only_callers_allowed_to_read_it(crm, sms, dynamodb, api_client, api_user):
+    from django.contrib.auth.models import Permission
+
+    sms("hi")
+    sms("engine won't start")
+    # an API client without the permission: the turns, not the words
+    history = api_client.get(URL).json()["turnLog"]["history"]
+    assert [entry["inLen"] for entry in history] == [2, 18]
+    assert all("in" not in entry for entry in history)
+    listed = api_client.get("/api/v1/sessions/").json()["results"][0]["turnLog"]["history"]
+    assert all("in" not in entry for entry in listed)
+    # with lizzy.read_customer_messages (operators have it), the words too
+    api_user.user_permissions.add(Permission.objects.get(codename="read_customer_messages"))
+    api_user = type(api_user).objects.get(pk=api_user.pk)  # a fresh permission cache
+    history = api_client.get(URL).json()["turnLog"]["history"]
+    assert [entry["in"] for entry in history] == ["hi", "engine won't start"]
