@@ -19,7 +19,10 @@ THROTTLING_CODES = frozenset({"ProvisionedThroughputExceededException", "Throttl
 
 ERR_UNAVAILABLE = "DynamoDB is unreachable ({reason}). Nothing was written; try again shortly."
 ERR_THROTTLED = "DynamoDB throttled the request to {table}. Try again shortly."
-ERR_TABLE_MISSING = "DynamoDB table {table} does not exist. Run `python manage.py ensure_tables`."
+ERR_TABLE_MISSING = (
+    "DynamoDB table {table} does not exist. Run `python manage.py ensure_tables` (the product's tables) or "
+    "`python manage.py migration_setup_tables PLAN` (a migration plan's target tables)."
+)
 
 
 class DynamoDBError(ApplicationError):
