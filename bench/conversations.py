@@ -26,6 +26,16 @@ from urllib.parse import urlencode
 Send = Callable[[str, str, Any, dict[str, str]], tuple[int, Any, dict[str, str]]]
 
 SESSIONS_PATH = "/api/v1/sessions/{phone}"
+# A PUT names a node of the SMS workflow (anything else is a 400): seven of them, one per turn in turn.
+WORKFLOW_NODES = (
+    "MAIN_MENU",
+    "SELECT_EQUIPMENT",
+    "EQUIPMENT_MENU",
+    "PARTS_UNIT_TYPE",
+    "PARTS_MODEL",
+    "PARTS_LIST",
+    "TRANSACTIONS",
+)
 WEBHOOK_PATH = "/api/v1/sms/inbound"
 FORM = "application/x-www-form-urlencoded"
 # What a customer types; none of them opts out (STOP) or ends the conversation.
@@ -124,7 +134,7 @@ class Conversation:
                 self.tally.add(errors_other=1)
             return
         body = {
-            "currentNode": f"NODE_{(self.acked + 1) % 7}",
+            "currentNode": WORKFLOW_NODES[(self.acked + 1) % len(WORKFLOW_NODES)],
             "sessionData": {"turns": self.acked + 1},
             "cachedData": {},
         }

@@ -120,7 +120,7 @@ def cost_view(request: HttpRequest, site: admin.AdminSite) -> HttpResponse:
         "can_flush": request.user.has_perm("lizzy.change_dynamodbpricing"),
         # moto (make run's endpoint) answers TableSizeBytes 0 for every table: say so rather than "0.0000 GB"
         "storage_reported": not django_settings.AWS_ENDPOINT_URL_DYNAMODB,
-        "flush_seconds": max(capacity_flush_interval(), 0),
+        "flush_seconds": capacity_flush_interval(),
     }
     return TemplateResponse(request, "admin/lizzy/cost.html", context)
 

@@ -169,6 +169,7 @@ def test_a_plan_reads_as_its_tables_and_shows_segments_on_demand(browser, live_s
     assert [bar.is_displayed() for bar in row.find_elements(By.CSS_SELECTOR, "progress.run-segment")] == [False] * 4
     assert "4/4 segments done" in row.text
     browser.get(f"{live_server.url}/admin/migration_app/migrationplan/{migrated_plan.pk}/change/")
+    assert not browser.find_element(By.ID, "tables-problem").is_displayed()  # no empty red box when all is well
     table = browser.find_element(By.CSS_SELECTOR, "#run-tables details.run-table")
     segments = table.find_elements(By.CSS_SELECTOR, "progress.run-segment")
     assert len(segments) == 4

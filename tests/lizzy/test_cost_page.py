@@ -61,3 +61,10 @@ def test_a_local_endpoint_storage_is_not_shown_as_zero_gb(dynamodb, ops_admin_cl
     html = ops_admin_client.get("/admin/ops/cost/").content.decode()
     assert "not reported by the local endpoint" in html
     assert "0.0000 GB" not in html
+
+
+def test_the_page_says_how_often_processes_add_to_the_ledger(dynamodb, ops_admin_client, settings):
+    settings.LIZZY_CAPACITY_FLUSH_SECONDS = 60.0
+    assert "at least every 60 s and when they exit" in ops_admin_client.get("/admin/ops/cost/").content.decode()
+    settings.LIZZY_CAPACITY_FLUSH_SECONDS = -1.0
+    assert "automatic flushes are off" in ops_admin_client.get("/admin/ops/cost/").content.decode()

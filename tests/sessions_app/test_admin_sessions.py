@@ -291,3 +291,11 @@ def test_the_session_page_uses_the_admin_form_styles_and_wraps_the_conversation(
     assert 'class="flex-container"><label>Phone:</label>' in html
     assert "table-layout: fixed" in html
     assert "long long" in html  # the whole reply, wrapped, not cut at 400 characters
+
+
+def test_reset_from_the_console_clears_a_waiting_handoff(dynamodb, ops_admin_client):
+    session = make_session(node="HUMAN_HANDOFF", handoff=True)
+    response = ops_admin_client.post(detail_url() + "reset/", {"version": session.version})
+    assert response.status_code == 302
+    after = session_get(phone=PHONE)
+    assert (after.current_node, after.extra["handoff"]) == (MAIN_MENU, False)
