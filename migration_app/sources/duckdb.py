@@ -1,14 +1,32 @@
-"""DuckDB files (``duckdb:///FILE``), opened read-only."""
+"""DuckDB files (``duckdb:///FILE``), opened read-only, with no way out of the file.
+
+A DuckDB query can read any file or URL (``read_text('/proc/self/environ')``, ``read_csv``, an http URL,
+which also auto-installs the httpfs extension from the network). The connection is opened with external
+access off (no file, network, ``ATTACH``, ``COPY`` or replacement scans of Python variables), extension
+auto-install and auto-load off, and the configuration locked so a query cannot turn them back on. A query
+is one statement (counted by DuckDB's own parser); one that runs past ``LIZZY_SOURCE_STATEMENT_TIMEOUT`` is
+interrupted.
+"""
 
 from __future__ import annotations
 
 import json
+import threading
 from decimal import Decimal
 from typing import Any
 
 import duckdb
 
-from migration_app.sources.base import ERR_SOURCE, SourceError, SqlSource
+from migration_app.sources.base import ERR_ONE_STATEMENT, ERR_SOURCE, ERR_TIMEOUT, SourceError, SqlSource
+
+CONFIG = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "python_enable_replacements": False,
+    "lock_configuration": True,  # last: after it, nothing above can be changed by SET
+}
 
 
 class DuckdbSource(SqlSource):
@@ -18,7 +36,7 @@ class DuckdbSource(SqlSource):
         super().__init__(url)
         path = url.split("duckdb:///", 1)[1]
         try:
-            self.connection = duckdb.connect(path, read_only=True)
+            self.connection = duckdb.connect(path, read_only=True, config=dict(CONFIG))
         except duckdb.Error as exc:
             raise SourceError(ERR_SOURCE.format(problem=f"{path}: {exc}")) from exc
 
@@ -65,10 +83,20 @@ class DuckdbSource(SqlSource):
         }
 
     def _execute(self, sql: str, params: list[Any]) -> Any:
+        cursor = self.connection.cursor()
+        timer = threading.Timer(self.statement_timeout, cursor.interrupt)
         try:
-            return self.connection.cursor().execute(sql, params)
+            statements = cursor.extract_statements(sql)
+            if len(statements) != 1:
+                raise SourceError(ERR_SOURCE.format(problem=ERR_ONE_STATEMENT.format(count=len(statements))))
+            timer.start()
+            return cursor.execute(sql, params)  # DuckDB runs the whole query here; fetching reads its result
         except duckdb.Error as exc:
-            raise SourceError(ERR_SOURCE.format(problem=exc)) from exc
+            interrupted = isinstance(exc, duckdb.InterruptException)
+            problem = ERR_TIMEOUT.format(seconds=self.statement_timeout) if interrupted else exc
+            raise SourceError(ERR_SOURCE.format(problem=problem)) from exc
+        finally:
+            timer.cancel()
 
     def close(self) -> None:
         self.connection.close()
