@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import math
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from django.conf import settings
 
 from lizzy.errors import ApplicationError
 from lizzy.scrub import secrets_scrub
+from migration_app.services.types import Unreadable
 
 RECONNECT_ATTEMPTS = 3  # per query: a source that keeps dropping us is reported, not retried forever
 ERR_SCHEME = "Unsupported source URL scheme {scheme!r}: use postgres://, mysql://, sqlite:///FILE or duckdb:///FILE."
@@ -131,8 +133,12 @@ def quote(name: str) -> str:
 
 
 def encode_key_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$float": repr(value)}  # JSON (and PostgreSQL's json type) has no NaN or Infinity
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if isinstance(value, Unreadable):  # shown in the quarantine as the driver returned it
+        return encode_key_value(value.raw)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return {"$bytes": base64.b64encode(bytes(value)).decode()}
     if isinstance(value, Decimal):
@@ -156,6 +162,8 @@ def decode_key_value(value: Any) -> Any:
         return base64.b64decode(text)
     if tag == "$decimal":
         return Decimal(text)
+    if tag == "$float":
+        return float(text)
     if tag == "$datetime":
         return dt.datetime.fromisoformat(text)
     if tag == "$date":

@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlparse
 
 import pymysql
 
-from migration_app.services.types import type_family
+from migration_app.services.types import Unreadable, type_family
 from migration_app.sources.base import ERR_SOURCE, ERR_TIMEOUT, SourceError, SqlSource
 
 CLIENT_TIMEOUT_MARGIN_SECONDS = 5  # the client's read timeout, past the server's own statement timeout
@@ -128,7 +128,12 @@ class MysqlSource(SqlSource):
             if value is not None:
                 family = type_family(declared.get(name, ""))
                 if family == "boolean":
-                    value = bool(int.from_bytes(value, "big")) if isinstance(value, bytes) else bool(value)
+                    number = int.from_bytes(value, "big") if isinstance(value, bytes) else value
+                    if number in (0, 1):
+                        value = bool(number)
+                    else:  # TINYINT(1) holds -128..127: 5 is data, not "true"
+                        problem = f"{number} is not 0 or 1"
+                        value = Unreadable(column=name, declared=declared.get(name, ""), raw=number, problem=problem)
                 elif family == "json" and isinstance(value, (str, bytes)):
                     value = json.loads(value, parse_float=Decimal)
                 elif family == "timestamp" and isinstance(value, dt.datetime) and value.tzinfo is None:

@@ -24,8 +24,10 @@ from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.types.datetime import DateLoader, TimestampLoader, TimestamptzLoader
 from psycopg.types.json import set_json_loads
 
+from migration_app.services.types import Unreadable
 from migration_app.sources.base import (
     ERR_SOURCE,
     ERR_TIMEOUT,
@@ -57,6 +59,31 @@ def _loads(data: bytes | str) -> Any:
     return json.loads(data, parse_float=Decimal)
 
 
+def _readable(loader: type) -> type:
+    """A date/time loader that hands ``infinity`` (or a BC date) over as Unreadable: that row is refused,
+    instead of the driver's DataError stopping the whole source."""
+
+    class Loader(loader):
+        def load(self, data: Any) -> Any:
+            try:
+                return super().load(data)
+            except psycopg.DataError:
+                text = bytes(data).decode(errors="replace")
+                problem = f"{text!r} has no DynamoDB form (outside years 1 to 9999)"
+                return Unreadable(
+                    column="", declared=loader.__name__.removesuffix("Loader").lower(), raw=text, problem=problem
+                )
+
+    return Loader
+
+
+_LOADERS = {
+    "timestamptz": _readable(TimestamptzLoader),
+    "timestamp": _readable(TimestampLoader),
+    "date": _readable(DateLoader),
+}
+
+
 class PostgresSource(SqlSource):
     placeholder = "%s"
     rowid_expression = "ctid"
@@ -81,7 +108,15 @@ class PostgresSource(SqlSource):
         except psycopg.Error as exc:
             raise SourceError(ERR_SOURCE.format(problem=type(exc).__name__)) from exc
         set_json_loads(_loads, connection)
+        for type_name, loader in _LOADERS.items():
+            connection.adapters.register_loader(type_name, loader)
         return connection
+
+    def _convert(self, row: dict[str, Any], declared: dict[str, str]) -> dict[str, Any]:
+        for name, value in row.items():
+            if isinstance(value, Unreadable):
+                value.column = name  # the loader does not know which column it read
+        return row
 
     def _problem(self, exc: psycopg.Error) -> str:
         if isinstance(exc, psycopg.errors.QueryCanceled):

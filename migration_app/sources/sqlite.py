@@ -21,8 +21,10 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlparse
 
+from migration_app.services.types import Unreadable
 from migration_app.sources.base import ERR_SOURCE, ERR_TIMEOUT, SourceError, SqlSource
 
+_BOOLEAN_TEXT = {"true": True, "t": True, "1": True, "false": False, "f": False, "0": False}
 PROGRESS_STEPS = 10_000  # SQLite VM instructions between two looks at the clock (microseconds apart)
 ALLOWED_ACTIONS = frozenset(
     {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
@@ -42,20 +44,35 @@ def _authorize(action: int, first: str | None, second: str | None, _database: st
     return sqlite3.SQLITE_DENY
 
 
-def read_declared(value: Any, declared: str) -> Any:
-    """JSON columns come back as text; SQLite also flattens booleans, times and decimals."""
+def read_declared(value: Any, declared: str, column: str = "") -> Any:
+    """JSON columns come back as text; SQLite also flattens booleans, times and decimals.
+
+    SQLite stores whatever it is given, so a value the declared type cannot read (``'abc'`` in a DECIMAL
+    column, ``2`` in a BOOLEAN one) comes back as :class:`Unreadable`: that row is refused, not the run.
+    """
     if value is None:
         return None
     upper = declared.upper()
-    if "JSON" in upper and isinstance(value, str):
-        return json.loads(value, parse_float=Decimal)
-    if "BOOL" in upper and isinstance(value, int):
-        return bool(value)
-    if ("TIMESTAMP" in upper or "DATETIME" in upper) and isinstance(value, str):
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-    if re.search(r"DECIMAL|NUMERIC", upper) and isinstance(value, (str, float)):
-        return Decimal(value) if isinstance(value, str) else Decimal(repr(value))
+    try:
+        if "JSON" in upper and isinstance(value, str):
+            return json.loads(value, parse_float=Decimal)
+        if "BOOL" in upper and isinstance(value, int):
+            if value not in (0, 1):
+                return Unreadable(column=column, declared=declared, raw=value, problem=f"{value} is not 0 or 1")
+            return bool(value)
+        if "BOOL" in upper and not isinstance(value, bool):
+            text = str(value).strip().lower()
+            if text in _BOOLEAN_TEXT:
+                return _BOOLEAN_TEXT[text]
+            return Unreadable(column=column, declared=declared, raw=value, problem=f"{value!r} is not a boolean")
+        if ("TIMESTAMP" in upper or "DATETIME" in upper) and isinstance(value, str):
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+        if re.search(r"DECIMAL|NUMERIC", upper) and isinstance(value, (str, float)):
+            return Decimal(value) if isinstance(value, str) else Decimal(repr(value))
+    except (ValueError, ArithmeticError):  # JSONDecodeError is a ValueError, InvalidOperation an ArithmeticError
+        problem = f"{str(value)[:60]!r} is not a {declared} value"
+        return Unreadable(column=column, declared=declared, raw=value, problem=problem)
     return value
 
 
@@ -94,7 +111,7 @@ class SqliteSource(SqlSource):
         return moment.astimezone(dt.UTC).isoformat()
 
     def _convert(self, row: dict[str, Any], declared: dict[str, str]) -> dict[str, Any]:
-        return {name: read_declared(value, declared.get(name, "")) for name, value in row.items()}
+        return {name: read_declared(value, declared.get(name, ""), name) for name, value in row.items()}
 
     def _past_deadline(self) -> int:
         return 1 if time.monotonic() > self._deadline else 0  # non-zero: SQLite interrupts the statement
