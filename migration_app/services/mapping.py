@@ -619,6 +619,7 @@ def _check_object_rule(rule: dict[str, Any], name: str) -> None:
 
 
 _DYNAMODB_KEY_TYPES = ("S", "N", "B")
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_.\-]{3,255}")  # DynamoDB's table naming rule
 
 
 def _check_extension_shapes(rule: dict[str, Any], name: str) -> None:
@@ -902,13 +903,18 @@ def _entity(
     for attribute in attributes:
         if attribute.template and "hmac_sha256" in attribute.template.source and not settings.LIZZY_MAPPING_HMAC_KEY:
             raise MappingError(name, attribute.target, "hmac_sha256 needs LIZZY_MAPPING_HMAC_KEY, which is not set")
+    target = target_name(rule["target-table-name"])
+    problem = f"{target!r} is not a DynamoDB table name (3 to 255 of a-z, A-Z, 0-9, '_', '-', '.')" + (
+        ": add an object-mapping rule with a target-table-name for this table" if default else ""
+    )
+    _require(_TABLE_NAME.fullmatch(target) is not None, name, "target-table-name", problem)
     return EntityMapping(
         rule=name,
         schema=schema,
         table=table,
         query=query,
         action=rule["rule-action"],
-        target_table=target_name(rule["target-table-name"]),
+        target_table=target,
         partition_key=partition,
         sort_key=sort,
         exclude=exclude,

@@ -24,7 +24,6 @@ from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.types.datetime import DateLoader, TimestampLoader, TimestamptzLoader
 from psycopg.types.json import set_json_loads
 
 from migration_app.services.types import Unreadable
@@ -59,29 +58,13 @@ def _loads(data: bytes | str) -> Any:
     return json.loads(data, parse_float=Decimal)
 
 
-def _readable(loader: type) -> type:
-    """A date/time loader that hands ``infinity`` (or a BC date) over as Unreadable: that row is refused,
-    instead of the driver's DataError stopping the whole source."""
-
-    class Loader(loader):
-        def load(self, data: Any) -> Any:
-            try:
-                return super().load(data)
-            except psycopg.DataError:
-                text = bytes(data).decode(errors="replace")
-                problem = f"{text!r} has no DynamoDB form (outside years 1 to 9999)"
-                return Unreadable(
-                    column="", declared=loader.__name__.removesuffix("Loader").lower(), raw=text, problem=problem
-                )
-
-    return Loader
-
-
-_LOADERS = {
-    "timestamptz": _readable(TimestamptzLoader),
-    "timestamp": _readable(TimestampLoader),
-    "date": _readable(DateLoader),
-}
+# Python's datetime holds years 1 to 9999; PostgreSQL also has 'infinity', BC and years past 9999, which the
+# driver refuses with an error that would stop the whole source. Such a value of a non-key column is read as
+# NULL plus its text in a companion column, and handed over as Unreadable: that row is refused, not the run.
+# (Done in SQL: psycopg's C date/time loaders cannot be subclassed, and Python ones are five times slower.)
+_TIME_BOUNDED = re.compile(r"^(timestamp|date)\b(?!.*\[\])", re.IGNORECASE)
+_IN_RANGE = "{c} >= '0001-01-01' AND {c} < '10000-01-01'"
+UNREADABLE_PREFIX = "__unreadable_"
 
 
 class PostgresSource(SqlSource):
@@ -108,14 +91,15 @@ class PostgresSource(SqlSource):
         except psycopg.Error as exc:
             raise SourceError(ERR_SOURCE.format(problem=type(exc).__name__)) from exc
         set_json_loads(_loads, connection)
-        for type_name, loader in _LOADERS.items():
-            connection.adapters.register_loader(type_name, loader)
         return connection
 
     def _convert(self, row: dict[str, Any], declared: dict[str, str]) -> dict[str, Any]:
-        for name, value in row.items():
-            if isinstance(value, Unreadable):
-                value.column = name  # the loader does not know which column it read
+        for name in [name for name in row if name.startswith(UNREADABLE_PREFIX)]:
+            text = row.pop(name)
+            if text is not None:
+                column = name.removeprefix(UNREADABLE_PREFIX)
+                problem = f"{text!r} has no DynamoDB form (years 1 to 9999 only)"
+                row[column] = Unreadable(column=column, declared=declared.get(column, ""), raw=text, problem=problem)
         return row
 
     def _problem(self, exc: psycopg.Error) -> str:
@@ -177,6 +161,11 @@ class PostgresSource(SqlSource):
                 parts.append(f"{text} AS {column}")
             elif _NUMERIC_CAST.search(type_name):
                 parts.append(f"{column}::{'numeric[]' if array else 'numeric'} AS {column}")
+            elif _TIME_BOUNDED.search(type_name) and name not in relation.key:
+                in_range = _IN_RANGE.format(c=column)
+                parts.append(f"CASE WHEN {in_range} THEN {column} END AS {column}")
+                companion = self.quote(UNREADABLE_PREFIX + name)
+                parts.append(f"CASE WHEN NOT ({in_range}) THEN {column}::text END AS {companion}")
             else:
                 parts.append(column)
         return ", ".join(parts)

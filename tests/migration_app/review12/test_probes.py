@@ -72,8 +72,8 @@ def _items(table):
 def test_a_number_template_takes_only_what_dynamodb_calls_a_number(db, dynamodb, sqlite_source, text):
     # "1_000" and Arabic-Indic digits are numbers to Python's Decimal, not to DynamoDB or to DMS: a string
     # column read as a number must not silently become a different value.
-    url = sqlite_source("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)", {"t": [{"id": 1, "v": text}]})
-    mapping = {"rules": [_object("t", "Tnum", **{"attribute-mappings": [_scalar("n", "${v}", "number")]})]}
+    url = sqlite_source("CREATE TABLE numtext (id INTEGER PRIMARY KEY, v TEXT)", {"numtext": [{"id": 1, "v": text}]})
+    mapping = {"rules": [_object("numtext", "Tnum", **{"attribute-mappings": [_scalar("n", "${v}", "number")]})]}
     _plan, run = _migrate("numtext", mapping, url, max_bad_rows=1)
     items = _items("Tnum")
     written = [item["n"] for item in items if "n" in item]
@@ -86,9 +86,9 @@ def test_a_number_template_takes_only_what_dynamodb_calls_a_number(db, dynamodb,
 
 def test_a_json_integer_beyond_dynamodbs_range_is_a_row_error_not_a_failed_batch(db, dynamodb, sqlite_source):
     huge = "1" + "0" * 130  # one significant digit, but 1E+130 is past DynamoDB's 9.99E+125
-    rows = [{"id": n, "doc": '{"n": %s}' % (huge if n == 3 else n)} for n in range(1, 6)]  # noqa: UP031
-    url = sqlite_source("CREATE TABLE j (id INTEGER PRIMARY KEY, doc JSON)", {"j": rows})
-    _plan, run = _migrate("bigjson", {"rules": [_select("j")]}, url, max_bad_rows=1)
+    rows = [{"id": n, "doc": '{"numdoc": %s}' % (huge if n == 3 else n)} for n in range(1, 6)]  # noqa: UP031
+    url = sqlite_source("CREATE TABLE jdocs (id INTEGER PRIMARY KEY, doc JSON)", {"jdocs": rows})
+    _plan, run = _migrate("bigjson", {"rules": [_select("jdocs")]}, url, max_bad_rows=1)
     assert run.status == "succeeded", run.last_error
     assert run.items_written == 4
     (bad,) = QuarantinedRow.objects.filter(run=run)
@@ -96,22 +96,23 @@ def test_a_json_integer_beyond_dynamodbs_range_is_a_row_error_not_a_failed_batch
 
 
 def test_storable_refuses_every_integer_outside_dynamodbs_range():
-    for value in (10**126, -(10**126), 10**200):
+    for value in (10**126, -(10**126), 10**200, 10**40):  # 10**40: 41 digits the writer's codec refuses
         with pytest.raises(ValueRefused):
             storable(value, "n")
-    assert storable(10**125, "n") == 10**125  # 1E+125 is inside the range
+    assert storable(Decimal("1E+125"), "n") == Decimal("1E+125")  # inside the range, written as 1E+125
+    assert storable(10**38 - 1, "n") == 10**38 - 1
 
 
 @pytest.mark.parametrize("engine", ["duckdb"])
 def test_nan_and_infinity_in_a_double_column_are_row_errors(db, dynamodb, make_source):
     url = make_source(
-        "CREATE TABLE f (id INTEGER PRIMARY KEY, x DOUBLE)",
-        {"f": [{"id": 1, "x": 1.5}, {"id": 2, "x": float("nan")}, {"id": 3, "x": float("inf")}]},
+        "CREATE TABLE floats (id INTEGER PRIMARY KEY, x DOUBLE)",
+        {"floats": [{"id": 1, "x": 1.5}, {"id": 2, "x": float("nan")}, {"id": 3, "x": float("inf")}]},
     )
-    _plan, run = _migrate("floats", {"rules": [_select("f")]}, url, max_bad_rows=2)
+    _plan, run = _migrate("floats", {"rules": [_select("floats")]}, url, max_bad_rows=2)
     assert run.status == "succeeded", run.last_error
     assert sorted(row.source_key["id"] for row in QuarantinedRow.objects.filter(run=run)) == [2, 3]
-    assert [item["x"] for item in _items("f")] == [Decimal("1.5")]
+    assert [item["x"] for item in _items("floats")] == [Decimal("1.5")]
 
 
 @pytest.mark.parametrize("engine", ["duckdb", "postgres", "mariadb"])
@@ -135,19 +136,20 @@ def test_a_filter_on_a_38_digit_decimal_selects_exactly_the_equal_row(db, dynamo
 
 def test_an_empty_string_key_from_a_default_rule_is_a_row_error(db, dynamodb, sqlite_source):
     url = sqlite_source(
-        "CREATE TABLE k (code TEXT PRIMARY KEY, v TEXT)", {"k": [{"code": "", "v": "a"}, {"code": "b", "v": "b"}]}
+        "CREATE TABLE keyed (code TEXT PRIMARY KEY, v TEXT)",
+        {"keyed": [{"code": "", "v": "a"}, {"code": "b", "v": "b"}]},
     )
-    _plan, run = _migrate("emptykey", {"rules": [_select("k")]}, url, max_bad_rows=1)
+    _plan, run = _migrate("emptykey", {"rules": [_select("keyed")]}, url, max_bad_rows=1)
     assert run.status == "succeeded", run.last_error
     assert [row.source_key for row in QuarantinedRow.objects.filter(run=run)] == [{"code": ""}]
-    assert [item["code"] for item in _items("k")] == ["b"]
+    assert [item["code"] for item in _items("keyed")] == ["b"]
 
 
 def test_a_partition_key_over_2048_bytes_is_a_row_error_naming_the_row(db, dynamodb, sqlite_source):
     rows = [{"id": n, "name": ("é" * 1100) if n == 4 else f"n{n}"} for n in range(1, 8)]  # 2,200 bytes
-    url = sqlite_source("CREATE TABLE p (id INTEGER PRIMARY KEY, name TEXT)", {"p": rows})
+    url = sqlite_source("CREATE TABLE plong (id INTEGER PRIMARY KEY, name TEXT)", {"plong": rows})
     params = {"partition-key-name": "PK", "attribute-mappings": [_scalar("PK", "${name}")]}
-    _plan, run = _migrate("longkey", {"rules": [_object("p", "Plong", **params)]}, url, max_bad_rows=1)
+    _plan, run = _migrate("longkey", {"rules": [_object("plong", "Plong", **params)]}, url, max_bad_rows=1)
     assert run.status == "succeeded", run.last_error
     assert run.items_written == 6
     (bad,) = QuarantinedRow.objects.filter(run=run)
@@ -157,13 +159,13 @@ def test_a_partition_key_over_2048_bytes_is_a_row_error_naming_the_row(db, dynam
 
 def test_a_sort_key_over_1024_bytes_is_a_row_error_naming_the_row(db, dynamodb, sqlite_source):
     rows = [{"id": n, "name": ("x" * 1025) if n == 2 else f"n{n}"} for n in range(1, 5)]
-    url = sqlite_source("CREATE TABLE s (id INTEGER PRIMARY KEY, name TEXT)", {"s": rows})
+    url = sqlite_source("CREATE TABLE slong (id INTEGER PRIMARY KEY, name TEXT)", {"slong": rows})
     params = {
         "partition-key-name": "PK",
         "sort-key-name": "SK",
         "attribute-mappings": [_scalar("PK", "Plong"), _scalar("SK", "${name}#${id}")],
     }
-    _plan, run = _migrate("longsort", {"rules": [_object("s", "Slong", **params)]}, url, max_bad_rows=1)
+    _plan, run = _migrate("longsort", {"rules": [_object("slong", "Slong", **params)]}, url, max_bad_rows=1)
     assert run.status == "succeeded", run.last_error
     assert run.items_written == 3
     (bad,) = QuarantinedRow.objects.filter(run=run)
@@ -179,11 +181,11 @@ def test_two_of_three_key_columns_named_as_keys_collide_and_fail_even_across_seg
     from migration_app.services.runs import RunFailed
 
     settings.LIZZY_MIGRATION_CHUNK_SIZE = 10
-    ddl = "CREATE TABLE w (a TEXT, b INTEGER, c INTEGER, PRIMARY KEY (a, b, c))"
+    ddl = "CREATE TABLE wide3 (a TEXT, b INTEGER, c INTEGER, PRIMARY KEY (a, b, c))"
     rows = [{"a": "x", "b": n % 4, "c": n} for n in range(60)]
-    url = sqlite_source(ddl, {"w": rows})
+    url = sqlite_source(ddl, {"wide3": rows})
     params = {"partition-key-name": "a", "sort-key-name": "b"}
-    plan = plan_save(name="threecol", source_url=url, mapping={"rules": [_object("w", "Wide3", **params)]})
+    plan = plan_save(name="threecol", source_url=url, mapping={"rules": [_object("wide3", "Wide3", **params)]})
     with pytest.raises(RunFailed, match="comes from two source rows"):
         plan_backfill_start(plan=plan, segments=3)
     run = MigrationRun.objects.get(plan=plan)
@@ -246,8 +248,8 @@ def test_a_sqlite_value_its_declared_type_cannot_read_is_a_row_error_not_a_crash
     db, dynamodb, sqlite_source, declared, text
 ):
     rows = [{"id": n, "v": text if n == 2 else None} for n in range(1, 4)]
-    url = sqlite_source(f"CREATE TABLE d (id INTEGER PRIMARY KEY, v {declared})", {"d": rows})
-    _plan, run = _migrate("sqlitetypes", {"rules": [_select("d")]}, url, max_bad_rows=1)
+    url = sqlite_source(f"CREATE TABLE typed (id INTEGER PRIMARY KEY, v {declared})", {"typed": rows})
+    _plan, run = _migrate("sqlitetypes", {"rules": [_select("typed")]}, url, max_bad_rows=1)
     assert run.status == "succeeded", run.last_error
     (bad,) = QuarantinedRow.objects.filter(run=run)
     assert bad.source_key == {"id": 2}
@@ -255,33 +257,33 @@ def test_a_sqlite_value_its_declared_type_cannot_read_is_a_row_error_not_a_crash
 
 
 def test_a_sqlite_boolean_column_holding_2_is_not_silently_true(db, dynamodb, sqlite_source):
-    url = sqlite_source("CREATE TABLE b (id INTEGER PRIMARY KEY, flag BOOLEAN)", {"b": [{"id": 1, "flag": 2}]})
-    _plan, run = _migrate("bool2", {"rules": [_select("b")]}, url, max_bad_rows=1)
-    assert [item.get("flag") for item in _items("b")] != [True]
+    url = sqlite_source("CREATE TABLE bools (id INTEGER PRIMARY KEY, flag BOOLEAN)", {"bools": [{"id": 1, "flag": 2}]})
+    _plan, run = _migrate("bool2", {"rules": [_select("bools")]}, url, max_bad_rows=1)
+    assert [item.get("flag") for item in _items("bools")] != [True]
 
 
 @pytest.mark.parametrize("engine", ["mariadb"])
 def test_a_mysql_tinyint1_holding_5_is_not_silently_true(db, dynamodb, make_source):
-    url = make_source("CREATE TABLE b (id INTEGER PRIMARY KEY, flag TINYINT(1))", {"b": [{"id": 1, "flag": 5}]})
-    _plan, run = _migrate("tiny5", {"rules": [_select("b")]}, url, max_bad_rows=1)
-    assert [item.get("flag") for item in _items("b")] != [True]
+    url = make_source("CREATE TABLE bools (id INTEGER PRIMARY KEY, flag TINYINT(1))", {"bools": [{"id": 1, "flag": 5}]})
+    _plan, run = _migrate("tiny5", {"rules": [_select("bools")]}, url, max_bad_rows=1)
+    assert [item.get("flag") for item in _items("bools")] != [True]
 
 
 @pytest.mark.parametrize("engine", ["duckdb"])
 def test_a_duckdb_interval_of_one_month_is_not_thirty_days(db, dynamodb, make_source):
     url = make_source(
-        "CREATE TABLE i (id INTEGER PRIMARY KEY, span INTERVAL); INSERT INTO i VALUES (1, INTERVAL 1 MONTH)", {}
+        "CREATE TABLE spans (id INTEGER PRIMARY KEY, span INTERVAL); INSERT INTO spans VALUES (1, INTERVAL 1 MONTH)", {}
     )
-    _plan, run = _migrate("months", {"rules": [_select("i")]}, url, max_bad_rows=1)
-    spans = [item.get("span") for item in _items("i")]
+    _plan, run = _migrate("months", {"rules": [_select("spans")]}, url, max_bad_rows=1)
+    spans = [item.get("span") for item in _items("spans")]
     assert spans != ["P30DT0H0M0S"], "one month was written as 30 days"
 
 
 @pytest.mark.parametrize("engine", ["duckdb"])
 def test_duckdb_timestamptz_keys_sort_in_time_order(db, dynamodb, make_source):
     url = make_source(
-        "CREATE TABLE e (id INTEGER PRIMARY KEY, happened TIMESTAMPTZ); "
-        "INSERT INTO e VALUES (1, '2024-01-01 10:00:00+05'), (2, '2024-01-01 06:00:00+00'), "
+        "CREATE TABLE tzs (id INTEGER PRIMARY KEY, happened TIMESTAMPTZ); "
+        "INSERT INTO tzs VALUES (1, '2024-01-01 10:00:00+05'), (2, '2024-01-01 06:00:00+00'), "
         "(3, '2024-01-01 05:30:00.5+00')",
         {},
     )
@@ -290,7 +292,7 @@ def test_duckdb_timestamptz_keys_sort_in_time_order(db, dynamodb, make_source):
         "sort-key-name": "SK",
         "attribute-mappings": [_scalar("PK", "E"), _scalar("SK", "${happened}")],
     }
-    _plan, run = _migrate("tz", {"rules": [_object("e", "Events", **params)]}, url)
+    _plan, run = _migrate("tz", {"rules": [_object("tzs", "Events", **params)]}, url)
     assert run.status == "succeeded", run.last_error
     assert sorted(item["SK"] for item in _items("Events")) == [
         "2024-01-01T05:00:00.000000Z",
@@ -302,11 +304,11 @@ def test_duckdb_timestamptz_keys_sort_in_time_order(db, dynamodb, make_source):
 @pytest.mark.parametrize("engine", ["postgres"])
 def test_an_infinite_postgres_timestamp_is_a_row_error_not_a_stopped_source(db, dynamodb, make_source):
     url = make_source(
-        "CREATE TABLE ev (id integer PRIMARY KEY, at timestamptz); "
-        "INSERT INTO ev VALUES (1, now()), (2, 'infinity'), (3, now())",
+        "CREATE TABLE events (id integer PRIMARY KEY, at timestamptz); "
+        "INSERT INTO events VALUES (1, now()), (2, 'infinity'), (3, now())",
         {},
     )
-    _plan, run = _migrate("inf", {"rules": [_select("ev")]}, url, max_bad_rows=1)
+    _plan, run = _migrate("inf", {"rules": [_select("events")]}, url, max_bad_rows=1)
     assert run.status == "succeeded", run.last_error
     assert [row.source_key for row in QuarantinedRow.objects.filter(run=run)] == [{"id": 2}]
 
@@ -331,10 +333,10 @@ def test_unicode_and_odd_column_names_reach_dynamodb_unchanged(db, dynamodb, mak
 
 def test_a_template_can_name_a_column_with_a_hyphen_or_space(db, dynamodb, sqlite_source):
     url = sqlite_source(
-        'CREATE TABLE h (id INTEGER PRIMARY KEY, "order-id" TEXT)', {"h": [{"id": 1, "order-id": "A-1"}]}
+        'CREATE TABLE hyph (id INTEGER PRIMARY KEY, "order-id" TEXT)', {"hyph": [{"id": 1, "order-id": "A-1"}]}
     )
     params = {"partition-key-name": "PK", "attribute-mappings": [_scalar("PK", "ORDER#${order-id}")]}
-    _plan, run = _migrate("hyphen", {"rules": [_object("h", "Hyph", **params)]}, url)
+    _plan, run = _migrate("hyphen", {"rules": [_object("hyph", "Hyph", **params)]}, url)
     assert run.status == "succeeded", run.last_error
     assert [item["PK"] for item in _items("Hyph")] == ["ORDER#A-1"]
 
@@ -348,9 +350,9 @@ def test_a_validation_that_began_before_the_last_write_does_not_open_cutover(db,
     from migration_app.services.phases import PhaseGuardFailed, phase_guard
 
     url = sqlite_source(
-        "CREATE TABLE c (id INTEGER PRIMARY KEY, v TEXT)", {"c": [{"id": n, "v": "a"} for n in range(1, 6)]}
+        "CREATE TABLE cutover (id INTEGER PRIMARY KEY, v TEXT)", {"cutover": [{"id": n, "v": "a"} for n in range(1, 6)]}
     )
-    plan, run = _migrate("race", {"rules": [_select("c")]}, url)
+    plan, run = _migrate("race", {"rules": [_select("cutover")]}, url)
     assert run.status == "succeeded"
     # a run that writes finishes while the validation is reading
     original = validation_module.dynamodb_parallel_scan
@@ -379,13 +381,13 @@ def test_validation_sees_a_value_changed_in_the_30th_digit_of_a_json_number(db, 
 
     digits = "1234567890123456789012345678901234567"  # 37 digits inside a JSON document
     url = sqlite_source(
-        "CREATE TABLE n (id INTEGER PRIMARY KEY, doc JSON)",
-        {"n": [{"id": 1, "doc": json.dumps({"x": 1})[:-2] + digits + "}"}]},
+        "CREATE TABLE numdoc (id INTEGER PRIMARY KEY, doc JSON)",
+        {"numdoc": [{"id": 1, "doc": json.dumps({"x": 1})[:-2] + digits + "}"}]},
     )
-    plan, run = _migrate("deep", {"rules": [_select("n")]}, url)
+    plan, run = _migrate("deep", {"rules": [_select("numdoc")]}, url)
     assert run.status == "succeeded", run.last_error
-    (item,) = _items("n")
+    (item,) = _items("numdoc")
     assert item["doc"]["x"] == Decimal(digits)
     changed = digits[:29] + ("1" if digits[29] != "1" else "2") + digits[30:]
-    dynamodb_put_item(table="n", item={**item, "doc": {"x": Decimal(changed)}})
+    dynamodb_put_item(table="numdoc", item={**item, "doc": {"x": Decimal(changed)}})
     assert not plan_validate(plan=plan).clean
