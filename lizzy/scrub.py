@@ -8,7 +8,9 @@ connection error may quote its URL. ``secrets_scrub`` replaces, in any text:
   broker URLs);
 - the values of environment variables whose names look secret (``*SECRET*``, ``*TOKEN*``, ``*PASSWORD*``,
   ``*_KEY``, ``*CREDENTIAL*``, ...), and any password inside an environment value that is a URL;
-- ``NAME=value`` pairs of every environment variable (what a dump of the environment looks like);
+- ``NAME=value`` pairs of every environment variable (what a dump of the environment looks like), and
+  any NUL-separated run of ``NAME=value`` pairs (another process's environment: a source database server's
+  ``/proc/self/environ`` read by a query names variables this process does not have);
 - the password of any ``scheme://user:password@host`` URL.
 
 The set of values is rebuilt every ``REFRESH_SECONDS`` (the environment may change), when a setting is
@@ -36,6 +38,7 @@ SECRET_SETTINGS = ("SECRET_KEY", "TWILIO_AUTH_TOKEN", "LIZZY_METRICS_TOKEN", "LI
 URL_SETTINGS = ("REDIS_URL", "CELERY_BROKER_URL", "LIZZY_SESSION_REDIS_URL")
 URL_CREDENTIALS = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^:/@\s'\"]*:)(?P<password>[^@/\s'\"]+)(?P<tail>@)", re.I)
 
+ENVIRON_DUMP = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=[^\x00]*(?:\x00+[A-Za-z_][A-Za-z0-9_]*=[^\x00]*)+\x00*")
 ASSIGNED_NAME = re.compile(r"(?<![A-Za-z0-9_])([A-Za-z_][A-Za-z0-9_]*)=")
 
 _lock = threading.Lock()
@@ -112,6 +115,8 @@ def secrets_scrub(text: str) -> str:
     # Fast paths: a substring test per secret value and a scan for "NAME=" are cheap; most text has neither,
     # and log lines pass here one by one.
     literals, names, assignments = _compiled()
+    if "\x00" in text:
+        text = ENVIRON_DUMP.sub(REPLACEMENT, text)
     for literal in literals:  # longest first, so a value containing another is replaced whole
         if literal in text:
             text = text.replace(literal, REPLACEMENT)

@@ -351,6 +351,10 @@ CELERY_BEAT_SCHEDULE |= {
 LIZZY_MAPPING_HMAC_KEY = env("LIZZY_MAPPING_HMAC_KEY", default="")
 LIZZY_BACKUP_DIR = env("LIZZY_BACKUP_DIR", default=str(VAR_DIR / "backups"))
 LIZZY_MIGRATION_CHUNK_SIZE = env.int("LIZZY_MIGRATION_CHUNK_SIZE", default=500)
+# Migration source connections (migration_app/sources/base.py): how long to wait for a connection, and for one
+# query (a COUNT(*) or a segment boundary over a large table is the slowest).
+LIZZY_SOURCE_CONNECT_TIMEOUT = env.float("LIZZY_SOURCE_CONNECT_TIMEOUT", default=10.0)
+LIZZY_SOURCE_STATEMENT_TIMEOUT = env.float("LIZZY_SOURCE_STATEMENT_TIMEOUT", default=600.0)
 # BatchWriteItem calls a backfill segment keeps in flight (docs/BENCHMARKS.md, benchmark 4).
 LIZZY_MIGRATION_WRITE_CONCURRENCY = env.int("LIZZY_MIGRATION_WRITE_CONCURRENCY", default=4)
 LIZZY_MIGRATION_CLEANUP_WAIT_SECONDS = env.int("LIZZY_MIGRATION_CLEANUP_WAIT_SECONDS", default=7 * 24 * 3600)

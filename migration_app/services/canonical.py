@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from lizzy.dynamodb import deserialize_item, serialize_item
+from lizzy.dynamodb.errors import CodecError
 
 
 def canonical_number(text: str) -> str:
@@ -75,11 +76,35 @@ def from_json_value(typed: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def item_to_json(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: to_json_value(value) for name, value in serialize_item(item).items()}
+    try:
+        serialized = serialize_item(item)
+    except CodecError as refused:
+        # DynamoDB's "1E+40" reads back as the int 10**40, whose 41 written digits the codec's 38-digit context
+        # refuses to write again: the same number with its zeros as an exponent is what DynamoDB holds.
+        try:
+            serialized = serialize_item(_exponent_form(item))
+        except ArithmeticError:  # more than 38 significant digits: really not a DynamoDB number
+            raise refused from None
+    return {name: to_json_value(value) for name, value in serialized.items()}
+
+
+def _exponent_form(value: Any) -> Any:
+    if type(value) is int and abs(value) >= 10**38:
+        digits = str(value)
+        significant = digits.rstrip("0")
+        return Decimal(f"{significant}E{len(digits) - len(significant)}")  # exact, whatever its length
+    if isinstance(value, Mapping):
+        return {key: _exponent_form(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_exponent_form(item) for item in value]
+    if isinstance(value, (set, frozenset)):
+        return {_exponent_form(item) for item in value}
+    return value
 
 
 def item_from_json(document: Mapping[str, Any]) -> dict[str, Any]:
-    return deserialize_item({name: from_json_value(value) for name, value in document.items()})
+    """An item from its JSON form, ready to be written again (a restore): ``1E+40`` stays ``1E+40``."""
+    return _exponent_form(deserialize_item({name: from_json_value(value) for name, value in document.items()}))
 
 
 def canonical_text(item: Mapping[str, Any]) -> str:

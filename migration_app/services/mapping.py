@@ -253,7 +253,13 @@ def _as_datetime(value: dt.datetime | str) -> dt.datetime:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+# What DynamoDB (and DMS) read as a number; Python's Decimal also takes "1_000" and non-ASCII digits ("١٢").
+_NUMBER_TEXT = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*", re.ASCII)
+
+
 def _number(text: str, path: str) -> Decimal | int:
+    if not _NUMBER_TEXT.fullmatch(text):
+        raise ValueRefused(ERR_NUMBER_VALUE.format(value=text, attribute=path))
     try:
         number = Decimal(text)
     except InvalidOperation as exc:
@@ -417,6 +423,13 @@ def mapping_parse(*, document: Any) -> TableMapping:
                 "needs index-name and partition-key-name",
             )
             types = gsi.get("key-types", {})
+            for attribute, key_type in types.items() if isinstance(types, dict) else [("key-types", types)]:
+                _require(
+                    key_type in _DYNAMODB_KEY_TYPES,
+                    "tables",
+                    f"{field_name}.key-types.{attribute}",
+                    f"{key_type!r} is not a DynamoDB key type ({', '.join(_DYNAMODB_KEY_TYPES)})",
+                )
             indexes.append(
                 IndexSpec(
                     gsi["index-name"],
@@ -557,6 +570,12 @@ def _check_object_rule(rule: dict[str, Any], name: str) -> None:
         "mapping-parameters.exclude-columns",
         "must be a list of column names",
     )
+    _require(
+        isinstance(params.get("attribute-mappings", []), list),
+        name,
+        "mapping-parameters.attribute-mappings",
+        "must be a list of attribute mappings",
+    )
     seen: set[str] = set()
     for position, attribute in enumerate(params.get("attribute-mappings", [])):
         prefix = f"mapping-parameters.attribute-mappings[{position}]"
@@ -596,6 +615,42 @@ def _check_object_rule(rule: dict[str, Any], name: str) -> None:
         except (TemplateError, AttributeError) as exc:
             raise MappingError(name, "ttl", getattr(exc, "message", "must be a template string")) from exc
     _require(isinstance(rule.get("timestamps", {}), dict), name, "timestamps", "must map attribute to column")
+    _check_extension_shapes(rule, name)
+
+
+_DYNAMODB_KEY_TYPES = ("S", "N", "B")
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_.\-]{3,255}")  # DynamoDB's table naming rule
+
+
+def _check_extension_shapes(rule: dict[str, Any], name: str) -> None:
+    """The extensions' values have one shape each: a wrong one is an error, never read as something else."""
+    for flag in ("keep-nulls",):
+        _require(isinstance(rule.get(flag, False), bool), name, flag, "must be true or false")
+    for text in ("entity-type", "changed-at-column", "document-attribute-name"):
+        if text in rule:
+            _require(isinstance(rule[text], str) and bool(rule[text]), name, text, "must be a non-empty string")
+    if "source-key" in rule:
+        _require(
+            isinstance(rule["source-key"], list) and all(isinstance(c, str) and c for c in rule["source-key"]),
+            name,
+            "source-key",
+            'must be a list of column names, for example ["id"]',
+        )
+    for mapping_field in ("key-types", "column-types"):
+        value = rule.get(mapping_field, {})
+        _require(
+            isinstance(value, dict) and all(isinstance(v, str) for v in value.values()),
+            name,
+            mapping_field,
+            "must map names to type names",
+        )
+    for attribute, key_type in rule.get("key-types", {}).items():
+        _require(
+            key_type in _DYNAMODB_KEY_TYPES,
+            name,
+            f"key-types.{attribute}",
+            f"{key_type!r} is not a DynamoDB key type ({', '.join(_DYNAMODB_KEY_TYPES)})",
+        )
 
 
 def _check_typed(node: Any, rule: str, path: str) -> None:
@@ -848,13 +903,18 @@ def _entity(
     for attribute in attributes:
         if attribute.template and "hmac_sha256" in attribute.template.source and not settings.LIZZY_MAPPING_HMAC_KEY:
             raise MappingError(name, attribute.target, "hmac_sha256 needs LIZZY_MAPPING_HMAC_KEY, which is not set")
+    target = target_name(rule["target-table-name"])
+    problem = f"{target!r} is not a DynamoDB table name (3 to 255 of a-z, A-Z, 0-9, '_', '-', '.')" + (
+        ": add an object-mapping rule with a target-table-name for this table" if default else ""
+    )
+    _require(_TABLE_NAME.fullmatch(target) is not None, name, "target-table-name", problem)
     return EntityMapping(
         rule=name,
         schema=schema,
         table=table,
         query=query,
         action=rule["rule-action"],
-        target_table=target_name(rule["target-table-name"]),
+        target_table=target,
         partition_key=partition,
         sort_key=sort,
         exclude=exclude,

@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from lizzy.dynamodb.codec import DYNAMODB_CONTEXT
 from lizzy.errors import ApplicationError
 
 DYNAMODB_DIGITS = 38  # DynamoDB numbers: up to 38 significant digits
@@ -38,8 +39,10 @@ EXACT = decimal.Context(prec=DYNAMODB_DIGITS, traps=[decimal.Inexact, decimal.Ro
 
 ERR_DIGITS = "{path}: {value} has {digits} significant digits; DynamoDB numbers hold {limit} exactly"
 ERR_MAGNITUDE = "{path}: {value} is outside DynamoDB's number range (1E-130 to 9.99E+125)"
+ERR_ENCODABLE = "{path}: {value} cannot be encoded exactly for DynamoDB (38 digits, exponents -128 to 126)"
 ERR_NOT_FINITE = "{path}: NaN and Infinity cannot be stored in DynamoDB"
 ERR_UNSUPPORTED_VALUE = "{path}: a {type} value has no documented conversion"
+ERR_UNREADABLE = "column {column!r} ({declared}): {problem}"
 ERR_TYPE_REFUSED = "column {column!r} has type {type!r}, which has no documented conversion to DynamoDB"
 
 # family → DynamoDB type of the attribute
@@ -143,6 +146,29 @@ def interval_text(value: dt.timedelta) -> str:
     return f"{sign}P{value.days}DT{hours}H{minutes}M{fraction}S"
 
 
+class Unreadable:
+    """A source value its declared type cannot read (SQLite ``'abc'`` in a DECIMAL column, ``2`` in a BOOLEAN).
+
+    Source readers hand it over in place of the value, so the row, not the run, fails: every way the
+    mapping reads a value (copied, ``str()`` in a template, a typed leaf) refuses it with ``ValueRefused``,
+    and the row goes to the quarantine with its source key. ``raw`` is what the driver returned.
+    """
+
+    __slots__ = ("column", "declared", "problem", "raw")
+
+    def __init__(self, *, column: str, declared: str, raw: Any, problem: str) -> None:
+        self.column, self.declared, self.raw, self.problem = column, declared, raw, problem
+
+    def refusal(self) -> ValueRefused:
+        return ValueRefused(ERR_UNREADABLE.format(column=self.column, declared=self.declared, problem=self.problem))
+
+    def __str__(self) -> str:
+        raise self.refusal()
+
+    def __repr__(self) -> str:
+        return f"Unreadable({self.column!r}, {self.raw!r})"
+
+
 def significant_digits(value: Decimal) -> int:
     digits = "".join(map(str, value.as_tuple().digits)).strip("0")
     return len(digits) or 1
@@ -151,12 +177,16 @@ def significant_digits(value: Decimal) -> int:
 def exact_number(value: Decimal | int, path: str) -> Decimal | int:
     """The number unchanged when DynamoDB holds it exactly; ValueRefused otherwise (never rounded)."""
     if isinstance(value, int):
-        if abs(value) >= 10**DYNAMODB_DIGITS and significant_digits(Decimal(value)) > DYNAMODB_DIGITS:
-            raise ValueRefused(
-                ERR_DIGITS.format(
-                    path=path, value=value, digits=significant_digits(Decimal(value)), limit=DYNAMODB_DIGITS
+        if abs(value) >= 10**DYNAMODB_DIGITS:
+            if significant_digits(Decimal(value)) > DYNAMODB_DIGITS:
+                raise ValueRefused(
+                    ERR_DIGITS.format(
+                        path=path, value=value, digits=significant_digits(Decimal(value)), limit=DYNAMODB_DIGITS
+                    )
                 )
-            )
+            if abs(value) >= 10 ** (DYNAMODB_MAX_EXPONENT + 1):  # 1E+130 from a JSON document is an int here
+                raise ValueRefused(ERR_MAGNITUDE.format(path=path, value=f"{Decimal(value):.3E}"))
+            _encodable(value, path)  # 10**40: 41 digits written, which the codec's 38-digit context refuses
         return value
     if not value.is_finite():
         raise ValueRefused(ERR_NOT_FINITE.format(path=path))
@@ -169,7 +199,18 @@ def exact_number(value: Decimal | int, path: str) -> Decimal | int:
     adjusted = value.adjusted()
     if adjusted > DYNAMODB_MAX_EXPONENT or adjusted < DYNAMODB_MIN_EXPONENT:
         raise ValueRefused(ERR_MAGNITUDE.format(path=path, value=value))
+    if adjusted < DYNAMODB_MIN_EXPONENT + DYNAMODB_DIGITS:  # near 1E-130: what the writer's codec can encode
+        _encodable(value, path)
     return value
+
+
+def _encodable(value: Decimal | int, path: str) -> None:
+    """The writer encodes numbers in boto3's DynamoDB context (38 digits, Emin -128): agree with it here, so a
+    value it would refuse is a row error at transform time, not a failed write."""
+    try:
+        DYNAMODB_CONTEXT.create_decimal(value)
+    except ArithmeticError as exc:
+        raise ValueRefused(ERR_ENCODABLE.format(path=path, value=value)) from exc
 
 
 def storable(value: Any, path: str) -> Any:
@@ -209,4 +250,6 @@ def storable(value: Any, path: str) -> Any:
         return [storable(item, f"{path}[{index}]") for index, item in enumerate(value)]
     if isinstance(value, (set, frozenset)):  # MySQL SET columns come back as sets of strings
         return ",".join(sorted(str(member) for member in value))
+    if isinstance(value, Unreadable):
+        raise value.refusal()
     raise ValueRefused(ERR_UNSUPPORTED_VALUE.format(path=path, type=kind.__name__))

@@ -16,6 +16,14 @@ checkpoint stops the run with an error instead of reading the same rows forever.
 DMS source filters (``filters`` of a selection rule) are pushed into every query of the relation: pages,
 counts and segment boundaries all see the same rows, and validation reads through the same relation.
 
+A source URL and a ``source-query`` are configuration (a superuser's, audited in the admin log), yet each
+engine still holds them to what a migration needs: a read-only connection (a read-only transaction on
+PostgreSQL and MySQL/MariaDB, a read-only file on SQLite and DuckDB, DuckDB without file, network or
+extension access), a connect timeout and a statement timeout (``LIZZY_SOURCE_CONNECT_TIMEOUT``,
+``LIZZY_SOURCE_STATEMENT_TIMEOUT``), and exactly one statement per query. A source error's text is
+scrubbed of secret values (``lizzy.scrub``) when it is raised, so the admin, task results, the run's
+``last_error`` and logs never see them.
+
 Subclasses (one module per engine, chosen by URL scheme in ``migration_app.sources``) say how to connect,
 list tables, find primary keys and declared types, and turn driver values into the values of
 ``migration_app.services.types``.
@@ -25,19 +33,28 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import math
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
+
 from lizzy.errors import ApplicationError
+from lizzy.scrub import secrets_scrub
+from migration_app.services.types import Unreadable
 
 RECONNECT_ATTEMPTS = 3  # per query: a source that keeps dropping us is reported, not retried forever
 ERR_SCHEME = (
     "Unsupported source URL scheme {scheme!r}: use postgres://, mysql://, sqlite:///FILE, duckdb:///FILE or redis://."
 )
 ERR_SOURCE = "Cannot read the source database: {problem}"
+ERR_ONE_STATEMENT = "a source query must be one SELECT statement (found {count} statements)"
+ERR_TIMEOUT = "the query ran longer than LIZZY_SOURCE_STATEMENT_TIMEOUT ({seconds:g} s) and was cancelled"
+CONNECT_TIMEOUT_SECONDS = 10.0  # defaults of LIZZY_SOURCE_CONNECT_TIMEOUT / LIZZY_SOURCE_STATEMENT_TIMEOUT
+STATEMENT_TIMEOUT_SECONDS = 600.0  # a COUNT(*) or a segment boundary on a large unindexed table takes minutes
 ERR_STUCK = (
     "The checkpoint of {relation} did not advance past {key}: the source returned the same key twice "
     "(a key that does not order the rows uniquely?). Stopped instead of reading the same rows again."
@@ -61,7 +78,22 @@ NEGATIVE_OPERATORS = frozenset({"noteq", "notbetween", "notnull"})
 
 
 class SourceError(ApplicationError):
+    """A source failed; the message is scrubbed of secrets here, once, whatever the driver quoted."""
+
     code = "source_error"
+
+    def __init__(self, message: str, *, details: Any = None) -> None:
+        super().__init__(secrets_scrub(message), details=details)
+
+
+def source_timeouts() -> tuple[float, float]:
+    """(connect, statement) timeouts in seconds, from settings (the defaults where Django is not set up)."""
+    if not settings.configured:
+        return CONNECT_TIMEOUT_SECONDS, STATEMENT_TIMEOUT_SECONDS
+    return (
+        float(getattr(settings, "LIZZY_SOURCE_CONNECT_TIMEOUT", CONNECT_TIMEOUT_SECONDS)),
+        float(getattr(settings, "LIZZY_SOURCE_STATEMENT_TIMEOUT", STATEMENT_TIMEOUT_SECONDS)),
+    )
 
 
 @dataclass(frozen=True)
@@ -103,8 +135,12 @@ def quote(name: str) -> str:
 
 
 def encode_key_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$float": repr(value)}  # JSON (and PostgreSQL's json type) has no NaN or Infinity
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if isinstance(value, Unreadable):  # shown in the quarantine as the driver returned it
+        return encode_key_value(value.raw)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return {"$bytes": base64.b64encode(bytes(value)).decode()}
     if isinstance(value, Decimal):
@@ -128,6 +164,8 @@ def decode_key_value(value: Any) -> Any:
         return base64.b64decode(text)
     if tag == "$decimal":
         return Decimal(text)
+    if tag == "$float":
+        return float(text)
     if tag == "$datetime":
         return dt.datetime.fromisoformat(text)
     if tag == "$date":
@@ -160,6 +198,7 @@ class SqlSource:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.connect_timeout, self.statement_timeout = source_timeouts()
         self._declared: dict[tuple[str, str | None, str | None], dict[str, str]] = {}
 
     # -- description ------------------------------------------------------------------------------

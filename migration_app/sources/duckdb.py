@@ -1,14 +1,47 @@
-"""DuckDB files (``duckdb:///FILE``), opened read-only."""
+"""DuckDB files (``duckdb:///FILE``), opened read-only, with no way out of the file.
+
+A DuckDB query can read any file or URL (``read_text('/proc/self/environ')``, ``read_csv``, an http URL,
+which also auto-installs the httpfs extension from the network). The connection is opened with external
+access off (no file, network, ``ATTACH``, ``COPY`` or replacement scans of Python variables), extension
+auto-install and auto-load off, and the configuration locked so a query cannot turn them back on. A query
+is one statement (counted by DuckDB's own parser); one that runs past ``LIZZY_SOURCE_STATEMENT_TIMEOUT`` is
+interrupted.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
+import threading
 from decimal import Decimal
 from typing import Any
 
 import duckdb
 
-from migration_app.sources.base import ERR_SOURCE, SourceError, SqlSource
+from migration_app.sources.base import (
+    ERR_ONE_STATEMENT,
+    ERR_SOURCE,
+    ERR_TIMEOUT,
+    ROWID,
+    Relation,
+    SourceError,
+    SqlSource,
+)
+
+# Read through SQL, not the driver: DuckDB hands TIMESTAMPTZ to Python only with pytz installed (and then in
+# the session's zone), and turns an INTERVAL of months into a timedelta of 30-day months.
+_UTC_CAST = re.compile(r"^(TIMESTAMP WITH TIME ZONE|TIMESTAMPTZ)$", re.IGNORECASE)
+_TEXT_CAST = re.compile(r"^INTERVAL$", re.IGNORECASE)
+
+CONFIG = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "python_enable_replacements": False,
+    "lock_configuration": True,  # last: after it, nothing above can be changed by SET
+}
 
 
 class DuckdbSource(SqlSource):
@@ -18,7 +51,7 @@ class DuckdbSource(SqlSource):
         super().__init__(url)
         path = url.split("duckdb:///", 1)[1]
         try:
-            self.connection = duckdb.connect(path, read_only=True)
+            self.connection = duckdb.connect(path, read_only=True, config=dict(CONFIG))
         except duckdb.Error as exc:
             raise SourceError(ERR_SOURCE.format(problem=f"{path}: {exc}")) from exc
 
@@ -41,6 +74,34 @@ class DuckdbSource(SqlSource):
         )
         return {row["column_name"]: row["data_type"] for row in rows}
 
+    def column_types(self, *, schema: str, table: str | None, query: str | None) -> dict[str, str]:
+        key = (schema, table, query)
+        if key not in self._declared and query:
+            cursor = self._execute(f"SELECT * FROM ({query}) AS src LIMIT 0", [])  # noqa: S608
+            self._declared[key] = {column[0]: str(column[1]) for column in cursor.description}
+            cursor.close()
+        return super().column_types(schema=schema, table=table, query=query)
+
+    def _select(self, relation: Relation) -> str:
+        source = self._relation_sql(relation.schema, relation.table, relation.query)
+        declared = self.column_types(schema=relation.schema, table=relation.table, query=relation.query)
+        parts = []
+        for name, type_name in declared.items():
+            column = self.quote(name)
+            if _UTC_CAST.match(type_name):
+                parts.append(f"timezone('UTC', {column}) AS {column}")
+            elif _TEXT_CAST.match(type_name):
+                parts.append(f"CAST({column} AS VARCHAR) AS {column}")
+            else:
+                parts.append(column)
+        columns = ", ".join(parts) or "*"
+        if relation.key == (ROWID,):
+            return f"SELECT rowid AS {ROWID}, {columns} FROM {source}"  # noqa: S608
+        return f"SELECT {columns} FROM {source}"  # noqa: S608
+
+    def _time_param(self, moment: dt.datetime) -> Any:
+        return moment.astimezone(dt.UTC).replace(tzinfo=None)  # timestamps are read as UTC (see _select)
+
     def _key_bound(self, relation, values, operator):
         # DuckDB 2.0 folds ``a >= x AND (a, b) > (...) AND ... <= (...)`` into a BETWEEN on row values and
         # then refuses the tuple type, so composite bounds are spelled out: (a > x) OR (a = x AND b > y) ...
@@ -57,18 +118,31 @@ class DuckdbSource(SqlSource):
         return "(" + " OR ".join(clauses) + ")", params
 
     def _convert(self, row: dict[str, Any], declared: dict[str, str]) -> dict[str, Any]:
-        return {
-            name: json.loads(value, parse_float=Decimal)
-            if isinstance(value, str) and declared.get(name, "").upper() == "JSON"
-            else value
-            for name, value in row.items()
-        }
+        out = {}
+        for name, value in row.items():
+            type_name = declared.get(name, "")
+            if isinstance(value, str) and type_name.upper() == "JSON":
+                value = json.loads(value, parse_float=Decimal)
+            elif isinstance(value, dt.datetime) and value.tzinfo is None and _UTC_CAST.match(type_name):
+                value = value.replace(tzinfo=dt.UTC)
+            out[name] = value
+        return out
 
     def _execute(self, sql: str, params: list[Any]) -> Any:
+        cursor = self.connection.cursor()
+        timer = threading.Timer(self.statement_timeout, cursor.interrupt)
         try:
-            return self.connection.cursor().execute(sql, params)
+            statements = cursor.extract_statements(sql)
+            if len(statements) != 1:
+                raise SourceError(ERR_SOURCE.format(problem=ERR_ONE_STATEMENT.format(count=len(statements))))
+            timer.start()
+            return cursor.execute(sql, params)  # DuckDB runs the whole query here; fetching reads its result
         except duckdb.Error as exc:
-            raise SourceError(ERR_SOURCE.format(problem=exc)) from exc
+            interrupted = isinstance(exc, duckdb.InterruptException)
+            problem = ERR_TIMEOUT.format(seconds=self.statement_timeout) if interrupted else exc
+            raise SourceError(ERR_SOURCE.format(problem=problem)) from exc
+        finally:
+            timer.cancel()
 
     def close(self) -> None:
         self.connection.close()

@@ -1,7 +1,10 @@
 """MySQL and MariaDB (``mysql://user:password@host:3306/database``) with PyMySQL.
 
 PyMySQL is pure Python (no client library to build or install on CI or a laptop), maintained, and speaks
-to both MySQL and MariaDB. The session is read-only, in UTC (``TIMESTAMP`` values come back as UTC;
+to both MySQL and MariaDB. The session is read-only (``SET SESSION TRANSACTION READ ONLY``; PyMySQL sends
+no multi-statement flag, so a query is one statement, and ``LOCAL INFILE`` is off), has a connect timeout, a
+statement timeout on the server (MariaDB's ``max_statement_time``, MySQL's ``max_execution_time``) and a
+read timeout in the client a little longer than it, and is in UTC (``TIMESTAMP`` values come back as UTC;
 ``DATETIME`` has no zone and is taken as UTC, as everywhere in the engine). Only the URL's database is
 visible: it is the DMS ``schema-name``.
 
@@ -21,10 +24,11 @@ from urllib.parse import unquote, urlparse
 
 import pymysql
 
-from migration_app.services.types import type_family
-from migration_app.sources.base import ERR_SOURCE, SourceError, SqlSource
+from migration_app.services.types import Unreadable, type_family
+from migration_app.sources.base import ERR_SOURCE, ERR_TIMEOUT, SourceError, SqlSource
 
-CONNECT_TIMEOUT_SECONDS = 10
+CLIENT_TIMEOUT_MARGIN_SECONDS = 5  # the client's read timeout, past the server's own statement timeout
+TIMEOUT_ERRORS = frozenset({1969, 3024})  # MariaDB max_statement_time, MySQL max_execution_time exceeded
 
 
 class MysqlSource(SqlSource):
@@ -46,11 +50,17 @@ class MysqlSource(SqlSource):
                 database=self.database,
                 charset="utf8mb4",
                 autocommit=True,
-                connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                connect_timeout=max(1, round(self.connect_timeout)),
+                read_timeout=self.statement_timeout + CLIENT_TIMEOUT_MARGIN_SECONDS,
+                local_infile=False,
                 init_command="SET time_zone = '+00:00'",
             )
             with self.connection.cursor() as cursor:
                 cursor.execute("SET SESSION TRANSACTION READ ONLY")
+                if "mariadb" in self.connection.get_server_info().lower():
+                    cursor.execute("SET SESSION max_statement_time = %s", [self.statement_timeout])
+                else:
+                    cursor.execute("SET SESSION max_execution_time = %s", [round(self.statement_timeout * 1000)])
         except pymysql.MySQLError as exc:
             raise SourceError(ERR_SOURCE.format(problem=type(exc).__name__)) from exc
 
@@ -118,7 +128,12 @@ class MysqlSource(SqlSource):
             if value is not None:
                 family = type_family(declared.get(name, ""))
                 if family == "boolean":
-                    value = bool(int.from_bytes(value, "big")) if isinstance(value, bytes) else bool(value)
+                    number = int.from_bytes(value, "big") if isinstance(value, bytes) else value
+                    if number in (0, 1):
+                        value = bool(number)
+                    else:  # TINYINT(1) holds -128..127: 5 is data, not "true"
+                        problem = f"{number} is not 0 or 1"
+                        value = Unreadable(column=name, declared=declared.get(name, ""), raw=number, problem=problem)
                 elif family == "json" and isinstance(value, (str, bytes)):
                     value = json.loads(value, parse_float=Decimal)
                 elif family == "timestamp" and isinstance(value, dt.datetime) and value.tzinfo is None:
@@ -145,6 +160,10 @@ class MysqlSource(SqlSource):
             cursor.execute(sql, params or None)
             return cursor
         except pymysql.MySQLError as exc:
+            if exc.args and exc.args[0] in TIMEOUT_ERRORS:
+                raise SourceError(
+                    ERR_SOURCE.format(problem=ERR_TIMEOUT.format(seconds=self.statement_timeout))
+                ) from exc
             raise SourceError(ERR_SOURCE.format(problem=exc.args[-1] if exc.args else type(exc).__name__)) from exc
 
     def close(self) -> None:

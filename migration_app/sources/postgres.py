@@ -4,6 +4,12 @@ Declared types come from ``pg_catalog`` (``format_type``: ``numeric(38,0)``, ``i
 domains resolved to what they are), for tables and for the columns of a ``source-query`` alike. Types whose
 driver value is not exact are cast in the query: ``interval`` and ranges to their text, ``money`` to
 numeric, network types to text. JSON numbers are read as Decimals (never floats).
+
+The connection is read-only twice over: ``default_transaction_read_only`` for the session and psycopg's
+``read_only`` (every transaction opens with ``BEGIN READ ONLY``, so a query that turns the session default
+off with ``set_config`` still cannot write). ``connect_timeout`` and ``statement_timeout`` come from settings.
+Every query goes through the extended protocol (a server-side cursor, or ``prepare=True``), which refuses
+more than one statement: ``SELECT 1; CREATE TABLE x()`` is an error, not a table.
 """
 
 from __future__ import annotations
@@ -11,14 +17,25 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import re
 from decimal import Decimal
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.json import set_json_loads
 
-from migration_app.sources.base import ERR_SOURCE, RECONNECT_ATTEMPTS, ROWID, Relation, SourceError, SqlSource
+from migration_app.services.types import Unreadable
+from migration_app.sources.base import (
+    ERR_SOURCE,
+    ERR_TIMEOUT,
+    RECONNECT_ATTEMPTS,
+    ROWID,
+    Relation,
+    SourceError,
+    SqlSource,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +58,15 @@ def _loads(data: bytes | str) -> Any:
     return json.loads(data, parse_float=Decimal)
 
 
+# Python's datetime holds years 1 to 9999; PostgreSQL also has 'infinity', BC and years past 9999, which the
+# driver refuses with an error that would stop the whole source. Such a value of a non-key column is read as
+# NULL plus its text in a companion column, and handed over as Unreadable: that row is refused, not the run.
+# (Done in SQL: psycopg's C date/time loaders cannot be subclassed, and Python ones are five times slower.)
+_TIME_BOUNDED = re.compile(r"^(timestamp|date)\b(?!.*\[\])", re.IGNORECASE)
+_IN_RANGE = "{c} >= '0001-01-01' AND {c} < '10000-01-01'"
+UNREADABLE_PREFIX = "__unreadable_"
+
+
 class PostgresSource(SqlSource):
     placeholder = "%s"
     rowid_expression = "ctid"
@@ -53,11 +79,33 @@ class PostgresSource(SqlSource):
 
     def _connect(self) -> Any:
         try:
-            connection = psycopg.connect(self.url, autocommit=False)
+            params = conninfo_to_dict(self.url)
+            params.setdefault("connect_timeout", max(1, math.ceil(self.connect_timeout)))
+            session = (
+                "-c default_transaction_read_only=on "
+                f"-c statement_timeout={max(1, round(self.statement_timeout * 1000))}"
+            )
+            params["options"] = f"{params.get('options', '')} {session}".strip()
+            connection = psycopg.connect(autocommit=False, **params)
+            connection.read_only = True  # BEGIN READ ONLY, whatever the session default says
         except psycopg.Error as exc:
             raise SourceError(ERR_SOURCE.format(problem=type(exc).__name__)) from exc
         set_json_loads(_loads, connection)
         return connection
+
+    def _convert(self, row: dict[str, Any], declared: dict[str, str]) -> dict[str, Any]:
+        for name in [name for name in row if name.startswith(UNREADABLE_PREFIX)]:
+            text = row.pop(name)
+            if text is not None:
+                column = name.removeprefix(UNREADABLE_PREFIX)
+                problem = f"{text!r} has no DynamoDB form (years 1 to 9999 only)"
+                row[column] = Unreadable(column=column, declared=declared.get(column, ""), raw=text, problem=problem)
+        return row
+
+    def _problem(self, exc: psycopg.Error) -> str:
+        if isinstance(exc, psycopg.errors.QueryCanceled):
+            return ERR_TIMEOUT.format(seconds=self.statement_timeout)
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
     def tables(self) -> list[tuple[str, str]]:
         rows = self._fetch(
@@ -113,6 +161,11 @@ class PostgresSource(SqlSource):
                 parts.append(f"{text} AS {column}")
             elif _NUMERIC_CAST.search(type_name):
                 parts.append(f"{column}::{'numeric[]' if array else 'numeric'} AS {column}")
+            elif _TIME_BOUNDED.search(type_name) and name not in relation.key:
+                in_range = _IN_RANGE.format(c=column)
+                parts.append(f"CASE WHEN {in_range} THEN {column} END AS {column}")
+                companion = self.quote(UNREADABLE_PREFIX + name)
+                parts.append(f"CASE WHEN NOT ({in_range}) THEN {column}::text END AS {companion}")
             else:
                 parts.append(column)
         return ", ".join(parts)
@@ -153,21 +206,21 @@ class PostgresSource(SqlSource):
                     self._reconnect(exc)
                     continue
                 self._rollback()
-                raise SourceError(ERR_SOURCE.format(problem=str(exc).strip().splitlines()[0])) from exc
+                raise SourceError(ERR_SOURCE.format(problem=self._problem(exc))) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _execute(self, sql: str, params: list[Any]) -> Any:
         for attempt in range(RECONNECT_ATTEMPTS + 1):
             try:
                 cursor = self.connection.cursor()
-                cursor.execute(sql, params)
+                cursor.execute(sql, params, prepare=True)  # the extended protocol: one statement only
                 return cursor
             except psycopg.Error as exc:
                 if self._lost(exc) and attempt < RECONNECT_ATTEMPTS:
                     self._reconnect(exc)
                     continue
                 self._rollback()
-                raise SourceError(ERR_SOURCE.format(problem=str(exc).strip().splitlines()[0])) from exc
+                raise SourceError(ERR_SOURCE.format(problem=self._problem(exc))) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     # A dropped connection (failover, pg_terminate_backend, an idle timeout) is not a broken source: every

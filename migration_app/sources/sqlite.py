@@ -1,5 +1,11 @@
 """SQLite files (``sqlite:///FILE``), opened read-only.
 
+Read-only three times over (``mode=ro``, ``PRAGMA query_only``, and an authorizer that allows reading
+and nothing else: ``mode=ro`` alone still lets ``ATTACH`` create a file); Python's driver runs one statement
+per ``execute`` and never loads extensions (``readfile()`` and friends are the CLI's, not the library's); a
+statement that runs past ``LIZZY_SOURCE_STATEMENT_TIMEOUT`` is interrupted by a progress handler; a file
+another process holds locked is waited for ``LIZZY_SOURCE_CONNECT_TIMEOUT`` seconds.
+
 SQLite knows five storage classes, so declared column types (BOOLEAN, JSON, TIMESTAMP, DECIMAL...) say how
 to read values; a column without a declared type keeps the value's own type.
 """
@@ -10,27 +16,63 @@ import datetime as dt
 import json
 import re
 import sqlite3
+import time
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlparse
 
-from migration_app.sources.base import ERR_SOURCE, SourceError, SqlSource
+from migration_app.services.types import Unreadable
+from migration_app.sources.base import ERR_SOURCE, ERR_TIMEOUT, SourceError, SqlSource
+
+_BOOLEAN_TEXT = {"true": True, "t": True, "1": True, "false": False, "f": False, "0": False}
+PROGRESS_STEPS = 10_000  # SQLite VM instructions between two looks at the clock (microseconds apart)
+ALLOWED_ACTIONS = frozenset(
+    {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
+)
+DESCRIBING_PRAGMAS = frozenset({"table_info", "table_xinfo"})  # what describing a table needs
 
 
-def read_declared(value: Any, declared: str) -> Any:
-    """JSON columns come back as text; SQLite also flattens booleans, times and decimals."""
+def _authorize(action: int, first: str | None, second: str | None, _database: str | None, _trigger: str | None) -> int:
+    """Reading only: no ATTACH, no writes, no PRAGMA that sets anything (``query_only = 0`` included)."""
+    if action in ALLOWED_ACTIONS:
+        return sqlite3.SQLITE_OK
+    pragma = (first or "").lower()
+    if action == sqlite3.SQLITE_PRAGMA and (
+        pragma in DESCRIBING_PRAGMAS or (pragma == "query_only" and second is None)
+    ):
+        return sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY
+
+
+def read_declared(value: Any, declared: str, column: str = "") -> Any:
+    """JSON columns come back as text; SQLite also flattens booleans, times and decimals.
+
+    SQLite stores whatever it is given, so a value the declared type cannot read (``'abc'`` in a DECIMAL
+    column, ``2`` in a BOOLEAN one) comes back as :class:`Unreadable`: that row is refused, not the run.
+    """
     if value is None:
         return None
     upper = declared.upper()
-    if "JSON" in upper and isinstance(value, str):
-        return json.loads(value, parse_float=Decimal)
-    if "BOOL" in upper and isinstance(value, int):
-        return bool(value)
-    if ("TIMESTAMP" in upper or "DATETIME" in upper) and isinstance(value, str):
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-    if re.search(r"DECIMAL|NUMERIC", upper) and isinstance(value, (str, float)):
-        return Decimal(value) if isinstance(value, str) else Decimal(repr(value))
+    try:
+        if "JSON" in upper and isinstance(value, str):
+            return json.loads(value, parse_float=Decimal)
+        if "BOOL" in upper and isinstance(value, int):
+            if value not in (0, 1):
+                return Unreadable(column=column, declared=declared, raw=value, problem=f"{value} is not 0 or 1")
+            return bool(value)
+        if "BOOL" in upper and not isinstance(value, bool):
+            text = str(value).strip().lower()
+            if text in _BOOLEAN_TEXT:
+                return _BOOLEAN_TEXT[text]
+            return Unreadable(column=column, declared=declared, raw=value, problem=f"{value!r} is not a boolean")
+        if ("TIMESTAMP" in upper or "DATETIME" in upper) and isinstance(value, str):
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+        if re.search(r"DECIMAL|NUMERIC", upper) and isinstance(value, (str, float)):
+            return Decimal(value) if isinstance(value, str) else Decimal(repr(value))
+    except (ValueError, ArithmeticError):  # JSONDecodeError is a ValueError, InvalidOperation an ArithmeticError
+        problem = f"{str(value)[:60]!r} is not a {declared} value"
+        return Unreadable(column=column, declared=declared, raw=value, problem=problem)
     return value
 
 
@@ -41,8 +83,14 @@ class SqliteSource(SqlSource):
     def __init__(self, url: str) -> None:
         super().__init__(url)
         path = url.split("sqlite:///", 1)[1] if url.startswith("sqlite:///") else urlparse(url).path
+        self._deadline = 0.0
         try:
-            self.connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            self.connection = sqlite3.connect(
+                f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=self.connect_timeout
+            )
+            self.connection.execute("PRAGMA query_only = ON")
+            self.connection.set_authorizer(_authorize)
+            self.connection.set_progress_handler(self._past_deadline, PROGRESS_STEPS)
             # LIKE-free, case-sensitive names: PRAGMA case_sensitive_like does not matter, names are compared in Python.
         except sqlite3.Error as exc:
             raise SourceError(ERR_SOURCE.format(problem=f"{path}: {exc}")) from exc
@@ -63,13 +111,32 @@ class SqliteSource(SqlSource):
         return moment.astimezone(dt.UTC).isoformat()
 
     def _convert(self, row: dict[str, Any], declared: dict[str, str]) -> dict[str, Any]:
-        return {name: read_declared(value, declared.get(name, "")) for name, value in row.items()}
+        return {name: read_declared(value, declared.get(name, ""), name) for name, value in row.items()}
+
+    def _past_deadline(self) -> int:
+        return 1 if time.monotonic() > self._deadline else 0  # non-zero: SQLite interrupts the statement
+
+    def _error(self, exc: sqlite3.Error) -> SourceError:
+        if isinstance(exc, sqlite3.OperationalError) and str(exc) == "interrupted":
+            return SourceError(ERR_SOURCE.format(problem=ERR_TIMEOUT.format(seconds=self.statement_timeout)))
+        return SourceError(ERR_SOURCE.format(problem=exc))
 
     def _execute(self, sql: str, params: list[Any]) -> Any:
+        self._deadline = time.monotonic() + self.statement_timeout
         try:
             return self.connection.execute(sql, [str(p) if isinstance(p, Decimal) else p for p in params])
         except sqlite3.Error as exc:
-            raise SourceError(ERR_SOURCE.format(problem=exc)) from exc
+            raise self._error(exc) from exc
+
+    def _fetch(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+        cursor = self._execute(sql, params)
+        try:  # SQLite runs a statement as its rows are fetched: the deadline holds for the fetch too
+            names = [column[0] for column in cursor.description]
+            return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        finally:
+            cursor.close()
 
     def close(self) -> None:
         self.connection.close()
