@@ -8,6 +8,7 @@ go to the ``migrations`` queue (``CELERY_TASK_ROUTES``) so backfill workers scal
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
 from django.core.cache import cache
@@ -25,8 +26,19 @@ LOCK_SECONDS = 3600
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def backfill_segment_task(segment_id: int) -> int:
-    segment = run_services.segment_backfill(segment_id=segment_id)
-    return segment.pk
+    """One work unit; a failure ends its run ``failed`` before the exception reaches Celery."""
+    return run_services.segment_run(segment_id=segment_id).pk
+
+
+@shared_task
+def run_failed_task(request: Any, exc: BaseException | None = None, traceback: Any = None, *, run_id: int) -> str:
+    """Error callback (``link_error``) of every unit task: whatever failed a task fails its run.
+
+    ``segment_run`` already does this for failures inside the unit; this also catches what happens around
+    it (a task that could not even start, a time limit).
+    """
+    problem = f"{type(exc).__name__}: {exc}" if exc is not None else "a unit task failed"
+    return run_services.run_fail(run_id=run_id, error=f"unit task {getattr(request, 'id', request)}: {problem}").status
 
 
 @shared_task(acks_late=True)

@@ -176,6 +176,10 @@ DYNAMODB_CONNECT_TIMEOUT = env.float("LIZZY_DYNAMODB_CONNECT_TIMEOUT", default=2
 DYNAMODB_READ_TIMEOUT = env.float("LIZZY_DYNAMODB_READ_TIMEOUT", default=5.0)
 DYNAMODB_MAX_ATTEMPTS = env.int("LIZZY_DYNAMODB_MAX_ATTEMPTS", default=3)
 DYNAMODB_MAX_POOL_CONNECTIONS = env.int("LIZZY_DYNAMODB_MAX_POOL_CONNECTIONS", default=32)
+# Whole-table reads (validation, backups) have their own client: a Scan page of 1 MB takes far longer than
+# one GetItem (moto: over 5 s for a page of a 75,000-item table), and retrying it costs a page, not a user.
+DYNAMODB_SCAN_READ_TIMEOUT = env.float("LIZZY_DYNAMODB_SCAN_READ_TIMEOUT", default=120.0)
+DYNAMODB_SCAN_MAX_ATTEMPTS = env.int("LIZZY_DYNAMODB_SCAN_MAX_ATTEMPTS", default=5)
 
 LIZZY_ENV = env("LIZZY_ENV", default="")
 LIZZY_SESSION_TTL_SECONDS = env.int("LIZZY_SESSION_TTL_SECONDS", default=900)

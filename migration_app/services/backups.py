@@ -29,6 +29,7 @@ from lizzy.dynamodb import (
 from lizzy.errors import ApplicationError, NotFound
 from migration_app.models import Backup, MigrationPlan
 from migration_app.services.canonical import SetChecksum, canonical_text, item_from_json, key_text
+from migration_app.services.scans import ERR_BACKUP_UNREADABLE, SCAN_ERRORS, SCAN_PROFILE, scan_unreadable
 
 ERR_TABLE_MISSING = "Table {table} does not exist; there is nothing to back up."
 ERR_BACKUP_FILE = "Backup #{id}: the export {path} is missing or unreadable."
@@ -70,11 +71,15 @@ def backup_table(*, table: str, plan: MigrationPlan | None = None, reason: str =
     path = directory / f"{stamp:%Y%m%dT%H%M%S%f}.jsonl"
     arn = dynamodb_create_backup(table=table, name=f"{safe}-{stamp:%Y%m%d%H%M%S}"[:255]) or ""
     checksum = SetChecksum()
-    with path.open("w", encoding="utf-8") as export:
-        for item in dynamodb_scan_segment(table=table, consistent=True):
-            line = canonical_text(item)
-            export.write(line + "\n")
-            checksum.add_text(line)
+    try:
+        with path.open("w", encoding="utf-8") as export:
+            for item in dynamodb_scan_segment(table=table, consistent=True, profile=SCAN_PROFILE):
+                line = canonical_text(item)
+                export.write(line + "\n")
+                checksum.add_text(line)
+    except SCAN_ERRORS as exc:
+        path.unlink(missing_ok=True)  # a partial export must never look like a backup
+        raise scan_unreadable(exc, table=table, template=ERR_BACKUP_UNREADABLE) from exc
     return Backup.objects.create(
         plan=plan,
         table=table,
@@ -113,7 +118,7 @@ def backup_verify(*, backup: Backup) -> None:
 
 def table_checksum(*, table: str) -> SetChecksum:
     checksum = SetChecksum()
-    for item in dynamodb_scan_segment(table=table, consistent=True):
+    for item in dynamodb_scan_segment(table=table, consistent=True, profile=SCAN_PROFILE):
         checksum.add(item)
     return checksum
 
@@ -141,7 +146,7 @@ def backup_restore(*, backup: Backup, target_table: str | None = None) -> dict[s
         wanted = {key_text(item, key_names) for item in _export_items(backup)}
         stale = (
             {name: item[name] for name in key_names}
-            for item in dynamodb_scan_segment(table=table, consistent=True)
+            for item in dynamodb_scan_segment(table=table, consistent=True, profile=SCAN_PROFILE)
             if key_text(item, key_names) not in wanted
         )
         # Collect first: deleting while scanning the same table could skip pages.

@@ -15,16 +15,22 @@ from migration_app.models import MigrationPlan, MigrationRun, Phase, RunKind, Ru
 from migration_app.services.phases import plan_advance
 from migration_app.services.plans import plan_context, plan_setup_tables
 from migration_app.services.runs import catch_up_since, run_create
-from migration_app.tasks import backfill_segment_task, run_finish_task
+from migration_app.tasks import backfill_segment_task, run_failed_task, run_finish_task
 
 ERR_NOT_PAUSED = "Run #{run} is {status}; only a paused run can be resumed."
 ERR_START_PHASE = "Plan {plan} is in {phase}; a backfill starts in setup or backfill, a catch-up in parallel."
 
 
 def run_dispatch(*, run: MigrationRun) -> None:
-    """One Celery task per unfinished segment (a group), then the run is closed (a chord callback)."""
+    """One Celery task per unfinished segment (a group), then the run is closed (a chord callback).
+
+    A failing unit ends the run ``failed`` itself (``runs.segment_run``); ``link_error`` on each unit and on
+    the callback covers what fails around a unit, so a run never stays ``running`` after a task failed.
+    """
     pending = list(run.segments.filter(done=False).values_list("pk", flat=True))
-    chord(backfill_segment_task.s(segment_id) for segment_id in pending)(run_finish_task.s(run.pk))
+    on_error = run_failed_task.s(run_id=run.pk)
+    header = [backfill_segment_task.s(segment_id).on_error(on_error) for segment_id in pending]
+    chord(header)(run_finish_task.s(run.pk).on_error(on_error))
 
 
 def run_resume(*, run: MigrationRun) -> MigrationRun:

@@ -41,11 +41,13 @@ ERR_NO_RUN = "Plan {plan} has no run to {verb}."
 ERR_ROW = "plan {plan}, table {table}, rule {rule}, source key {key}: {reason}"
 ERR_TOO_MANY_BAD_ROWS = (
     "{count} row(s) quarantined, more than the {limit} this run allows (--max-bad-rows / the plan's max_bad_rows); "
-    "the row that went over: {row}"
+    "the row that went over (unit {unit}): {row}"
 )
 ERR_SEGMENT_FAILED = (
-    "plan {plan}, table {table}, rule {rule}, after source key {key} ({written} item(s) written): {problem}"
+    "plan {plan}, table {table}, rule {rule}, unit {unit}, after source key {key} ({written} item(s) written): "
+    "{problem}"
 )
+ERR_UNEXPECTED = "unexpected {type}: {problem}"
 UNFINISHED = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.PAUSED)
 
 
@@ -130,15 +132,20 @@ def _segment_guarded(segment, run, context, on_rows, ledger) -> Segment:
         return _segment_loop(segment, run, context, on_rows, ledger)
     except RunFailed:
         raise
-    except ApplicationError as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever stopped a unit, the run says where, never a bare traceback
         segment.refresh_from_db()
         written = MigrationRun.objects.values_list("items_written", flat=True).get(pk=run.pk)
-        problem = exc.message.split(" Nothing was written")[0]  # something may have been, by earlier pages
+        if isinstance(exc, ApplicationError):
+            problem = exc.message.split(" Nothing was written")[0]  # something may have been, by earlier pages
+        else:
+            logger.exception("run %s, unit %s failed", run.pk, segment)
+            problem = ERR_UNEXPECTED.format(type=type(exc).__name__, problem=exc)
         raise RunFailed(
             ERR_SEGMENT_FAILED.format(
                 plan=run.plan.name,
                 table=entity.target_table,
                 rule=entity.rule,
+                unit=f"{segment.entity}[{segment.index}]",
                 key=segment.last_key if segment.last_key is not None else "(start)",
                 written=written,
                 problem=problem,
@@ -191,7 +198,7 @@ def _segment_loop(segment: Segment, run: MigrationRun, context: PlanContext, on_
             if outcome.bad:
                 _quarantine(run, entity, outcome.bad)
         if outcome.bad:
-            _fail_past_limit(run, entity, outcome.bad)
+            _fail_past_limit(run, entity, outcome.bad, unit=f"{segment.entity}[{segment.index}]")
         if on_rows:
             on_rows(len(rows))
         if remaining is not None:
@@ -230,29 +237,51 @@ def _quarantine(run: MigrationRun, entity: EntityMapping, bad: list[BadRow]) -> 
         logger.warning("run %s: %s", run.pk, row_error_text(plan=run.plan, entity=entity, bad=row))
 
 
-def _fail_past_limit(run: MigrationRun, entity: EntityMapping, bad: list[BadRow]) -> None:
+def _fail_past_limit(run: MigrationRun, entity: EntityMapping, bad: list[BadRow], *, unit: str) -> None:
     count = MigrationRun.objects.values_list("rows_quarantined", flat=True).get(pk=run.pk)
     if count > run.max_bad_rows:
         # Name the row that went over the limit (with the default 0: the first bad row).
         crossing = bad[min(max(run.max_bad_rows - (count - len(bad)), 0), len(bad) - 1)]
         raise RunFailed(
             ERR_TOO_MANY_BAD_ROWS.format(
-                count=count, limit=run.max_bad_rows, row=row_error_text(plan=run.plan, entity=entity, bad=crossing)
+                count=count,
+                limit=run.max_bad_rows,
+                unit=unit,
+                row=row_error_text(plan=run.plan, entity=entity, bad=crossing),
             )
         )
 
 
+def run_fail(*, run_id: int, error: str) -> MigrationRun:
+    """The run is ``failed`` with ``error``, at once; the first error wins (other units stop at their next page)."""
+    MigrationRun.objects.filter(pk=run_id, status__in=UNFINISHED).update(
+        status=RunStatus.FAILED, last_error=error[:4000], finished_at=timezone.now()
+    )
+    logger.error("run %s failed: %s", run_id, error)
+    return MigrationRun.objects.get(pk=run_id)
+
+
 def run_finish(*, run_id: int, error: str = "") -> MigrationRun:
-    run = MigrationRun.objects.get(pk=run_id)
+    """Close a run: failed with ``error``, succeeded when every unit is done, else left as it is."""
     if error:
-        run.status, run.last_error = RunStatus.FAILED, error[:4000]
-    elif run.segments.filter(done=False).exists():
+        return run_fail(run_id=run_id, error=error)
+    run = MigrationRun.objects.get(pk=run_id)
+    if run.segments.filter(done=False).exists():
         return run
-    else:
-        run.status = RunStatus.SUCCEEDED
-    run.finished_at = timezone.now()
-    run.save(update_fields=["status", "last_error", "finished_at"])
+    MigrationRun.objects.filter(pk=run_id, status__in=[RunStatus.PENDING, RunStatus.RUNNING]).update(
+        status=RunStatus.SUCCEEDED, finished_at=timezone.now()
+    )
+    run.refresh_from_db()
     return run
+
+
+def segment_run(*, segment_id: int) -> Segment:
+    """One unit as a Celery task runs it: any failure ends the run ``failed`` at once, then propagates."""
+    try:
+        return segment_backfill(segment_id=segment_id)
+    except RunFailed as exc:
+        run_fail(run_id=Segment.objects.values_list("run_id", flat=True).get(pk=segment_id), error=exc.message)
+        raise
 
 
 def run_execute(

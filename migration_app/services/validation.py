@@ -36,6 +36,7 @@ from migration_app.models import MigrationPlan, ValidationMode, ValidationReport
 from migration_app.services.canonical import canonical_text, item_hash, item_to_json, key_text
 from migration_app.services.mapping import EntityMapping, RowError
 from migration_app.services.plans import PlanContext, plan_context
+from migration_app.services.scans import ERR_VALIDATION_UNREADABLE, SCAN_ERRORS, SCAN_PROFILE, scan_unreadable
 from migration_app.services.types import type_family
 
 SAMPLE_SIZE = 10
@@ -223,7 +224,10 @@ def _validate(context: PlanContext, *, mode: str, sample_size: int, total_segmen
                 target.update(kept)
                 owned.update(counted)
 
-        dynamodb_parallel_scan(table=table, total_segments=total_segments, consume=consume)
+        try:
+            dynamodb_parallel_scan(table=table, total_segments=total_segments, consume=consume, profile=SCAN_PROFILE)
+        except SCAN_ERRORS as exc:
+            raise scan_unreadable(exc, table=table, template=ERR_VALIDATION_UNREADABLE) from exc
     report.found = len(target)
     expired_expected: Counter[str] = Counter()
     for entity in context.entities:
