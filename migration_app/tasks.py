@@ -12,8 +12,9 @@ from typing import Any
 
 from celery import shared_task
 from django.core.cache import cache
+from django.utils import timezone
 
-from migration_app.models import MigrationPlan, Phase, RunKind
+from migration_app.models import MigrationPlan, Phase, RunKind, Segment
 from migration_app.services import runs as run_services
 from migration_app.services.plans import plan_context
 from migration_app.services.validation import plan_validate
@@ -24,10 +25,30 @@ LOCK_KEY = "migration:lock:{plan}:{job}"  # two beat processes must not schedule
 LOCK_SECONDS = 3600
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def backfill_segment_task(segment_id: int) -> int:
-    """One work unit; a failure ends its run ``failed`` before the exception reaches Celery."""
-    return run_services.segment_run(segment_id=segment_id).pk
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def backfill_segment_task(self, segment_id: int) -> int:
+    """One work unit under a lease; a failure ends its run ``failed`` before the exception reaches Celery.
+
+    A unit another runner holds (a redelivered message, a second invocation) is not worked on: the task
+    looks again once that lease would expire, and then finds the unit done, or takes over a dead runner's.
+    Units this one cuts off are queued as tasks of their own.
+    """
+    try:
+        return run_services.segment_run(segment_id=segment_id, on_unit=_queue_unit).pk
+    except run_services.UnitLeased as exc:
+        if exc.details["done"] or self.request.is_eager:
+            return segment_id
+        expires = exc.details["expires_at"]
+        countdown = max((expires - timezone.now()).total_seconds(), 0) + 1 if expires else 1
+        raise self.retry(countdown=countdown) from exc
+
+
+def _queue_unit(segment_id: int) -> None:
+    backfill_segment_task.apply_async((segment_id,), link_error=run_failed_task.s(run_id=_run_of(segment_id)))
+
+
+def _run_of(segment_id: int) -> int:
+    return Segment.objects.values_list("run_id", flat=True).get(pk=segment_id)
 
 
 @shared_task

@@ -355,6 +355,12 @@ LIZZY_MIGRATION_CHUNK_SIZE = env.int("LIZZY_MIGRATION_CHUNK_SIZE", default=500)
 LIZZY_MIGRATION_WRITE_CONCURRENCY = env.int("LIZZY_MIGRATION_WRITE_CONCURRENCY", default=4)
 LIZZY_MIGRATION_CLEANUP_WAIT_SECONDS = env.int("LIZZY_MIGRATION_CLEANUP_WAIT_SECONDS", default=7 * 24 * 3600)
 LIZZY_MIGRATION_QUEUE = env("LIZZY_MIGRATION_QUEUE", default="migrations")
+# Work units: rows per unit (about a minute of writing at ~2,000 items/s), the lease a runner holds on one
+# (renewed at every page; a killed worker's unit is taken over once it expires), transient-error retries.
+LIZZY_MIGRATION_UNIT_ROWS = env.int("LIZZY_MIGRATION_UNIT_ROWS", default=100_000)
+LIZZY_MIGRATION_LEASE_SECONDS = env.float("LIZZY_MIGRATION_LEASE_SECONDS", default=300.0)
+LIZZY_MIGRATION_UNIT_RETRIES = env.int("LIZZY_MIGRATION_UNIT_RETRIES", default=5)
+LIZZY_MIGRATION_RETRY_BACKOFF_SECONDS = env.float("LIZZY_MIGRATION_RETRY_BACKOFF_SECONDS", default=1.0)
 CELERY_TASK_ROUTES = {"migration_app.tasks.*": {"queue": LIZZY_MIGRATION_QUEUE}}
 CELERY_BEAT_SCHEDULE |= {
     "migration-catch-ups": {

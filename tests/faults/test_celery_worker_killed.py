@@ -47,6 +47,7 @@ def broker(tmp_path_factory):
         "DATABASE_URL": f"sqlite:///{control}",
         "CELERY_BROKER_URL": server.url,
         "LIZZY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
+        "LIZZY_MIGRATION_LEASE_SECONDS": "3",  # the killed worker's unit lease, taken over after it expires
         "LIZZY_BROKER_RESTORE_INTERVAL": "1",
         "LIZZY_LOG_LEVEL": "WARNING",
     }
