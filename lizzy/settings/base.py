@@ -357,6 +357,10 @@ LIZZY_MIGRATION_CLEANUP_WAIT_SECONDS = env.int("LIZZY_MIGRATION_CLEANUP_WAIT_SEC
 LIZZY_MIGRATION_QUEUE = env("LIZZY_MIGRATION_QUEUE", default="migrations")
 # Work units: rows per unit (about a minute of writing at ~2,000 items/s), the lease a runner holds on one
 # (renewed at every page; a killed worker's unit is taken over once it expires), transient-error retries.
+# Validation's memory: digests per bucket of the item-key hash, then details of differing buckets in rounds of
+# at most this many target items (about 100 bytes each).
+LIZZY_VALIDATION_BUCKETS = env.int("LIZZY_VALIDATION_BUCKETS", default=4096)
+LIZZY_VALIDATION_MAX_KEYS = env.int("LIZZY_VALIDATION_MAX_KEYS", default=200_000)
 LIZZY_MIGRATION_UNIT_ROWS = env.int("LIZZY_MIGRATION_UNIT_ROWS", default=100_000)
 LIZZY_MIGRATION_LEASE_SECONDS = env.float("LIZZY_MIGRATION_LEASE_SECONDS", default=300.0)
 LIZZY_MIGRATION_UNIT_RETRIES = env.int("LIZZY_MIGRATION_UNIT_RETRIES", default=5)

@@ -1,10 +1,13 @@
 """Validation: does the target hold every selected source row, exactly? Three checks, two of them blind to the mapping.
 
-1. **Expected vs found** (as before): the target is read with a parallel Scan (Segment/TotalSegments) into a
-   map key → hash of the items of the mapped entity types (about 100 bytes per item); the source is
-   streamed through the mapping: a key not in the map is *missing*, a hash that differs is *different* (a
-   sample gets field-level diffs), what is left in the map at the end is *extra*. This check shares the
-   transform's blind spots (a mapping bug writes and expects the same wrong item), so two more follow.
+1. **Expected vs found**, with bounded memory: the target is read with a parallel Scan (Segment/
+   TotalSegments) and the source streamed through the mapping, both into per-bucket digests (count and sum
+   of item hashes per bucket of the item-key hash; ``LIZZY_VALIDATION_BUCKETS``). Only buckets whose digests
+   differ are read again, in rounds of at most ``LIZZY_VALIDATION_MAX_KEYS`` target items, into a map key →
+   hash: a key not in the map is *missing*, a hash that differs is *different* (a sample gets field-level
+   diffs), what is left in the map is *extra*. No whole-table map: a clean 100M-item table costs the
+   buckets. This check shares the transform's blind spots (a mapping bug writes and expects the same wrong
+   item), so two more follow.
 2. **Count reconciliation** per entity: rows the source selects (a ``COUNT(*)`` with the DMS filters, not
    the paging nor the mapping) against the distinct target items that entity owns (its ``entity_type``, or
    the whole table when one entity writes it). Two rows collapsed onto one key, a filter ignored, a table
@@ -23,12 +26,15 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 
 from lizzy.dynamodb import dynamodb_get_item, dynamodb_parallel_scan
@@ -189,8 +195,45 @@ def _groups(context: PlanContext) -> dict[tuple[str, str | None], list[EntityMap
     return groups
 
 
+def _bucket_of(table: str, key: str, buckets: int) -> int:
+    digest = hashlib.blake2b(f"{table}\x00{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % buckets
+
+
+def _item_digest(item: dict[str, Any], key: str, full: bool) -> bytes:
+    return item_hash(item) if full else hashlib.sha256(key.encode()).digest()
+
+
+class _Digests:
+    """Per bucket: item count and the sum of item hashes mod 2**256 (order-independent, like SetChecksum)."""
+
+    MODULUS = 2**256
+
+    def __init__(self, buckets: int) -> None:
+        self.counts = [0] * buckets
+        self.sums = [0] * buckets
+
+    def add(self, bucket: int, digest: bytes) -> None:
+        self.counts[bucket] += 1
+        self.sums[bucket] = (self.sums[bucket] + int.from_bytes(digest, "big")) % self.MODULUS
+
+    def merge(self, other: _Digests) -> None:
+        for bucket, count in enumerate(other.counts):
+            self.counts[bucket] += count
+            self.sums[bucket] = (self.sums[bucket] + other.sums[bucket]) % self.MODULUS
+
+
 def _validate(context: PlanContext, *, mode: str, sample_size: int, total_segments: int) -> ValidationReport:
+    """Two passes with bounded memory: per-bucket digests of both sides, then details of the buckets that differ.
+
+    Pass 1 reads the target (parallel Scan) and the source (key order) into ``VALIDATION_BUCKETS`` digests
+    (count + sum of item hashes per bucket of the item-key hash): memory is the buckets, not the table. Equal
+    buckets hold exactly the expected items (up to a SHA-256 collision). Only the buckets that differ are read
+    again, in rounds of at most ``LIZZY_VALIDATION_MAX_KEYS`` target items, into a key → hash map that names
+    each missing, extra and different item. A clean migration never builds a map at all.
+    """
     full = mode == ValidationMode.FULL
+    buckets = settings.LIZZY_VALIDATION_BUCKETS
     now = int(time.time())
     report = ValidationReport(plan=context.plan, mode=mode, created_at=timezone.now())
     samples: dict[str, list[Any]] = {"missing": [], "extra": [], "different": [], "counts": [], "contract": []}
@@ -199,82 +242,142 @@ def _validate(context: PlanContext, *, mode: str, sample_size: int, total_segmen
         spec.base_name: (spec.partition_key[0], *([spec.sort_key[0]] if spec.sort_key else []))
         for spec in context.specs
     }
-    target: dict[tuple[str, str], bytes] = {}
+    tables = list(dict.fromkeys(entity.target_table for entity in context.entities))
+    types_of = {table: {e.entity_type for e in context.entities if e.target_table == table} for table in tables}
     owned: Counter[tuple[str, str | None]] = Counter()
     lock = threading.Lock()
-    groups = _groups(context)
-    for table in dict.fromkeys(entity.target_table for entity in context.entities):
-        types = {entity.entity_type for entity in context.entities if entity.target_table == table}
-        # A table shared with other writers is validated only for the entity types this plan maps.
-        typed = None not in types
 
-        def consume(items: list[dict[str, Any]], table: str = table, typed: bool = typed, types=types) -> None:
-            kept = {}
+    def scan(table: str, on_item: Callable[[str, dict[str, Any]], None], count_owned: bool) -> None:
+        types = types_of[table]
+        typed = None not in types  # a table shared with other writers: only the entity types this plan maps
+
+        def consume(items: list[dict[str, Any]]) -> None:
             counted: Counter[tuple[str, str | None]] = Counter()
+            expired = 0
+            kept = []
             for item in items:
                 if typed and item.get("entity_type") not in types:
                     continue
                 if _expired(item, ttl_of[table], now):
-                    with lock:
-                        report.expired_ignored += 1
+                    expired += 1
                     continue
-                kept[(table, key_text(item, keys_of[table]))] = item_hash(item) if full else b""
+                kept.append((key_text(item, keys_of[table]), item))
                 counted[(table, item.get("entity_type") if typed else None)] += 1
             with lock:
-                target.update(kept)
-                owned.update(counted)
+                for key, item in kept:
+                    on_item(key, item)
+                if count_owned:
+                    owned.update(counted)
+                    report.expired_ignored += expired
 
         try:
             dynamodb_parallel_scan(table=table, total_segments=total_segments, consume=consume, profile=SCAN_PROFILE)
         except SCAN_ERRORS as exc:
             raise scan_unreadable(exc, table=table, template=ERR_VALIDATION_UNREADABLE) from exc
-    report.found = len(target)
+
+    def source_rows():
+        """(entity, row, expected item or RowError, key text) for every selected source row, in key order."""
+        for entity in context.entities:
+            relation = context.source.relation(entity)
+            for rows in context.source.pages(relation, after=None, upper=None, page_size=1000):
+                for row in rows:
+                    try:
+                        expected = entity.transform(row)
+                    except RowError as exc:
+                        yield entity, relation, row, exc, None
+                        continue
+                    yield entity, relation, row, expected, key_text(expected, keys_of[entity.target_table])
+
+    # -- pass 1: digests -------------------------------------------------------------------------------
+    target = _Digests(buckets)
+    for table in tables:
+
+        def add(key: str, item: dict[str, Any], table: str = table) -> None:
+            target.add(_bucket_of(table, key, buckets), _item_digest(item, key, full))
+
+        scan(table, add, count_owned=True)
+    report.found = sum(target.counts)
+    source = _Digests(buckets)
     expired_expected: Counter[str] = Counter()
-    for entity in context.entities:
-        relation = context.source.relation(entity)
+    contract_by_bucket: Counter[int] = Counter()
+    contract_samples: list[tuple[int, dict[str, Any]]] = []
+    for entity, relation, row, expected, key in source_rows():
         table = entity.target_table
-        for rows in context.source.pages(relation, after=None, upper=None, page_size=1000):
-            for row in rows:
-                try:
-                    expected = entity.transform(row)
-                except RowError as exc:
-                    report.missing += 1  # a row the mapping cannot turn into an item is not in the target
-                    if len(samples["missing"]) < sample_size:
-                        key = context.source.key_of(row, relation)
-                        samples["missing"].append(
-                            {"table": table, "key": ERR_ROW_UNMAPPABLE.format(key=key, problem=exc.message)}
-                        )
-                    continue
-                if _expired(expected, ttl_of[table], now):
-                    expired_expected[entity.name] += 1
-                    continue
-                report.expected += 1
-                key = (table, key_text(expected, keys_of[table]))
-                actual_hash = target.pop(key, None)
-                if actual_hash is None:
-                    report.missing += 1
-                    if len(samples["missing"]) < sample_size:
-                        samples["missing"].append({"table": table, "key": key[1]})
-                    continue
-                if not full:
-                    continue
-                if actual_hash != item_hash(expected):
-                    report.different += 1
-                    if len(samples["different"]) < sample_size:
-                        actual = dynamodb_get_item(table=table, key=entity.key_of(expected), consistent=True)
-                        samples["different"].append(
-                            {"table": table, "key": key[1], "fields": _field_diff(expected, actual)}
-                        )
-                    continue
-                # Same hash: ``expected`` is, byte for byte, the item read back from DynamoDB.
-                problems = contract_violations(entity, row, expected)
-                if problems:
-                    report.contract_violations += 1
-                    if len(samples["contract"]) < sample_size:
-                        samples["contract"].append({"table": table, "key": key[1], "problems": problems})
-    report.extra = len(target)
-    for table, key in list(target)[:sample_size]:
-        samples["extra"].append({"table": table, "key": key})
+        if key is None:
+            report.missing += 1  # a row the mapping cannot turn into an item is not in the target
+            if len(samples["missing"]) < sample_size:
+                source_key = context.source.key_of(row, relation)
+                samples["missing"].append(
+                    {"table": table, "key": ERR_ROW_UNMAPPABLE.format(key=source_key, problem=expected.message)}
+                )
+            continue
+        if _expired(expected, ttl_of[table], now):
+            expired_expected[entity.name] += 1
+            continue
+        report.expected += 1
+        bucket = _bucket_of(table, key, buckets)
+        source.add(bucket, _item_digest(expected, key, full))
+        if full:
+            problems = contract_violations(entity, row, expected)  # counted below where the bucket matches
+            if problems:
+                contract_by_bucket[bucket] += 1
+                if len(contract_samples) < sample_size * 4:
+                    contract_samples.append((bucket, {"table": table, "key": key, "problems": problems}))
+    differing = [
+        bucket
+        for bucket in range(buckets)
+        if (source.counts[bucket], source.sums[bucket]) != (target.counts[bucket], target.sums[bucket])
+    ]
+    equal = set(range(buckets)) - set(differing)
+    # Equal buckets: each expected item is, byte for byte, the item read back: its contract check stands.
+    report.contract_violations += sum(count for bucket, count in contract_by_bucket.items() if bucket in equal)
+    samples["contract"] = [sample for bucket, sample in contract_samples if bucket in equal][:sample_size]
+
+    # -- pass 2: details of the buckets that differ, in rounds of bounded size ----------------------------
+    limit = settings.LIZZY_VALIDATION_MAX_KEYS
+    rounds: list[set[int]] = []
+    for bucket in differing:
+        if not rounds or sum(target.counts[b] for b in rounds[-1]) + target.counts[bucket] > limit:
+            rounds.append(set())
+        rounds[-1].add(bucket)
+    for chosen in rounds:
+        found: dict[tuple[str, str], bytes] = {}
+        for table in tables:
+
+            def keep(key: str, item: dict[str, Any], table: str = table, chosen=chosen, found=found) -> None:
+                if _bucket_of(table, key, buckets) in chosen:
+                    found[(table, key)] = _item_digest(item, key, full)
+
+            scan(table, keep, count_owned=False)
+        for entity, _relation, row, expected, key in source_rows():
+            table = entity.target_table
+            if key is None or _expired(expected, ttl_of[table], now):
+                continue
+            if _bucket_of(table, key, buckets) not in chosen:
+                continue
+            actual_hash = found.pop((table, key), None)
+            if actual_hash is None:
+                report.missing += 1
+                if len(samples["missing"]) < sample_size:
+                    samples["missing"].append({"table": table, "key": key})
+                continue
+            if not full:
+                continue
+            if actual_hash != item_hash(expected):
+                report.different += 1
+                if len(samples["different"]) < sample_size:
+                    actual = dynamodb_get_item(table=table, key=entity.key_of(expected), consistent=True)
+                    samples["different"].append({"table": table, "key": key, "fields": _field_diff(expected, actual)})
+                continue
+            problems = contract_violations(entity, row, expected)
+            if problems:
+                report.contract_violations += 1
+                if len(samples["contract"]) < sample_size:
+                    samples["contract"].append({"table": table, "key": key, "problems": problems})
+        report.extra += len(found)
+        for table, key in list(found)[: max(sample_size - len(samples["extra"]), 0)]:
+            samples["extra"].append({"table": table, "key": key})
+    groups = _groups(context)
     counts = []
     for (table, entity_type), entities in groups.items():
         selected = sum(context.source.count(context.source.relation(entity)) for entity in entities)
