@@ -350,6 +350,7 @@ CELERY_BEAT_SCHEDULE |= {
 # mappings that use it, which then fail their check with this variable's name.
 LIZZY_MAPPING_HMAC_KEY = env("LIZZY_MAPPING_HMAC_KEY", default="")
 LIZZY_BACKUP_DIR = env("LIZZY_BACKUP_DIR", default=str(VAR_DIR / "backups"))
+LIZZY_BACKUP_SEGMENTS = env.int("LIZZY_BACKUP_SEGMENTS", default=4)  # parallel Scan segments of an export
 LIZZY_MIGRATION_CHUNK_SIZE = env.int("LIZZY_MIGRATION_CHUNK_SIZE", default=500)
 # BatchWriteItem calls a backfill segment keeps in flight (docs/BENCHMARKS.md, benchmark 4).
 LIZZY_MIGRATION_WRITE_CONCURRENCY = env.int("LIZZY_MIGRATION_WRITE_CONCURRENCY", default=4)
