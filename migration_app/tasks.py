@@ -17,7 +17,7 @@ from django.utils import timezone
 from migration_app.models import MigrationPlan, Phase, RunKind, Segment
 from migration_app.services import runs as run_services
 from migration_app.services.plans import plan_context
-from migration_app.services.validation import plan_validate
+from migration_app.services.validation import plan_validate, validation_merge, validation_part_run
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +96,20 @@ def validate_task(plan_id: int, mode: str = "full") -> int | None:
         return plan_validate(plan=MigrationPlan.objects.get(pk=plan_id), mode=mode).pk
     finally:
         cache.delete(LOCK_KEY.format(plan=plan_id, job="validate"))
+
+
+@shared_task(acks_late=True)
+def validation_part_task(plan_id: int, spec: dict[str, Any], mode: str = "full") -> dict[str, Any]:
+    """One part of a distributed validation (a Scan segment or a source key range): its digests."""
+    with plan_context(plan=MigrationPlan.objects.get(pk=plan_id)) as context:
+        return validation_part_run(context=context, spec=spec, mode=mode)
+
+
+@shared_task(acks_late=True)
+def validation_merge_task(parts: list[dict[str, Any]], plan_id: int, mode: str = "full") -> int:
+    """The chord's callback: the parts' digests merged into one report (differing buckets detailed)."""
+    with plan_context(plan=MigrationPlan.objects.get(pk=plan_id)) as context:
+        return validation_merge(context=context, parts=parts, mode=mode).pk
 
 
 @shared_task

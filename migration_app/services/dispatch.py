@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import group
+from celery import chord, group
 
 from lizzy.errors import PreconditionFailed
 from migration_app.models import MigrationPlan, MigrationRun, Phase, RunKind
 from migration_app.services.phases import plan_advance
 from migration_app.services.plans import plan_context, plan_setup_tables
 from migration_app.services.runs import catch_up_since, run_create, run_reopen
-from migration_app.tasks import backfill_segment_task, run_failed_task
+from migration_app.services.validation import validation_parts
+from migration_app.tasks import backfill_segment_task, run_failed_task, validation_merge_task, validation_part_task
 
 ERR_START_PHASE = "Plan {plan} is in {phase}; a backfill starts in setup or backfill, a catch-up in parallel."
 
@@ -30,6 +31,17 @@ def run_dispatch(*, run: MigrationRun) -> None:
     pending = list(run.segments.filter(done=False).values_list("pk", flat=True))
     on_error = run_failed_task.s(run_id=run.pk)
     group(backfill_segment_task.s(segment_id).on_error(on_error) for segment_id in pending).apply_async()
+
+
+def plan_validate_dispatch(*, plan: MigrationPlan, mode: str = "full") -> Any:
+    """Validation as Celery tasks: one per Scan segment and per source key range, merged by a chord callback.
+
+    Returns the chord's result; its value is the report's id. Each part holds one page and the digests.
+    """
+    with plan_context(plan=plan) as context:
+        specs = validation_parts(context=context)
+    header = [validation_part_task.s(plan.pk, spec, mode) for spec in specs]
+    return chord(header)(validation_merge_task.s(plan.pk, mode))
 
 
 def run_resume(*, run: MigrationRun) -> MigrationRun:

@@ -8,9 +8,11 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from lizzy.dynamodb import dynamodb_delete_item, dynamodb_put_item, dynamodb_update_item
+from migration_app.models import ValidationReport
+from migration_app.services.dispatch import plan_validate_dispatch
 from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
 from migration_app.services.runs import run_create, run_execute
-from migration_app.services.validation import plan_validate
+from migration_app.services.validation import plan_validate, validation_parts
 from tests.migration_app.factories import THINGS_DDL, things_mapping, things_rows
 
 
@@ -84,6 +86,7 @@ def test_bounded_memory_validation_counts_every_difference_whatever_the_buckets_
     # given a migrated table changed behind the engine's back (an independent record of what changed)
     settings.LIZZY_VALIDATION_BUCKETS = buckets
     settings.LIZZY_VALIDATION_MAX_KEYS = max_keys  # small: the details of differing buckets take rounds
+    settings.LIZZY_VALIDATION_RANGE_ROWS = 7  # the source side in many parts
     name = f"things-{uuid.uuid4().hex[:6]}"
     table = f"Things-{name}"
     plan = _migrated(sqlite_source, things_rows(60), mapping=things_mapping(table=table), name=name)
@@ -111,3 +114,36 @@ def test_bounded_memory_validation_counts_every_difference_whatever_the_buckets_
     assert report.expected == 60
     assert report.found == 60 - len(deleted) + len(strays)
     assert report.clean == (not (deleted or tampered or strays))
+
+
+def test_distributed_validation_as_celery_tasks_gives_the_same_report(db, dynamodb, sqlite_source, settings):
+    # given a migrated table with one of each difference, validated in many parts (eager Celery in tests)
+    settings.LIZZY_VALIDATION_RANGE_ROWS = 6
+    plan = _migrated(sqlite_source, things_rows(20))
+    dynamodb_update_item(
+        table="Things", key={"PK": "THING#3"}, update="SET #n = :n", names={"#n": "name"}, values={":n": "tampered"}
+    )
+    dynamodb_delete_item(table="Things", key={"PK": "THING#7"})
+    dynamodb_put_item(table="Things", item={"PK": "THING#999", "name": "stray"})
+
+    # when it is validated by Celery tasks (4 Scan segments, 4 source ranges) and in one process
+    with plan_context(plan=plan) as context:
+        specs = validation_parts(context=context)
+    report_id = plan_validate_dispatch(plan=plan).get()
+    distributed = ValidationReport.objects.get(pk=report_id)
+    local = plan_validate(plan=plan)
+
+    # then one merged report, the same as the local one
+    assert [spec["side"] for spec in specs].count("source") == 4
+    assert (
+        distributed.summary()
+        == local.summary()
+        == {
+            "missing": 1,
+            "extra": 1,
+            "different": 1,
+            "count_mismatches": 0,
+            "contract_violations": 0,
+        }
+    )
+    assert (distributed.expected, distributed.found) == (local.expected, local.found) == (20, 20)
