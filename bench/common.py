@@ -66,7 +66,7 @@ _GUNICORN_APPS = {"moto-gunicorn": "bench.moto_wsgi:application", "stub": "bench
 
 
 @contextlib.contextmanager
-def endpoint(kind: str, env: dict[str, str] | None = None) -> Iterator[str]:
+def endpoint(kind: str, env: dict[str, str] | None = None, threads: int = 8) -> Iterator[str]:
     """A local DynamoDB endpoint: ``moto`` (moto_server, Werkzeug), ``moto-gunicorn`` (keep-alive), or
     ``stub`` (canned answers under gunicorn: the cost of HTTP + botocore alone, no database behind it)."""
     port = free_port()
@@ -81,7 +81,7 @@ def endpoint(kind: str, env: dict[str, str] | None = None) -> Iterator[str]:
             "--workers",
             "1",  # the app's state is per process: one worker, threads for concurrency
             "--threads",
-            "8",
+            str(threads),
             "--worker-class",
             "gthread",
             "--bind",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -39,6 +40,8 @@ def _put_item(body: dict[str, Any]) -> dict[str, Any]:
 
 
 _DISCARD = os.environ.get("BENCH_STUB_DISCARD") == "1"  # a sink: accept batch writes, keep nothing
+# A fixed service time per request (ms), as DynamoDB's own latency: the client side is what gets measured.
+_SERVICE_SECONDS = float(os.environ.get("BENCH_STUB_SERVICE_MS", "0")) / 1000
 
 
 def _batch_write_item(body: dict[str, Any]) -> dict[str, Any]:
@@ -65,6 +68,8 @@ def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> 
     length = int(environ.get("CONTENT_LENGTH") or 0)
     body = json.loads(environ["wsgi.input"].read(length) or b"{}")
     handler = _OPERATIONS.get(operation)
+    if _SERVICE_SECONDS:
+        time.sleep(_SERVICE_SECONDS)
     if handler is None:
         status, payload = "400 Bad Request", {"__type": "UnknownOperationException", "message": operation}
     else:

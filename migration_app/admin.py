@@ -150,6 +150,11 @@ class SegmentInline(admin.TabularInline):
         "items_skipped",
         "done",
         "attempts",
+        "retries",
+        "last_error",
+        "lease_owner",
+        "lease_expires_at",
+        "fence",
         "updated_at",
     ]
 
@@ -176,6 +181,26 @@ class MigrationRunAdmin(admin.ModelAdmin):
     ]
     exclude = ["last_error"]
     inlines = [SegmentInline]
+    actions = ["resume_runs"]
+
+    def has_resume_permission(self, request: HttpRequest) -> bool:
+        """Resuming is running the console (operators: ``change_migrationplan``), not editing a run."""
+        return request.user.has_perm("migration_app.change_migrationplan")
+
+    @admin.action(description="Resume from checkpoints (failed, paused or cancelled runs)", permissions=["resume"])
+    def resume_runs(self, request: HttpRequest, queryset) -> None:
+        resumed = 0
+        for run in queryset.select_related("plan"):
+            try:
+                run_resume(run=run)
+                resumed += 1
+            except ApplicationError as exc:
+                self.message_user(request, f"Run #{run.pk}: {secrets_scrub(exc.message)}", messages.ERROR)
+        if resumed:
+            message = ngettext(
+                "%d run resumed from its checkpoints.", "%d runs resumed from their checkpoints.", resumed
+            )
+            self.message_user(request, message % resumed, messages.SUCCESS)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # a run is started from its plan (console button or migrate_to_dynamodb), never typed in

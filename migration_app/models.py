@@ -55,6 +55,7 @@ class RunStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     PAUSED = "paused", "Paused"
+    CANCELLED = "cancelled", "Cancelled"
 
 
 class MigrationRun(models.Model):
@@ -63,6 +64,9 @@ class MigrationRun(models.Model):
     status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.PENDING)
     since = models.DateTimeField(null=True, blank=True, help_text="Catch-up: rows changed after this instant.")
     row_limit = models.PositiveIntegerField(null=True, blank=True)
+    unit_rows = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Source rows per work unit (cut by keyset probes as units start)."
+    )
     rows_read = models.BigIntegerField(default=0)
     items_written = models.BigIntegerField(default=0)
     items_skipped = models.BigIntegerField(default=0)
@@ -92,7 +96,13 @@ class MigrationRun(models.Model):
 
 
 class Segment(models.Model):
-    """One slice of one entity's source key range, with the checkpoint written after every chunk."""
+    """A work unit: one slice of one entity's source key range, with the checkpoint written after every page.
+
+    A unit is worked on only under a lease (``lease_owner`` until ``lease_expires_at``): taking it adds one
+    to ``fence``, and every checkpoint is written only where ``fence`` is still the runner's, so a runner
+    whose lease expired and was taken over cannot write its checkpoint, and stops. Progress counters live
+    here, one row per unit: the run's totals are their sum (no single row every page updates).
+    """
 
     run = models.ForeignKey(MigrationRun, on_delete=models.CASCADE, related_name="segments")
     entity = models.CharField(max_length=200)
@@ -106,8 +116,21 @@ class Segment(models.Model):
     rows_read = models.BigIntegerField(default=0)
     items_written = models.BigIntegerField(default=0)
     items_skipped = models.BigIntegerField(default=0)
+    rows_quarantined = models.BigIntegerField(default=0)
+    bytes_written = models.BigIntegerField(default=0)
+    write_units = models.FloatField(default=0)
+    unprocessed_retries = models.IntegerField(default=0)
+    throttle_retries = models.IntegerField(default=0)
+    open_ended = models.BooleanField(
+        default=False, help_text="Upper bound not cut yet: the runner that takes the unit cuts it (keyset probe)."
+    )
     done = models.BooleanField(default=False)
-    attempts = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0, help_text="Leases taken (a takeover adds one).")
+    retries = models.PositiveIntegerField(default=0, help_text="Transient errors (throttling, timeouts) retried.")
+    last_error = models.TextField(blank=True, help_text="The last transient error retried, or the error that failed.")
+    lease_owner = models.CharField(max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    fence = models.PositiveBigIntegerField(default=0, help_text="Fencing token: one more at every lease taken.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -96,22 +96,25 @@ def run_progress(*, run: MigrationRun) -> dict[str, Any]:
     known = all(segment.rows_expected is not None for segment in segments)
     expected = sum(segment.rows_expected or 0 for segment in segments) if known else None
     finished = run.status == RunStatus.SUCCEEDED
+    # Live totals are the units' (the run row is summed only when a unit ends: no hot row per page).
+    rows_read = sum(segment.rows_read for segment in segments)
+    items_written = sum(segment.items_written for segment in segments)
     elapsed = max(((run.finished_at or timezone.now()) - run.started_at).total_seconds(), 1e-6)
-    rows_per_second = run.rows_read / elapsed
+    rows_per_second = rows_read / elapsed
     eta = None
     if run.status in (RunStatus.PENDING, RunStatus.RUNNING) and expected is not None and rows_per_second > 0:
-        eta = max(expected - run.rows_read, 0) / rows_per_second
+        eta = max(expected - rows_read, 0) / rows_per_second
     return {
         "id": run.pk,
         "kind": run.kind,
         "status": run.status,
-        "rows_read": run.rows_read,
+        "rows_read": rows_read,
         "rows_expected": expected,
-        "items_written": run.items_written,
-        "items_skipped": run.items_skipped,
-        "items_per_second": round(run.items_per_second, 1),
+        "items_written": items_written,
+        "items_skipped": sum(segment.items_skipped for segment in segments),
+        "items_per_second": round(items_written / elapsed, 1),
         "eta_seconds": None if eta is None else round(eta),
-        "percent": percent(run.rows_read, expected, finished=finished),
+        "percent": percent(rows_read, expected, finished=finished),
         "segments": segment_list,
         "tables": table_progress(segment_list),
         "rows_quarantined": run.rows_quarantined,

@@ -8,14 +8,16 @@ go to the ``migrations`` queue (``CELERY_TASK_ROUTES``) so backfill workers scal
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
 from django.core.cache import cache
+from django.utils import timezone
 
-from migration_app.models import MigrationPlan, Phase, RunKind
+from migration_app.models import MigrationPlan, Phase, RunKind, Segment
 from migration_app.services import runs as run_services
 from migration_app.services.plans import plan_context
-from migration_app.services.validation import plan_validate
+from migration_app.services.validation import plan_validate, validation_merge, validation_part_run
 
 logger = logging.getLogger(__name__)
 
@@ -23,10 +25,41 @@ LOCK_KEY = "migration:lock:{plan}:{job}"  # two beat processes must not schedule
 LOCK_SECONDS = 3600
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def backfill_segment_task(segment_id: int) -> int:
-    segment = run_services.segment_backfill(segment_id=segment_id)
-    return segment.pk
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def backfill_segment_task(self, segment_id: int) -> int:
+    """One work unit under a lease; a failure ends its run ``failed`` before the exception reaches Celery.
+
+    A unit another runner holds (a redelivered message, a second invocation) is not worked on: the task
+    looks again once that lease would expire, and then finds the unit done, or takes over a dead runner's.
+    Units this one cuts off are queued as tasks of their own.
+    """
+    try:
+        return run_services.segment_run(segment_id=segment_id, on_unit=_queue_unit).pk
+    except run_services.UnitLeased as exc:
+        if exc.details["done"] or self.request.is_eager:
+            return segment_id
+        expires = exc.details["expires_at"]
+        countdown = max((expires - timezone.now()).total_seconds(), 0) + 1 if expires else 1
+        raise self.retry(countdown=countdown) from exc
+
+
+def _queue_unit(segment_id: int) -> None:
+    backfill_segment_task.apply_async((segment_id,), link_error=run_failed_task.s(run_id=_run_of(segment_id)))
+
+
+def _run_of(segment_id: int) -> int:
+    return Segment.objects.values_list("run_id", flat=True).get(pk=segment_id)
+
+
+@shared_task
+def run_failed_task(request: Any, exc: BaseException | None = None, traceback: Any = None, *, run_id: int) -> str:
+    """Error callback (``link_error``) of every unit task: whatever failed a task fails its run.
+
+    ``segment_run`` already does this for failures inside the unit; this also catches what happens around
+    it (a task that could not even start, a time limit).
+    """
+    problem = f"{type(exc).__name__}: {exc}" if exc is not None else "a unit task failed"
+    return run_services.run_fail(run_id=run_id, error=f"unit task {getattr(request, 'id', request)}: {problem}").status
 
 
 @shared_task(acks_late=True)
@@ -63,6 +96,20 @@ def validate_task(plan_id: int, mode: str = "full") -> int | None:
         return plan_validate(plan=MigrationPlan.objects.get(pk=plan_id), mode=mode).pk
     finally:
         cache.delete(LOCK_KEY.format(plan=plan_id, job="validate"))
+
+
+@shared_task(acks_late=True)
+def validation_part_task(plan_id: int, spec: dict[str, Any], mode: str = "full") -> dict[str, Any]:
+    """One part of a distributed validation (a Scan segment or a source key range): its digests."""
+    with plan_context(plan=MigrationPlan.objects.get(pk=plan_id)) as context:
+        return validation_part_run(context=context, spec=spec, mode=mode)
+
+
+@shared_task(acks_late=True)
+def validation_merge_task(parts: list[dict[str, Any]], plan_id: int, mode: str = "full") -> int:
+    """The chord's callback: the parts' digests merged into one report (differing buckets detailed)."""
+    with plan_context(plan=MigrationPlan.objects.get(pk=plan_id)) as context:
+        return validation_merge(context=context, parts=parts, mode=mode).pk
 
 
 @shared_task

@@ -22,23 +22,32 @@ from lizzy import metrics
 from lizzy.dynamodb.capacity import CAPACITY_OPERATIONS, _record_capacity
 from lizzy.dynamodb.errors import _translate
 
-_client = None
+_clients: dict[str, Any] = {}
 _client_lock = threading.Lock()
+# Profiles: "default" for requests a user waits on; "scan" for whole-table reads (validation, backups),
+# whose pages can take far longer than one GetItem (moto's Scan of 75,000 items: well over 5 s a page).
+PROFILES = ("default", "scan")
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
-def _client_kwargs() -> dict[str, Any]:
+def client_config(profile: str = "default") -> Config:
+    """The botocore ``Config`` of one profile: explicit timeouts and retries, never botocore's defaults."""
+    scan = profile == "scan"
+    return Config(
+        connect_timeout=settings.DYNAMODB_CONNECT_TIMEOUT,
+        read_timeout=settings.DYNAMODB_SCAN_READ_TIMEOUT if scan else settings.DYNAMODB_READ_TIMEOUT,
+        retries={
+            "mode": "standard",
+            "max_attempts": settings.DYNAMODB_SCAN_MAX_ATTEMPTS if scan else settings.DYNAMODB_MAX_ATTEMPTS,
+        },
+        max_pool_connections=settings.DYNAMODB_MAX_POOL_CONNECTIONS,
+        tcp_keepalive=True,
+    )
+
+
+def _client_kwargs(profile: str = "default") -> dict[str, Any]:
     endpoint = settings.AWS_ENDPOINT_URL_DYNAMODB
-    kwargs: dict[str, Any] = {
-        "region_name": settings.AWS_REGION,
-        "config": Config(
-            connect_timeout=settings.DYNAMODB_CONNECT_TIMEOUT,
-            read_timeout=settings.DYNAMODB_READ_TIMEOUT,
-            retries={"mode": "standard", "max_attempts": settings.DYNAMODB_MAX_ATTEMPTS},
-            max_pool_connections=settings.DYNAMODB_MAX_POOL_CONNECTIONS,
-            tcp_keepalive=True,
-        ),
-    }
+    kwargs: dict[str, Any] = {"region_name": settings.AWS_REGION, "config": client_config(profile)}
     if endpoint:
         kwargs["endpoint_url"] = endpoint
     session = boto3.session.Session()
@@ -49,23 +58,23 @@ def _client_kwargs() -> dict[str, Any]:
     return {"session": session, **kwargs}
 
 
-def get_client() -> Any:
-    """The process's DynamoDB client, created on first use."""
-    global _client
-    if _client is None:
+def get_client(profile: str = "default") -> Any:
+    """The process's DynamoDB client of one profile (``PROFILES``), created on first use."""
+    client = _clients.get(profile)
+    if client is None:
         with _client_lock:
-            if _client is None:
-                kwargs = _client_kwargs()
+            client = _clients.get(profile)
+            if client is None:
+                kwargs = _client_kwargs(profile)
                 session = kwargs.pop("session")
-                _client = session.client("dynamodb", **kwargs)
-    return _client
+                client = _clients[profile] = session.client("dynamodb", **kwargs)
+    return client
 
 
 def reset_client() -> None:
-    """Forget the cached client (tests entering moto's mock, or a changed endpoint)."""
-    global _client
+    """Forget the cached clients (tests entering moto's mock, or a changed endpoint)."""
     with _client_lock:
-        _client = None
+        _clients.clear()
     _key_names_cache.clear()
 
 
@@ -73,7 +82,7 @@ def reset_client() -> None:
 _key_names_cache: dict[str, tuple[str, ...]] = {}
 
 
-def _call(operation: str, /, *, table: str = "-", **params: Any) -> dict[str, Any]:
+def _call(operation: str, /, *, table: str = "-", profile: str = "default", **params: Any) -> dict[str, Any]:
     """Call one DynamoDB API operation: latency, capacity and errors recorded, errors translated.
 
     Tests observe and alter calls with handlers on the client's botocore events
@@ -81,7 +90,7 @@ def _call(operation: str, /, *, table: str = "-", **params: Any) -> dict[str, An
     """
     if operation in CAPACITY_OPERATIONS:
         params.setdefault("ReturnConsumedCapacity", "TOTAL")
-    method = getattr(get_client(), _snake(operation))
+    method = getattr(get_client(profile), _snake(operation))
     started = time.perf_counter()
     try:
         response = method(**params)

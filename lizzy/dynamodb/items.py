@@ -148,6 +148,7 @@ def dynamodb_scan(
     segment: int | None = None,
     total_segments: int | None = None,
     consistent: bool = False,
+    profile: str = "default",
 ) -> Page:
     params: dict[str, Any] = {"TableName": table, "ConsistentRead": consistent, **_expression_kwargs(names, values)}
     if filter_expression:
@@ -159,7 +160,7 @@ def dynamodb_scan(
     if total_segments:
         params["Segment"] = segment or 0
         params["TotalSegments"] = total_segments
-    return _page(client._call("Scan", table=table, **params))
+    return _page(client._call("Scan", table=table, profile=profile, **params))
 
 
 def dynamodb_scan_segment(

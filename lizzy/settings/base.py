@@ -177,6 +177,10 @@ DYNAMODB_CONNECT_TIMEOUT = env.float("LIZZY_DYNAMODB_CONNECT_TIMEOUT", default=2
 DYNAMODB_READ_TIMEOUT = env.float("LIZZY_DYNAMODB_READ_TIMEOUT", default=5.0)
 DYNAMODB_MAX_ATTEMPTS = env.int("LIZZY_DYNAMODB_MAX_ATTEMPTS", default=3)
 DYNAMODB_MAX_POOL_CONNECTIONS = env.int("LIZZY_DYNAMODB_MAX_POOL_CONNECTIONS", default=32)
+# Whole-table reads (validation, backups) have their own client: a Scan page of 1 MB takes far longer than
+# one GetItem (moto: over 5 s for a page of a 75,000-item table), and retrying it costs a page, not a user.
+DYNAMODB_SCAN_READ_TIMEOUT = env.float("LIZZY_DYNAMODB_SCAN_READ_TIMEOUT", default=120.0)
+DYNAMODB_SCAN_MAX_ATTEMPTS = env.int("LIZZY_DYNAMODB_SCAN_MAX_ATTEMPTS", default=5)
 
 LIZZY_ENV = env("LIZZY_ENV", default="")
 LIZZY_SESSION_TTL_SECONDS = env.int("LIZZY_SESSION_TTL_SECONDS", default=900)
@@ -350,6 +354,7 @@ CELERY_BEAT_SCHEDULE |= {
 # mappings that use it, which then fail their check with this variable's name.
 LIZZY_MAPPING_HMAC_KEY = env("LIZZY_MAPPING_HMAC_KEY", default="")
 LIZZY_BACKUP_DIR = env("LIZZY_BACKUP_DIR", default=str(VAR_DIR / "backups"))
+LIZZY_BACKUP_SEGMENTS = env.int("LIZZY_BACKUP_SEGMENTS", default=4)  # parallel Scan segments of an export
 LIZZY_MIGRATION_CHUNK_SIZE = env.int("LIZZY_MIGRATION_CHUNK_SIZE", default=500)
 # Migration source connections (migration_app/sources/base.py): how long to wait for a connection, and for one
 # query (a COUNT(*) or a segment boundary over a large table is the slowest).
@@ -359,6 +364,17 @@ LIZZY_SOURCE_STATEMENT_TIMEOUT = env.float("LIZZY_SOURCE_STATEMENT_TIMEOUT", def
 LIZZY_MIGRATION_WRITE_CONCURRENCY = env.int("LIZZY_MIGRATION_WRITE_CONCURRENCY", default=4)
 LIZZY_MIGRATION_CLEANUP_WAIT_SECONDS = env.int("LIZZY_MIGRATION_CLEANUP_WAIT_SECONDS", default=7 * 24 * 3600)
 LIZZY_MIGRATION_QUEUE = env("LIZZY_MIGRATION_QUEUE", default="migrations")
+# Work units: rows per unit (about a minute of writing at ~2,000 items/s), the lease a runner holds on one
+# (renewed at every page; a killed worker's unit is taken over once it expires), transient-error retries.
+# Validation's memory: digests per bucket of the item-key hash, then details of differing buckets in rounds of
+# at most this many target items (about 100 bytes each).
+LIZZY_VALIDATION_BUCKETS = env.int("LIZZY_VALIDATION_BUCKETS", default=4096)
+LIZZY_VALIDATION_MAX_KEYS = env.int("LIZZY_VALIDATION_MAX_KEYS", default=200_000)
+LIZZY_VALIDATION_RANGE_ROWS = env.int("LIZZY_VALIDATION_RANGE_ROWS", default=500_000)  # source rows per part
+LIZZY_MIGRATION_UNIT_ROWS = env.int("LIZZY_MIGRATION_UNIT_ROWS", default=100_000)
+LIZZY_MIGRATION_LEASE_SECONDS = env.float("LIZZY_MIGRATION_LEASE_SECONDS", default=300.0)
+LIZZY_MIGRATION_UNIT_RETRIES = env.int("LIZZY_MIGRATION_UNIT_RETRIES", default=5)
+LIZZY_MIGRATION_RETRY_BACKOFF_SECONDS = env.float("LIZZY_MIGRATION_RETRY_BACKOFF_SECONDS", default=1.0)
 CELERY_TASK_ROUTES = {"migration_app.tasks.*": {"queue": LIZZY_MIGRATION_QUEUE}}
 CELERY_BEAT_SCHEDULE |= {
     "migration-catch-ups": {

@@ -23,6 +23,7 @@ LIZZY_MAPPING_HMAC_KEY = "lizzy-test-mapping-key"  # noqa: S105 - tests only
 LIZZY_MIGRATION_CHUNK_SIZE = 50
 # Tests flush the cost ledger explicitly (tests/lizzy/test_cost.py); a subprocess test sets the variable.
 LIZZY_CAPACITY_FLUSH_SECONDS = env.float("LIZZY_CAPACITY_FLUSH_SECONDS", default=-1.0)
+LIZZY_MIGRATION_RETRY_BACKOFF_SECONDS = env.float("LIZZY_MIGRATION_RETRY_BACKOFF_SECONDS", default=0.01)
 
 # Django's own cache tests (tests/lizzy/cache/test_django_suite.py), fetched by `make django-tests`:
 # importable as the package ``cache`` and installed as its app, so its Poll model gets a table.

@@ -8,31 +8,48 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import chord
+from celery import chord, group
 
 from lizzy.errors import PreconditionFailed
-from migration_app.models import MigrationPlan, MigrationRun, Phase, RunKind, RunStatus
+from migration_app.models import MigrationPlan, MigrationRun, Phase, RunKind
 from migration_app.services.phases import plan_advance
 from migration_app.services.plans import plan_context, plan_setup_tables
-from migration_app.services.runs import catch_up_since, run_create
-from migration_app.tasks import backfill_segment_task, run_finish_task
+from migration_app.services.runs import catch_up_since, run_create, run_reopen
+from migration_app.services.validation import validation_parts
+from migration_app.tasks import backfill_segment_task, run_failed_task, validation_merge_task, validation_part_task
 
-ERR_NOT_PAUSED = "Run #{run} is {status}; only a paused run can be resumed."
 ERR_START_PHASE = "Plan {plan} is in {phase}; a backfill starts in setup or backfill, a catch-up in parallel."
 
 
 def run_dispatch(*, run: MigrationRun) -> None:
-    """One Celery task per unfinished segment (a group), then the run is closed (a chord callback)."""
+    """One Celery task per unfinished unit on the migrations queue; units cut later queue themselves.
+
+    No chord: the unit that finishes last closes the run (``runs.segment_run``), and a failing unit ends
+    the run ``failed`` itself; ``link_error`` on each unit covers what fails around a unit, so a run never
+    stays ``running`` after a task failed.
+    """
     pending = list(run.segments.filter(done=False).values_list("pk", flat=True))
-    chord(backfill_segment_task.s(segment_id) for segment_id in pending)(run_finish_task.s(run.pk))
+    on_error = run_failed_task.s(run_id=run.pk)
+    group(backfill_segment_task.s(segment_id).on_error(on_error) for segment_id in pending).apply_async()
+
+
+def plan_validate_dispatch(*, plan: MigrationPlan, mode: str = "full") -> Any:
+    """Validation as Celery tasks: one per Scan segment and per source key range, merged by a chord callback.
+
+    Returns the chord's result; its value is the report's id. Each part holds one page and the digests.
+    """
+    with plan_context(plan=plan) as context:
+        specs = validation_parts(context=context)
+    header = [validation_part_task.s(plan.pk, spec, mode) for spec in specs]
+    return chord(header)(validation_merge_task.s(plan.pk, mode))
 
 
 def run_resume(*, run: MigrationRun) -> MigrationRun:
-    """Back to pending and hand the unfinished segments to Celery again; they continue from their checkpoints."""
-    if not MigrationRun.objects.filter(pk=run.pk, status=RunStatus.PAUSED).update(status=RunStatus.PENDING):
-        run.refresh_from_db()
-        raise PreconditionFailed(ERR_NOT_PAUSED.format(run=run.pk, status=run.status))
-    run.refresh_from_db()
+    """A failed, paused or cancelled run back to pending, its unfinished units handed to Celery again.
+
+    They continue from their checkpoints: rows already written are not read again.
+    """
+    run = run_reopen(run=run)
     run_dispatch(run=run)
     run.refresh_from_db()
     return run

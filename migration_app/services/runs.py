@@ -1,32 +1,47 @@
-"""Runs: a backfill or catch-up cut into segments, each read → transformed → written with a checkpoint.
+"""Runs: a backfill or catch-up cut into small work units, each leased, read → transformed → written with a checkpoint.
 
-A run is cut into segments (per entity, by source key range). Each segment is independent: it reads
-pages after its checkpoint (``migration_app.sources``), hands each page to the load stage
-(``services.writer``: transform, key ledger, BatchWriteItem), quarantines the rows that could not become
-items, then stores the last key it read. A segment killed in the middle is picked up by the next worker
-from that key; a page written twice writes the same items (PutRequest is a full overwrite), so
-at-least-once delivery (``acks_late``) is safe.
+A run starts with one *open-ended* unit per entity. The runner that takes an open-ended unit cuts it with
+a keyset probe (``source.key_after``: the key ``unit_rows`` rows further, one index walk, never a COUNT
+and an OFFSET from the start) and creates the next open-ended unit after the cut, so units appear as fast
+as workers take them, each about a minute of work, and more workers on more machines take more units.
 
-A run fails, with the plan, table, rule and source key in its error, when more rows are quarantined than
-its ``max_bad_rows`` (default 0: one bad row fails the run), or when reading or writing fails.
-Dispatching segments to Celery is ``services.dispatch``'s job, not this module's.
+A unit is worked on only under a lease (``unit_lease``): taking it is one conditional UPDATE (not done,
+lease free or expired) that adds one to its fencing token. Before every page is written the runner renews
+the lease where the token is still its own, and the page's checkpoint is written under the same
+condition: a second runner, a redelivered Celery message or a catch-up is refused while the lease holds,
+and a runner whose lease expired and was taken over stops before its next write. A SIGKILLed worker's
+unit is taken over when its lease expires (``LIZZY_MIGRATION_LEASE_SECONDS``) and resumes from its
+checkpoint; a page written twice writes the same items (PutRequest is a full overwrite).
+
+Progress is written per unit (one row per unit per page); the run's totals are the sum of its units,
+stored on the run when a unit ends. Transient errors (throttling past the writer's budget, timeouts, an
+unreachable endpoint) are retried per unit with backoff, at most ``LIZZY_MIGRATION_UNIT_RETRIES`` times,
+counted in the unit's ``retries`` and ``last_error``. Anything else fails the run at once, naming the
+plan, table, rule, unit and source key; a failed, paused or cancelled run is resumed from its checkpoints
+(``run_reopen``). Dispatching units to Celery is ``services.dispatch``'s job, not this module's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import random
+import socket
 import threading
+import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, connections, transaction
-from django.db.models import F
+from django.db.models import F, Max, Q, Sum
 from django.utils import timezone
 
-from lizzy.dynamodb import consumed_capacity
+from lizzy.dynamodb import BatchWriteIncomplete, DynamoDBThrottled, DynamoDBUnavailable, consumed_capacity
 from lizzy.errors import ApplicationError, PreconditionFailed
 from migration_app.models import MigrationPlan, MigrationRun, QuarantinedRow, RunKind, RunStatus, Segment
 from migration_app.services.mapping import EntityMapping
@@ -37,20 +52,68 @@ logger = logging.getLogger(__name__)
 
 ERR_RUN_BUSY = "Plan {plan} already has run #{run} in progress; resume it instead of starting another."
 ERR_NOT_PAUSABLE = "Run #{run} is {status}; only a pending or running run can be paused."
+ERR_NOT_CANCELLABLE = "Run #{run} is {status}; only a pending, running or paused run can be cancelled."
+ERR_NOT_RESUMABLE = "Run #{run} is {status}; only a failed, paused or cancelled run can be resumed."
 ERR_NO_RUN = "Plan {plan} has no run to {verb}."
 ERR_ROW = "plan {plan}, table {table}, rule {rule}, source key {key}: {reason}"
 ERR_TOO_MANY_BAD_ROWS = (
     "{count} row(s) quarantined, more than the {limit} this run allows (--max-bad-rows / the plan's max_bad_rows); "
-    "the row that went over: {row}"
+    "the row that went over (unit {unit}): {row}"
 )
 ERR_SEGMENT_FAILED = (
-    "plan {plan}, table {table}, rule {rule}, after source key {key} ({written} item(s) written): {problem}"
+    "plan {plan}, table {table}, rule {rule}, unit {unit}, after source key {key} ({written} item(s) written): "
+    "{problem}"
 )
+ERR_UNEXPECTED = "unexpected {type}: {problem}"
+ERR_RETRIES_EXHAUSTED = "{problem} (still failing after {retries} retries with backoff)"
 UNFINISHED = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.PAUSED)
+STOPPED = (RunStatus.PAUSED, RunStatus.CANCELLED, RunStatus.FAILED, RunStatus.SUCCEEDED)
+RESUMABLE = (RunStatus.FAILED, RunStatus.PAUSED, RunStatus.CANCELLED)
+# Errors worth another try from the checkpoint: the endpoint was slow, away or throttling past the budget.
+TRANSIENT_ERRORS = (DynamoDBUnavailable, DynamoDBThrottled, BatchWriteIncomplete)
+IDLE_POLL_SECONDS = 0.2  # a runner with nothing to take looks again after this (units being cut, leases)
+COUNTERS = (
+    "rows_read",
+    "items_written",
+    "items_skipped",
+    "rows_quarantined",
+    "bytes_written",
+    "write_units",
+    "unprocessed_retries",
+    "throttle_retries",
+)
 
 
 class RunFailed(ApplicationError):
     code = "run_failed"
+
+
+class UnitLeased(ApplicationError):
+    """Another runner holds the unit's lease: this one must not work on it (it may try after ``expires_at``)."""
+
+    code = "unit_leased"
+
+
+class LeaseLost(ApplicationError):
+    """The runner's lease expired and another runner took the unit: stop, write nothing more."""
+
+    code = "lease_lost"
+
+
+@dataclass(frozen=True)
+class Lease:
+    segment_id: int
+    fence: int
+    owner: str
+
+
+def runner_name() -> str:
+    """Who holds a lease: host, process, thread and a nonce (two calls never share a name)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex[:8]}"
+
+
+def _unit_name(segment: Segment) -> str:
+    return f"{segment.entity}[{segment.index}]"
 
 
 def run_create(
@@ -62,37 +125,45 @@ def run_create(
     since: dt.datetime | None = None,
     max_bad_rows: int | None = None,
 ) -> MigrationRun:
-    """A run and its segments: each entity's key range cut into about equal slices."""
-    busy = context.plan.runs.filter(status__in=UNFINISHED).first()
-    if busy:
-        raise ApplicationError(ERR_RUN_BUSY.format(plan=context.plan.name, run=busy.pk))
-    run = MigrationRun.objects.create(
-        plan=context.plan,
-        kind=kind,
-        row_limit=limit,
-        since=since,
-        max_bad_rows=context.plan.max_bad_rows if max_bad_rows is None else max_bad_rows,
-    )
-    for entity in context.entities:
-        relation = context.source.relation(entity)
-        cuts = [] if limit else context.source.boundaries(relation, segments=segments, since=since)
-        bounds = [None, *cuts, None]
-        for index in range(len(bounds) - 1):
-            expected = context.source.count(relation, since=since, lower=bounds[index], upper=bounds[index + 1])
+    """A run and one open-ended unit per entity; runners cut further units as they take them.
+
+    ``segments`` > 1 asks for about that many units per entity (the unit size is the estimated row count
+    divided by it, at most ``LIZZY_MIGRATION_UNIT_ROWS``); estimates are planner statistics or one COUNT.
+    """
+    with transaction.atomic():
+        MigrationPlan.objects.select_for_update().filter(pk=context.plan.pk).first()  # two starts at once: one run
+        busy = context.plan.runs.filter(status__in=UNFINISHED).first()
+        if busy:
+            raise ApplicationError(ERR_RUN_BUSY.format(plan=context.plan.name, run=busy.pk))
+        estimates = {}
+        for entity in context.entities:
+            estimates[entity.name] = context.source.estimate_rows(context.source.relation(entity), since=since)
+        unit_rows = settings.LIZZY_MIGRATION_UNIT_ROWS
+        if segments > 1:
+            largest = max(estimates.values(), default=0)
+            unit_rows = min(unit_rows, max(-(-largest // segments), 1))
+        run = MigrationRun.objects.create(
+            plan=context.plan,
+            kind=kind,
+            row_limit=limit,
+            since=since,
+            unit_rows=unit_rows,
+            max_bad_rows=context.plan.max_bad_rows if max_bad_rows is None else max_bad_rows,
+        )
+        for entity in context.entities:
+            expected = estimates[entity.name]
             Segment.objects.create(
                 run=run,
                 entity=entity.name,
-                index=index,
-                lower_key=bounds[index],
-                upper_key=bounds[index + 1],
-                last_key=bounds[index],
+                index=0,
                 rows_expected=min(expected, limit) if limit else expected,
+                open_ended=not limit,  # --limit: one unit of at most N rows, never cut
             )
     return run
 
 
 def run_pending(*, plan: MigrationPlan) -> MigrationRun | None:
-    """The unfinished run a new invocation should resume (a killed worker leaves one behind)."""
+    """The unfinished run a new invocation should join (a killed worker leaves one behind)."""
     return plan.runs.filter(status__in=[RunStatus.PENDING, RunStatus.RUNNING]).first()
 
 
@@ -102,59 +173,171 @@ def _write_units(before: dict, table: str) -> float:
     return after.get(key, {}).get("write", 0.0) - before.get(key, {}).get("write", 0.0)
 
 
+# --- leases ---------------------------------------------------------------------------------------------
+
+
+def _lease_until() -> dt.datetime:
+    return timezone.now() + dt.timedelta(seconds=settings.LIZZY_MIGRATION_LEASE_SECONDS)
+
+
+def unit_lease(*, segment_id: int, owner: str) -> Lease:
+    """Take a unit's lease (one conditional UPDATE), or raise ``UnitLeased`` while another runner holds it."""
+    now = timezone.now()
+    with transaction.atomic():
+        taken = (
+            Segment.objects.filter(pk=segment_id, done=False)
+            .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+            .update(
+                fence=F("fence") + 1, lease_owner=owner, lease_expires_at=_lease_until(), attempts=F("attempts") + 1
+            )
+        )
+        holder, expires, fence, done = Segment.objects.values_list(
+            "lease_owner", "lease_expires_at", "fence", "done"
+        ).get(pk=segment_id)
+    if not taken:
+        state = "done" if done else f"leased by {holder} until {expires:%H:%M:%S}"
+        raise UnitLeased(f"unit {segment_id} is {state}", details={"expires_at": expires, "done": done})
+    return Lease(segment_id=segment_id, fence=fence, owner=owner)
+
+
+def _fenced(lease: Lease):
+    return Segment.objects.filter(pk=lease.segment_id, fence=lease.fence, done=False)
+
+
+def lease_renew(*, lease: Lease) -> None:
+    """Extend the lease where the fencing token is still ours; ``LeaseLost`` otherwise (write nothing)."""
+    if not _fenced(lease).update(lease_expires_at=_lease_until()):
+        raise LeaseLost(f"unit {lease.segment_id}: lease {lease.fence} of {lease.owner} was lost")
+
+
+def _lease_release(lease: Lease, **fields: Any) -> bool:
+    return bool(_fenced(lease).update(lease_owner="", lease_expires_at=None, **fields))
+
+
+# --- one unit -------------------------------------------------------------------------------------------
+
+
 def segment_backfill(
     *,
     segment_id: int,
     context: PlanContext | None = None,
     on_rows: Callable[[int], None] | None = None,
     ledger: KeyLedger | None = None,
+    on_unit: Callable[[int], None] | None = None,
+    owner: str | None = None,
 ) -> Segment:
-    """Run one segment from its checkpoint to its end. Idempotent: a finished segment returns at once."""
+    """Run one unit under a lease, from its checkpoint to its end. A finished unit returns at once.
+
+    Raises ``UnitLeased`` when another runner holds the unit, ``RunFailed`` when the run must fail.
+    ``on_unit`` is told about every unit this one cuts off (Celery dispatch queues it).
+    """
     segment = Segment.objects.select_related("run__plan").get(pk=segment_id)
-    if segment.done or segment.run.status == RunStatus.PAUSED:
-        return segment  # a paused run's redelivered or queued segments wait for resume
     run = segment.run
-    Segment.objects.filter(pk=segment.pk).update(attempts=F("attempts") + 1)
+    if segment.done or run.status in STOPPED:
+        return segment  # a stopped run's redelivered or queued units wait for resume
+    lease = unit_lease(segment_id=segment_id, owner=owner or runner_name())
     MigrationRun.objects.filter(pk=run.pk, status=RunStatus.PENDING).update(status=RunStatus.RUNNING)
     ledger = ledger or KeyLedger()
-    if context is None:
-        with plan_context(plan=run.plan) as own:
-            return _segment_guarded(segment, run, own, on_rows, ledger)
-    return _segment_guarded(segment, run, context, on_rows, ledger)
-
-
-def _segment_guarded(segment, run, context, on_rows, ledger) -> Segment:
-    """Any failure names the plan, table, rule and the last source key written (never a bare traceback)."""
-    entity = context.entity(segment.entity)
     try:
-        return _segment_loop(segment, run, context, on_rows, ledger)
-    except RunFailed:
-        raise
-    except ApplicationError as exc:
-        segment.refresh_from_db()
-        written = MigrationRun.objects.values_list("items_written", flat=True).get(pk=run.pk)
-        problem = exc.message.split(" Nothing was written")[0]  # something may have been, by earlier pages
-        raise RunFailed(
-            ERR_SEGMENT_FAILED.format(
-                plan=run.plan.name,
-                table=entity.target_table,
-                rule=entity.rule,
-                key=segment.last_key if segment.last_key is not None else "(start)",
-                written=written,
-                problem=problem,
+        if context is None:
+            with plan_context(plan=run.plan) as own:
+                return _segment_guarded(lease, run, own, on_rows, ledger, on_unit)
+        return _segment_guarded(lease, run, context, on_rows, ledger, on_unit)
+    finally:
+        _lease_release(lease)  # no-op once done (or lost); otherwise the unit is free for the next runner
+        run_totals_refresh(run_id=run.pk)
+
+
+def _segment_guarded(lease, run, context, on_rows, ledger, on_unit) -> Segment:
+    """Transient errors retried with backoff; any other failure names plan, table, rule, unit and source key."""
+    segment = Segment.objects.get(pk=lease.segment_id)
+    entity = context.entity(segment.entity)
+    while True:
+        try:
+            if segment.open_ended:
+                _unit_cut(lease, run, context, entity, on_unit)
+            return _segment_loop(lease, run, context, on_rows, ledger)
+        except (RunFailed, LeaseLost, UnitLeased):
+            raise
+        except TRANSIENT_ERRORS as exc:
+            segment.refresh_from_db()
+            if segment.retries < settings.LIZZY_MIGRATION_UNIT_RETRIES:
+                _fenced(lease).update(retries=F("retries") + 1, last_error=exc.message[:2000])
+                delay = random.uniform(0.5, 1.0) * settings.LIZZY_MIGRATION_RETRY_BACKOFF_SECONDS * 2**segment.retries  # noqa: S311
+                logger.warning("run %s, unit %s: %s; retry in %.1f s", run.pk, _unit_name(segment), exc.message, delay)
+                time.sleep(min(delay, settings.LIZZY_MIGRATION_LEASE_SECONDS / 3))
+                lease_renew(lease=lease)
+                segment.refresh_from_db()
+                continue
+            problem = ERR_RETRIES_EXHAUSTED.format(problem=_problem(exc), retries=segment.retries)
+            raise _unit_failure(lease, run, entity, problem) from exc
+        except Exception as exc:  # noqa: BLE001 - whatever stopped a unit, the run says where, never a bare traceback
+            if not isinstance(exc, ApplicationError):
+                logger.exception("run %s, unit %s failed", run.pk, lease.segment_id)
+            raise _unit_failure(lease, run, entity, _problem(exc)) from exc
+
+
+def _problem(exc: Exception) -> str:
+    if isinstance(exc, ApplicationError):
+        return exc.message.split(" Nothing was written")[0]  # something may have been, by earlier pages
+    return ERR_UNEXPECTED.format(type=type(exc).__name__, problem=exc)
+
+
+def _unit_failure(lease: Lease, run: MigrationRun, entity: EntityMapping, problem: str) -> RunFailed:
+    segment = Segment.objects.get(pk=lease.segment_id)
+    written = Segment.objects.filter(run=run).aggregate(total=Sum("items_written"))["total"] or 0
+    message = ERR_SEGMENT_FAILED.format(
+        plan=run.plan.name,
+        table=entity.target_table,
+        rule=entity.rule,
+        unit=_unit_name(segment),
+        key=segment.last_key if segment.last_key is not None else "(start)",
+        written=written,
+        problem=problem,
+    )
+    _fenced(lease).update(last_error=message[:4000])
+    return RunFailed(message)
+
+
+def _unit_cut(lease: Lease, run: MigrationRun, context: PlanContext, entity: EntityMapping, on_unit) -> None:
+    """Cut an open-ended unit ``unit_rows`` rows after its start; the rest becomes the next open-ended unit."""
+    segment = Segment.objects.get(pk=lease.segment_id)
+    relation = context.source.relation(entity)
+    unit_rows = run.unit_rows or settings.LIZZY_MIGRATION_UNIT_ROWS
+    cut = context.source.key_after(relation, after=segment.lower_key, rows=unit_rows, since=run.since)
+    created = None
+    with transaction.atomic():
+        fields = {"open_ended": False, "upper_key": cut}
+        if cut is not None:
+            fields["rows_expected"] = unit_rows
+        if not _fenced(lease).update(**fields):
+            raise LeaseLost(f"unit {lease.segment_id}: lease lost before its cut")
+        if cut is not None:  # the rest of the entity: the next open-ended unit, cut by whoever takes it
+            estimate = segment.rows_expected
+            created = Segment.objects.create(
+                run=run,
+                entity=segment.entity,
+                index=segment.index + 1,
+                lower_key=cut,
+                last_key=cut,
+                open_ended=True,
+                rows_expected=max(estimate - unit_rows, 0) if estimate is not None else None,
             )
-        ) from exc
+    if created is not None and on_unit is not None:
+        on_unit(created.pk)  # after the commit above: a worker that takes it at once finds it
 
 
-def _segment_loop(segment: Segment, run: MigrationRun, context: PlanContext, on_rows, ledger) -> Segment:
+def _segment_loop(lease: Lease, run: MigrationRun, context: PlanContext, on_rows, ledger) -> Segment:
+    segment = Segment.objects.get(pk=lease.segment_id)
     entity = context.entity(segment.entity)
     relation = context.source.relation(entity)
     chunk_size = settings.LIZZY_MIGRATION_CHUNK_SIZE
+    unit = _unit_name(segment)
     remaining = None
     if run.row_limit:
         remaining = max(run.row_limit - segment.rows_read, 0)
     if remaining == 0:
-        Segment.objects.filter(pk=segment.pk).update(done=True)
+        _lease_release(lease, done=True)
         segment.refresh_from_db()
         return segment
     for rows in context.source.pages(
@@ -166,42 +349,40 @@ def _segment_loop(segment: Segment, run: MigrationRun, context: PlanContext, on_
     ):
         if remaining is not None:
             rows = rows[:remaining]
+        lease_renew(lease=lease)  # the fencing check before the write: a runner that lost the unit stops here
         before = consumed_capacity()
         outcome = page_load(entity=entity, rows=rows, relation=relation, ledger=ledger)
         units = _write_units(before, entity.target_table)
         last_key = context.source.key_of(rows[-1], relation)
         with transaction.atomic():
-            Segment.objects.filter(pk=segment.pk).update(
+            checkpointed = _fenced(lease).update(
                 last_key=last_key,
+                lease_expires_at=_lease_until(),
                 rows_read=F("rows_read") + len(rows),
                 items_written=F("items_written") + outcome.written,
                 items_skipped=F("items_skipped") + outcome.skipped,
-            )
-            MigrationRun.objects.filter(pk=run.pk).update(
-                rows_read=F("rows_read") + len(rows),
-                items_written=F("items_written") + outcome.written,
-                items_skipped=F("items_skipped") + outcome.skipped,
-                items_failed=F("items_failed") + len(outcome.bad),
                 rows_quarantined=F("rows_quarantined") + len(outcome.bad),
                 bytes_written=F("bytes_written") + outcome.bytes,
                 write_units=F("write_units") + units,
                 unprocessed_retries=F("unprocessed_retries") + outcome.unprocessed_retries,
                 throttle_retries=F("throttle_retries") + outcome.throttle_retries,
             )
+            if not checkpointed:
+                raise LeaseLost(f"unit {unit}: lease lost while writing after {segment.last_key}")
             if outcome.bad:
                 _quarantine(run, entity, outcome.bad)
         if outcome.bad:
-            _fail_past_limit(run, entity, outcome.bad)
+            _fail_past_limit(run, entity, outcome.bad, unit=unit)
         if on_rows:
             on_rows(len(rows))
         if remaining is not None:
             remaining -= len(rows)
             if remaining <= 0:
                 break
-        if MigrationRun.objects.filter(pk=run.pk, status=RunStatus.PAUSED).exists():
-            segment.refresh_from_db()  # paused: the checkpoint is written, resume continues after it
+        if MigrationRun.objects.filter(pk=run.pk, status__in=STOPPED).exists():
+            segment.refresh_from_db()  # paused, cancelled or failed elsewhere: the checkpoint is written
             return segment
-    Segment.objects.filter(pk=segment.pk).update(done=True)
+    _lease_release(lease, done=True)
     segment.refresh_from_db()
     return segment
 
@@ -230,75 +411,181 @@ def _quarantine(run: MigrationRun, entity: EntityMapping, bad: list[BadRow]) -> 
         logger.warning("run %s: %s", run.pk, row_error_text(plan=run.plan, entity=entity, bad=row))
 
 
-def _fail_past_limit(run: MigrationRun, entity: EntityMapping, bad: list[BadRow]) -> None:
-    count = MigrationRun.objects.values_list("rows_quarantined", flat=True).get(pk=run.pk)
+def _fail_past_limit(run: MigrationRun, entity: EntityMapping, bad: list[BadRow], *, unit: str) -> None:
+    count = QuarantinedRow.objects.filter(run=run).count()
     if count > run.max_bad_rows:
         # Name the row that went over the limit (with the default 0: the first bad row).
         crossing = bad[min(max(run.max_bad_rows - (count - len(bad)), 0), len(bad) - 1)]
         raise RunFailed(
             ERR_TOO_MANY_BAD_ROWS.format(
-                count=count, limit=run.max_bad_rows, row=row_error_text(plan=run.plan, entity=entity, bad=crossing)
+                count=count,
+                limit=run.max_bad_rows,
+                unit=unit,
+                row=row_error_text(plan=run.plan, entity=entity, bad=crossing),
             )
         )
 
 
+# --- the run ------------------------------------------------------------------------------------------
+
+
+def run_totals_refresh(*, run_id: int) -> None:
+    """The run's counters := the sum of its units' (idempotent: a redelivered unit cannot count twice)."""
+    totals = Segment.objects.filter(run_id=run_id).aggregate(**{name: Sum(name) for name in COUNTERS})
+    fields = {name: totals[name] or 0 for name in COUNTERS}
+    fields["items_failed"] = fields["rows_quarantined"]
+    MigrationRun.objects.filter(pk=run_id).update(**fields)
+
+
+def run_fail(*, run_id: int, error: str) -> MigrationRun:
+    """The run is ``failed`` with ``error``, at once; the first error wins (other units stop at their next page)."""
+    if MigrationRun.objects.filter(pk=run_id, status__in=UNFINISHED).update(
+        status=RunStatus.FAILED, last_error=error[:4000], finished_at=timezone.now()
+    ):
+        logger.error("run %s failed: %s", run_id, error)
+    run_totals_refresh(run_id=run_id)
+    return MigrationRun.objects.get(pk=run_id)
+
+
 def run_finish(*, run_id: int, error: str = "") -> MigrationRun:
-    run = MigrationRun.objects.get(pk=run_id)
+    """Close a run: failed with ``error``, succeeded when every unit is done, else left as it is."""
     if error:
-        run.status, run.last_error = RunStatus.FAILED, error[:4000]
-    elif run.segments.filter(done=False).exists():
-        return run
-    else:
-        run.status = RunStatus.SUCCEEDED
-    run.finished_at = timezone.now()
-    run.save(update_fields=["status", "last_error", "finished_at"])
-    return run
+        return run_fail(run_id=run_id, error=error)
+    run_totals_refresh(run_id=run_id)
+    if not Segment.objects.filter(run_id=run_id, done=False).exists():
+        MigrationRun.objects.filter(pk=run_id, status__in=[RunStatus.PENDING, RunStatus.RUNNING]).update(
+            status=RunStatus.SUCCEEDED, finished_at=timezone.now()
+        )
+    return MigrationRun.objects.get(pk=run_id)
+
+
+def segment_run(*, segment_id: int, on_unit: Callable[[int], None] | None = None) -> Segment:
+    """One unit as a Celery task runs it: the last unit to finish closes the run; a failure fails it at once.
+
+    Raises ``UnitLeased`` (the caller may look again after the lease expires) and, after failing the run,
+    ``RunFailed``.
+    """
+    try:
+        segment = segment_backfill(segment_id=segment_id, on_unit=on_unit)
+    except LeaseLost as exc:
+        logger.warning("%s; the runner that took it over continues", exc.message)
+        return Segment.objects.get(pk=segment_id)
+    except RunFailed as exc:
+        run_fail(run_id=Segment.objects.values_list("run_id", flat=True).get(pk=segment_id), error=exc.message)
+        raise
+    if segment.done:
+        run_finish(run_id=segment.run_id)
+    return segment
+
+
+def _next_units(run_id: int) -> tuple[list[int], dt.datetime | None]:
+    """Units a runner may take now (not done, lease free or expired), and when the next lease held expires."""
+    now = timezone.now()
+    pending = Segment.objects.filter(run_id=run_id, done=False)
+    free = list(
+        pending.filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .order_by("entity", "index")
+        .values_list("pk", flat=True)
+    )
+    held = pending.filter(lease_expires_at__gte=now).aggregate(Max("lease_expires_at"))["lease_expires_at__max"]
+    return free, held
 
 
 def run_execute(
     *, run: MigrationRun, context: PlanContext, workers: int = 1, on_rows: Callable[[int], None] | None = None
 ) -> MigrationRun:
-    """Run every unfinished segment in this process (``workers`` threads), then close the run."""
-    pending = list(run.segments.filter(done=False).values_list("pk", flat=True))
-    MigrationRun.objects.filter(pk=run.pk).exclude(status=RunStatus.PAUSED).update(
+    """Work on the run's units in this process (``workers`` threads) until none is left, then close the run.
+
+    Units leased by other runners (another invocation, Celery workers) are left to them; this one waits
+    until they are done, or takes them over once their lease expires. Safe to run on many machines at once.
+    """
+    MigrationRun.objects.filter(pk=run.pk, status__in=[RunStatus.PENDING, RunStatus.RUNNING]).update(
         status=RunStatus.RUNNING, last_error=""
     )
-    ledger = KeyLedger()  # one per run in this process: collisions between its segments are caught too
+    ledger = KeyLedger()  # one per run in this process: collisions between its units are caught too
     # SQLite serialises writers (and an in-memory test database cannot be shared between threads):
-    # with it, segments run one after another; parallelism then comes from Celery workers.
+    # with it, units run one after another; parallelism then comes from Celery workers.
     if connection.vendor == "sqlite":
         workers = 1
-    try:
-        if workers <= 1 or len(pending) <= 1:
-            for segment_id in pending:
-                segment_backfill(segment_id=segment_id, context=context, on_rows=on_rows, ledger=ledger)
-        else:
-            lock = threading.Lock()
+    failure: list[str] = []
 
-            def work(segment_id: int) -> None:
-                # Each thread gets its own source connection: DB-API connections are not shared.
+    def loop(own: PlanContext, callback) -> None:
+        owner = runner_name()
+        while not failure:
+            if MigrationRun.objects.filter(pk=run.pk, status__in=STOPPED).exists():
+                return
+            free, held_until = _next_units(run.pk)
+            if not free and held_until is None:
+                return  # every unit is done
+            if not free:
+                time.sleep(IDLE_POLL_SECONDS)  # units held by other runners: done soon, or taken over
+                continue
+            for segment_id in free:
                 try:
-                    with plan_context(plan=run.plan) as own:
-                        segment_backfill(
-                            segment_id=segment_id, context=own, on_rows=_locked(on_rows, lock), ledger=ledger
-                        )
-                finally:
-                    connections.close_all()  # this thread's own Django connections
+                    segment_backfill(segment_id=segment_id, context=own, on_rows=callback, ledger=ledger, owner=owner)
+                except (UnitLeased, LeaseLost):
+                    continue  # another runner has it
+                except RunFailed as exc:
+                    failure.append(exc.message)
+                    return
+                break  # look again: cutting a unit made a new one
 
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="backfill") as pool:
-                list(pool.map(work, pending))
-    except ApplicationError as exc:
-        return run_finish(run_id=run.pk, error=exc.message)
+    if workers <= 1:
+        loop(context, on_rows)
+    else:
+        lock = threading.Lock()
+
+        def work(_number: int) -> None:
+            # Each thread gets its own source connection: DB-API connections are not shared.
+            try:
+                with plan_context(plan=run.plan) as own:
+                    loop(own, _locked(on_rows, lock))
+            finally:
+                connections.close_all()  # this thread's own Django connections
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="backfill") as pool:
+            list(pool.map(work, range(workers)))
+    if failure:
+        return run_fail(run_id=run.pk, error=failure[0])
     return run_finish(run_id=run.pk)
 
 
 def run_pause(*, run: MigrationRun) -> MigrationRun:
-    """Stop after the chunk in flight: each segment keeps its checkpoint and the run waits for resume."""
+    """Stop after the page in flight: each unit keeps its checkpoint and the run waits for resume."""
     if not MigrationRun.objects.filter(pk=run.pk, status__in=[RunStatus.PENDING, RunStatus.RUNNING]).update(
         status=RunStatus.PAUSED
     ):
         run.refresh_from_db()
         raise PreconditionFailed(ERR_NOT_PAUSABLE.format(run=run.pk, status=run.status))
+    run.refresh_from_db()
+    return run
+
+
+def run_cancel(*, run: MigrationRun) -> MigrationRun:
+    """Stop after the page in flight, for good unless resumed; the checkpoints are kept."""
+    if not MigrationRun.objects.filter(pk=run.pk, status__in=UNFINISHED).update(
+        status=RunStatus.CANCELLED, finished_at=timezone.now()
+    ):
+        run.refresh_from_db()
+        raise PreconditionFailed(ERR_NOT_CANCELLABLE.format(run=run.pk, status=run.status))
+    run.refresh_from_db()
+    return run
+
+
+def run_reopen(*, run: MigrationRun) -> MigrationRun:
+    """A failed, paused or cancelled run back to pending: its units continue from their checkpoints."""
+    with transaction.atomic():
+        MigrationPlan.objects.select_for_update().filter(pk=run.plan_id).first()
+        busy = MigrationRun.objects.filter(plan_id=run.plan_id, status__in=UNFINISHED).exclude(pk=run.pk).first()
+        if busy:
+            raise PreconditionFailed(ERR_RUN_BUSY.format(plan=run.plan.name, run=busy.pk))
+        if not MigrationRun.objects.filter(pk=run.pk, status__in=RESUMABLE).update(
+            status=RunStatus.PENDING, last_error="", finished_at=None
+        ):
+            run.refresh_from_db()
+            raise PreconditionFailed(ERR_NOT_RESUMABLE.format(run=run.pk, status=run.status))
+        # A failed unit's error stays in its row for the record; its retry budget starts again.
+        Segment.objects.filter(run=run, done=False).update(retries=0)
     run.refresh_from_db()
     return run
 

@@ -1,10 +1,13 @@
 """Validation: does the target hold every selected source row, exactly? Three checks, two of them blind to the mapping.
 
-1. **Expected vs found** (as before): the target is read with a parallel Scan (Segment/TotalSegments) into a
-   map key → hash of the items of the mapped entity types (about 100 bytes per item); the source is
-   streamed through the mapping: a key not in the map is *missing*, a hash that differs is *different* (a
-   sample gets field-level diffs), what is left in the map at the end is *extra*. This check shares the
-   transform's blind spots (a mapping bug writes and expects the same wrong item), so two more follow.
+1. **Expected vs found**, with bounded memory: the target is read with a parallel Scan (Segment/
+   TotalSegments) and the source streamed through the mapping, both into per-bucket digests (count and sum
+   of item hashes per bucket of the item-key hash; ``LIZZY_VALIDATION_BUCKETS``). Only buckets whose digests
+   differ are read again, in rounds of at most ``LIZZY_VALIDATION_MAX_KEYS`` target items, into a map key →
+   hash: a key not in the map is *missing*, a hash that differs is *different* (a sample gets field-level
+   diffs), what is left in the map is *extra*. No whole-table map: a clean 100M-item table costs the
+   buckets. This check shares the transform's blind spots (a mapping bug writes and expects the same wrong
+   item), so two more follow.
 2. **Count reconciliation** per entity: rows the source selects (a ``COUNT(*)`` with the DMS filters, not
    the paging nor the mapping) against the distinct target items that entity owns (its ``entity_type``, or
    the whole table when one entity writes it). Two rows collapsed onto one key, a filter ignored, a table
@@ -23,19 +26,23 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 
-from lizzy.dynamodb import dynamodb_get_item, dynamodb_parallel_scan
+from lizzy.dynamodb import dynamodb_get_item, dynamodb_parallel_scan, dynamodb_scan
 from migration_app.models import MigrationPlan, ValidationMode, ValidationReport
 from migration_app.services.canonical import canonical_text, item_hash, item_to_json, key_text
 from migration_app.services.mapping import EntityMapping, RowError
 from migration_app.services.plans import PlanContext, plan_context
+from migration_app.services.scans import ERR_VALIDATION_UNREADABLE, SCAN_ERRORS, SCAN_PROFILE, scan_unreadable
 from migration_app.services.types import type_family
 
 SAMPLE_SIZE = 10
@@ -167,14 +174,6 @@ def contract_violations(entity: EntityMapping, row: dict[str, Any], item: dict[s
 # --- the report ---------------------------------------------------------------------------------------
 
 
-def plan_validate(
-    *, plan: MigrationPlan, mode: str = "full", sample_size: int = SAMPLE_SIZE, total_segments: int = SCAN_SEGMENTS
-) -> ValidationReport:
-    """Compare source and target; the report's ``clean`` is False on any mismatch."""
-    with plan_context(plan=plan) as context:
-        return _validate(context, mode=mode, sample_size=sample_size, total_segments=total_segments)
-
-
 def _groups(context: PlanContext) -> dict[tuple[str, str | None], list[EntityMapping]]:
     """Which entities own which target items: by entity_type where every rule of a table stamps one."""
     groups: dict[tuple[str, str | None], list[EntityMapping]] = {}
@@ -188,94 +187,238 @@ def _groups(context: PlanContext) -> dict[tuple[str, str | None], list[EntityMap
     return groups
 
 
-def _validate(context: PlanContext, *, mode: str, sample_size: int, total_segments: int) -> ValidationReport:
-    full = mode == ValidationMode.FULL
-    now = int(time.time())
-    report = ValidationReport(plan=context.plan, mode=mode, created_at=timezone.now())
-    samples: dict[str, list[Any]] = {"missing": [], "extra": [], "different": [], "counts": [], "contract": []}
+def _bucket_of(table: str, key: str, buckets: int) -> int:
+    digest = hashlib.blake2b(f"{table}\x00{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % buckets
+
+
+def _item_digest(item: dict[str, Any], key: str, full: bool) -> bytes:
+    return item_hash(item) if full else hashlib.sha256(key.encode()).digest()
+
+
+class _Digests:
+    """Per bucket: item count and the sum of item hashes mod 2**256 (order-independent, like SetChecksum)."""
+
+    MODULUS = 2**256
+
+    def __init__(self, buckets: int) -> None:
+        self.counts = [0] * buckets
+        self.sums = [0] * buckets
+
+    def add(self, bucket: int, digest: bytes) -> None:
+        self.counts[bucket] += 1
+        self.sums[bucket] = (self.sums[bucket] + int.from_bytes(digest, "big")) % self.MODULUS
+
+    @classmethod
+    def from_lists(cls, counts: list[int], sums: list[str]) -> _Digests:
+        digests = cls(len(counts))
+        digests.counts = list(counts)
+        digests.sums = [int(value, 16) for value in sums]
+        return digests
+
+    def merge(self, other: _Digests) -> None:
+        for bucket, count in enumerate(other.counts):
+            self.counts[bucket] += count
+            self.sums[bucket] = (self.sums[bucket] + other.sums[bucket]) % self.MODULUS
+
+
+def plan_validate(
+    *, plan: MigrationPlan, mode: str = "full", sample_size: int = SAMPLE_SIZE, total_segments: int = SCAN_SEGMENTS
+) -> ValidationReport:
+    """Compare source and target in this process (the parts in turn, target segments in threads), one report."""
+    with plan_context(plan=plan) as context:
+        specs = validation_parts(context=context, total_segments=total_segments)
+        target_specs = [spec for spec in specs if spec["side"] == "target"]
+
+        def run_target(spec: dict[str, Any]) -> dict[str, Any]:
+            return validation_part_run(context=context, spec=spec, mode=mode, sample_size=sample_size)
+
+        with ThreadPoolExecutor(max_workers=max(total_segments, 1), thread_name_prefix="validate") as pool:
+            parts = list(pool.map(run_target, target_specs))
+        parts += [
+            validation_part_run(context=context, spec=spec, mode=mode, sample_size=sample_size)
+            for spec in specs
+            if spec["side"] == "source"
+        ]
+        return validation_merge(context=context, parts=parts, mode=mode, sample_size=sample_size)
+
+
+def validation_parts(*, context: PlanContext, total_segments: int = SCAN_SEGMENTS) -> list[dict[str, Any]]:
+    """The independent parts of a validation (JSON, for Celery): each Scan segment of each target table, and
+    each key range of each entity's source rows (cut by keyset probes, ``LIZZY_VALIDATION_RANGE_ROWS``)."""
+    specs: list[dict[str, Any]] = []
+    for table in dict.fromkeys(entity.target_table for entity in context.entities):
+        specs += [
+            {"side": "target", "table": table, "segment": segment, "total": total_segments}
+            for segment in range(total_segments)
+        ]
+    for entity in context.entities:
+        relation = context.source.relation(entity)
+        lower = None
+        while True:
+            cut = context.source.key_after(relation, after=lower, rows=settings.LIZZY_VALIDATION_RANGE_ROWS)
+            specs.append({"side": "source", "entity": entity.name, "lower": lower, "upper": cut})
+            if cut is None:
+                break
+            lower = cut
+    return specs
+
+
+def _context_maps(context: PlanContext) -> tuple[dict, dict, dict]:
     ttl_of = {spec.base_name: spec.ttl_attribute for spec in context.specs}
     keys_of = {
         spec.base_name: (spec.partition_key[0], *([spec.sort_key[0]] if spec.sort_key else []))
         for spec in context.specs
     }
-    target: dict[tuple[str, str], bytes] = {}
-    owned: Counter[tuple[str, str | None]] = Counter()
-    lock = threading.Lock()
-    groups = _groups(context)
-    for table in dict.fromkeys(entity.target_table for entity in context.entities):
-        types = {entity.entity_type for entity in context.entities if entity.target_table == table}
-        # A table shared with other writers is validated only for the entity types this plan maps.
-        typed = None not in types
+    tables = dict.fromkeys(entity.target_table for entity in context.entities)
+    types_of = {table: {e.entity_type for e in context.entities if e.target_table == table} for table in tables}
+    return ttl_of, keys_of, types_of
 
-        def consume(items: list[dict[str, Any]], table: str = table, typed: bool = typed, types=types) -> None:
-            kept = {}
-            counted: Counter[tuple[str, str | None]] = Counter()
-            for item in items:
-                if typed and item.get("entity_type") not in types:
-                    continue
-                if _expired(item, ttl_of[table], now):
-                    with lock:
-                        report.expired_ignored += 1
-                    continue
-                kept[(table, key_text(item, keys_of[table]))] = item_hash(item) if full else b""
-                counted[(table, item.get("entity_type") if typed else None)] += 1
-            with lock:
-                target.update(kept)
-                owned.update(counted)
 
-        dynamodb_parallel_scan(table=table, total_segments=total_segments, consume=consume)
-    report.found = len(target)
-    expired_expected: Counter[str] = Counter()
-    for entity in context.entities:
+def _target_items(table: str, items: list[dict[str, Any]], maps: tuple, now: int, on_expired) -> list:
+    """(key text, owner entity type, item) of the items of ``table`` this plan's validation looks at."""
+    ttl_of, keys_of, types_of = maps
+    types = types_of[table]
+    typed = None not in types  # a table shared with other writers: only the entity types this plan maps
+    kept = []
+    for item in items:
+        if typed and item.get("entity_type") not in types:
+            continue
+        if _expired(item, ttl_of[table], now):
+            on_expired()
+            continue
+        kept.append((key_text(item, keys_of[table]), item.get("entity_type") if typed else None, item))
+    return kept
+
+
+def validation_part_run(
+    *, context: PlanContext, spec: dict[str, Any], mode: str, sample_size: int = SAMPLE_SIZE
+) -> dict[str, Any]:
+    """Digests of one part (a Scan segment, or a source key range): memory is the buckets and one page."""
+    full = mode == ValidationMode.FULL
+    buckets = settings.LIZZY_VALIDATION_BUCKETS
+    now = int(time.time())
+    maps = _context_maps(context)
+    ttl_of, keys_of, _types = maps
+    digests = _Digests(buckets)
+    part: dict[str, Any] = {"side": spec["side"], "expired_ignored": 0, "expected": 0, "unmappable": 0}
+    part["missing_samples"] = []
+    part |= {"owned": Counter(), "contract_by_bucket": Counter(), "contract_samples": [], "expired_expected": {}}
+    if spec["side"] == "target":
+        table = spec["table"]
+
+        def expired() -> None:
+            part["expired_ignored"] += 1
+
+        try:
+            for page in _scan_pages(table, spec["segment"], spec["total"]):
+                for key, owner, item in _target_items(table, page, maps, now, expired):
+                    digests.add(_bucket_of(table, key, buckets), _item_digest(item, key, full))
+                    part["owned"][f"{table}\x00{owner or ''}"] += 1
+        except SCAN_ERRORS as exc:
+            raise scan_unreadable(exc, table=table, template=ERR_VALIDATION_UNREADABLE) from exc
+    else:
+        entity = context.entity(spec["entity"])
         relation = context.source.relation(entity)
         table = entity.target_table
-        for rows in context.source.pages(relation, after=None, upper=None, page_size=1000):
+        expired_rows = 0
+        for rows in context.source.pages(relation, after=spec["lower"], upper=spec["upper"], page_size=1000):
             for row in rows:
                 try:
                     expected = entity.transform(row)
                 except RowError as exc:
-                    report.missing += 1  # a row the mapping cannot turn into an item is not in the target
-                    if len(samples["missing"]) < sample_size:
-                        key = context.source.key_of(row, relation)
-                        samples["missing"].append(
-                            {"table": table, "key": ERR_ROW_UNMAPPABLE.format(key=key, problem=exc.message)}
+                    part["unmappable"] += 1  # a row the mapping cannot turn into an item is not in the target
+                    if len(part["missing_samples"]) < sample_size:
+                        source_key = context.source.key_of(row, relation)
+                        part["missing_samples"].append(
+                            {"table": table, "key": ERR_ROW_UNMAPPABLE.format(key=source_key, problem=exc.message)}
                         )
                     continue
                 if _expired(expected, ttl_of[table], now):
-                    expired_expected[entity.name] += 1
+                    expired_rows += 1
                     continue
-                report.expected += 1
-                key = (table, key_text(expected, keys_of[table]))
-                actual_hash = target.pop(key, None)
-                if actual_hash is None:
-                    report.missing += 1
-                    if len(samples["missing"]) < sample_size:
-                        samples["missing"].append({"table": table, "key": key[1]})
-                    continue
-                if not full:
-                    continue
-                if actual_hash != item_hash(expected):
-                    report.different += 1
-                    if len(samples["different"]) < sample_size:
-                        actual = dynamodb_get_item(table=table, key=entity.key_of(expected), consistent=True)
-                        samples["different"].append(
-                            {"table": table, "key": key[1], "fields": _field_diff(expected, actual)}
-                        )
-                    continue
-                # Same hash: ``expected`` is, byte for byte, the item read back from DynamoDB.
-                problems = contract_violations(entity, row, expected)
-                if problems:
-                    report.contract_violations += 1
-                    if len(samples["contract"]) < sample_size:
-                        samples["contract"].append({"table": table, "key": key[1], "problems": problems})
-    report.extra = len(target)
-    for table, key in list(target)[:sample_size]:
-        samples["extra"].append({"table": table, "key": key})
+                part["expected"] += 1
+                key = key_text(expected, keys_of[table])
+                bucket = _bucket_of(table, key, buckets)
+                digests.add(bucket, _item_digest(expected, key, full))
+                if full:
+                    problems = contract_violations(entity, row, expected)  # counted where the bucket matches
+                    if problems:
+                        part["contract_by_bucket"][bucket] += 1
+                        if len(part["contract_samples"]) < sample_size * 4:
+                            part["contract_samples"].append(
+                                [bucket, {"table": table, "key": key, "problems": problems}]
+                            )
+        part["expired_expected"] = {entity.name: expired_rows}
+    part["counts"] = digests.counts
+    part["sums"] = [format(value, "x") for value in digests.sums]
+    part["owned"] = dict(part["owned"])
+    part["contract_by_bucket"] = {str(bucket): count for bucket, count in part["contract_by_bucket"].items()}
+    return part
+
+
+def _scan_pages(table: str, segment: int, total: int):
+    start_key = None
+    while True:
+        page = dynamodb_scan(
+            table=table,
+            segment=segment if total > 1 else None,
+            total_segments=total if total > 1 else None,
+            start_key=start_key,
+            profile=SCAN_PROFILE,
+        )
+        yield page.items
+        if not page.last_key:
+            return
+        start_key = page.last_key
+
+
+def validation_merge(
+    *, context: PlanContext, parts: list[dict[str, Any]], mode: str, sample_size: int = SAMPLE_SIZE
+) -> ValidationReport:
+    """One report from the parts' digests; the buckets that differ are detailed in rounds of bounded size.
+
+    Equal buckets hold exactly the expected items (up to a SHA-256 collision), so their contract checks
+    stand. Differing buckets are read again, at most ``LIZZY_VALIDATION_MAX_KEYS`` target items at a time,
+    into a key → hash map that names each missing, extra and different item.
+    """
+    full = mode == ValidationMode.FULL
+    buckets = settings.LIZZY_VALIDATION_BUCKETS
+    now = int(time.time())
+    maps = _context_maps(context)
+    ttl_of, keys_of, _types = maps
+    report = ValidationReport(plan=context.plan, mode=mode, created_at=timezone.now())
+    samples: dict[str, list[Any]] = {"missing": [], "extra": [], "different": [], "counts": [], "contract": []}
+    target, source = _Digests(buckets), _Digests(buckets)
+    owned: Counter[str] = Counter()
+    expired_expected: Counter[str] = Counter()
+    contract_by_bucket: Counter[int] = Counter()
+    contract_samples: list[tuple[int, dict[str, Any]]] = []
+    for part in parts:
+        (target if part["side"] == "target" else source).merge(_Digests.from_lists(part["counts"], part["sums"]))
+        owned.update(part["owned"])
+        report.expired_ignored += part["expired_ignored"]
+        report.expected += part["expected"]
+        report.missing += part["unmappable"]
+        samples["missing"] += part["missing_samples"][: max(sample_size - len(samples["missing"]), 0)]
+        expired_expected.update(part["expired_expected"])
+        contract_by_bucket.update({int(bucket): count for bucket, count in part["contract_by_bucket"].items()})
+        contract_samples += [(bucket, sample) for bucket, sample in part["contract_samples"]]
+    report.found = sum(target.counts)
+    differing = [
+        bucket
+        for bucket in range(buckets)
+        if (source.counts[bucket], source.sums[bucket]) != (target.counts[bucket], target.sums[bucket])
+    ]
+    equal = set(range(buckets)) - set(differing)
+    report.contract_violations += sum(count for bucket, count in contract_by_bucket.items() if bucket in equal)
+    samples["contract"] = [sample for bucket, sample in contract_samples if bucket in equal][:sample_size]
+    _detail(context, report, samples, differing, target, maps, full=full, now=now, sample_size=sample_size)
     counts = []
-    for (table, entity_type), entities in groups.items():
+    for (table, entity_type), entities in _groups(context).items():
         selected = sum(context.source.count(context.source.relation(entity)) for entity in entities)
         expired = sum(expired_expected[entity.name] for entity in entities)
-        items = owned[(table, entity_type)]
+        items = owned[f"{table}\x00{entity_type or ''}"]
         entry = {
             "table": table,
             "entity_type": entity_type,
@@ -292,6 +435,73 @@ def _validate(context: PlanContext, *, mode: str, sample_size: int, total_segmen
     report.samples = samples
     report.save()
     return report
+
+
+def _detail(context, report, samples, differing, target, maps, *, full, now, sample_size) -> None:
+    """Missing, different and extra items of the differing buckets, in rounds of bounded size."""
+    ttl_of, keys_of, _types = maps
+    buckets = settings.LIZZY_VALIDATION_BUCKETS
+    limit = settings.LIZZY_VALIDATION_MAX_KEYS
+    tables = list(dict.fromkeys(entity.target_table for entity in context.entities))
+    rounds: list[set[int]] = []
+    for bucket in differing:
+        if not rounds or sum(target.counts[b] for b in rounds[-1]) + target.counts[bucket] > limit:
+            rounds.append(set())
+        rounds[-1].add(bucket)
+    lock = threading.Lock()
+    for chosen in rounds:
+        found: dict[tuple[str, str], bytes] = {}
+        for table in tables:
+
+            def keep(items, table=table, chosen=chosen, found=found) -> None:
+                kept = {
+                    (table, key): _item_digest(item, key, full)
+                    for key, _owner, item in _target_items(table, items, maps, now, lambda: None)
+                    if _bucket_of(table, key, buckets) in chosen
+                }
+                with lock:
+                    found.update(kept)
+
+            try:
+                dynamodb_parallel_scan(table=table, total_segments=SCAN_SEGMENTS, consume=keep, profile=SCAN_PROFILE)
+            except SCAN_ERRORS as exc:
+                raise scan_unreadable(exc, table=table, template=ERR_VALIDATION_UNREADABLE) from exc
+        for entity in context.entities:
+            relation = context.source.relation(entity)
+            table = entity.target_table
+            for rows in context.source.pages(relation, after=None, upper=None, page_size=1000):
+                for row in rows:
+                    try:
+                        expected = entity.transform(row)
+                    except RowError:
+                        continue  # counted as missing by its part
+                    key = key_text(expected, keys_of[table])
+                    if _expired(expected, ttl_of[table], now) or _bucket_of(table, key, buckets) not in chosen:
+                        continue
+                    actual_hash = found.pop((table, key), None)
+                    if actual_hash is None:
+                        report.missing += 1
+                        if len(samples["missing"]) < sample_size:
+                            samples["missing"].append({"table": table, "key": key})
+                        continue
+                    if not full:
+                        continue
+                    if actual_hash != item_hash(expected):
+                        report.different += 1
+                        if len(samples["different"]) < sample_size:
+                            actual = dynamodb_get_item(table=table, key=entity.key_of(expected), consistent=True)
+                            samples["different"].append(
+                                {"table": table, "key": key, "fields": _field_diff(expected, actual)}
+                            )
+                        continue
+                    problems = contract_violations(entity, row, expected)
+                    if problems:
+                        report.contract_violations += 1
+                        if len(samples["contract"]) < sample_size:
+                            samples["contract"].append({"table": table, "key": key, "problems": problems})
+        report.extra += len(found)
+        for table, key in list(found)[: max(sample_size - len(samples["extra"]), 0)]:
+            samples["extra"].append({"table": table, "key": key})
 
 
 def report_summary(report: ValidationReport) -> dict[str, Any]:

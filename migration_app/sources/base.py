@@ -59,6 +59,7 @@ ERR_STUCK = (
     "The checkpoint of {relation} did not advance past {key}: the source returned the same key twice "
     "(a key that does not order the rows uniquely?). Stopped instead of reading the same rows again."
 )
+ESTIMATE_TRUSTED_FROM = 10_000  # rows: below this, planner statistics are checked with an exact COUNT
 ROWID = "__rowid"
 KEY = "__key"  # every row read carries its encoded source key under this name (never written)
 
@@ -364,6 +365,53 @@ class SqlSource:
                 if not cuts or encoded != cuts[-1]:
                     cuts.append(encoded)
         return cuts
+
+    # -- work units: cheap estimates and keyset probes (never COUNT + OFFSET per cut) -----------------
+    # Planner statistics per engine: an estimate, refreshed by ANALYZE; None where the engine keeps none.
+    ESTIMATE_SQL = {
+        "postgres": (
+            "SELECT c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = ? AND c.relname = ?"
+        ),
+        "mysql": "SELECT table_rows FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+    }
+
+    def estimate_rows(self, relation: Relation, *, since: dt.datetime | None = None) -> int:
+        """About how many rows the relation selects: the planner's statistics for a whole table, else COUNT(*).
+
+        Only progress bars and the unit size of ``--segments`` use it; unit boundaries come from probes.
+        """
+        sql = self.ESTIMATE_SQL.get(self.scheme)
+        if sql and relation.table and not relation.filters and since is None:
+            try:
+                cursor = self._execute(self._sql(sql), [relation.schema, relation.table])
+                row = cursor.fetchone()
+                cursor.close()
+            except SourceError:
+                row = None
+            # Statistics of a table never analysed say -1 or 0: a small count is cheap when it is true.
+            if row is not None and row[0] is not None and int(row[0]) >= ESTIMATE_TRUSTED_FROM:
+                return int(row[0])
+        return self.count(relation, since=since)
+
+    def key_after(
+        self, relation: Relation, *, after: list[Any] | None, rows: int, since: dt.datetime | None = None
+    ) -> list[Any] | None:
+        """The key of the ``rows``-th row after ``after`` (a keyset probe), or None when no row follows that one
+        (the range after ``after`` is one unit: no empty unit after the cut).
+
+        One index range walk of ``rows`` entries from a seek: cutting a table into units costs one walk of
+        its key index in total, not a COUNT and an OFFSET from the start for every cut.
+        """
+        where, params = self._where(relation, lower=after, upper=None, since=since)
+        sql = (
+            f"SELECT {', '.join(self.quote(c) for c in relation.key)} FROM ({self._select(relation)}) AS probe"  # noqa: S608
+            f"{where}{self._order(relation)} LIMIT 2 OFFSET {max(int(rows) - 1, 0)}"
+        )
+        cursor = self._execute(sql, params)
+        found = cursor.fetchall()
+        cursor.close()
+        return encode_key(list(found[0])) if len(found) == 2 else None
 
     def pages(
         self,

@@ -47,6 +47,7 @@ def broker(tmp_path_factory):
         "DATABASE_URL": f"sqlite:///{control}",
         "CELERY_BROKER_URL": server.url,
         "LIZZY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
+        "LIZZY_MIGRATION_LEASE_SECONDS": "3",  # the killed worker's unit lease, taken over after it expires
         "LIZZY_BROKER_RESTORE_INTERVAL": "1",
         "LIZZY_LOG_LEVEL": "WARNING",
     }
@@ -263,3 +264,51 @@ def test_worker_killed_mid_flush_loses_nothing(broker, tmp_path, dynamodb_server
     )
     assert 0 < left_after_kill <= 60
     assert lost == 0
+
+
+def test_async_unit_failure_on_a_real_worker_ends_the_run_failed(broker, tmp_path, dynamodb_server_url):
+    # given: a source whose row 150 cannot become a DynamoDB item (over 400 KB), dispatched with --async
+    _server, env, control = broker
+    queue = f"migrations-{uuid.uuid4().hex[:6]}"
+    table = f"Things-{uuid.uuid4().hex[:8]}"
+    plan = f"failing-{uuid.uuid4().hex[:6]}"
+    env = {**env, "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_server_url, "LIZZY_MIGRATION_QUEUE": queue}
+    env["LIZZY_BACKUP_DIR"] = str(tmp_path / "backups")
+    source_path = tmp_path / "source.sqlite3"
+    source = things_source(source_path, 300)
+    with sqlite3.connect(source_path) as db:
+        db.execute("UPDATE things SET name = ? WHERE id = 150", ("x" * 420_000,))
+    mapping = tmp_path / "things.json"
+    mapping.write_text(json.dumps(things_mapping(table=table)))
+    worker = Worker(env, f"{queue},celery")
+    try:
+        queued = subprocess.run(  # noqa: S603
+            [sys.executable, "manage.py", "migrate_to_dynamodb", "--mapping", str(mapping), "--source", source]
+            + ["--plan", plan, "--async", "--json"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert queued.returncode == 0, queued.stderr[-2000:]
+
+        # when: the worker runs the unit
+        def failed():
+            with sqlite3.connect(control) as db:
+                return db.execute(
+                    "SELECT r.status, r.last_error, r.finished_at FROM migration_app_migrationrun r"
+                    " JOIN migration_app_migrationplan p ON r.plan_id = p.id WHERE p.name = ? AND r.status = ?",
+                    (plan, "failed"),
+                ).fetchall()
+
+        # then: the run ends failed (not running forever), naming plan, table, unit and source key
+        ((status, error, finished_at),) = _wait_for(failed, 60, "the run to end failed")
+    finally:
+        worker.kill()
+    assert status == "failed"
+    assert finished_at
+    assert f"plan {plan}" in error
+    assert "main.things" in error
+    assert "unit things:things[0]" in error
+    assert "{'id': 150}" in error

@@ -31,6 +31,7 @@ def test_killed_backfill_resumes_from_its_checkpoint(tmp_path, sqlite_source, dy
         "DATABASE_URL": f"sqlite:///{control}",
         "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_server_url,
         "LIZZY_BACKUP_DIR": str(tmp_path / "backups"),
+        "LIZZY_MIGRATION_LEASE_SECONDS": "2",  # the dead worker's lease: taken over 2 s after its last page
     }
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
     command = ["migrate_to_dynamodb", "--mapping", str(mapping_file), "--source", source, "--json"]
@@ -52,10 +53,11 @@ def test_killed_backfill_resumes_from_its_checkpoint(tmp_path, sqlite_source, dy
     worker.send_signal(signal.SIGKILL)
     worker.wait()
     with sqlite3.connect(control) as db:
-        checkpoint = db.execute("SELECT rows_read, last_key, done FROM migration_app_segment").fetchall()
-    assert checkpoint == [(100, "[100]", 0)]
+        checkpoint = db.execute("SELECT rows_read, last_key, done, lease_owner FROM migration_app_segment").fetchall()
+    assert [row[:3] for row in checkpoint] == [(100, "[100]", 0)]
+    assert checkpoint[0][3]  # still leased by the dead worker
 
-    # then a new worker resumes the same run from row 101 and validation is clean
+    # then a new worker takes the unit over once the lease expires, resumes from row 101, validation clean
     result = subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])

@@ -129,6 +129,7 @@ ADMIN_ACTIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "catch_up_now": OPERATORS,
         "backup_now": OPERATORS,
     },
+    "migration_app.migrationrun": {"resume_runs": OPERATORS},
     "sessions_app.handoffrequest": {"close_handoffs": OPERATORS},
     "migration_app.quarantinedrow": {"export_jsonl": _LOOK},
     "django_celery_beat.periodictask": {

@@ -12,10 +12,10 @@ from tqdm import tqdm
 
 from lizzy.dynamodb import to_storable
 from lizzy.errors import ApplicationError
-from migration_app.models import MigrationPlan, Phase, RunKind
+from migration_app.models import MigrationPlan, MigrationRun, Phase, RunKind
 from migration_app.services import plans as plan_services
 from migration_app.services import runs as run_services
-from migration_app.services.dispatch import run_dispatch
+from migration_app.services.dispatch import run_dispatch, run_resume
 from migration_app.services.phases import plan_advance
 from migration_app.services.validation import plan_validate, report_summary
 
@@ -24,10 +24,15 @@ class Command(BaseCommand):
     help = __doc__
 
     def add_arguments(self, parser):
-        parser.add_argument("--mapping", required=True, help="AWS DMS table-mapping JSON (plus our extensions).")
+        parser.add_argument("--mapping", help="AWS DMS table-mapping JSON (plus our extensions).")
+        parser.add_argument("--source", help="postgres://..., mysql://..., sqlite:///FILE or duckdb:///FILE")
         parser.add_argument(
-            "--source", required=True, help="postgres://..., mysql://..., sqlite:///FILE or duckdb:///FILE"
+            "--resume",
+            type=int,
+            metavar="RUN",
+            help="Resume failed, paused or cancelled run RUN from its checkpoints (no --mapping/--source needed).",
         )
+        parser.add_argument("--cancel", type=int, metavar="RUN", help="Cancel run RUN after the page in flight.")
         parser.add_argument(
             "--plan", help="Plan name (default: the mapping file's name; for mapping.json, its directory's name)."
         )
@@ -35,7 +40,12 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, help="At most N rows per entity (a first test on a small set).")
         parser.add_argument("--dry-run", action="store_true", help="Write nothing; print sample items.")
         parser.add_argument("--check", action="store_true", help="Only check the mapping against the source.")
-        parser.add_argument("--segments", type=int, default=1, help="Key-range segments per entity (parallel).")
+        parser.add_argument(
+            "--segments",
+            type=int,
+            default=1,
+            help="About N work units per entity, and N threads in this process (without --async).",
+        )
         parser.add_argument(
             "--max-bad-rows",
             type=int,
@@ -48,6 +58,25 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         started = time.monotonic()
+        if options["cancel"]:
+            try:
+                run = run_services.run_cancel(run=self._run_of(options["cancel"]))
+            except ApplicationError as exc:
+                raise CommandError(exc.message) from exc
+            self.stdout.write(f"run #{run.pk} {run.status}")
+            return
+        if options["resume"]:
+            run = self._run_of(options["resume"])
+            options["plan"] = run.plan.name
+            mapping, options["source"] = run.plan.mapping, run.plan.source_url
+            try:
+                summary = self._resume(run, options)
+            except ApplicationError as exc:
+                raise CommandError(exc.message) from exc
+            self._report(summary, options, started)
+            return
+        if not options["mapping"] or not options["source"]:
+            raise CommandError("--mapping and --source are required (or --resume RUN).")
         path = Path(options["mapping"])
         try:
             mapping = json.loads(path.read_text())
@@ -73,6 +102,34 @@ class Command(BaseCommand):
             summary = self._run(name, mapping, options)
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
+        self._report(summary, options, started)
+
+    def _run_of(self, run_id: int) -> MigrationRun:
+        run = MigrationRun.objects.select_related("plan").filter(pk=run_id).first()
+        if run is None:
+            raise CommandError(f"There is no run #{run_id}.")
+        return run
+
+    def _resume(self, run, options):
+        if options["run_async"]:
+            run = run_resume(run=run)
+            return self._async_summary(run.plan, run)
+        run = run_services.run_reopen(run=run)
+        with plan_services.plan_context(plan=run.plan) as context:
+            return self._execute(run.plan, context, run, options)
+
+    def _async_summary(self, plan, run):
+        return {
+            "plan": plan.name,
+            "run": run.pk,
+            "status": run.status,
+            "rows_read": run.rows_read,
+            "items_written": run.items_written,
+            "items_skipped": run.items_skipped,
+            "validation": None,
+        }
+
+    def _report(self, summary, options, started):
         summary["seconds"] = round(time.monotonic() - started, 2)
         validation = summary.get("validation")
         if options["json"]:
@@ -134,24 +191,13 @@ class Command(BaseCommand):
             if options["run_async"]:
                 run_dispatch(run=run)
                 run.refresh_from_db()
-                return {
-                    "plan": plan.name,
-                    "run": run.pk,
-                    "status": run.status,
-                    "rows_read": run.rows_read,
-                    "items_written": run.items_written,
-                    "items_skipped": run.items_skipped,
-                    "validation": None,
-                }
-            total = sum(
-                context.source.count(context.source.relation(entity), since=run.since) for entity in context.entities
-            )
-            if options["limit"]:
-                total = min(total, options["limit"] * len(context.entities))
-            with tqdm(total=total, initial=run.rows_read, unit="rows", file=sys.stderr, disable=None) as bar:
-                run = run_services.run_execute(
-                    run=run, context=context, workers=options["segments"], on_rows=bar.update
-                )
+                return self._async_summary(plan, run)
+            return self._execute(plan, context, run, options)
+
+    def _execute(self, plan, context, run, options):
+        total = sum(segment.rows_expected or 0 for segment in run.segments.all())
+        with tqdm(total=total, initial=run.rows_read, unit="rows", file=sys.stderr, disable=None) as bar:
+            run = run_services.run_execute(run=run, context=context, workers=options["segments"], on_rows=bar.update)
         if run.last_error:
             raise CommandError(f"run #{run.pk} failed: {run.last_error}")
         if run.rows_quarantined:
@@ -160,7 +206,7 @@ class Command(BaseCommand):
                 f"export: migration_quarantine {plan.name})"
             )
         validation = None
-        if not options["limit"]:
+        if not run.row_limit:
             validation = report_summary(plan_validate(plan=plan, mode="quick" if options["quick"] else "full"))
         return {
             "plan": plan.name,
@@ -172,6 +218,8 @@ class Command(BaseCommand):
             "rows_quarantined": run.rows_quarantined,
             "unprocessed_retries": run.unprocessed_retries,
             "throttle_retries": run.throttle_retries,
+            "unit_retries": sum(run.segments.values_list("retries", flat=True)),
+            "units": run.segments.count(),
             "items_per_second": round(run.items_per_second, 1),
             "validation": validation,
         }

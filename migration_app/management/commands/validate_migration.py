@@ -6,6 +6,8 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from lizzy.errors import ApplicationError
+from migration_app.models import ValidationReport
+from migration_app.services.dispatch import plan_validate_dispatch
 from migration_app.services.plans import plan_get
 from migration_app.services.validation import plan_validate, report_summary
 
@@ -17,11 +19,18 @@ class Command(BaseCommand):
         parser.add_argument("plan", help="Plan name or id.")
         parser.add_argument("--quick", action="store_true", help="Counts and keys only.")
         parser.add_argument("--json", action="store_true")
+        parser.add_argument(
+            "--distributed", action="store_true", help="Run the parts as Celery tasks and wait for the merged report."
+        )
 
     def handle(self, *args, **options):
         try:
             plan = plan_get(name_or_id=options["plan"])
-            report = plan_validate(plan=plan, mode="quick" if options["quick"] else "full")
+            mode = "quick" if options["quick"] else "full"
+            if options["distributed"]:
+                report = ValidationReport.objects.get(pk=plan_validate_dispatch(plan=plan, mode=mode).get())
+            else:
+                report = plan_validate(plan=plan, mode=mode)
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         summary = report_summary(report)

@@ -1,0 +1,160 @@
+"""Backfill items/s with 1, 2 and 4 Celery worker processes against an endpoint that models DynamoDB's latency.
+
+    python -m bench.migration_workers [--rows N] [--service-ms MS] [--workers 1 2 4]
+
+The endpoint is ``bench.stub_wsgi`` answering every BatchWriteItem after a fixed service time and doing
+no work, so what is measured is the client side: the engine (source pages, transform, leases,
+checkpoints, Celery) against a raw loop of BatchWriteItem calls of pre-built items with the same number
+of requests in flight (workers × ``LIZZY_MIGRATION_WRITE_CONCURRENCY``). Control database: PostgreSQL
+(``BENCH_DATABASE_URL``, default ``postgres://postgres@127.0.0.1:5432/lizzy_bench_workers``, created);
+broker: ``BENCH_BROKER_URL`` (default ``redis://127.0.0.1:6379/2``). Timing runs from dispatch to the run's
+``succeeded``, with the workers already up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from bench.common import ROOT, endpoint, raw_client
+
+CONTROL_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lizzy_bench_workers")
+BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/2")
+WRITE_CONCURRENCY = 4  # LIZZY_MIGRATION_WRITE_CONCURRENCY's default
+# One queue per invocation: Celery caches its router, so every run of this process routes to this queue.
+QUEUE = f"bench-{uuid.uuid4().hex[:6]}"
+
+
+def _ensure_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    admin = url.rsplit("/", 1)[0].replace("postgres://", "postgresql://", 1) + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as db:
+        if not db.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            db.execute(f'CREATE DATABASE "{name}"')
+
+
+def _source(path: Path, rows: int) -> str:
+    from tests.migration_app.factories import THINGS_DDL, things_rows
+
+    with sqlite3.connect(path) as db:
+        db.executescript(THINGS_DDL)
+        db.executemany("INSERT INTO things VALUES (:id, :name, :price, :active, :updated_at, :tags)", things_rows(rows))
+    return f"sqlite:///{path}"
+
+
+def _env(stub: str, queue: str, unit_rows: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "lizzy.settings.local",
+        "DATABASE_URL": CONTROL_URL,
+        "CELERY_BROKER_URL": BROKER_URL,
+        "AWS_ENDPOINT_URL_DYNAMODB": stub,
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "LIZZY_MIGRATION_QUEUE": queue,
+        "LIZZY_MIGRATION_UNIT_ROWS": str(unit_rows),
+        "LIZZY_LOG_LEVEL": "WARNING",
+    }
+
+
+def engine(stub: str, source: str, rows: int, workers: int) -> float:
+    """Items/s of one backfill run by ``workers`` Celery worker processes (prefork)."""
+    queue = QUEUE
+    env = _env(stub, queue, unit_rows=max(rows // (workers * 8), 500))
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from lizzy.celery import app
+    from migration_app.models import MigrationRun, RunStatus
+    from migration_app.services.dispatch import run_dispatch
+    from migration_app.services.plans import plan_context, plan_save
+    from migration_app.services.runs import run_create
+    from tests.migration_app.factories import things_mapping
+
+    app.conf.task_routes = {"migration_app.tasks.*": {"queue": queue}}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "lizzy", "worker", "-Q", queue, "-c", str(workers)]
+        + ["--prefetch-multiplier", "1", "-l", "warning", "--without-gossip", "--without-mingle", "-n", f"{queue}@%h"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not app.control.ping(destination=[f"{queue}@{os.uname().nodename}"], timeout=1):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the worker did not start")
+        name = f"{queue}-{workers}"
+        plan = plan_save(name=name, source_url=source, mapping=things_mapping(table=f"Things-{name}"))
+        with plan_context(plan=plan) as context:
+            run = run_create(context=context)
+        started = time.perf_counter()
+        run_dispatch(run=run)
+        while True:
+            run = MigrationRun.objects.get(pk=run.pk)
+            if run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
+                break
+            time.sleep(0.05)
+        seconds = time.perf_counter() - started
+        if run.status != RunStatus.SUCCEEDED or run.items_written != rows:
+            raise RuntimeError(f"run #{run.pk}: {run.status}, {run.items_written} written: {run.last_error}")
+        return rows / seconds
+    finally:
+        worker.terminate()
+        worker.wait(30)
+
+
+def raw(stub: str, rows: int, in_flight: int) -> float:
+    """Items/s of BatchWriteItem calls of 25 pre-built items, ``in_flight`` at a time (the limit)."""
+    client = raw_client(stub)
+    chunks = [
+        [{"PutRequest": {"Item": {"PK": {"S": f"THING#{n}"}, "name": {"S": f"thing {n}"}}}} for n in range(i, i + 25)]
+        for i in range(0, rows, 25)
+    ]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=in_flight) as pool:
+        list(pool.map(lambda chunk: client.batch_write_item(RequestItems={"Raw": chunk}), chunks))
+    return rows / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--service-ms", type=float, default=50)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    args = parser.parse_args()
+    _ensure_database(CONTROL_URL)
+    os.environ.update({"DJANGO_SETTINGS_MODULE": "lizzy.settings.local", "DATABASE_URL": CONTROL_URL})
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=os.environ, check=True)
+    source = _source(Path(tempfile.mkdtemp()) / "things.sqlite3", args.rows)
+    threads = max(args.workers) * WRITE_CONCURRENCY * 2
+    with endpoint(
+        "stub", env={"BENCH_STUB_DISCARD": "1", "BENCH_STUB_SERVICE_MS": str(args.service_ms)}, threads=threads
+    ) as stub:
+        base = None
+        for workers in args.workers:
+            engine_rate = engine(stub, source, args.rows, workers)
+            raw_rate = raw(stub, args.rows, workers * WRITE_CONCURRENCY)
+            base = base or engine_rate
+            print(
+                f"{workers} worker(s): engine {engine_rate:8.0f} items/s ({engine_rate / base:4.2f}x of 1), "
+                f"raw parallel loop ({workers * WRITE_CONCURRENCY} in flight) {raw_rate:8.0f} items/s, "
+                f"engine/raw {engine_rate / raw_rate:4.2f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
