@@ -301,7 +301,11 @@ def validation_part_run(
     maps = _context_maps(context)
     ttl_of, keys_of, _types = maps
     digests = _Digests(buckets)
+    # when this part began reading: the report is dated by its earliest part, so a write that ends while any part
+    # reads is after the report and the cutover guard asks for a newer one
+    began_at = timezone.now().isoformat()
     part: dict[str, Any] = {"side": spec["side"], "expired_ignored": 0, "expected": 0, "unmappable": 0}
+    part["began_at"] = began_at
     part["missing_samples"] = []
     part |= {"owned": Counter(), "contract_by_bucket": Counter(), "contract_samples": [], "expired_expected": {}}
     if spec["side"] == "target":
@@ -387,7 +391,8 @@ def validation_merge(
     now = int(time.time())
     maps = _context_maps(context)
     ttl_of, keys_of, _types = maps
-    report = ValidationReport(plan=context.plan, mode=mode, created_at=timezone.now())
+    began = [dt.datetime.fromisoformat(part["began_at"]) for part in parts if part.get("began_at")]
+    report = ValidationReport(plan=context.plan, mode=mode, created_at=min(began, default=timezone.now()))
     samples: dict[str, list[Any]] = {"missing": [], "extra": [], "different": [], "counts": [], "contract": []}
     target, source = _Digests(buckets), _Digests(buckets)
     owned: Counter[str] = Counter()

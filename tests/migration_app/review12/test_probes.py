@@ -354,19 +354,19 @@ def test_a_validation_that_began_before_the_last_write_does_not_open_cutover(db,
     )
     plan, run = _migrate("race", {"rules": [_select("cutover")]}, url)
     assert run.status == "succeeded"
-    # a run that writes finishes while the validation is reading
-    original = validation_module.dynamodb_parallel_scan
+    # a run that writes finishes while the validation is reading: after both sides were read, before the merge
+    # (the target parts scan in threads; the merge runs in this thread, with this test's database connection)
+    original = validation_module.validation_merge
     state = {"done": False}
 
-    def scan_then_write(*args, **kwargs):
-        result = original(*args, **kwargs)
+    def write_then_merge(*args, **kwargs):
         if not state["done"]:
             state["done"] = True
             with plan_context(plan=plan) as context:
                 run_execute(run=run_create(context=context), context=context)
-        return result
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(validation_module, "dynamodb_parallel_scan", scan_then_write)
+    monkeypatch.setattr(validation_module, "validation_merge", write_then_merge)
     report = plan_validate(plan=plan)
     assert state["done"]
     plan.phase = Phase.VALIDATE
