@@ -40,11 +40,11 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
 
-import redis
 from django.utils.module_loading import import_string
 from django_redis.exceptions import CompressorError
 
 from lizzy import metrics
+from lizzy.redis_source import RedisError, redis_source_client
 from migration_app.sources.base import ERR_SOURCE, KEY, Relation, SourceError
 
 logger = logging.getLogger(__name__)
@@ -130,11 +130,9 @@ class RedisSource:
         self.skipped_unsupported = 0
         plain = urlunparse(parsed._replace(query=urlencode({})))
         try:
-            self.client = redis.Redis.from_url(
-                plain, socket_timeout=SOCKET_TIMEOUT_SECONDS, socket_connect_timeout=SOCKET_TIMEOUT_SECONDS
-            )
+            self.client = redis_source_client(plain, timeout=SOCKET_TIMEOUT_SECONDS)
             self._read = self.client.register_script(READ_SCRIPT)
-        except (redis.RedisError, ValueError) as exc:
+        except (RedisError, ValueError) as exc:
             raise SourceError(ERR_SOURCE.format(problem=exc)) from exc
 
     # -- description (what mapping_resolve asks) ----------------------------------------------------
@@ -170,7 +168,7 @@ class RedisSource:
     def _call(self, function, *args, **kwargs) -> Any:  # noqa: ANN001
         try:
             return function(*args, **kwargs)
-        except redis.RedisError as exc:
+        except RedisError as exc:
             raise SourceError(ERR_SOURCE.format(problem=f"{type(exc).__name__}: {exc}")) from exc
 
     def boundaries(self, relation: Relation, *, segments: int, since: Any = None) -> list[list[Any]]:
