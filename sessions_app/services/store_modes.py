@@ -23,7 +23,7 @@ from django.utils import timezone
 from rest_framework import status
 
 from lizzy.errors import ApplicationError
-from lizzy.redis import RedisUnavailable
+from lizzy.redis import RedisUnavailable, phone_from_session_key, redis_session_forget_clean, redis_session_keys
 from sessions_app.models import SessionStoreModeChange, SessionStoreSetting, StoreMode
 
 logger = logging.getLogger(__name__)
@@ -137,7 +137,9 @@ def store_mode_check_transition(*, current: str, target: str, reason: str, force
         return
     if current == StoreMode.PARALLEL and target == StoreMode.CUTOVER:
         _check_no_divergences(current, target)
-    if current == StoreMode.CACHED and target == StoreMode.DYNAMODB_ONLY:
+    if current in (StoreMode.CACHED, StoreMode.CACHED_WRITE_BEHIND) and target != StoreMode.CACHED_WRITE_BEHIND:
+        # Leaving write-behind (or the hot tier altogether) must not strand unflushed turns: in `cached`
+        # a write-through conflict would meet them, in `dynamodb_only` nobody flushes them.
         _check_no_backlog(current, target)
 
 
@@ -184,4 +186,35 @@ def store_mode_set(*, mode: str, actor: str, reason: str = "", force: bool = Fal
         )
     store_mode_forget_cache()
     logger.info("session store mode %s -> %s by %s%s", current, mode, actor, " (forced)" if force else "")
+    if current == StoreMode.DYNAMODB_ONLY:
+        _hot_tier_revalidate(current, mode)
     return change
+
+
+def _hot_tier_revalidate(current: str, target: str) -> None:
+    """Leaving ``dynamodb_only`` (to ``cached``, or back to ``cutover``): Redis copies written before it
+    are older than DynamoDB, or of sessions deleted since. Drop every clean copy now, and once more when
+    every process follows the new mode (LIZZY_MODE_CACHE_SECONDS), since until then processes still in
+    ``dynamodb_only`` write DynamoDB alone. Dirty copies are never dropped (none exist in these modes)."""
+    try:
+        removed = hot_tier_purge()
+        time.sleep(settings.LIZZY_MODE_CACHE_SECONDS + 0.1)
+        removed += hot_tier_purge()
+    except RedisUnavailable:
+        # The mode changed; the copies stay. Each one is at worst a stale read that a conditional write
+        # refuses (cached: DynamoDB checks the version); logged so the operator can purge later.
+        logger.warning("could not revalidate the hot tier after %s -> %s: Redis is away", current, target)
+        return
+    logger.info("hot tier revalidated after %s -> %s: %s stale copies dropped", current, target, removed)
+
+
+def hot_tier_purge() -> int:
+    """Drop every clean Redis session copy (SCAN, never KEYS); dirty copies are kept. Returns the count."""
+    removed = 0
+    cursor = 0
+    while True:
+        cursor, keys = redis_session_keys(phone_prefix="", cursor=cursor, count=500)
+        for name in keys:
+            removed += redis_session_forget_clean(phone=phone_from_session_key(name)) == 1
+        if cursor == 0:
+            return removed
