@@ -694,6 +694,12 @@ def _build(mode: str) -> SessionStore:
     return dynamodb
 
 
+def stores_reset() -> None:
+    """Forget the stores and what they remember (phones written while Redis was away): tests, per Redis."""
+    with _stores_lock:
+        _stores.clear()
+
+
 def store_for_mode(mode: str) -> SessionStore:
     store = _stores.get(mode)
     if store is None:
