@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format bench clean browser audit django-tests screenshots
+.PHONY: install run test lint format bench clean browser audit django-tests screenshots soak
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ test: lint browser audit django-tests
 # The console's pages for docs/OPERATIONS.md, saved by the browser tests into docs/img/.
 screenshots: install browser
 	LIZZY_SCREENSHOTS=1 $(PY) -m pytest -q tests/browser/test_console_pages.py
+
+# The session store's history checker (issue 13) on many more seeds and longer schedules than `make test`.
+soak: install
+	LIZZY_SOAK=1 $(PY) -m pytest -q -p no:cacheprovider tests/sessions_app/store/test_history_checker.py $(PYTEST_ARGS)
 
 bench: install
 	$(PY) -m bench.run

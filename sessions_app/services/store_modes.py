@@ -171,12 +171,18 @@ def _check_no_backlog(current: str, target: str) -> None:
 
 
 def store_mode_set(*, mode: str, actor: str, reason: str = "", force: bool = False) -> SessionStoreModeChange:
-    """Change the mode for every process (within LIZZY_MODE_CACHE_SECONDS), recording who, when and why."""
+    """Change the mode for every process (within LIZZY_MODE_CACHE_SECONDS), recording who, when and why.
+
+    Leaving ``dynamodb_only`` for a mode that reads Redis revalidates the hot tier: every clean copy is
+    dropped before the change (refused, unless forced, when Redis cannot be reached) and once more when
+    every process follows the new mode (``hot_tier_revalidate``).
+    """
     reason = (reason or "").strip()
     with transaction.atomic():
         row = SessionStoreSetting.objects.select_for_update().filter(pk=1).first()
         current = row.mode if row else settings.LIZZY_SESSION_STORE_DEFAULT_MODE
         store_mode_check_transition(current=current, target=mode, reason=reason, force=force)
+        hot_tier_revalidate(current=current, target=mode, force=force, phase="before")
         now = timezone.now()
         SessionStoreSetting.objects.update_or_create(
             pk=1, defaults={"mode": mode, "changed_at": now, "changed_by": actor, "reason": reason}
@@ -186,26 +192,37 @@ def store_mode_set(*, mode: str, actor: str, reason: str = "", force: bool = Fal
         )
     store_mode_forget_cache()
     logger.info("session store mode %s -> %s by %s%s", current, mode, actor, " (forced)" if force else "")
-    if current == StoreMode.DYNAMODB_ONLY:
-        _hot_tier_revalidate(current, mode)
+    hot_tier_revalidate(current=current, target=mode, force=force, phase="after")
     return change
 
 
-def _hot_tier_revalidate(current: str, target: str) -> None:
+ERR_REVALIDATE = (
+    "Refusing {current} → {target}: the Redis copies written before {current} must be dropped first, and "
+    "Redis cannot be reached ({reason}). Try again when it is back, or force with a reason."
+)
+
+
+def hot_tier_revalidate(*, current: str, target: str, force: bool, phase: str) -> int:
     """Leaving ``dynamodb_only`` (to ``cached``, or back to ``cutover``): Redis copies written before it
-    are older than DynamoDB, or of sessions deleted since. Drop every clean copy now, and once more when
-    every process follows the new mode (LIZZY_MODE_CACHE_SECONDS), since until then processes still in
-    ``dynamodb_only`` write DynamoDB alone. Dirty copies are never dropped (none exist in these modes)."""
+    are older than DynamoDB, or of sessions deleted since. ``before`` the change every clean copy is
+    dropped (``ModeChangeRefused`` when Redis is away, unless forced); ``after`` it, once every process
+    follows the new mode (LIZZY_MODE_CACHE_SECONDS: until then processes still in ``dynamodb_only``
+    write DynamoDB alone), once more. Dirty copies are never dropped (none exist in these modes)."""
+    if current != StoreMode.DYNAMODB_ONLY or target not in REDIS_MODES:
+        return 0
+    if phase == "after":
+        time.sleep(settings.LIZZY_MODE_CACHE_SECONDS + 0.05)
     try:
         removed = hot_tier_purge()
-        time.sleep(settings.LIZZY_MODE_CACHE_SECONDS + 0.1)
-        removed += hot_tier_purge()
-    except RedisUnavailable:
-        # The mode changed; the copies stay. Each one is at worst a stale read that a conditional write
-        # refuses (cached: DynamoDB checks the version); logged so the operator can purge later.
+    except RedisUnavailable as exc:
+        if phase == "before" and not force:
+            raise ModeChangeRefused(ERR_REVALIDATE.format(current=current, target=target, reason=exc.message)) from exc
+        # Each copy left is at worst a stale read that a conditional write refuses (DynamoDB checks the
+        # version); logged so the operator can purge from the console.
         logger.warning("could not revalidate the hot tier after %s -> %s: Redis is away", current, target)
-        return
-    logger.info("hot tier revalidated after %s -> %s: %s stale copies dropped", current, target, removed)
+        return 0
+    logger.info("hot tier revalidation (%s %s -> %s): %s copies dropped", phase, current, target, removed)
+    return removed
 
 
 def hot_tier_purge() -> int:

@@ -49,12 +49,10 @@ from lizzy.dynamodb import (
 from lizzy.errors import ServiceUnavailable
 from lizzy.phone import mask_phone
 from lizzy.redis import (
-    FLUSH_FENCE_SEQ_KEY,
     FLUSH_LAST_KEY,
     FLUSH_LOCK_KEY,
     is_tombstone,
     json_loads,
-    redis_counter_next,
     redis_dirty_backlog,
     redis_dirty_clear,
     redis_dirty_flushed,
@@ -155,6 +153,24 @@ def flush_last() -> dict | None:
     return redis_get_json(name=FLUSH_LAST_KEY)
 
 
+_last_fence = 0
+_last_fence_lock = threading.Lock()
+
+
+def _fencing_number() -> int:
+    """Microseconds since the epoch, strictly increasing in this process.
+
+    A later lock holder took the lock after the earlier one's expired or was released, so its number is
+    larger; it survives a Redis restart (a Redis counter would start again from 1 and fence out every
+    flush after it). Clocks skewed between hosts by more than the lock's gaps can make a newer flusher
+    stop as if fenced out ("lock_lost") until the skew has passed: it never writes anything older.
+    """
+    global _last_fence
+    with _last_fence_lock:
+        _last_fence = max(_last_fence + 1, time.time_ns() // 1000)
+        return _last_fence
+
+
 class FlushLockLost(Exception):
     """The flush lock expired or passed to another flusher: this flush must not write any more."""
 
@@ -167,7 +183,7 @@ def sessions_flush(*, max_items: int | None = None) -> FlushResult:
     if token is None:
         metrics.FLUSH_RUNS.labels("locked").inc()
         return FlushResult(status="locked")
-    fence = redis_counter_next(name=FLUSH_FENCE_SEQ_KEY)  # taken after the lock: a later holder has a larger one
+    fence = _fencing_number()  # taken after the lock: a later holder has a larger one
     started = time.perf_counter()
     result = FlushResult(status="flushed")
     limit = max_items or settings.LIZZY_FLUSH_MAX_ITEMS
@@ -211,7 +227,7 @@ def _merge(total: FlushResult, page: FlushResult) -> None:
         setattr(total, name, getattr(total, name) + getattr(page, name))
 
 
-WRITTEN, CONFLICT, FAILED = "written", "conflict", "failed"
+WRITTEN, CONFLICT, FAILED, FENCED = "written", "conflict", "failed", "fenced"
 
 
 class _Flush:
@@ -250,6 +266,8 @@ class _Flush:
         if self.reported:
             result.checked += len(work)
         outcomes = list(self.pool.map(self._write, work))
+        if any(outcome == FENCED for outcome in outcomes):
+            raise FlushLockLost  # a newer flusher wrote one of these items: this one is late
         flushed: dict[str, tuple[str, int]] = {}
         forks: list[tuple[str, str | None]] = []
         for (phone, counter, document, base), outcome in zip(work, outcomes, strict=True):
@@ -301,8 +319,19 @@ class _Flush:
                 raise FlushLockLost
             dynamodb_put_item(table=SESSIONS.name, item=item, condition=condition, names=names, values=values)
         except ConditionFailed:
-            return CONFLICT
+            return self._classify(phone)
         except (DynamoDBError, ServiceUnavailable) as exc:
             logger.warning("flush of %s failed: %s", mask_phone(phone), getattr(exc, "code", exc))
             return FAILED
         return WRITTEN
+
+    def _classify(self, phone: str) -> str:
+        """Why did the condition fail? A later flusher's write (this flush is late: stop), or DynamoDB was
+        written without Redis (a fork: DynamoDB wins)."""
+        try:
+            current = dynamodb_get_item(table=SESSIONS.name, key={"phone": phone}, consistent=True)
+        except (DynamoDBError, ServiceUnavailable):
+            return FAILED  # cannot tell: keep the mark, decide next time
+        if current is not None and int(current.get(FLUSHED_BY, 0)) > self.fence:
+            return FENCED
+        return CONFLICT
