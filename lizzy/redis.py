@@ -248,6 +248,7 @@ def redis_session_cas(
         "1" if mark_dirty else "0",
         phone,
         str(int(time.time() * 1000)),
+        str(int(document["version"])),
     ]
     ok, value = redis_call(_script(client, _CAS_SCRIPT), keys=_session_keys(phone), args=args)
     return bool(ok), int(value)

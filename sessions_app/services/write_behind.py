@@ -306,14 +306,13 @@ class _Flush:
             names.update({"#phone": "phone", "#ttl": "ttl", "#v": "version"})
             values.update({":now": now, ":v": version})
             condition = f"(attribute_not_exists(#phone) OR #ttl <= :now OR #v < :v) AND {fenced}"
-        elif int(base) == 0:  # the lineage began with no live session in DynamoDB
-            names.update({"#phone": "phone", "#ttl": "ttl"})
-            values[":now"] = now
-            condition = f"(attribute_not_exists(#phone) OR #ttl <= :now) AND {fenced}"
-        else:
-            names["#v"] = "version"
+        elif int(base) == 0:  # the lineage began where DynamoDB had no item at all
+            names["#phone"] = "phone"
+            condition = f"attribute_not_exists(#phone) AND {fenced}"
+        else:  # DynamoDB must still hold the version the lineage began from (or TTL swept that leftover)
+            names.update({"#phone": "phone", "#v": "version"})
             values[":base"] = int(base)
-            condition = f"#v = :base AND {fenced}"
+            condition = f"(#v = :base OR attribute_not_exists(#phone)) AND {fenced}"
         try:
             if not redis_lock_holds(name=FLUSH_LOCK_KEY, token=self.token):
                 raise FlushLockLost

@@ -96,12 +96,15 @@ class History:
         self.partitioned = False
         self.dynamodb_fault: str | None = None  # None | "throttled" | "unreachable"
         self.nesting = 0
+        self.oracle = False
         self.nested_rate = 0.08
         self.log: list[str] = []
 
     # --- faults ---------------------------------------------------------------------------------
 
     def hook(self, operation: str, params: dict, send: Callable[[dict], dict]) -> dict:
+        if self.oracle:
+            return send(params)  # the checker's own look at DynamoDB: no fault, no nested step
         if self.dynamodb_fault == "unreachable":
             raise EndpointConnectionError(endpoint_url="http://dynamodb.invalid")
         if self.dynamodb_fault == "throttled" and self.rng.random() < 0.3:
@@ -127,7 +130,11 @@ class History:
         if store_mode_current() != StoreMode.CACHED_WRITE_BEHIND:
             return
         for phone in self.phones:
-            item = dynamodb_get_item(table=SESSIONS.name, key={"phone": phone}, consistent=True)
+            self.oracle = True
+            try:
+                item = dynamodb_get_item(table=SESSIONS.name, key={"phone": phone}, consistent=True)
+            finally:
+                self.oracle = False
             live = item is not None and int(item.get("ttl", 0)) > time.time()
             durable_ids = set(item.get("sessionData", {}).get("log", [])) if live else set()
             model = self.model[phone]
@@ -165,12 +172,23 @@ class History:
             self.counts.trace.append(f"refused {type(exc).__name__}")
             self.counts.refused += 1
 
+    @staticmethod
+    def _copy(model: Any) -> Any:
+        return list(model) if isinstance(model, list) else model
+
     def _ids(self, session: Any) -> list[int] | None:
         return None if session is None else [int(i) for i in session.session_data.get("log", [])]
 
-    def check_read(self, phone: str, ids: list[int] | None, mode: str) -> None:
+    def check_read(self, phone: str, ids: list[int] | None, mode: str, before: Any = "unset") -> None:
+        """``before``: the model when the read began. A read overlapping writes (nested steps acknowledged
+        while it ran) may return the state from before them: linearizable, not a loss."""
         self.counts.reads += 1
         model = self.model[phone]
+        if before != "unset" and model != before:
+            as_before = ids == before if isinstance(before, list) else ids is None
+            if as_before:
+                self.counts.trace.append(f"read {phone[-1]} overlapped writes, got the state before them: {ids}")
+                return
         self.counts.trace.append(
             f"read {phone[-1]} {mode} nest={self.nesting} got={ids} model={model} allowed={sorted(self.allowed[phone])}"
         )
@@ -210,9 +228,10 @@ class History:
 
     def turn(self, phone: str) -> None:
         mode = store_mode_current()
+        before = self._copy(self.model[phone])
         current = session_get(phone=phone)
         read_ids = self._ids(current)
-        self.check_read(phone, read_ids, mode)
+        self.check_read(phone, read_ids, mode, before)
         self.next_id += 1
         turn_id = self.next_id
         session = current or session_new(phone=phone)
@@ -231,8 +250,9 @@ class History:
 
     def end(self, phone: str, how: str) -> None:
         mode = store_mode_current()
+        before = self._copy(self.model[phone])
         current = session_get(phone=phone)
-        self.check_read(phone, self._ids(current), mode)
+        self.check_read(phone, self._ids(current), mode, before)
         if current is None:
             return
         if how == "delete":

@@ -48,6 +48,6 @@ def test_no_acknowledged_operation_is_lost_resurrected_reordered_or_duplicated(s
         by_mode={mode: dict(c) for mode, c in counts.by_mode.items()},
     )
     if counts.bad():
-        print("\n".join(counts.trace[-400:]))  # noqa: T201 - the schedule that broke, for the reader
+        print("\n".join(counts.trace[-3000:]))  # noqa: T201 - the schedule that broke, for the reader
     assert counts.acknowledged > STEPS // 4  # the schedule did real work
     assert (counts.lost, counts.resurrected, counts.out_of_order, counts.duplicated) == (0, 0, 0, 0), counts.by_mode
