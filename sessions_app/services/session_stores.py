@@ -446,6 +446,10 @@ class CutoverSessionStore:
         return leftover is not None
 
 
+_BYPASSED: set[str] = set()  # phones this process wrote to DynamoDB while Redis was away
+_BYPASSED_LOCK = threading.Lock()
+
+
 class CachedSessionStore:
     """Seed 001: DynamoDB is the store of record, Redis the hot tier behind a circuit breaker.
 
@@ -475,8 +479,10 @@ class CachedSessionStore:
         self.write_behind = write_behind
         self.breaker = breaker or redis_breaker
         self.mode = StoreMode.CACHED_WRITE_BEHIND if write_behind else StoreMode.CACHED
-        self._bypassed: set[str] = set()
-        self._bypassed_lock = threading.Lock()
+        # One memory per process, shared by the cached stores: a phone written while Redis was away in
+        # `cached` must be healed even if this process is in `cached_write_behind` when Redis returns.
+        self._bypassed = _BYPASSED
+        self._bypassed_lock = _BYPASSED_LOCK
 
     def _try_redis(self, action: Callable[[], T]) -> tuple[bool, T | None]:
         """(True, result) when Redis answered; (False, None) when the breaker is open or the call failed."""
@@ -698,6 +704,8 @@ def stores_reset() -> None:
     """Forget the stores and what they remember (phones written while Redis was away): tests, per Redis."""
     with _stores_lock:
         _stores.clear()
+    with _BYPASSED_LOCK:
+        _BYPASSED.clear()
 
 
 def store_for_mode(mode: str) -> SessionStore:

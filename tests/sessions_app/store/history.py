@@ -90,6 +90,8 @@ class History:
         self.allowed: dict[str, set[int]] = {p: set() for p in self.phones}  # ids that may be lost (window)
         self.allowed_back: dict[str, bool] = dict.fromkeys(self.phones, False)  # an unflushed end may be undone
         self.counts = Counts(trace=[])
+        # A model hidden by a window (Redis cut off, nothing written since): Redis may serve it again.
+        self.revivable: dict[str, Any] = dict.fromkeys(self.phones)
         self.redis_server = redis_server
         self.settings = settings
         self.next_id = 0
@@ -192,6 +194,12 @@ class History:
         self.counts.trace.append(
             f"read {phone[-1]} {mode} nest={self.nesting} got={ids} model={model} allowed={sorted(self.allowed[phone])}"
         )
+        hidden = self.revivable[phone]
+        if hidden is not None and (ids == hidden or (hidden == ENDED and ids is None)):
+            self.counts.trace.append(f"read {phone[-1]} got the state a window had hidden back: {ids}")
+            self.model[phone] = hidden
+            self.revivable[phone] = None
+            return
         if ids is not None:
             if len(set(ids)) != len(ids):
                 self.counts.note(mode, "duplicated")
@@ -207,6 +215,7 @@ class History:
                     self.counts.note(mode, "windowed")
                     self.allowed_back[phone] = False
                     self.model[phone] = ids
+                    self.revivable[phone] = ENDED
                 else:
                     self.counts.note(mode, "resurrected")
             return
@@ -222,6 +231,8 @@ class History:
         if allowed:
             self.counts.note(mode, "windowed", len(allowed))
             self.allowed[phone] -= allowed
+            if allowed == missing:
+                self.revivable[phone] = list(model)
         if missing - allowed:
             self.counts.note(mode, "lost", len(missing - allowed))
         self.model[phone] = ids if ids is not None else None  # continue from what the product now says
@@ -247,6 +258,7 @@ class History:
         if model == ENDED and read_ids is not None:
             self.counts.note(mode, "resurrected")
         self.model[phone] = [*(read_ids or []), turn_id]
+        self.revivable[phone] = None
 
     def end(self, phone: str, how: str) -> None:
         mode = store_mode_current()
@@ -266,6 +278,7 @@ class History:
         if isinstance(model, list) and set(model) - set(self._ids(current) or []):
             self.counts.note(mode, "lost", len(set(model) - set(self._ids(current) or [])))
         self.model[phone] = ENDED
+        self.revivable[phone] = None
 
     def flush(self) -> None:
         try:
