@@ -82,11 +82,23 @@ class Counts:
             self.trace.append(f"!! {what} x{n} in {mode}")
 
 
+class _Tracked(dict):
+    """The model, remembering every state each phone passed through (for reads overlapping writes)."""
+
+    def __init__(self, initial: dict) -> None:
+        super().__init__(initial)
+        self.states: dict[str, list[Any]] = {phone: [value] for phone, value in initial.items()}
+
+    def __setitem__(self, phone: str, value: Any) -> None:
+        super().__setitem__(phone, value)
+        self.states[phone].append(list(value) if isinstance(value, list) else value)
+
+
 class History:
     def __init__(self, *, seed: int, phones: int, redis_server: Any, settings: Any) -> None:
         self.rng = random.Random(seed)
         self.phones = [f"+1206559{n:04d}" for n in range(phones)]
-        self.model: dict[str, list[int] | str | None] = dict.fromkeys(self.phones)
+        self.model: dict[str, list[int] | str | None] = _Tracked(dict.fromkeys(self.phones))
         self.allowed: dict[str, set[int]] = {p: set() for p in self.phones}  # ids that may be lost (window)
         self.allowed_back: dict[str, bool] = dict.fromkeys(self.phones, False)  # an unflushed end may be undone
         self.counts = Counts(trace=[])
@@ -174,22 +186,19 @@ class History:
             self.counts.trace.append(f"refused {type(exc).__name__}")
             self.counts.refused += 1
 
-    @staticmethod
-    def _copy(model: Any) -> Any:
-        return list(model) if isinstance(model, list) else model
-
     def _ids(self, session: Any) -> list[int] | None:
         return None if session is None else [int(i) for i in session.session_data.get("log", [])]
 
-    def check_read(self, phone: str, ids: list[int] | None, mode: str, before: Any = "unset") -> None:
-        """``before``: the model when the read began. A read overlapping writes (nested steps acknowledged
-        while it ran) may return the state from before them: linearizable, not a loss."""
+    def check_read(self, phone: str, ids: list[int] | None, mode: str, since: int | None = None) -> None:
+        """``since``: how many model states the phone had when the read began. A read overlapping writes
+        (nested steps acknowledged while it ran) may return any state the phone passed through meanwhile:
+        linearizable, not a loss."""
         self.counts.reads += 1
         model = self.model[phone]
-        if before != "unset" and model != before:
-            as_before = ids == before if isinstance(before, list) else ids is None
-            if as_before:
-                self.counts.trace.append(f"read {phone[-1]} overlapped writes, got the state before them: {ids}")
+        if since is not None:
+            passed = self.model.states[phone][since - 1 : -1]
+            if any((ids == state) if isinstance(state, list) else ids is None for state in passed):
+                self.counts.trace.append(f"read {phone[-1]} overlapped writes, got an earlier state: {ids}")
                 return
         self.counts.trace.append(
             f"read {phone[-1]} {mode} nest={self.nesting} got={ids} model={model} allowed={sorted(self.allowed[phone])}"
@@ -239,10 +248,10 @@ class History:
 
     def turn(self, phone: str) -> None:
         mode = store_mode_current()
-        before = self._copy(self.model[phone])
+        since = len(self.model.states[phone])
         current = session_get(phone=phone)
         read_ids = self._ids(current)
-        self.check_read(phone, read_ids, mode, before)
+        self.check_read(phone, read_ids, mode, since)
         self.next_id += 1
         turn_id = self.next_id
         session = current or session_new(phone=phone)
@@ -262,9 +271,9 @@ class History:
 
     def end(self, phone: str, how: str) -> None:
         mode = store_mode_current()
-        before = self._copy(self.model[phone])
+        since = len(self.model.states[phone])
         current = session_get(phone=phone)
-        self.check_read(phone, self._ids(current), mode, before)
+        self.check_read(phone, self._ids(current), mode, since)
         if current is None:
             return
         if how == "delete":
