@@ -1,29 +1,25 @@
 """Write-behind (seed 001): sessions written to Redis reach DynamoDB through a periodic flush.
 
 The dirty set is a Redis hash phone → write counter (plus a sorted set phone → time of the oldest
-unflushed write, for the lag). A save marks its phone in the same Lua script that writes the value,
-so an acknowledged write is either already in DynamoDB or still marked. The flush:
+unflushed write, for the lag, and a hash phone → base: the DynamoDB version the Redis lineage descends
+from). A save marks its phone in the same Lua script that writes the value, so an acknowledged write is
+either already in DynamoDB or still marked; a delete or expire leaves a dirty tombstone. The flush:
 
-1. takes a Redis lock with a random token and an expiry (duplicated beats, django-celery-beat#337,
-   run one flush at a time; a crashed flusher's lock expires; only the holder's token releases it);
-2. reads a page of the dirty set, then each phone's counter and value in one MULTI (atomic; the
-   session's ttl is derived from its lastActivity, as every write set the key's expiry);
-3. while the fence is up (below), skips values DynamoDB already holds at the same or a newer version,
-   so a flush never moves a session backwards;
-4. writes the rest with BatchWriteItem, 25 per call (UnprocessedItems retried by lizzy.dynamodb);
-5. clears each phone only if its counter is still the one read in step 2 (Lua compare-and-delete): a
-   write made during the flush keeps its mark and goes out with the next flush.
+1. takes a Redis lock with a random token and an expiry (duplicated beats, django-celery-beat#337, run
+   one flush at a time; a crashed flusher's lock expires; only the holder's token releases it) and a
+   fencing number (microseconds, increasing, independent of Redis);
+2. renews the lock before each page, and stops (``lock_lost``) once it is no longer the holder;
+3. reads a page of the dirty set, then each phone's counter, value and base in one MULTI;
+4. writes each session with its own conditional PutItem (BatchWriteItem takes no condition): DynamoDB
+   must still hold the base, and no later flusher may have written the item (``flushedBy``). A failed
+   condition is either a later flusher (stop) or a fork: DynamoDB was written while Redis was away from
+   a writer, and DynamoDB wins (the Redis copy, mark and base are dropped, counted);
+5. moves each written phone's base to the version written and clears its mark only if its counter is
+   still the one read in step 3 (a write made during the flush keeps its mark and goes out next time).
 
-The fence. DynamoDB can hold a newer version than a dirty Redis copy only if a session was written to
-DynamoDB without going through Redis: a write-behind save (or delete, expire) that found Redis away and
-went straight to DynamoDB. Such a write first raises the fence, one item in the cache table
-(``LIZZY#write-behind-fence``) saying "check versions until T" (now + LIZZY_FLUSH_FENCE_SECONDS). Each
-page of a flush reads that item (one GetItem per page) and only while the fence is up reads the page's
-versions (BatchGetItem) before writing. Without the fence every page paid that read: on moto the flush ran
-at 0.58× of a raw BatchWriteItem loop, 1.18× without it (docs/BENCHMARKS.md, benchmark 7). The guarantee
-is the same as before: between the read and the write of a page, a direct write can still slip in (docs/
-RELIABILITY.md, "Open defect"). If the fence cannot be read (table missing, DynamoDB erroring), the page is
-checked.
+The fence item (``LIZZY#write-behind-fence``) records that a write bypassed Redis recently; the admin
+shows it. The flush's safety no longer depends on it: every write is conditional (docs/SESSION_STORE.md,
+"Write-behind and the loss window").
 """
 
 from __future__ import annotations

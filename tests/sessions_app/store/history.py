@@ -20,7 +20,9 @@ DynamoDB after a final flush) with it:
 Documented windows (docs/SESSION_STORE.md, loss-window table): when Redis dies or is cut off in
 ``cached_write_behind``, the turns (and deletes) not yet in DynamoDB at that moment may be lost; the
 checker asks DynamoDB which those are at the moment of the fault and counts them as ``windowed`` instead.
-Nothing else is allowed.
+(A window opened in write-behind may be observed after a mode change: it is counted in the mode of the
+read.) Nothing else is allowed. The harness runs in one process; what it cannot show is listed in
+docs/SESSION_STORE.md ("What the history checker does not cover").
 """
 
 from __future__ import annotations
@@ -258,6 +260,7 @@ class History:
         session.session_data = {**session.session_data, "log": [*(read_ids or []), turn_id]}
         session_save(session=session, expected_version=current.version if current else None)
         self.counts.acknowledged += 1
+        self.counts.by_mode.setdefault(mode, Counter())["acknowledged"] += 1
         self.counts.trace.append(f"ack turn {turn_id} on {phone[-1]} v{current.version if current else None}")
         # what was acknowledged: the read's log plus this turn. If the model moved meanwhile (a nested
         # step acknowledged something), the save should have been refused: whatever it dropped is lost.
@@ -282,6 +285,7 @@ class History:
         else:
             session_expire(phone=phone, expected_version=current.version)
         self.counts.acknowledged += 1
+        self.counts.by_mode.setdefault(mode, Counter())["acknowledged"] += 1
         self.counts.trace.append(f"ack {how} {phone[-1]} v{current.version}")
         model = self.model[phone]
         if isinstance(model, list) and set(model) - set(self._ids(current) or []):
