@@ -290,25 +290,12 @@ def redis_session_tombstone(
     return int(redis_call(_script(client, _TOMBSTONE_SCRIPT), keys=_session_keys(phone), args=args))
 
 
-def redis_session_delete(*, phone: str, expected_version: int | None = None) -> int:
-    """Redis as the store of record (redis_only, parallel): 1 deleted, 0 absent, -(version + 1) mismatch.
-
-    The key becomes a tombstone (absent to every reader) that expires after LIZZY_TOMBSTONE_SECONDS.
-    """
-    return redis_session_tombstone(phone=phone, expected_version=expected_version)
-
-
 def redis_session_drop(*, phone: str, expected_base: int | str | None = None) -> bool:
     """DynamoDB won a fork: drop the copy, its dirty mark and its base (only while the base is unchanged)."""
     client = get_redis()
     keys = [key(SESSION_KEY, phone=phone), key(DIRTY_HASH_KEY), key(DIRTY_SINCE_KEY), key(BASE_HASH_KEY)]
     args = [phone, "" if expected_base is None else str(expected_base)]
     return bool(redis_call(_script(client, _DROP_SCRIPT), keys=keys, args=args))
-
-
-def redis_session_forget(*, phone: str) -> int:
-    """Drop a cached copy that a conflict showed stale, unless it holds unflushed write-behind writes."""
-    return redis_session_forget_clean(phone=phone)
 
 
 def redis_session_forget_clean(*, phone: str) -> int:
