@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format bench clean browser audit django-tests screenshots soak
+.PHONY: install run test explore lint format bench clean browser audit django-tests screenshots soak
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ test: lint browser audit django-tests
 # The console's pages for docs/OPERATIONS.md, saved by the browser tests into docs/img/.
 screenshots: install browser
 	LIZZY_SCREENSHOTS=1 $(PY) -m pytest -q tests/browser/test_console_pages.py
+
+# The property tests with fresh random examples (make test replays the same ones every run).
+explore: install django-tests
+	HYPOTHESIS_PROFILE=explore $(PY) -m pytest $(PYTEST_ARGS)
 
 # The session store's history checker (issue 13) on many more seeds and longer schedules than `make test`.
 soak: install

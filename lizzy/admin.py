@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings as django_settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -21,6 +22,7 @@ from lizzy.cost import (
     active_prices,
     break_even_sessions,
     capacity_flush,
+    capacity_flush_interval,
     capacity_summary,
     cost_monthly,
     cost_per_session,
@@ -116,6 +118,9 @@ def cost_view(request: HttpRequest, site: admin.AdminSite) -> HttpResponse:
             "storage_gb": SEED_STORAGE_GB_PER_SESSION,
         },
         "can_flush": request.user.has_perm("lizzy.change_dynamodbpricing"),
+        # moto (make run's endpoint) answers TableSizeBytes 0 for every table: say so rather than "0.0000 GB"
+        "storage_reported": not django_settings.AWS_ENDPOINT_URL_DYNAMODB,
+        "flush_seconds": max(capacity_flush_interval(), 0),
     }
     return TemplateResponse(request, "admin/lizzy/cost.html", context)
 

@@ -11,6 +11,13 @@ and every machine counts together):
 - **per known device**: a browser that signed in to the account before carries a signed device cookie
   (OWASP's "device cookies"); it is not subject to the two counters above, only to its own (the same limit).
 
+The throttle fails closed: when the cache cannot be read or written (an outage, an ``incr`` whose
+``ValueError`` says the counter could not be updated), the sign-in is refused with
+``ERR_THROTTLE_UNAVAILABLE`` instead of a 500 or an unthrottled password check. Every attempt first
+``add``s its counters, a write, so a backend that turns read errors into misses (``DynamoDBCache``) still
+shows a whole outage; with such a backend, reads failing while conditional writes of new keys succeed could
+still miss a lock, which is why ``SHARED_CACHE`` is Redis or Django's database (their reads raise).
+
 So an attacker hammering a user name locks out only clients that never signed in as that user; the staff
 member on their own browser still gets in, and an office behind one address is not locked out by one
 guesser. ``python manage.py login_unlock USERNAME [--address IP]`` clears the counters early.
@@ -47,6 +54,13 @@ DEVICE_COOKIE = "lizzy_signin_device"
 DEVICE_SALT = "lizzy.admin_login.device"
 DEVICE_MAX_AGE = 90 * 24 * 3600
 ERR_LOCKED_OUT = "Too many failed sign-in attempts. Try again in %(minutes)s minute(s)."  # ValidationError params
+ERR_THROTTLE_UNAVAILABLE = (
+    "Sign-in is unavailable for a moment: failed attempts cannot be counted right now. Try again shortly."
+)
+
+
+class ThrottleUnavailable(Exception):
+    """The shared cache failed: the sign-in is refused rather than checked without a throttle."""
 
 
 def _cache():  # noqa: ANN202 - a Django cache
@@ -101,8 +115,18 @@ def _counters(request: HttpRequest | None, username: str) -> list[tuple[str, int
 
 
 def login_locked_out(*, request: HttpRequest | None, username: str) -> int:
-    """Seconds this sign-in must still wait (0: it may try)."""
+    """Seconds this sign-in must still wait (0: it may try); ``ThrottleUnavailable`` when the cache fails."""
+    try:
+        return _locked_out(request, username)
+    except Exception as exc:  # any cache backend's error: fail closed
+        raise ThrottleUnavailable(str(exc)) from exc
+
+
+def _locked_out(request: HttpRequest | None, username: str) -> int:
     cache = _cache()
+    for key, _limit in _counters(request, username):
+        # A write first: it raises when the cache is down, even where reads fail as misses.
+        cache.add(key, 0, timeout=settings.LIZZY_LOGIN_LOCKOUT_SECONDS)
     if not _device(request, username):
         until = cache.get(LOCK_KEY.format(value=_hashed(username))) or 0
         if until > time.time():
@@ -116,16 +140,33 @@ def login_locked_out(*, request: HttpRequest | None, username: str) -> int:
 
 
 def login_failure_record(*, request: HttpRequest | None, username: str) -> None:
+    """Count a failed sign-in; ``ThrottleUnavailable`` when the cache fails (the caller refuses the sign-in)."""
     metrics.ADMIN_LOGIN_FAILURES.inc()
+    try:
+        _record(request, username)
+    except Exception as exc:  # any cache backend's error, incr's ValueError included
+        raise ThrottleUnavailable(str(exc)) from exc
+
+
+def _incr(cache, key: str, timeout: int) -> int:  # noqa: ANN001 - a Django cache
+    try:
+        return cache.incr(key)
+    except ValueError:
+        # The counter expired since it was added (or the cache lost it): start it again, once.
+        cache.add(key, 0, timeout=timeout)
+        return cache.incr(key)
+
+
+def _record(request: HttpRequest | None, username: str) -> None:
     cache = _cache()
     lockout = settings.LIZZY_LOGIN_LOCKOUT_SECONDS
     for key, limit in _counters(request, username):
         cache.add(key, 0, timeout=lockout)
-        count = cache.incr(key)
+        count = _incr(cache, key, lockout)
         if key.split(":")[2] == "user" and count >= limit:
             hashed = _hashed(username)
             cache.add(STRIKES_KEY.format(value=hashed), 0, timeout=STRIKES_SECONDS)
-            strikes = cache.incr(STRIKES_KEY.format(value=hashed))
+            strikes = _incr(cache, STRIKES_KEY.format(value=hashed), STRIKES_SECONDS)
             seconds = min(lockout * 2 ** (strikes - 1), MAX_LOCKOUT_SECONDS)
             cache.set(LOCK_KEY.format(value=hashed), time.time() + seconds, timeout=int(seconds) + 1)
             cache.delete(key)  # the next lockout needs another full set of failures
@@ -137,7 +178,10 @@ def login_failures_clear(*, request: HttpRequest | None, username: str) -> None:
     """After a successful sign-in: this account's (or this device's) failures are forgotten."""
     for key, _limit in _counters(request, username):
         if key.split(":")[2] != "ip":
-            _cache().delete(key)
+            try:
+                _cache().delete(key)
+            except Exception:  # the sign-in passed the throttle: a counter left behind only expires later
+                logger.warning("admin sign-in counter could not be cleared", exc_info=True)
 
 
 def login_unlock(*, username: str, address: str | None = None) -> int:
@@ -173,11 +217,21 @@ class LockoutAdminAuthenticationForm(AdminAuthenticationForm):
     error_messages = {
         **AdminAuthenticationForm.error_messages,
         "locked_out": ERR_LOCKED_OUT,
+        "throttle_unavailable": ERR_THROTTLE_UNAVAILABLE,
     }
+
+    def _throttle_unavailable(self, exc: ThrottleUnavailable, *, counted: bool = False) -> forms.ValidationError:
+        if not counted:
+            metrics.ADMIN_LOGIN_FAILURES.inc()
+        logger.error("admin sign-in refused: the sign-in throttle's cache failed (%s)", type(exc.__cause__).__name__)
+        return forms.ValidationError(self.error_messages["throttle_unavailable"], code="throttle_unavailable")
 
     def clean(self) -> dict:
         username = self.cleaned_data.get("username") or ""
-        wait = login_locked_out(request=self.request, username=username) if username else 0
+        try:
+            wait = login_locked_out(request=self.request, username=username) if username else 0
+        except ThrottleUnavailable as exc:
+            raise self._throttle_unavailable(exc) from exc
         if wait:
             metrics.ADMIN_LOGIN_FAILURES.inc()
             raise forms.ValidationError(
@@ -187,7 +241,10 @@ class LockoutAdminAuthenticationForm(AdminAuthenticationForm):
             cleaned = super().clean()
         except forms.ValidationError:
             if username:
-                login_failure_record(request=self.request, username=username)
+                try:
+                    login_failure_record(request=self.request, username=username)
+                except ThrottleUnavailable as exc:
+                    raise self._throttle_unavailable(exc, counted=True) from exc
             raise
         login_failures_clear(request=self.request, username=username)
         if self.request is not None:

@@ -8,7 +8,9 @@ class LizzyConfig(AppConfig):
     verbose_name = "Lizzy infrastructure"
 
     def ready(self) -> None:
-        from celery.signals import task_postrun
+        import atexit
+
+        from celery.signals import task_postrun, worker_process_shutdown
         from django.contrib import admin
         from django.db.models.signals import post_migrate
 
@@ -16,8 +18,8 @@ class LizzyConfig(AppConfig):
             admin_panels,  # noqa: F401 - registers the dashboard's own panels
             cache_backend,  # noqa: F401 - registers the cache table (LizzyCache) for ensure_tables
         )
-        from lizzy.cost import capacity_flush_if_due
-        from lizzy.dynamodb import add_error_listener
+        from lizzy.cost import capacity_flush_at_exit, capacity_flush_if_due
+        from lizzy.dynamodb import add_capacity_listener, add_error_listener
         from lizzy.observability.alarms import dynamodb_error_listener
         from lizzy.roles import roles_ensure_after_migrate
 
@@ -27,6 +29,11 @@ class LizzyConfig(AppConfig):
         post_migrate.connect(roles_ensure_after_migrate, dispatch_uid="lizzy.roles_ensure")
         # Workers flush their own consumed-capacity counters as they go (beat's task reaches only one).
         task_postrun.connect(lambda **_: capacity_flush_if_due(), weak=False, dispatch_uid="lizzy.capacity_flush")
+        # ... and so does every process, from its DynamoDB calls and when it exits: the command line's
+        # migrate_to_dynamodb and Celery's pool children count in the shared ledger too.
+        add_capacity_listener(capacity_flush_if_due)
+        worker_process_shutdown.connect(capacity_flush_at_exit, weak=False, dispatch_uid="lizzy.capacity_exit")
+        atexit.register(capacity_flush_at_exit)
 
 
 class LizzyAdminConfig(admin_apps.AdminConfig):

@@ -1,10 +1,13 @@
 """DynamoDB cost: consumed capacity persisted per table and day, projections, and seed 000's comparison.
 
 Consumed capacity is counted per process by ``lizzy.dynamodb`` (``ReturnConsumedCapacity``). Every
-process flushes its own counters into ``CapacityUsage``: web processes after a request once
-``FLUSH_INTERVAL_SECONDS`` have passed, workers through ``capacity_flush_task`` (beat, every minute),
-and the dashboard on demand. Units taken from the counters but not yet written stay pending in this
-process and go out with the next flush, so a database hiccup loses nothing.
+process flushes its own counters into ``CapacityUsage`` (the database: one ledger shared by all
+processes): from any DynamoDB call once ``LIZZY_CAPACITY_FLUSH_SECONDS`` have passed since its last flush
+(web requests, Celery children, ``migrate_to_dynamodb`` on the command line), when the process exits
+(``atexit``, and Celery's ``worker_process_shutdown`` for pool children), after a request or a task, and
+the dashboard on demand. Units taken from the counters but not yet written stay pending in this process
+and go out with the next flush, so a database hiccup loses nothing. A negative interval turns the
+automatic flushes off (the test settings: tests flush explicitly).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import time
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
@@ -27,7 +31,6 @@ from lizzy.models import CapacityUsage, DynamoDBPricing
 
 logger = logging.getLogger(__name__)
 
-FLUSH_INTERVAL_SECONDS = 60.0
 MILLION = Decimal(1_000_000)
 # Seed 000's per-session assumptions: 1,000 sessions make 3,000 writes, 2,000 reads and 0.5 GB stored.
 SEED_SESSIONS = 1000
@@ -134,14 +137,40 @@ def capacity_flush(*, now: dt.datetime | None = None) -> int:
     return len(batch)
 
 
+def capacity_flush_interval() -> float:
+    """Seconds between a process's automatic flushes; negative: no automatic flush."""
+    return float(settings.LIZZY_CAPACITY_FLUSH_SECONDS)
+
+
+_flushing = threading.local()
+
+
 def capacity_flush_if_due() -> None:
-    """Cheap to call after every request: flushes at most once per ``FLUSH_INTERVAL_SECONDS``."""
-    if time.monotonic() - _last_flush < FLUSH_INTERVAL_SECONDS:
+    """Cheap to call after every DynamoDB call, request or task: flushes at most once per interval."""
+    interval = capacity_flush_interval()
+    if interval < 0 or time.monotonic() - _last_flush < interval or getattr(_flushing, "active", False):
         return
+    _flushing.active = True  # a flush inside a flush (its own database write) does nothing
     try:
         capacity_flush()
     except Exception:
         logger.warning("could not persist consumed capacity; kept for the next flush", exc_info=True)
+    finally:
+        _flushing.active = False
+
+
+def capacity_flush_at_exit(**_: object) -> None:
+    """The process is ending (``atexit``, Celery ``worker_process_shutdown``): persist what it counted."""
+    if capacity_flush_interval() < 0:
+        return
+    with _pending_lock:
+        nothing = not _pending and not consumed_capacity()
+    if nothing:
+        return
+    try:
+        capacity_flush()
+    except Exception:
+        logger.warning("could not persist consumed capacity at exit; these units are not in the ledger", exc_info=True)
 
 
 # --- What the dashboard and the cost page show -----------------------------------------------------
@@ -159,6 +188,27 @@ class CapacitySummary:
     storage_gb: float
     projected: MonthlyCost
     prices_name: str
+    first_day: dt.date | None = None  # the month's first day with any units in the ledger
+    data_hours: float = 0.0  # how much of the month the ledger covers, up to now
+
+    @property
+    def projection_note(self) -> str:
+        """Say how little data a projection rests on (a first-day projection is a guess, not a forecast)."""
+        if self.first_day is None:
+            return NOTE_NO_DATA
+        if self.data_hours < 24:
+            return NOTE_LESS_THAN_A_DAY.format(hours=max(self.data_hours, 0.0))
+        if self.first_day.day != 1:
+            return NOTE_PARTIAL_MONTH.format(day=self.first_day.isoformat())
+        return ""
+
+
+NOTE_NO_DATA = "No consumed capacity recorded this month yet: the projection is 0 until some is."
+NOTE_LESS_THAN_A_DAY = (
+    "Projected from less than a day of data ({hours:.1f} h since the ledger's first units this month): "
+    "a rough guess; it settles once a few days are in."
+)
+NOTE_PARTIAL_MONTH = "The ledger starts on {day} this month; the projection counts the days before it as unused."
 
 
 def active_prices() -> tuple[str, Prices]:
@@ -179,6 +229,11 @@ def capacity_summary(*, storage_gb: float, now: dt.datetime | None = None) -> Ca
     projected_reads = project_month(units_so_far=reads_month, now=now)
     projected_writes = project_month(units_so_far=writes_month, now=now)
     name, prices = active_prices()
+    first_day = month.order_by("day").values_list("day", flat=True).first()
+    data_hours = 0.0
+    if first_day is not None:
+        start = dt.datetime.combine(first_day, dt.time.min, tzinfo=dt.UTC)
+        data_hours = (now - start).total_seconds() / 3600
     return CapacitySummary(
         day=today,
         read_units_today=today_totals["read"] or 0.0,
@@ -190,4 +245,6 @@ def capacity_summary(*, storage_gb: float, now: dt.datetime | None = None) -> Ca
         storage_gb=storage_gb,
         projected=cost_monthly(writes=projected_writes, reads=projected_reads, storage_gb=storage_gb, prices=prices),
         prices_name=name,
+        first_day=first_day,
+        data_hours=data_hours,
     )

@@ -77,6 +77,19 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 
 
+ERR_INVALID = "The request is invalid."
+ERR_INVALID_FIELDS = "Invalid {fields}; see details."
+
+
+def _invalid_message(details: Any) -> str:
+    """Name the fields at fault in the message itself (``Invalid limit; see details.``)."""
+    if isinstance(details, dict):
+        fields = [str(name) for name in details if name not in ("non_field_errors", "detail")]
+        if fields:
+            return ERR_INVALID_FIELDS.format(fields=", ".join(fields))
+    return ERR_INVALID
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF exception handler: domain errors and DRF's own errors in one JSON shape."""
     if isinstance(exc, ApplicationError):
@@ -94,7 +107,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if response is None:
         return None
     if isinstance(exc, drf_exceptions.ValidationError):
-        response.data = error_body("invalid", "The request is invalid.", response.data)
+        response.data = error_body("invalid", _invalid_message(response.data), response.data)
         return response
     detail = response.data.get("detail") if isinstance(response.data, dict) else response.data
     code = getattr(detail, "code", None) or _DRF_CODES.get(response.status_code, "error")

@@ -13,6 +13,11 @@ DYNAMODB_ERRORS = Counter(
     "DynamoDB call errors by operation, table and error code.",
     ["operation", "table", "code"],
 )
+DYNAMODB_CONDITIONAL_FAILURES = Counter(
+    "lizzy_dynamodb_conditional_check_failed_total",
+    "Conditional writes whose condition did not hold (not errors: the key existed, another writer won).",
+    ["operation", "table"],
+)
 DYNAMODB_THROTTLES = Counter(
     "lizzy_dynamodb_throttles_total",
     "Throttled DynamoDB requests (including UnprocessedItems retries).",
@@ -77,6 +82,11 @@ FLUSH_SECONDS = Histogram(
     "lizzy_session_flush_seconds", "Duration of a write-behind flush run.", buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 30)
 )
 EVENTS_PUBLISHED = Counter("lizzy_session_events_total", "Session change events published.", ["result"])
+MIGRATION_SOURCE_SKIPPED = Counter(
+    "lizzy_migration_source_skipped_total",
+    "Source records a migration read but could not copy (a Redis key that expired during the copy).",
+    ["source", "reason"],
+)
 CACHE_BACKEND_REQUESTS = Counter(
     "lizzy_cache_requests_total", "DynamoDB cache backend lookups by result (hit, miss).", ["cache", "result"]
 )

@@ -17,6 +17,8 @@ class OpsConsole(models.Model):
             ("view_ops_dashboard", "Can view the ops dashboard"),
             ("view_live_sessions", "Can view live SMS sessions"),
             ("manage_live_sessions", "Can expire, reset and delete live SMS sessions"),
+            # Not a view_* permission, so the viewer role does not get it (lizzy/roles.py).
+            ("read_customer_messages", "Can read what customers wrote by SMS"),
         ]
 
     def __str__(self) -> str:
@@ -113,20 +115,20 @@ DEFAULT_PRICES = (
         "AWS price cut of November 2024",
     ),
     (
-        "Seed 000 (older list price)",
+        "Older list price (before the November 2024 cut)",
         Decimal("1.25"),
         Decimal("0.25"),
         Decimal("0.25"),
         False,
-        "seed 000, Cost Comparison",
+        "the list price before AWS's November 2024 cut",
     ),
 )
 DEFAULT_CACHE_NODES = (
     # (node_type, memory_gb, monthly_usd, replaced, source)
-    ("cache.t3.micro", Decimal("0.5"), Decimal("12"), False, "seed 000"),
-    ("cache.t3.small", Decimal("1.37"), Decimal("25"), True, "seed 000 (break-even basis)"),
-    ("cache.t4g.micro", Decimal("0.5"), Decimal("12"), False, "seed 001"),
-    ("cache.t4g.small", Decimal("1.5"), Decimal("24"), False, "seed 001 (recommended)"),
-    ("cache.t4g.medium", Decimal("3.1"), Decimal("48"), False, "seed 001"),
-    ("cache.m6g.large", Decimal("6.4"), Decimal("96"), False, "seed 001"),
+    ("cache.t3.micro", Decimal("0.5"), Decimal("12"), False, ""),
+    ("cache.t3.small", Decimal("1.37"), Decimal("25"), True, "break-even basis"),
+    ("cache.t4g.micro", Decimal("0.5"), Decimal("12"), False, ""),
+    ("cache.t4g.small", Decimal("1.5"), Decimal("24"), False, "recommended size"),
+    ("cache.t4g.medium", Decimal("3.1"), Decimal("48"), False, ""),
+    ("cache.m6g.large", Decimal("6.4"), Decimal("96"), False, ""),
 )

@@ -24,6 +24,8 @@ API_MIGRATIONS_READ = "lizzy.api_migrations_read"
 API_MIGRATIONS_VALIDATE = "lizzy.api_migrations_validate"
 # Staff pages reached through the API (presence shows staff user names: staff only).
 LIVE_SESSIONS_VIEW = "lizzy.view_live_sessions"
+# What customers wrote by SMS (the turn log's ``in``): the session page and the API show it only with this.
+READ_CUSTOMER_MESSAGES = "lizzy.read_customer_messages"
 
 ERR_NO_PERMISSION = "Your token may not do this: it lacks {permissions}."
 

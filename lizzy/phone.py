@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import hashlib
 import hmac
 
 import phonenumbers
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from django.conf import settings
 
 from lizzy.errors import ValidationFailed
 
 ERR_INVALID_PHONE = "{value!r} is not a valid phone number; use E.164, for example +12065550100."
 MAX_PHONE_INPUT = 64
+MAX_PHONE_REF = 128  # a reference to a 64-character input is 107 characters
+PHONE_REF_PURPOSE = b"lizzy.phone-ref.v1"
 
 
 class InvalidPhoneNumber(ValidationFailed):
@@ -55,3 +61,38 @@ def hash_phone(phone: str) -> str:
     """A keyed, stable pseudonym for a phone number (events, divergence samples, logs)."""
     digest = hmac.new(settings.SECRET_KEY.encode(), phone.encode(), hashlib.sha256).hexdigest()
     return digest[:16]
+
+
+class InvalidPhoneRef(ValidationFailed):
+    code = "invalid_phone_ref"
+
+
+ERR_INVALID_PHONE_REF = "That link does not name a session (it may come from another installation)."
+
+
+@functools.lru_cache(maxsize=4)
+def _ref_cipher(secret_key: str) -> AESSIV:
+    key = hmac.new(secret_key.encode(), PHONE_REF_PURPOSE, hashlib.sha512).digest()  # 64 bytes: AES-256-SIV
+    return AESSIV(key)
+
+
+def phone_ref(phone: str) -> str:
+    """An opaque, URL-safe reference to a phone number, for links (``/admin/ops/sessions/<ref>/``).
+
+    Access logs and browser history must not hold phone numbers; a hash would need a lookup table, so
+    the number is encrypted instead (AES-SIV keyed from SECRET_KEY: deterministic, so one session keeps
+    one URL, and authenticated, so a forged or edited reference is refused, never decoded to garbage).
+    """
+    sealed = _ref_cipher(settings.SECRET_KEY).encrypt(phone.encode(), None)
+    return base64.urlsafe_b64encode(sealed).rstrip(b"=").decode("ascii")
+
+
+def phone_from_ref(ref: str) -> str:
+    """The phone a ``phone_ref`` names; ``InvalidPhoneRef`` for anything else."""
+    if not ref or len(ref) > MAX_PHONE_REF:
+        raise InvalidPhoneRef(ERR_INVALID_PHONE_REF)
+    try:
+        sealed = base64.urlsafe_b64decode(ref + "=" * (-len(ref) % 4))
+        return _ref_cipher(settings.SECRET_KEY).decrypt(sealed, None).decode()
+    except (binascii.Error, ValueError, InvalidTag, UnicodeDecodeError) as exc:
+        raise InvalidPhoneRef(ERR_INVALID_PHONE_REF) from exc

@@ -29,6 +29,7 @@ API_READ_PERMISSIONS = (
 )
 OPERATOR_EXTRA_PERMISSIONS = (
     ("lizzy", "manage_live_sessions"),
+    ("lizzy", "read_customer_messages"),  # the session page's conversation, for answering hand-offs
     ("lizzy", "change_dynamodbpricing"),
     ("lizzy", "change_cachenodeprice"),
     ("migration_app", "change_migrationplan"),  # the migration console's buttons and actions

@@ -32,7 +32,14 @@ from migration_app.models import (
     Segment,
     ValidationReport,
 )
-from migration_app.selectors import plan_next_phase, plan_progress, quarantine_lines, run_latest, run_progress
+from migration_app.selectors import (
+    plan_next_phase,
+    plan_progress,
+    plan_tables_problem,
+    quarantine_lines,
+    run_latest,
+    run_progress,
+)
 from migration_app.services.backups import backup_table
 from migration_app.services.dispatch import plan_backfill_start, run_resume
 from migration_app.services.phases import plan_advance, plan_rollback
@@ -81,7 +88,8 @@ def report_diffs(report: ValidationReport | None) -> list[dict[str, Any]]:
 
 
 def progress_html(progress: dict[str, Any]) -> str:
-    """A ``<progress>`` for the run's total and one per segment (indeterminate while counts are unknown)."""
+    """A ``<progress>`` for the run's total, one line per source table, and each table's segments on demand
+    (a ``<details>``: a plan of 41 segments reads as its few tables, not 41 unlabeled bars)."""
 
     def bar(label: str, value: int, expected: int | None, pct: int | None, css: str) -> str:
         if expected is None:
@@ -92,17 +100,39 @@ def progress_html(progress: dict[str, Any]) -> str:
             '<progress class="{}" value="{}" max="{}" title="{}: {} %"></progress>', css, current, maximum, label, pct
         )
 
+    def pct_text(value: int | None) -> str:
+        return "?" if value is None else f"{value} %"
+
+    def table_html(table: dict[str, Any]) -> str:
+        segments = format_html_join(
+            "",
+            '<li>{} {} <span class="quiet">{} rows</span></li>',
+            (
+                (
+                    bar(seg["label"], seg["rows_read"], seg["rows_expected"], seg["percent"], "run-segment"),
+                    seg["label"],
+                    f"{seg['rows_read']:,}",
+                )
+                for seg in table["segments"]
+            ),
+        )
+        count = len(table["segments"])
+        return format_html(
+            '<details class="run-table" data-entity="{}"><summary>{} {} {} <span class="quiet">({}/{} segment{} done)'
+            '</span></summary><ul class="run-segments">{}</ul></details>',
+            table["entity"],
+            table["entity"],
+            bar(table["entity"], table["rows_read"], table["rows_expected"], table["percent"], "run-table-bar"),
+            pct_text(table["percent"]),
+            table["done"],
+            count,
+            "" if count == 1 else "s",
+            segments,
+        )
+
     total = bar("total", progress["rows_read"], progress["rows_expected"], progress["percent"], "run-total")
-    segments = format_html_join(
-        "",
-        "{}",
-        (
-            (bar(seg["label"], seg["rows_read"], seg["rows_expected"], seg["percent"], "run-segment"),)
-            for seg in progress["segments"]
-        ),
-    )
-    pct = "?" if progress["percent"] is None else progress["percent"]
-    return format_html('{} {} %<br><span class="run-segments">{}</span>', total, pct, segments)
+    tables = format_html_join("", "{}", ((table_html(table),) for table in progress.get("tables", [])))
+    return format_html("{} {}{}", total, pct_text(progress["percent"]), tables)
 
 
 class SegmentInline(admin.TabularInline):
@@ -146,6 +176,9 @@ class MigrationRunAdmin(admin.ModelAdmin):
     ]
     exclude = ["last_error"]
     inlines = [SegmentInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # a run is started from its plan (console button or migrate_to_dynamodb), never typed in
 
     @admin.display(description="last error")
     def last_error_display(self, run: MigrationRun) -> str:
@@ -196,7 +229,7 @@ class MigrationPlanAdmin(admin.ModelAdmin):
             plan.get_phase_display(),
         )
 
-    @admin.display(description="progress (total, then each segment)")
+    @admin.display(description="progress (total, then by table)")
     def progress_bars(self, plan: MigrationPlan) -> str:
         run = run_latest(plan=plan)
         if run is None:
@@ -215,6 +248,11 @@ class MigrationPlanAdmin(admin.ModelAdmin):
 
     @admin.display(description="latest validation")
     def latest_validation(self, plan: MigrationPlan):
+        problem = plan_tables_problem(plan=plan)
+        if problem:
+            return format_html(
+                '<span class="tables-missing" style="color:red" title="{}">target tables missing</span>', problem
+            )
         report = plan.validations.order_by("-created_at").first()
         if report is None:
             return "never"
@@ -231,14 +269,23 @@ class MigrationPlanAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return request.user.is_superuser
 
+    @admin.display(description="mapping")
+    def mapping_display(self, plan: MigrationPlan) -> str:
+        """Read-only and indented: a mapping changes through its file (``migrate_to_dynamodb --mapping FILE``),
+        which checks it against the source first; the admin's form would store it unchecked."""
+        text = json.dumps(plan.mapping, indent=2, ensure_ascii=False, sort_keys=False)
+        return format_html('<pre class="mapping-json" id="plan-mapping">{}</pre>', text)
+
     def get_exclude(self, request: HttpRequest, obj: MigrationPlan | None = None) -> list[str]:
-        return [] if request.user.is_superuser else ["source_url"]
+        if request.user.is_superuser:
+            return [] if obj is None else ["mapping"]  # a new plan by hand needs its mapping typed in
+        return ["source_url", "mapping"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: MigrationPlan | None = None) -> list[str]:
         fields = list(super().get_readonly_fields(request, obj))
         if request.user.is_superuser:
-            return fields
-        return ["name", "source_display", "mapping", "target_tables", *fields]
+            return fields if obj is None else ["mapping_display", *fields]
+        return ["name", "source_display", "mapping_display", "target_tables", *fields]
 
     def save_model(self, request: HttpRequest, obj: MigrationPlan, form: Any, change: bool) -> None:
         if not request.user.is_superuser and set(form.changed_data) & set(self.CONFIGURATION_FIELDS):
@@ -346,6 +393,8 @@ class MigrationPlanAdmin(admin.ModelAdmin):
             to_phase = plan_next_phase(plan=plan)
             if to_phase is None:
                 raise ApplicationError(f"{plan.phase} is the last phase.")
+            if problem := plan_tables_problem(plan=plan):
+                raise ApplicationError(problem)
             plan_advance(plan=plan, to_phase=to_phase, actor=user, reason=request.POST.get("reason", "") or "console")
             return f"{plan.name} advanced to {to_phase} (target tables backed up first)."
         if action == "rollback":

@@ -9,13 +9,14 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from lizzy.dynamodb import dynamodb_query
+from lizzy.dynamodb import dynamodb_describe_table, dynamodb_query
 from lizzy.errors import ApplicationError
 from lizzy.scrub import secrets_scrub
 from migration_app.models import (
     PHASE_ORDER,
     MigrationPlan,
     MigrationRun,
+    Phase,
     QuarantinedRow,
     RunStatus,
     Segment,
@@ -39,6 +40,9 @@ def validation_latest(*, plan: MigrationPlan) -> ValidationReport | None:
     return plan.validations.order_by("-created_at", "-id").first()
 
 
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"  # UTC; the console's one format (lizzy/formats/en/formats.py)
+
+
 # --- Progress for the ops console (list bars, detail page, the JSON the page polls) --------------
 
 
@@ -51,10 +55,33 @@ def percent(done: int, expected: int | None, *, finished: bool) -> int | None:
     return min(99, done * 100 // expected)
 
 
+def table_progress(segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The segments summarized per source table (entity): what a person reads first; segments on demand."""
+    tables: dict[str, dict[str, Any]] = {}
+    for segment in segments:
+        entry = tables.setdefault(
+            segment["entity"],
+            {"entity": segment["entity"], "segments": [], "rows_read": 0, "rows_expected": 0, "done": 0},
+        )
+        entry["segments"].append(segment)
+        entry["rows_read"] += segment["rows_read"]
+        entry["done"] += int(segment["done"])
+        if entry["rows_expected"] is not None:
+            entry["rows_expected"] = (
+                None if segment["rows_expected"] is None else entry["rows_expected"] + segment["rows_expected"]
+            )
+    for entry in tables.values():
+        finished = entry["done"] == len(entry["segments"])
+        entry["percent"] = percent(entry["rows_read"], entry["rows_expected"], finished=finished)
+    return list(tables.values())
+
+
 def segment_progress(segment: Segment) -> dict[str, Any]:
     return {
         "id": segment.pk,
         "label": f"{segment.entity}[{segment.index}]",
+        "entity": segment.entity,
+        "index": segment.index,
         "rows_read": segment.rows_read,
         "rows_expected": segment.rows_expected,
         "done": segment.done,
@@ -65,6 +92,7 @@ def segment_progress(segment: Segment) -> dict[str, Any]:
 def run_progress(*, run: MigrationRun) -> dict[str, Any]:
     """Rows read of rows expected (per segment and in total), items/s, ETA at the current rate."""
     segments = list(run.segments.all())
+    segment_list = [segment_progress(segment) for segment in segments]
     known = all(segment.rows_expected is not None for segment in segments)
     expected = sum(segment.rows_expected or 0 for segment in segments) if known else None
     finished = run.status == RunStatus.SUCCEEDED
@@ -84,7 +112,8 @@ def run_progress(*, run: MigrationRun) -> dict[str, Any]:
         "items_per_second": round(run.items_per_second, 1),
         "eta_seconds": None if eta is None else round(eta),
         "percent": percent(run.rows_read, expected, finished=finished),
-        "segments": [segment_progress(segment) for segment in segments],
+        "segments": segment_list,
+        "tables": table_progress(segment_list),
         "rows_quarantined": run.rows_quarantined,
         "last_error": secrets_scrub(run.last_error),  # shown in the admin: may quote what a source read
     }
@@ -95,11 +124,44 @@ def plan_next_phase(*, plan: MigrationPlan) -> str | None:
     return PHASE_ORDER[index + 1] if index + 1 < len(PHASE_ORDER) else None
 
 
-def plan_advance_refusal(*, plan: MigrationPlan) -> str | None:
+ERR_TABLES_GONE = (
+    "Target table(s) {tables} do not exist any more (a local endpoint forgets its tables when it restarts), so "
+    "whatever this plan wrote is gone and its last validation no longer holds. Recreate them with "
+    "`python manage.py migration_setup_tables {plan}`, then start the backfill again and validate."
+)
+ERR_TABLES_UNKNOWN = "Could not check the target tables ({error})."
+
+
+def plan_tables_missing(*, plan: MigrationPlan) -> list[str] | None:
+    """Target tables a plan past setup wrote to and that no longer exist; None when DynamoDB cannot say.
+
+    Before the backfill the tables are not there yet by design (the backfill creates them): nothing is missing.
+    """
+    if plan.phase == Phase.SETUP:
+        return []
+    try:
+        return [table for table in plan.target_tables if dynamodb_describe_table(table=table) is None]
+    except ApplicationError:
+        return None
+
+
+def plan_tables_problem(*, plan: MigrationPlan) -> str | None:
+    """What the console says instead of "succeeded · clean" when the target tables are gone."""
+    missing = plan_tables_missing(plan=plan)
+    if missing is None:
+        return ERR_TABLES_UNKNOWN.format(error="DynamoDB did not answer")
+    if missing:
+        return ERR_TABLES_GONE.format(tables=", ".join(missing), plan=plan.name)
+    return None
+
+
+def plan_advance_refusal(*, plan: MigrationPlan, tables_problem: str | None = None) -> str | None:
     """Why the next phase is refused right now (the guard's own message), or None when it is allowed."""
     next_phase = plan_next_phase(plan=plan)
     if next_phase is None:
         return f"{plan.phase} is the last phase."
+    if tables_problem:
+        return tables_problem
     try:
         phase_guard(plan=plan, to_phase=next_phase)
     except ApplicationError as exc:
@@ -112,12 +174,14 @@ def plan_progress(*, plan: MigrationPlan) -> dict[str, Any]:
     run = run_latest(plan=plan)
     report = validation_latest(plan=plan)
     unfinished = run is not None and run.status in (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.PAUSED)
+    tables_problem = plan_tables_problem(plan=plan)
     return {
         "plan": plan.name,
         "phase": plan.phase,
         "phase_label": plan.get_phase_display(),
         "next_phase": plan_next_phase(plan=plan),
-        "advance_refused": plan_advance_refusal(plan=plan),
+        "tables_problem": tables_problem,
+        "advance_refused": plan_advance_refusal(plan=plan, tables_problem=tables_problem),
         "run": None if run is None else run_progress(run=run),
         "validation": None
         if report is None
@@ -127,7 +191,9 @@ def plan_progress(*, plan: MigrationPlan) -> dict[str, Any]:
             "mode": report.mode,
             "quick": report.quick,
             "at": report.created_at.isoformat(),
+            "at_display": report.created_at.strftime(TIMESTAMP_FORMAT),
             "id": report.pk,
+            "stale": bool(tables_problem),  # the tables it checked are gone: "clean" no longer holds
         },
         "can_start": plan.phase in ("setup", "backfill", "parallel") and not unfinished,
         "can_pause": run is not None and run.status in (RunStatus.PENDING, RunStatus.RUNNING),

@@ -1,9 +1,12 @@
 from django import forms
 from django.conf import settings as django_settings
 from django.contrib import admin
-from django.utils.html import format_html
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.text import Truncator
 
 from lizzy.errors import ApplicationError
+from lizzy.phone import mask_phone, phone_ref
 from lizzy.redis import RedisUnavailable
 from sessions_app.models import (
     Customer,
@@ -22,6 +25,8 @@ from sessions_app.services.crm import handoff_close
 from sessions_app.services.session_stores import session_store_stats, shadow_read_stats
 from sessions_app.services.store_modes import store_mode_check_transition, store_mode_set
 from sessions_app.services.write_behind import flush_backlog, flush_last
+
+PROBLEM_LIST_CHARS = 80  # a list row; the whole text is on the request's page
 
 
 class EquipmentInline(admin.TabularInline):
@@ -72,22 +77,41 @@ class TransactionAdmin(admin.ModelAdmin):
 
 @admin.register(PartsOrder)
 class PartsOrderAdmin(admin.ModelAdmin):
-    list_display = ("reference", "customer", "equipment", "status", "created_at")
+    list_display = ("reference", "customer", "parts", "equipment", "status", "created_at")
     list_filter = ("status", "created_at")
-    search_fields = ("reference", "customer__customer_id", "customer__name", "equipment__equipment_id")
+    search_fields = ("reference", "customer__customer_id", "customer__name", "equipment__equipment_id", "lines")
     readonly_fields = ("reference",)
     list_select_related = ("customer", "equipment")
     autocomplete_fields = ("customer", "equipment")
 
+    @admin.display(description="parts")
+    def parts(self, obj: PartsOrder) -> str:
+        """ "2 × Honda HRX217 Spark plug (HONHRX217-SP)": what to put on the counter, per line."""
+        lines = [line for line in obj.lines or [] if isinstance(line, dict)]
+        if not lines:
+            return "-"
+        return format_html_join(
+            format_html("<br>"),
+            '{} × {} <span class="quiet">({})</span>',
+            (
+                (line.get("quantity", 1), line.get("name") or line.get("sku", "?"), line.get("sku", "?"))
+                for line in lines
+            ),
+        )
+
 
 @admin.register(ServiceRequest)
 class ServiceRequestAdmin(admin.ModelAdmin):
-    list_display = ("reference", "customer", "equipment", "status", "created_at")
+    list_display = ("reference", "customer", "problem", "equipment", "status", "created_at")
     list_filter = ("status", "created_at")
     search_fields = ("reference", "customer__customer_id", "customer__name", "problem_description")
     readonly_fields = ("reference",)
     list_select_related = ("customer", "equipment")
     autocomplete_fields = ("customer", "equipment")
+
+    @admin.display(description="problem", ordering="problem_description")
+    def problem(self, obj: ServiceRequest) -> str:
+        return Truncator(obj.problem_description).chars(PROBLEM_LIST_CHARS)
 
 
 # --- Session store mode (docs/SESSION_STORE.md) ---------------------------------------------------
@@ -185,12 +209,22 @@ class SessionStoreModeChangeAdmin(admin.ModelAdmin):
 class HandoffRequestAdmin(admin.ModelAdmin):
     """Customers who texted "talk to a person": ops call or text them back, then close the row."""
 
-    list_display = ("id", "customer", "phone", "node", "status", "created_at")
+    list_display = ("id", "customer", "masked_phone", "node", "status", "session_link", "created_at")
     list_filter = ("status", "created_at")
     search_fields = ("customer__customer_id", "customer__name", "phone")
     list_select_related = ("customer",)
     readonly_fields = ("source_message_sid", "created_at")
     actions = ("close_handoffs",)
+
+    @admin.display(description="phone", ordering="phone")
+    def masked_phone(self, obj: HandoffRequest) -> str:
+        """Masked like the live sessions list; the number to call back is on the hand-off's own page."""
+        return mask_phone(obj.phone)
+
+    @admin.display(description="conversation")
+    def session_link(self, obj: HandoffRequest) -> str:
+        url = reverse("admin:sessions_live_detail", args=[phone_ref(obj.phone)])
+        return format_html('<a href="{}" class="handoff-session">Open the session</a>', url)
 
     @admin.action(description="Close selected hand-offs", permissions=["change"])
     def close_handoffs(self, request, queryset):

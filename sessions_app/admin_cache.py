@@ -24,7 +24,7 @@ from lizzy.cache_entries import cache_entries_invalidate_prefix, cache_entries_p
 from lizzy.errors import ApplicationError
 from lizzy.models import OpsConsole
 from lizzy.observability.logs import redact
-from lizzy.phone import hash_phone, mask_phone, normalize_phone
+from lizzy.phone import hash_phone, mask_phone, normalize_phone, phone_from_ref
 from lizzy.redis import SESSION_KEY, key, redis_url
 from sessions_app.admin_panels import session_cache_context
 from sessions_app.admin_sessions import MANAGE_PERMISSION, VIEW_PERMISSION, _require
@@ -35,7 +35,10 @@ PAGE_SIZE = 50
 SOURCES = {"redis": "Redis session key", "dynamodb": "DynamoDB cache entry"}
 SOURCES_PLURAL = {"redis": "Redis session keys", "dynamodb": "DynamoDB cache entries"}
 ERR_BAD_REQUEST = "Say what to invalidate: source=redis|dynamodb and key=… or prefix=…."
-ERR_REDIS_OFF = "Redis is not configured (REDIS_URL): no session keys to show."
+INFO_REDIS_OFF = (
+    "Redis is not configured (no REDIS_URL), so sessions have no Redis copies: every read goes to DynamoDB. "
+    "Nothing to show here; that is the default setup, not a fault."
+)
 
 
 def _context(site: admin.AdminSite, request: HttpRequest, **extra: Any) -> dict[str, Any]:
@@ -44,7 +47,7 @@ def _context(site: admin.AdminSite, request: HttpRequest, **extra: Any) -> dict[
 
 def _redis_section(query: str, cursor: int) -> dict[str, Any]:
     if not redis_url():
-        return {"error": ERR_REDIS_OFF}
+        return {"info": INFO_REDIS_OFF, "entries": []}
     try:
         prefix = hot_tier_check_prefix(prefix=query)
         entries, next_cursor = hot_tier_entries(phone_prefix=prefix, cursor=cursor, limit=PAGE_SIZE)
@@ -100,6 +103,11 @@ def cache_entries_view(request: HttpRequest, site: admin.AdminSite) -> HttpRespo
 def _target(params: Any) -> tuple[str, str, str] | None:
     """(source, "key"|"prefix", value) from the query or form, or None when incomplete."""
     source = params.get("source", "")
+    if source == "redis" and params.get("ref"):  # a link names the phone by reference (no number in URLs)
+        try:
+            return source, "key", phone_from_ref(params["ref"])
+        except ApplicationError:
+            return None
     for kind in ("key", "prefix"):
         value = params.get(kind, "").strip()
         if source in SOURCES and value:

@@ -1,5 +1,8 @@
 """Live SMS sessions in the admin: a changelist and detail page over DynamoDB (not the ORM).
 
+URLs name a session by an opaque reference (``phone_ref``), never by its phone number, and the search by
+phone is a POST: access logs and browser history hold no numbers.
+
 Pages are plain admin views (``get_urls`` + ``admin_site.admin_view``) rendered with the admin's
 own templates and CSS, so they look native. Reading needs ``lizzy.view_live_sessions``; the
 actions (expire now, reset to MAIN_MENU, delete) need ``lizzy.manage_live_sessions``, ask for
@@ -28,7 +31,8 @@ from django.views.decorators.http import require_POST
 
 from lizzy.errors import ApplicationError
 from lizzy.models import OpsConsole
-from lizzy.phone import hash_phone, mask_phone, normalize_phone
+from lizzy.permissions import READ_CUSTOMER_MESSAGES
+from lizzy.phone import hash_phone, mask_phone, normalize_phone, phone_from_ref, phone_ref
 from lizzy.redis import RedisUnavailable
 from sessions_app.admin_panels import SESSIONS_BY_NODE_KEY
 from sessions_app.selectors import CUSTOMER_KNOWN, CUSTOMER_UNKNOWN, session_get, session_search
@@ -38,6 +42,9 @@ from sessions_app.services.sessions import MAIN_MENU, Session
 
 VIEW_PERMISSION = "lizzy.view_live_sessions"
 MANAGE_PERMISSION = "lizzy.manage_live_sessions"
+# What the customer typed may hold anything (addresses, card numbers): operators read it, viewers do not.
+MESSAGES_PERMISSION = READ_CUSTOMER_MESSAGES
+MASKED_TEXT = "•" * 8
 PAGE_SIZE = 50
 PRESENCE_REFRESH_SECONDS = 10  # presence entries live LIZZY_PRESENCE_SECONDS (30 s): three heartbeats
 ERR_NO_SESSION = "No live session for {phone}."
@@ -88,10 +95,10 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=False)
 
 
-def conversation_turns(session: Session) -> list[dict[str, Any]]:
-    """The workflow's turn history, newest first, each with the reply sent when the log still holds it.
-
-    The customer's own words are not stored (only their length); the replies are Lizzy's.
+def conversation_turns(session: Session, *, show_text: bool = False) -> list[dict[str, Any]]:
+    """The workflow's turn history, newest first: what the customer wrote (``show_text``; masked otherwise)
+    and the reply sent, when the logs still hold them. Turns recorded before the engine kept the text show
+    its length only.
     """
     from sessions_app.services.workflow.engine import turn_log_read
 
@@ -108,6 +115,7 @@ def conversation_turns(session: Session) -> list[dict[str, Any]]:
                 "from": entry.get("from") or "(new session)",
                 "to": entry.get("to"),
                 "in_chars": entry.get("inLen"),
+                "text": (entry.get("in") if show_text else MASKED_TEXT) if entry.get("in") is not None else None,
                 "reply": replies.get(entry.get("sid")),
             }
         )
@@ -144,8 +152,9 @@ def _context(site: admin.AdminSite, request: HttpRequest, **extra: Any) -> dict[
 
 
 def session_changelist_view(request: HttpRequest, site: admin.AdminSite) -> HttpResponse:
+    """The list; a search by phone is POSTed, so the number stays out of URLs (access logs, history)."""
     _require(request, VIEW_PERMISSION)
-    query = request.GET.get("q", "").strip()
+    query = request.POST.get("q", "").strip() if request.method == "POST" else ""
     node = request.GET.get("node") or None
     customer = request.GET.get("customer") or None
     cursor = request.GET.get("cursor") or None
@@ -166,14 +175,14 @@ def session_changelist_view(request: HttpRequest, site: admin.AdminSite) -> Http
             sessions, search_error = [], exc.message
 
     def link(**changes: Any) -> str:
-        params = {"q": query, "node": node, "customer": customer, **changes}
+        params = {"node": node, "customer": customer, **changes}  # never the searched phone
         return "?" + urlencode({key: value for key, value in params.items() if value})
 
     rows = [
         {
             "session": session,
             "masked_phone": mask_phone(session.phone),
-            "url": reverse("admin:sessions_live_detail", args=[session.phone]),
+            "url": reverse("admin:sessions_live_detail", args=[phone_ref(session.phone)]),
             "customer": customer_display(session),
             "countdown": ttl_countdown(session),
         }
@@ -202,20 +211,25 @@ def session_changelist_view(request: HttpRequest, site: admin.AdminSite) -> Http
     return TemplateResponse(request, "admin/sessions_app/live_sessions/change_list.html", context)
 
 
-def _load(phone: str) -> Session:
+def _phone(ref: str) -> str:
     try:
-        normalized = normalize_phone(phone)
+        return phone_from_ref(ref)
     except ApplicationError as exc:
         raise Http404(exc.message) from exc
-    session = session_get(phone=normalized)
+
+
+def _load(ref: str) -> Session:
+    phone = _phone(ref)
+    session = session_get(phone=phone)
     if session is None:
-        raise Http404(ERR_NO_SESSION.format(phone=mask_phone(normalized)))
+        raise Http404(ERR_NO_SESSION.format(phone=mask_phone(phone)))
     return session
 
 
-def session_detail_view(request: HttpRequest, site: admin.AdminSite, phone: str) -> HttpResponse:
+def session_detail_view(request: HttpRequest, site: admin.AdminSite, ref: str) -> HttpResponse:
     _require(request, VIEW_PERMISSION)
-    session = _load(phone)
+    session = _load(ref)
+    show_text = request.user.has_perm(MESSAGES_PERMISSION)
     context = _context(
         site,
         request,
@@ -226,9 +240,11 @@ def session_detail_view(request: HttpRequest, site: admin.AdminSite, phone: str)
         countdown=ttl_countdown(session),
         cached_json=pretty_json(session.cached_data),
         session_json=pretty_json(session.session_data),
-        turns=conversation_turns(session),
+        turns=conversation_turns(session, show_text=show_text),
+        show_text=show_text,
+        ref=ref,
         viewers=presence_viewers(request, session.phone),
-        presence_url=reverse("admin:sessions_live_presence", args=[session.phone]),
+        presence_url=reverse("admin:sessions_live_presence", args=[ref]),
         presence_refresh_ms=int(PRESENCE_REFRESH_SECONDS * 1000),
         actions=list(ACTIONS.values()),
         can_manage=request.user.has_perm(MANAGE_PERMISSION),
@@ -238,11 +254,11 @@ def session_detail_view(request: HttpRequest, site: admin.AdminSite, phone: str)
 
 
 @require_POST
-def session_presence_view(request: HttpRequest, phone: str) -> JsonResponse:
+def session_presence_view(request: HttpRequest, ref: str) -> JsonResponse:
     """The detail page's heartbeat (every PRESENCE_REFRESH_SECONDS) and its goodbye (``leave=1``)."""
     _require(request, VIEW_PERMISSION)
     try:
-        normalized = normalize_phone(phone)
+        normalized = phone_from_ref(ref)
     except ApplicationError as exc:
         return JsonResponse({"error": {"code": exc.code, "message": exc.message}}, status=400)
     viewers = presence_viewers(request, normalized, leave=request.POST.get("leave") == "1")
@@ -260,13 +276,13 @@ def _log(request: HttpRequest, session: Session, action: SessionAction) -> None:
     )
 
 
-def session_action_view(request: HttpRequest, site: admin.AdminSite, phone: str, action: str) -> HttpResponse:
+def session_action_view(request: HttpRequest, site: admin.AdminSite, ref: str, action: str) -> HttpResponse:
     _require(request, MANAGE_PERMISSION)
     chosen = ACTIONS.get(action)
     if chosen is None:
         raise Http404(f"Unknown action {action!r}.")
-    session = _load(phone)
-    detail_url = reverse("admin:sessions_live_detail", args=[session.phone])
+    session = _load(ref)
+    detail_url = reverse("admin:sessions_live_detail", args=[ref])
     if request.method == "POST":
         try:
             expected = int(request.POST.get("version", ""))
@@ -296,6 +312,7 @@ def session_action_view(request: HttpRequest, site: admin.AdminSite, phone: str,
         masked_phone=mask_phone(session.phone),
         action=chosen,
         detail_url=detail_url,
+        ref=ref,
     )
     return TemplateResponse(request, "admin/sessions_app/live_sessions/confirm.html", context)
 
@@ -308,18 +325,18 @@ def live_session_urls(site: Any) -> list[Any]:
             name="sessions_live_changelist",
         ),
         path(
-            "ops/sessions/<str:phone>/",
-            site.admin_view(lambda request, phone: session_detail_view(request, site, phone)),
+            "ops/sessions/<str:ref>/",
+            site.admin_view(lambda request, ref: session_detail_view(request, site, ref)),
             name="sessions_live_detail",
         ),
         path(
-            "ops/sessions/<str:phone>/presence/",
+            "ops/sessions/<str:ref>/presence/",
             site.admin_view(session_presence_view),
             name="sessions_live_presence",
         ),
         path(
-            "ops/sessions/<str:phone>/<str:action>/",
-            site.admin_view(lambda request, phone, action: session_action_view(request, site, phone, action)),
+            "ops/sessions/<str:ref>/<str:action>/",
+            site.admin_view(lambda request, ref, action: session_action_view(request, site, ref, action)),
             name="sessions_live_action",
         ),
     ]

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# `make test` is reproducible: the same examples on every run, so a red run is a change, not a dice roll
+# (Hypothesis' advice for CI). `make explore` runs the suite with fresh random examples each time.
+hypothesis_settings.register_profile("default", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 pytest_plugins = [
     "tests.fixtures.skip_summary",

@@ -12,7 +12,9 @@ Failures, as in seed 003, never break a request but never leave a stale value ei
   an old session after a failed save; a value the serializer cannot hold raises (Django's contract),
   after the old value is deleted;
 - every failure is logged and counted in ``lizzy_cache_errors_total{cache, operation, reason}``.
-``incr``/``decr`` of a missing key raise ``ValueError``, as Django's do.
+``incr``/``decr`` of a missing key raise ``ValueError``, as Django's do. ``add`` raises ``CacheWriteFailed``
+when it cannot write: False means only "the key exists" (Django's cache session engine retries ``add``
+on False, 10,000 times).
 
 Culling (``MAX_ENTRIES``, ``CULL_FREQUENCY``) is refused with ``ImproperlyConfigured``: the table has no
 size limit, TTL removes expired items, and counting entries would cost a Scan per cull.
@@ -26,7 +28,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, default_key_func
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
@@ -43,6 +45,7 @@ from lizzy.cache_backend.items import (
     CACHE_TABLE,
     CREATED_ATTR,
     KEY_ATTR,
+    NS_ATTR,
     PK_PREFIX,
     SIG_ATTR,
     SK_DATA,
@@ -70,6 +73,7 @@ from lizzy.tables import table_name
 
 logger = logging.getLogger(__name__)
 
+MAX_TIMEOUT_SECONDS = 100 * 365 * 24 * 3600  # longer timeouts (inf included) are clamped to a century
 INCR_ATTEMPTS = 5  # optimistic retries of a contended incr before giving up (logged as an error)
 OPTIONS = frozenset({"ALIAS", "SERIALIZER", "PICKLE_PROTOCOL", "COMPRESS_MIN_BYTES", "CONSISTENT_READ"})
 CULLING_OPTIONS = ("MAX_ENTRIES", "CULL_FREQUENCY")
@@ -86,8 +90,30 @@ ERR_NOT_FOUND = "Key '{key}' not found"
 ERR_UNREADABLE = "Key '{key}' could not be read from the cache."
 ERR_UNWRITABLE = "Key '{key}' could not be updated in the cache."
 ERR_CONTENDED = "Key '{key}' changed {attempts} times during incr; try again."
+ERR_ADD_FAILED = "Key '{key}' could not be added to the cache ({reason}); whether it exists is unknown."
+ERR_TIMEOUT = "Cache timeout {timeout!r} is not a number of seconds or None."
+
+
+class CacheWriteFailed(ApplicationError):
+    """``add`` could not write: never answered as False, which means "the key exists"."""
+
+    code = "cache_write_failed"
+    http_status = 503
+
 
 _MISSING = object()
+
+
+def cache_namespace(*, key_func: Any = default_key_func, key_prefix: str = "") -> str:
+    """The ``ns`` attribute of a cache's items: its key function and KEY_PREFIX (what clear() deletes)."""
+    return f"{getattr(key_func, '__module__', '?')}.{getattr(key_func, '__qualname__', '?')}|{key_prefix}"
+
+
+def cache_item_attributes(*, full_key: str, value: Any, serializer_name: str = "pickle") -> dict[str, Any]:
+    """``data``, ``fmt`` and ``sig`` as a cache with this serializer writes ``value`` under ``full_key``
+    (the Redis migration plan re-serializes with it, so a migrated entry reads back like a set one)."""
+    serializer = serializer_from_options({"SERIALIZER": serializer_name})
+    return encode_value(full_key=full_key, value=value, serializer=serializer, compress_min_bytes=COMPRESS_MIN_BYTES)
 
 
 def _check_options(params: dict[str, Any]) -> dict[str, Any]:
@@ -104,7 +130,14 @@ def _check_options(params: dict[str, Any]) -> dict[str, Any]:
 class DynamoDBCache(BaseCache):
     def __init__(self, location: str, params: dict[str, Any]) -> None:
         options = _check_options(params)
-        super().__init__(params)
+        # Django's BaseCache truncates TIMEOUT with int(): 0.5 would become 0 ("do not store") and
+        # infinity an OverflowError; a float is kept as it is and rounded up per write (_expiry).
+        raw_timeout = params.get("timeout", params.get("TIMEOUT", 300))
+        super().__init__({**params, "timeout": 300} if isinstance(raw_timeout, float) else params)
+        if isinstance(raw_timeout, float):
+            if math.isnan(raw_timeout):
+                raise ImproperlyConfigured(ERR_TIMEOUT.format(timeout=raw_timeout))
+            self.default_timeout = raw_timeout
         self._base_name = location or CACHE_TABLE.base_name
         self.alias = options.get("ALIAS", self._base_name)
         self.serializer = serializer_from_options(options)
@@ -113,6 +146,9 @@ class DynamoDBCache(BaseCache):
         # session must not come back). They cost 1 read unit per 4 KB; eventually consistent ones half.
         self.consistent_read = bool(options.get("CONSISTENT_READ", True))
         self.clock = time.time  # tests move time instead of sleeping
+        # Which cache wrote an item, so clear() deletes this cache's items only: the key prefix alone is
+        # ambiguous ("a" is a prefix of "ab", "a:1" of "a"'s keys) and a KEY_FUNCTION may not start with it.
+        self.namespace = cache_namespace(key_func=self.key_func, key_prefix=self.key_prefix)
 
     @property
     def table(self) -> str:
@@ -128,14 +164,28 @@ class DynamoDBCache(BaseCache):
         return {"PK": cache_pk(full_key), "SK": SK_DATA}
 
     def _expiry(self, timeout: Any) -> int | None:
-        """Epoch seconds the entry stops being served, None for never, 0 for "do not store"."""
+        """Epoch seconds the entry stops being served, None for never, 0 for "do not store".
+
+        A fractional timeout is rounded up (0.2 s lives until the next whole second, never 0 = "do not
+        store"); one over a century, infinity included, is a century (no OverflowError, no number
+        DynamoDB refuses)."""
         if timeout is DEFAULT_TIMEOUT:
             timeout = self.default_timeout
         if timeout is None:
             return None
-        if timeout <= 0:
+        if isinstance(timeout, int) and timeout > MAX_TIMEOUT_SECONDS:
+            timeout = MAX_TIMEOUT_SECONDS  # an int past float's range (10**400) would overflow float()
+        try:
+            seconds = float(timeout)
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError(ERR_TIMEOUT.format(timeout=timeout)) from None
+        if math.isnan(seconds):
+            raise ValueError(ERR_TIMEOUT.format(timeout=timeout))
+        if seconds <= 0:
             return 0
-        return math.ceil(self.clock() + timeout)
+        now = self.clock()
+        # At least the next whole second: a timeout too small to move ``now`` (5e-324) must not expire at once.
+        return max(math.ceil(now + min(seconds, MAX_TIMEOUT_SECONDS)), math.floor(now) + 1)
 
     def _live(self, item: dict[str, Any] | None) -> bool:
         return item is not None and (item.get(TTL_ATTR) is None or item[TTL_ATTR] > self.clock())
@@ -148,6 +198,7 @@ class DynamoDBCache(BaseCache):
                 full_key=full_key, value=value, serializer=self.serializer, compress_min_bytes=self.compress_min_bytes
             ),
             CREATED_ATTR: iso_utc(timezone.now()),
+            NS_ATTR: self.namespace,
         }
         if is_hashed(full_key):
             item[KEY_ATTR] = full_key
@@ -183,7 +234,18 @@ class DynamoDBCache(BaseCache):
             return _MISSING
 
     def _valid(self, full_key: str, item: dict[str, Any] | None) -> bool:
-        """Live, this key's and authentic (nothing is deserialized)."""
+        """Whether a get would serve the item: live, this key's, authentic and readable back (a value
+        that cannot be unpickled any more is not "present", or add() would refuse it forever)."""
+        if not self._live(item) or not self._owned(full_key, item):
+            return False
+        try:
+            decode_value(full_key=full_key, item=item, serializer=self.serializer)
+        except ValueRejected:
+            return False
+        return True
+
+    def _authentic(self, full_key: str, item: dict[str, Any] | None) -> bool:
+        """Live, this key's and signed by us (nothing is deserialized)."""
         if not self._live(item) or not self._owned(full_key, item):
             return False
         try:
@@ -238,6 +300,9 @@ class DynamoDBCache(BaseCache):
             self._delete_quietly(full_key, "set")
 
     def add(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
+        """True when stored, False only when the key holds a value a get would serve; raises
+        ``CacheWriteFailed`` when DynamoDB fails or the value is too large (never a False that would
+        read as "the key exists"), and what the serializer raises."""
         full_key = self._full_key(key, version)
         expiry = self._expiry(timeout)
         try:
@@ -247,8 +312,9 @@ class DynamoDBCache(BaseCache):
             try:
                 self._put_if_absent(item)
             except ConditionFailed:
-                # Present: a live value of ours keeps it; anything a get would miss on (expired but
-                # not yet removed, unsigned, forged, another key's) is replaced, unless it changed meanwhile.
+                # Present: a value a get would serve keeps it; anything a get would miss on (expired but
+                # not yet removed, unsigned, forged, undecodable, another key's) is replaced, unless it
+                # changed meanwhile.
                 present = self._read(full_key, consistent=True)
                 if present is None or self._valid(full_key, present):
                     return False
@@ -257,10 +323,11 @@ class DynamoDBCache(BaseCache):
             return False
         except ItemTooLarge as exc:
             self._failed("add", REASON_TOO_LARGE, exc.details)
-            return False
+            raise CacheWriteFailed(ERR_ADD_FAILED.format(key=key, reason=REASON_TOO_LARGE)) from exc
         except ApplicationError as exc:
             self._error("add", exc)
-            return False
+            reason = getattr(exc, "code", type(exc).__name__)
+            raise CacheWriteFailed(ERR_ADD_FAILED.format(key=key, reason=reason)) from exc
         return True
 
     def _put_if_absent(self, item: dict[str, Any], replacing: dict[str, Any] | None = None) -> None:
@@ -276,20 +343,23 @@ class DynamoDBCache(BaseCache):
         dynamodb_put_item(table=self.table, item=item, condition=condition, names=names, values=values)
 
     def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
+        """True when a live, signed item of this very key got the new timeout (one UpdateItem: the
+        condition checks life, signature presence and, for a hashed key, the whole key; the signature
+        itself is not verified, which would need a read, and a forged item kept alive is never served)."""
         full_key = self._full_key(key, version)
         expiry = self._expiry(timeout)
-        now = int(self.clock())
+        if expiry == 0:
+            return self.delete(key, version=version)
+        update, values = ("REMOVE #ttl", {}) if expiry is None else ("SET #ttl = :ttl", {":ttl": expiry})
+        condition, names, owner = self._live_condition(full_key)
         try:
-            if expiry == 0:
-                return self.delete(key, version=version)
-            update, values = ("REMOVE #ttl", {}) if expiry is None else ("SET #ttl = :ttl", {":ttl": expiry})
             dynamodb_update_item(
                 table=self.table,
                 key=self._key(full_key),
                 update=update,
-                condition="attribute_exists(PK) AND (attribute_not_exists(#ttl) OR #ttl > :now)",
-                names={"#ttl": TTL_ATTR},
-                values={**values, ":now": now},
+                condition=condition,
+                names=names,
+                values={**values, **owner},
                 return_values="NONE",
             )
         except ConditionFailed:
@@ -299,24 +369,27 @@ class DynamoDBCache(BaseCache):
             return False
         return True
 
+    def _live_condition(self, full_key: str) -> tuple[str, dict[str, str], dict[str, Any]]:
+        """A condition true only of a live, signed item answering for ``full_key``."""
+        names = {"#ttl": TTL_ATTR, "#sig": SIG_ATTR, "#key": KEY_ATTR}
+        values: dict[str, Any] = {":now": int(self.clock())}
+        condition = "attribute_exists(#sig) AND (attribute_not_exists(#ttl) OR #ttl > :now) AND "
+        if is_hashed(full_key):
+            condition += "#key = :key"
+            values[":key"] = full_key
+        else:
+            condition += "attribute_not_exists(#key)"
+        return condition, names, values
+
     def delete(self, key: Any, version: int | None = None) -> bool:
+        """One DeleteItem, whatever was there; True only when it was a live, authentic item of this key."""
         full_key = self._full_key(key, version)
         try:
-            dynamodb_delete_item(
-                table=self.table,
-                key=self._key(full_key),
-                condition="attribute_exists(PK) AND (attribute_not_exists(#ttl) OR #ttl > :now)",
-                names={"#ttl": TTL_ATTR},
-                values={":now": int(self.clock())},
-            )
-        except ConditionFailed:
-            # Absent, or expired but not yet removed by DynamoDB: remove it anyway, report "was not there".
-            self._delete_quietly(full_key, "delete")
-            return False
+            old = dynamodb_delete_item(table=self.table, key=self._key(full_key), return_values="ALL_OLD")
         except ApplicationError as exc:
             self._error("delete", exc)
             return False
-        return True
+        return self._authentic(full_key, old)
 
     def has_key(self, key: Any, version: int | None = None) -> bool:
         full_key = self._full_key(key, version)
@@ -364,8 +437,10 @@ class DynamoDBCache(BaseCache):
             try:
                 item = self._item(full_key, value, expiry)
             except Exception:
+                # Nothing was written yet: every key of the call loses its old value, so none of them
+                # reads as the value before a set_many that raised.
                 self._failed("set_many", REASON_UNSERIALIZABLE, full_key)
-                self._delete_quietly(full_key, "set_many")
+                self.delete_many(data, version=version)
                 raise
             pk = item["PK"]
             if item_size(item) > ITEM_MAX_BYTES:
@@ -439,15 +514,22 @@ class DynamoDBCache(BaseCache):
         raise ValueError(ERR_CONTENDED.format(key=key, attempts=INCR_ATTEMPTS))
 
     def clear(self) -> None:
-        """Delete this cache's entries only: ``CACHE#`` items under this cache's key prefix."""
-        prefix = PK_PREFIX + self.key_prefix
+        """Delete this cache's entries only: the items carrying this cache's namespace (key function and
+        key prefix). Items written before the namespace attribute existed are matched by the key prefix
+        followed by ``:`` when this cache uses Django's default key function."""
+        legacy = ""
+        values = {":sk": SK_DATA, ":ns": self.namespace}
+        if self.key_func is default_key_func:
+            legacy = " OR (attribute_not_exists(#ns) AND begins_with(PK, :legacy))"
+            values[":legacy"] = f"{PK_PREFIX}{self.key_prefix}:"
         try:
             keys = [
                 {"PK": item["PK"], "SK": item["SK"]}
                 for item in dynamodb_scan_segment(
                     table=self.table,
-                    filter_expression="begins_with(PK, :prefix) AND SK = :sk",
-                    values={":prefix": prefix, ":sk": SK_DATA},
+                    filter_expression=f"SK = :sk AND (#ns = :ns{legacy})",
+                    names={"#ns": NS_ATTR},
+                    values=values,
                 )
             ]
             dynamodb_batch_write(table=self.table, delete_keys=keys, key_names=("PK", "SK"))

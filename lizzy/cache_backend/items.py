@@ -21,7 +21,7 @@ CACHE_TABLE = register_table(
         ttl_attribute="ttl",
         description=(
             "Django cache entries (seed 003): PK=CACHE#{key} (long keys hashed), SK=DATA, data, fmt, sig, "
-            "key (long keys only), ttl, createdAt."
+            "key (long keys only), ttl, createdAt, ns."
         ),
     )
 )
@@ -38,6 +38,7 @@ SIG_ATTR = "sig"  # HMAC-SHA256 of key, format and data (lizzy.cache_backend.cod
 KEY_ATTR = "key"  # the whole cache key, on hashed items only
 TTL_ATTR = "ttl"
 CREATED_ATTR = "createdAt"
+NS_ATTR = "ns"  # the writing cache's key function and KEY_PREFIX: what clear() deletes
 
 
 def cache_pk(full_key: str) -> str:

@@ -28,7 +28,7 @@ from lizzy.dynamodb.batch import (
     dynamodb_batch_get,
     dynamodb_batch_write,
 )
-from lizzy.dynamodb.capacity import add_error_listener, consumed_capacity
+from lizzy.dynamodb.capacity import add_capacity_listener, add_error_listener, consumed_capacity
 from lizzy.dynamodb.client import get_client, reset_client
 from lizzy.dynamodb.codec import (
     ERR_EMPTY_SET,
@@ -122,6 +122,7 @@ __all__ = [
     "Page",
     "THROTTLING_CODES",
     "TableNotFound",
+    "add_capacity_listener",
     "add_error_listener",
     "backoff_delay",
     "check_item_size",

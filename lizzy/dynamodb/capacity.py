@@ -25,6 +25,15 @@ _capacity: dict[tuple[str, str], dict[str, float]] = {}
 # Called as listener(kind, operation, table, code) with kind "system", "user" or "throttled" (the
 # CloudWatch alarm classes of seed 000); the ops console records them with timestamps for its alarms.
 _error_listeners: list[Callable[[str, str, str, str], None]] = []
+# Called with no arguments after units were recorded: the cost ledger persists from every process this way
+# (web, Celery children, management commands), not only where a request or a beat task happens to flush.
+_capacity_listeners: list[Callable[[], None]] = []
+
+
+def add_capacity_listener(listener: Callable[[], None]) -> None:
+    """Be told (no arguments) after every call whose consumed capacity was recorded (idempotent)."""
+    if listener not in _capacity_listeners:
+        _capacity_listeners.append(listener)
 
 
 def add_error_listener(listener: Callable[[str, str, str, str], None]) -> None:
@@ -65,6 +74,11 @@ def _record_capacity(operation: str, consumed: Any) -> None:
             metrics.DYNAMODB_CONSUMED.labels(table, operation, "read").inc(read)
         if write:
             metrics.DYNAMODB_CONSUMED.labels(table, operation, "write").inc(write)
+    for listener in list(_capacity_listeners):
+        try:
+            listener()
+        except Exception:  # the ledger must never turn into the caller's error
+            logger.exception("DynamoDB capacity listener failed")
 
 
 def consumed_capacity(*, reset: bool = False) -> dict[tuple[str, str], dict[str, float]]:

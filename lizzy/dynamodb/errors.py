@@ -19,7 +19,10 @@ THROTTLING_CODES = frozenset({"ProvisionedThroughputExceededException", "Throttl
 
 ERR_UNAVAILABLE = "DynamoDB is unreachable ({reason}). Nothing was written; try again shortly."
 ERR_THROTTLED = "DynamoDB throttled the request to {table}. Try again shortly."
-ERR_TABLE_MISSING = "DynamoDB table {table} does not exist. Run `python manage.py ensure_tables`."
+ERR_TABLE_MISSING = (
+    "DynamoDB table {table} does not exist. Run `python manage.py ensure_tables` (the product's tables) or "
+    "`python manage.py migration_setup_tables PLAN` (a migration plan's target tables)."
+)
 
 
 class DynamoDBError(ApplicationError):
@@ -74,9 +77,12 @@ def _translate(operation: str, table: str, exc: Exception) -> Exception:
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "Unknown")
         message = exc.response.get("Error", {}).get("Message", str(exc))
-        metrics.DYNAMODB_ERRORS.labels(operation, table, code).inc()
         if code == "ConditionalCheckFailedException":
-            return ConditionFailed(message)  # CloudWatch counts these apart from UserErrors too
+            # A condition that did not hold is an answer (the key exists, another writer won), not an
+            # error: counted apart, as CloudWatch counts ConditionalCheckFailedRequests apart from UserErrors.
+            metrics.DYNAMODB_CONDITIONAL_FAILURES.labels(operation, table).inc()
+            return ConditionFailed(message)
+        metrics.DYNAMODB_ERRORS.labels(operation, table, code).inc()
         if code in THROTTLING_CODES:
             metrics.DYNAMODB_THROTTLES.labels(operation, table).inc()
             _notify_error("throttled", operation, table, code)

@@ -76,11 +76,17 @@ def dynamodb_delete_item(
     condition: str | None = None,
     names: Mapping[str, str] | None = None,
     values: Mapping[str, Any] | None = None,
-) -> None:
+    return_values: str | None = None,
+) -> dict[str, Any] | None:
+    """DeleteItem; with ``return_values="ALL_OLD"`` the deleted item (None when there was none)."""
     params: dict[str, Any] = {"TableName": table, "Key": serialize_item(key), **_expression_kwargs(names, values)}
     if condition:
         params["ConditionExpression"] = condition
-    client._call("DeleteItem", table=table, **params)
+    if return_values:
+        params["ReturnValues"] = return_values
+    response = client._call("DeleteItem", table=table, **params)
+    attributes = response.get("Attributes")
+    return deserialize_item(attributes) if attributes else None
 
 
 @dataclass

@@ -91,6 +91,7 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+FORMAT_MODULE_PATH = ["lizzy.formats"]  # one timestamp format in the console: 2026-12-01 14:05:09
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
@@ -179,6 +180,9 @@ DYNAMODB_MAX_POOL_CONNECTIONS = env.int("LIZZY_DYNAMODB_MAX_POOL_CONNECTIONS", d
 
 LIZZY_ENV = env("LIZZY_ENV", default="")
 LIZZY_SESSION_TTL_SECONDS = env.int("LIZZY_SESSION_TTL_SECONDS", default=900)
+# How often each process (web, Celery child, command) persists its consumed-capacity counters into the
+# shared ledger, from its DynamoDB calls; it also does at exit. Negative: no automatic flush.
+LIZZY_CAPACITY_FLUSH_SECONDS = env.float("LIZZY_CAPACITY_FLUSH_SECONDS", default=60.0)
 LIZZY_DEFAULT_PHONE_REGION = env("LIZZY_DEFAULT_PHONE_REGION", default="US")
 LIZZY_LOCAL_DYNAMODB_PORT = env.int("LIZZY_LOCAL_DYNAMODB_PORT", default=8001)
 

@@ -21,6 +21,8 @@ CELERY_BROKER_URL = "memory://"
 LIZZY_SESSION_STORE_MODE = env("LIZZY_SESSION_STORE_MODE", default="dynamodb_only")
 LIZZY_MAPPING_HMAC_KEY = "lizzy-test-mapping-key"  # noqa: S105 - tests only
 LIZZY_MIGRATION_CHUNK_SIZE = 50
+# Tests flush the cost ledger explicitly (tests/lizzy/test_cost.py); a subprocess test sets the variable.
+LIZZY_CAPACITY_FLUSH_SECONDS = env.float("LIZZY_CAPACITY_FLUSH_SECONDS", default=-1.0)
 
 # Django's own cache tests (tests/lizzy/cache/test_django_suite.py), fetched by `make django-tests`:
 # importable as the package ``cache`` and installed as its app, so its Poll model gets a table.

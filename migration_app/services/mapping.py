@@ -523,10 +523,10 @@ def _check_object_rule(rule: dict[str, Any], name: str) -> None:
     else:
         _require(
             isinstance(rule["source-query"], str)
-            and rule["source-query"].strip().lower().startswith(("select", "with")),
+            and rule["source-query"].strip().lower().startswith(("select", "with", "scan match ")),
             name,
             "source-query",
-            "must be a SELECT query",
+            "must be a SELECT query (or, for a redis:// source, SCAN MATCH pattern)",
         )
         _require(bool(rule.get("source-key")), name, "source-key", "required with source-query (the paging key)")
     _require(

@@ -21,7 +21,9 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
+from lizzy.cache_backend import cache_item_attributes, cache_namespace, cache_pk, is_hashed
 from lizzy.dynamodb import to_storable
 from lizzy.errors import ApplicationError
 from lizzy.phone import normalize_phone
@@ -32,6 +34,8 @@ ERR_SYNTAX = "cannot read expression {expression!r}: {problem}"
 ERR_UNKNOWN_FUNCTION = "unknown function {name!r} (known: {known})"
 ERR_ARITY = "function {name!r} takes {expected} argument(s), got {got}"
 ERR_NOT_A_TIME = "{value!r} is not a time: use ISO 8601 or epoch seconds"
+ERR_CACHE_ATTRIBUTE = "cache_value's first argument is 'data', 'fmt' or 'sig', not {attribute!r}"
+CACHE_VALUE_ATTRIBUTES = ("data", "fmt", "sig")
 ERR_NO_HMAC_KEY = "hmac_sha256 needs the secret LIZZY_MAPPING_HMAC_KEY, which is not set"
 
 
@@ -118,6 +122,18 @@ def _e164(value: Any) -> str | None:
     return normalize_phone(_text(value)) if value not in (None, "") else None
 
 
+def _cache_value(attribute: Any, serializer: Any, key: Any, value: Any) -> Any:
+    """``data``, ``fmt`` or ``sig`` of the DynamoDB cache entry ``key`` holding ``value`` (issue 17's plan)."""
+    if attribute not in CACHE_VALUE_ATTRIBUTES:
+        raise TemplateError(ERR_CACHE_ATTRIBUTE.format(attribute=attribute))
+    if key is None:
+        return None
+    try:
+        return cache_item_attributes(full_key=_text(key), value=value, serializer_name=_text(serializer))[attribute]
+    except ImproperlyConfigured as exc:  # a serializer name that is neither pickle, json nor a CacheSerializer
+        raise TemplateError(str(exc)) from exc
+
+
 def _null_safe(function: Callable[[str], Any]) -> Callable[[Any], Any]:
     return lambda value: None if value is None else function(_text(value))
 
@@ -134,6 +150,11 @@ FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
     "json": (1, lambda value: None if value is None else _json(value)),
     "default": (2, lambda value, fallback: fallback if value in (None, "") else value),
     "str": (1, lambda value: None if value is None else _text(value)),
+    # The DynamoDB cache's item layout (lizzy.cache_backend), for moving a Django cache into its table
+    "cache_pk": (1, _null_safe(cache_pk)),
+    "cache_long_key": (1, lambda key: _text(key) if key is not None and is_hashed(_text(key)) else None),
+    "cache_ns": (1, lambda prefix: cache_namespace(key_prefix=_text(prefix))),
+    "cache_value": (4, _cache_value),
 }
 
 _TOKEN = re.compile(

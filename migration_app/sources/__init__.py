@@ -28,6 +28,7 @@ ENGINES = {
     "mariadb": "migration_app.sources.mysql.MysqlSource",
     "sqlite": "migration_app.sources.sqlite.SqliteSource",
     "duckdb": "migration_app.sources.duckdb.DuckdbSource",
+    "redis": "migration_app.sources.redis.RedisSource",  # issue 17: keys by pattern, not tables
 }
 
 

@@ -34,7 +34,9 @@ from typing import Any
 from lizzy.errors import ApplicationError
 
 RECONNECT_ATTEMPTS = 3  # per query: a source that keeps dropping us is reported, not retried forever
-ERR_SCHEME = "Unsupported source URL scheme {scheme!r}: use postgres://, mysql://, sqlite:///FILE or duckdb:///FILE."
+ERR_SCHEME = (
+    "Unsupported source URL scheme {scheme!r}: use postgres://, mysql://, sqlite:///FILE, duckdb:///FILE or redis://."
+)
 ERR_SOURCE = "Cannot read the source database: {problem}"
 ERR_STUCK = (
     "The checkpoint of {relation} did not advance past {key}: the source returned the same key twice "

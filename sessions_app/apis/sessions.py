@@ -12,10 +12,19 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lizzy.errors import NotFound, PreconditionFailed, PreconditionRequired, ValidationFailed
-from lizzy.permissions import API_SESSIONS_DELETE, API_SESSIONS_READ, API_SESSIONS_WRITE
+from lizzy.permissions import API_SESSIONS_DELETE, API_SESSIONS_READ, API_SESSIONS_WRITE, READ_CUSTOMER_MESSAGES
 from lizzy.phone import normalize_phone
 from sessions_app.selectors import session_get
-from sessions_app.services.sessions import Session, session_delete, session_list, session_save
+from sessions_app.services.session_documents import (
+    ERR_UNKNOWN_CUSTOMER,
+    ERR_UNKNOWN_NODE,
+    ERR_VERSION_MISMATCH,
+    customer_exists,
+    session_document,
+    session_replace,
+    workflow_nodes,
+)
+from sessions_app.services.sessions import Session, session_delete, session_list
 
 ERR_NOT_FOUND = "No live session for this phone."
 ERR_IF_MATCH_REQUIRED = "Replacing a session requires If-Match with its current ETag (its version)."
@@ -24,6 +33,17 @@ ERR_BAD_IF_MATCH = 'If-Match must be an ETag such as "3".'
 ERR_PHONE_MISMATCH = "The phone in the body differs from the phone in the URL."
 
 MAX_LIST_LIMIT = 200
+
+
+class TurnLogSerializer(serializers.Serializer):
+    history = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="Recent turns: at, sid, from, to, inLen, outLen; in (what the customer wrote) only for callers "
+        "with lizzy.read_customer_messages.",
+    )
+    messageLog = serializers.ListField(  # noqa: N815
+        child=serializers.DictField(), help_text="Recent MessageSids with the reply sent (replays get the same reply)."
+    )
 
 
 class SessionOutputSerializer(serializers.Serializer):
@@ -35,6 +55,11 @@ class SessionOutputSerializer(serializers.Serializer):
     lastActivity = serializers.CharField()  # noqa: N815
     ttl = serializers.IntegerField()
     version = serializers.IntegerField()
+    # Written by the SMS workflow (absent on a session only the API has written); read-only for PUT.
+    turnLog = TurnLogSerializer(required=False)  # noqa: N815
+    turnCount = serializers.IntegerField(required=False, min_value=0)  # noqa: N815
+    optedOut = serializers.BooleanField(required=False)  # noqa: N815
+    handoff = serializers.BooleanField(required=False, help_text="Waiting for a person (at HUMAN_HANDOFF).")
 
 
 def _etag(session: Session) -> str:
@@ -54,19 +79,67 @@ def _parse_if_match(request: Request) -> str | int | None:
     return int(value)
 
 
-def _session_response(session: Session, status_code: int = status.HTTP_200_OK) -> Response:
-    return Response(session.to_document(), status=status_code, headers={"ETag": _etag(session)})
+def _etags(header: str) -> set[str]:
+    """The ETags of an If-None-Match header (weak or strong: a GET compares them weakly, RFC 9110 13.1.2)."""
+    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
+
+
+def _shows_text(request: Request) -> bool:
+    return request.user.has_perm(READ_CUSTOMER_MESSAGES)
+
+
+def _session_response(request: Request, session: Session, status_code: int = status.HTTP_200_OK) -> Response:
+    document = session_document(session=session, show_text=_shows_text(request))
+    return Response(document, status=status_code, headers={"ETag": _etag(session)})
+
+
+class StrictCharField(serializers.CharField):
+    """A string, and only a string: ``5`` is not silently taken as ``"5"``."""
+
+    default_error_messages = {"not_a_string": "Must be a string."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)
 
 
 class SessionDetailApi(APIView):
     required_permissions = {"GET": (API_SESSIONS_READ,), "PUT": (API_SESSIONS_WRITE,), "DELETE": (API_SESSIONS_DELETE,)}
 
     class InputSerializer(serializers.Serializer):
-        phone = serializers.CharField(required=False)
-        customerId = serializers.CharField(required=False, allow_null=True, max_length=32)  # noqa: N815
-        currentNode = serializers.CharField(required=False, max_length=64, default="MAIN_MENU")  # noqa: N815
+        """What a client sets, plus everything GET returns (read-only: checked or ignored, never refused)."""
+
+        phone = StrictCharField(required=False)
+        customerId = StrictCharField(  # noqa: N815
+            required=False, allow_null=True, max_length=32, help_text="A CRM customer ID; null: unknown caller."
+        )
+        currentNode = serializers.ChoiceField(  # noqa: N815
+            choices=workflow_nodes(),
+            required=False,
+            default="MAIN_MENU",
+            help_text="A node of the SMS workflow.",
+            error_messages={"invalid_choice": ERR_UNKNOWN_NODE.format(nodes=", ".join(workflow_nodes()))},
+        )
         cachedData = serializers.DictField(required=False, default=dict)  # noqa: N815
         sessionData = serializers.DictField(required=False, default=dict)  # noqa: N815
+        # Read-only (what GET returns): the server keeps its own values; ``version`` must match.
+        lastActivity = serializers.CharField(required=False, help_text="Read-only: ignored.")  # noqa: N815
+        ttl = serializers.IntegerField(required=False, help_text="Read-only: ignored (every save sets it).")
+        version = serializers.IntegerField(
+            required=False, min_value=0, help_text="Read-only: when sent, must be the version If-Match names."
+        )
+        turnLog = serializers.JSONField(required=False, help_text="Read-only: ignored.")  # noqa: N815
+        turnCount = serializers.IntegerField(required=False, help_text="Read-only: ignored.")  # noqa: N815
+        optedOut = serializers.BooleanField(required=False, help_text="Read-only: ignored (SMS STOP/START set it).")  # noqa: N815
+        handoff = serializers.BooleanField(
+            required=False, help_text="Read-only: true only while the session is at HUMAN_HANDOFF."
+        )
+
+        def validate_customerId(self, value: str | None) -> str | None:  # noqa: N802
+            if value is not None and not customer_exists(customer_id=value):
+                raise serializers.ValidationError(ERR_UNKNOWN_CUSTOMER.format(customer_id=value))
+            return value
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
             unknown = set(self.initial_data) - set(self.fields)
@@ -74,12 +147,28 @@ class SessionDetailApi(APIView):
                 raise serializers.ValidationError(dict.fromkeys(sorted(unknown), "Unknown attribute."))
             return attrs
 
-    @extend_schema(responses={200: SessionOutputSerializer}, summary="Read a live session")
+    @extend_schema(
+        responses={200: SessionOutputSerializer, 304: None},
+        parameters=[
+            OpenApiParameter(
+                "If-None-Match",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="An ETag from an earlier GET: 304 with no body while the session is still at it.",
+            )
+        ],
+        summary="Read a live session",
+    )
     def get(self, request: Request, phone: str) -> Response:
         session = session_get(phone=normalize_phone(phone))
         if session is None:
             raise NotFound(ERR_NOT_FOUND)
-        return _session_response(session)
+        if_none_match = request.headers.get("If-None-Match")
+        if if_none_match is not None:
+            tags = _etags(if_none_match)
+            if "*" in tags or _etag(session) in tags:
+                return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": _etag(session)})
+        return _session_response(request, session)
 
     @extend_schema(
         request=InputSerializer,
@@ -99,23 +188,25 @@ class SessionDetailApi(APIView):
         if current is None:
             if if_match is not None:
                 raise PreconditionFailed(ERR_NOT_FOUND)
-            expected = None
         else:
             if if_match is None:
                 raise PreconditionRequired(ERR_IF_MATCH_REQUIRED, details={"version": current.version})
             if if_match != "*" and if_match != current.version:
                 raise PreconditionFailed(ERR_STALE.format(current=current.version, given=if_match))
-            expected = current.version
-        session = Session(
+            if "version" in data and data["version"] != current.version:
+                raise PreconditionFailed(
+                    ERR_VERSION_MISMATCH.format(given=data["version"], current=current.version),
+                    details={"version": current.version},
+                )
+        stored = session_replace(
             phone=phone,
             customer_id=data.get("customerId"),
             current_node=data["currentNode"],
             cached_data=data["cachedData"],
             session_data=data["sessionData"],
-            extra=current.extra if current else {},
+            current=current,
         )
-        stored = session_save(session=session, expected_version=expected)
-        return _session_response(stored, status.HTTP_201_CREATED if current is None else status.HTTP_200_OK)
+        return _session_response(request, stored, status.HTTP_201_CREATED if current is None else status.HTTP_200_OK)
 
     @extend_schema(
         parameters=[OpenApiParameter("If-Match", OpenApiTypes.STR, OpenApiParameter.HEADER)],
@@ -158,4 +249,9 @@ class SessionListApi(APIView):
             query = request.query_params.copy()
             query["cursor"] = cursor
             next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
-        return Response({"next": next_url, "results": [s.to_document() for s in sessions]})
+        return Response(
+            {
+                "next": next_url,
+                "results": [session_document(session=s, show_text=_shows_text(request)) for s in sessions],
+            }
+        )

@@ -36,6 +36,8 @@ def session_reset(*, phone: str, expected_version: int) -> Session:
     fresh = session_new(phone=phone, customer_id=current.customer_id)
     current.current_node = MAIN_MENU
     current.session_data = fresh.session_data
+    if current.extra.get("handoff"):
+        current.extra["handoff"] = False  # back at the menu: nobody is waiting for a person any more
     return session_save(session=current, expected_version=expected_version)
 
 

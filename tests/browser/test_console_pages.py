@@ -15,6 +15,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from lizzy.phone import phone_ref
 from lizzy.roles import roles_ensure
 from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
 from migration_app.services.runs import run_create, run_execute
@@ -75,7 +76,7 @@ def test_the_main_console_pages_render_for_an_operator(browser, live_server, ope
     assert len(browser.find_elements(By.CSS_SELECTOR, "#result_list .session-row")) == 1
     screenshot(browser, "console-live-sessions")
 
-    visit(browser, f"{base}/admin/ops/sessions/%2B{SEED_PHONE.removeprefix('+')}/", "")
+    visit(browser, f"{base}/admin/ops/sessions/{phone_ref(SEED_PHONE)}/", "")
     assert browser.find_element(By.ID, "session-version").text
     screenshot(browser, "console-session-detail")
 

@@ -9,6 +9,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from lizzy.phone import phone_ref
 from lizzy.roles import VIEWER_GROUP, roles_ensure
 from sessions_app.selectors import session_get
 from sessions_app.services.sessions import session_new, session_save
@@ -80,10 +81,10 @@ def test_a_viewer_sees_sessions_but_no_actions(browser, live_server, dynamodb, s
     session_save(session=session_new(phone=PHONE), expected_version=None)
     sign_in(browser, live_server, "ops-viewer")
 
-    browser.get(f"{live_server.url}/admin/ops/sessions/%2B12065550100/")
+    browser.get(f"{live_server.url}/admin/ops/sessions/{phone_ref(PHONE)}/")
     assert browser.find_element(By.ID, "session-version").text == "1"
     assert browser.find_elements(By.ID, "session-actions") == []
 
-    browser.get(f"{live_server.url}/admin/ops/sessions/%2B12065550100/expire/")
+    browser.get(f"{live_server.url}/admin/ops/sessions/{phone_ref(PHONE)}/expire/")
     assert "403" in browser.title or "Forbidden" in browser.page_source
     assert session_get(phone=PHONE) is not None

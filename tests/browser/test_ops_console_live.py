@@ -12,6 +12,7 @@ from django.db import OperationalError
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from lizzy.phone import phone_ref
 from lizzy.roles import VIEWER_GROUP, roles_ensure
 from migration_app.models import RunStatus
 from migration_app.services.plans import plan_save
@@ -118,7 +119,7 @@ def test_presence_shows_another_viewer_without_a_reload(
     monkeypatch.setattr("sessions_app.admin_sessions.PRESENCE_REFRESH_SECONDS", 0.25)
     session_save(session=session_new(phone=PHONE), expected_version=None)
     sign_in(browser, live_server, "ops-admin")
-    browser.get(f"{live_server.url}/admin/ops/sessions/%2B12065550100/")
+    browser.get(f"{live_server.url}/admin/ops/sessions/{phone_ref(PHONE)}/")
     assert browser.find_element(By.ID, "presence").text == ""
     browser.execute_script("window.lizzyNoReload = true;")
 

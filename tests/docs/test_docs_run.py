@@ -81,6 +81,12 @@ def test_every_command_block_is_tagged_so_it_runs():
     assert not marked_elsewhere, f"a skip mark on a block that would not run anyway: {marked_elsewhere}"
 
 
+def test_no_runnable_block_runs_the_suite_itself():
+    # a block running `make test` would run the whole suite again inside the docs test (minutes, and recursive)
+    recursive = [b.id for b in RUNNABLE if not b.skip_reason and re.search(r"^\s*make test\b", b.text, re.M)]
+    assert not recursive, f"runnable blocks that run make test: {recursive}"
+
+
 MAX_SKIPPED = 7  # servers that never exit, benchmarks, a test module, a runbook that needs Redis: no more
 
 

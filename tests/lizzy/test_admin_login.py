@@ -2,11 +2,13 @@ import time
 
 import pytest
 from django.core.cache import caches
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.management import call_command
 from django.test import Client
 
-from lizzy.admin_login import DEVICE_COOKIE, ERR_LOCKED_OUT, LOCK_KEY, _hashed
+from lizzy.admin_login import DEVICE_COOKIE, ERR_LOCKED_OUT, ERR_THROTTLE_UNAVAILABLE, LOCK_KEY, _hashed
 from tests.fixtures.admin import STAFF_PASSWORD
+from tests.fixtures.dynamodb_hooks import client_error, fault_injection
 
 pytestmark = pytest.mark.django_db
 LOGIN_URL = "/admin/login/"
@@ -162,3 +164,77 @@ def test_login_unlock_clears_an_account(ops_admin, settings, capsys):
     call_command("login_unlock", "ops-admin")
     assert "unlocked ops-admin" in capsys.readouterr().out
     assert sign_in(Client(), STAFF_PASSWORD).status_code == 302
+
+
+# --- the throttle fails closed when its cache fails ------------------------------------------------------
+
+
+class BrokenCache(LocMemCache):
+    """A shared cache whose server is gone: every call raises, as django-redis or DatabaseCache would."""
+
+    def _fail(self, *args, **kwargs):
+        raise ConnectionError("cache server unreachable")
+
+    get = set = add = incr = delete = get_many = delete_many = has_key = touch = _fail
+
+    def clear(self):
+        pass
+
+
+def refused_for_the_throttle(response) -> bool:
+    return response.status_code == 200 and "failed attempts cannot be counted" in response.content.decode()
+
+
+@pytest.mark.parametrize("password", ["wrong", STAFF_PASSWORD])
+def test_a_failing_shared_cache_refuses_sign_in_without_a_500(client, ops_admin, settings, password):
+    settings.CACHES = {
+        **settings.CACHES,
+        settings.SHARED_CACHE: {"BACKEND": "tests.lizzy.test_admin_login.BrokenCache"},
+    }
+    response = sign_in(client, password)
+    assert refused_for_the_throttle(response)  # never a password check without a throttle
+    assert "_auth_user_id" not in client.session
+    assert ERR_THROTTLE_UNAVAILABLE in response.content.decode()
+
+
+@pytest.fixture
+def dynamodb_shared_cache(dynamodb, settings):
+    settings.CACHES = {
+        **settings.CACHES,
+        settings.SHARED_CACHE: {"BACKEND": "lizzy.cache_backend.DynamoDBCache", "OPTIONS": {"ALIAS": "login-test"}},
+    }
+    return caches[settings.SHARED_CACHE]
+
+
+def failing(*operations):
+    def hook(operation, params, call):
+        if operation in operations:
+            raise client_error("InternalServerError", "injected", operation)
+        return call(params)
+
+    return hook
+
+
+@pytest.mark.parametrize("operations", [("GetItem", "PutItem", "UpdateItem"), ("UpdateItem",)])
+def test_a_failing_dynamodb_cache_fails_closed_even_though_its_reads_are_misses(
+    client, ops_admin, dynamodb_shared_cache, operations
+):
+    # ("UpdateItem",): add works, incr raises ValueError ("could not be updated") on the wrong password
+    with fault_injection(failing(*operations)):
+        assert refused_for_the_throttle(sign_in(client, "wrong"))
+        right = sign_in(client, STAFF_PASSWORD)
+    if operations == ("UpdateItem",):
+        assert right.status_code == 302  # the throttle could read and write what a right password needs
+    else:
+        assert refused_for_the_throttle(right)
+        assert "_auth_user_id" not in client.session
+
+
+def test_failures_counted_before_an_outage_still_lock_after_it(client, ops_admin, dynamodb_shared_cache, settings):
+    settings.LIZZY_LOGIN_FAILURE_LIMIT = 3
+    for _ in range(2):
+        sign_in(client, "wrong")
+    with fault_injection(failing("PutItem", "UpdateItem", "GetItem")):
+        assert refused_for_the_throttle(sign_in(client, "wrong"))
+    assert not locked(sign_in(client, "wrong"))  # the third counted failure
+    assert locked(sign_in(client, STAFF_PASSWORD))

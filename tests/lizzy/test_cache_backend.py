@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from lizzy import metrics
 from lizzy.cache_backend import CACHE_TABLE
+from lizzy.cache_backend.backend import CacheWriteFailed
 from lizzy.dynamodb import dynamodb_scan, reset_client
 from lizzy.tables import product_tables
 from tests.lizzy.cache.helpers import Clock, errors, make_cache, raw_item
@@ -240,7 +241,8 @@ def test_errors_are_logged_counted_and_treated_as_misses(dynamodb, clock, settin
     before = errors(cache, "get", "table_not_found")
     assert cache.get("k", "default") == "default"
     cache.set("k", 2)
-    assert cache.add("k", 3) is False
+    with pytest.raises(CacheWriteFailed, match="table_not_found"):
+        cache.add("k", 3)  # never False, which reads as "the key exists"
     assert cache.delete("k") is False
     assert cache.get_many(["k"]) == {}
     assert cache.set_many({"k": 1}) == ["k"]

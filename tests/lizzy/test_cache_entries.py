@@ -66,6 +66,10 @@ def test_page_lists_cache_entries_even_without_redis(cache, settings, ops_admin_
     html = ops_admin_client.get(PAGE_URL).content.decode()
 
     assert "Redis is not configured" in html
+    # the default setup, not a fault: an info note, not the red error box
+    assert 'class="info" id="redis-info"' in html
+    assert 'id="redis-error"' not in html
+    assert "errornote" not in html
     assert html.count('class="dynamodb-row"') == 3
     assert ":1:profile:+1******0100" in html
     assert "+12065550100" not in html.replace("key=%3A1%3Aprofile%3A%2B12065550100", "")

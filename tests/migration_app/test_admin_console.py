@@ -82,7 +82,11 @@ def test_list_shows_phase_badge_progress_bars_rate_eta_and_validation(plan, ops_
 
     assert '<span class="phase-badge phase-setup" data-phase="setup">Setup</span>' in html
     assert re.search(rf'<progress class="run-total" value="{ROWS}" max="{ROWS}"', html)
+    # summarized by table: one bar per table, its segments folded in a <details> (expand on demand)
+    assert html.count('<details class="run-table" data-entity="things:things">') == 1
+    assert html.count('<progress class="run-table-bar"') == 1
     assert html.count('<progress class="run-segment"') == 3
+    assert "(3/3 segments done)" in html
     assert "100 %" in html
     assert "migration_app/console.css" in html
 
@@ -119,6 +123,8 @@ def test_pause_and_resume_buttons_report_what_they_did(plan, ops_admin_client):
 
 
 def test_advance_shows_why_the_guard_refuses_and_changes_nothing(plan, ops_admin_client):
+    with plan_context(plan=plan) as context:
+        plan_setup_tables(context=context)
     MigrationPlan.objects.filter(pk=plan.pk).update(phase=Phase.VALIDATE)
 
     page = ops_admin_client.get(change_url(plan)).content.decode()

@@ -64,7 +64,7 @@ ROUTES: dict[str, dict[str, tuple[str, ...]]] = {
     "admin:autocomplete": {"GET": NOBODY},  # without a field to complete, refused for everyone
     "admin:auth_user_password_change": {"GET": SUPER, "POST": SUPER},
     # ops console pages
-    "admin:sessions_live_changelist": {"GET": STAFF},
+    "admin:sessions_live_changelist": {"GET": STAFF, "POST": STAFF},  # POST: the search by phone
     "admin:sessions_live_detail": {"GET": STAFF},
     "admin:sessions_live_presence": {"POST": STAFF},
     "admin:sessions_live_action": {"GET": OPERATORS, "POST": OPERATORS},
@@ -110,7 +110,8 @@ ADMIN_MODELS: dict[str, dict[str, tuple[str, ...]]] = {
     "sessions_app.sessionstoremodechange": {"view": _LOOK, "add": NOBODY, "change": NOBODY, "delete": NOBODY},
     # migrations: operators run the console (change); the plan's configuration is superuser-only
     "migration_app.migrationplan": {"view": _LOOK, "add": SUPER, "change": OPERATORS, "delete": SUPER},
-    "migration_app.migrationrun": {"view": _LOOK, "add": SUPER, "change": SUPER, "delete": SUPER},
+    # a run is started from its plan (console, migrate_to_dynamodb), never added by hand
+    "migration_app.migrationrun": {"view": _LOOK, "add": NOBODY, "change": SUPER, "delete": SUPER},
     "migration_app.validationreport": {"view": _LOOK, "add": SUPER, "change": SUPER, "delete": SUPER},
     "migration_app.backup": {"view": _LOOK, "add": SUPER, "change": SUPER, "delete": SUPER},
     "migration_app.phasetransition": {"view": _LOOK, "add": SUPER, "change": SUPER, "delete": SUPER},

@@ -52,7 +52,7 @@ def test_json_nested_deeper_than_dynamodb_allows_is_a_400_and_writes_nothing(dyn
     record("json_depth", depth=depth, status=response.status_code)
 
 
-def test_json_at_exactly_the_limit_is_accepted(dynamodb, api_client):
+def test_json_at_exactly_the_limit_is_accepted(dynamodb, api_client, seed_customer):
     document = seed_session_document()
     document["sessionData"]["deep"] = nested(MAX_JSON_DEPTH - 2)  # body (1) > sessionData (2) > deep ... = 32
     assert json_depth(document) == MAX_JSON_DEPTH

@@ -17,6 +17,7 @@ import pytest
 
 from lizzy.dynamodb import reset_client
 from lizzy.observability.logs import JsonFormatter, RedactingFilter, RequestIdFilter
+from lizzy.phone import phone_ref
 from tests.figures import record_figure
 from tests.fixtures.services import free_port
 
@@ -105,10 +106,12 @@ def test_no_phone_number_or_email_reaches_the_logs(
     # admin: a failed sign-in with an email as user name, the live session pages, an action
     client.post("/admin/login/", {"username": "jordan.rivera@example.com", "password": "wrong"})
     ops_admin_client.get("/admin/ops/sessions/")
-    ops_admin_client.get(f"/admin/ops/sessions/{quote(PHONES[0])}/")
-    ops_admin_client.post(f"/admin/ops/sessions/{quote(PHONES[2])}/reset/", {"version": "999"})  # stale
+    ops_admin_client.post("/admin/ops/sessions/", {"q": PHONES[0]})  # the search by phone
+    ops_admin_client.get(f"/admin/ops/sessions/{phone_ref(PHONES[0])}/")
+    ops_admin_client.get(f"/admin/ops/sessions/{quote(PHONES[0])}/")  # an old link by phone: 404
+    ops_admin_client.post(f"/admin/ops/sessions/{phone_ref(PHONES[2])}/reset/", {"version": "999"})  # stale
     session = api_client.get(f"/api/v1/sessions/{quote(PHONES[2])}").json()
-    ops_admin_client.post(f"/admin/ops/sessions/{quote(PHONES[2])}/reset/", {"version": session["version"]})
+    ops_admin_client.post(f"/admin/ops/sessions/{phone_ref(PHONES[2])}/reset/", {"version": session["version"]})
     # a failure path: DynamoDB unreachable while a message arrives
     settings.AWS_ENDPOINT_URL_DYNAMODB = f"http://127.0.0.1:{free_port()}"
     settings.DYNAMODB_MAX_ATTEMPTS = 1

@@ -22,6 +22,7 @@ from django_celery_results.models import GroupResult, TaskResult
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from lizzy.phone import phone_ref
 from lizzy.roles import API_CLIENT_GROUP, OPERATOR_GROUP, VIEWER_GROUP
 from migration_app.models import MigrationPlan, MigrationRun, Phase, PhaseTransition
 from sessions_app.models import HandoffRequest
@@ -108,6 +109,8 @@ def _concrete(pattern: str, name: str | None, model=None) -> str:
             return _object_id(model) if model is not None else "1"
         if key == "action":
             return SAMPLE_ACTIONS.get(name, "x")
+        if key == "ref":  # a live session's opaque reference (admin URLs never carry the phone)
+            return phone_ref(SEED_PHONE)
         return SAMPLES.get(key, "1")
 
     path = re.sub(r"<(?:\w+:)?(\w+)>", fill, pattern)

@@ -1,11 +1,15 @@
 import re
 import time
-from urllib.parse import quote
 
 import pytest
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.test import Client
 from django.utils import timezone
 
+from lizzy.phone import phone_ref
+from lizzy.roles import OPERATOR_GROUP
 from lizzy.tables import SESSIONS
 from sessions_app.admin_sessions import conversation_turns, customer_display, ttl_countdown
 from sessions_app.selectors import session_get
@@ -17,7 +21,7 @@ LIST_URL = "/admin/ops/sessions/"
 
 
 def detail_url(phone=PHONE):
-    return f"{LIST_URL}{quote(phone)}/"
+    return f"{LIST_URL}{phone_ref(phone)}/"
 
 
 def make_session(phone=PHONE, *, node=MAIN_MENU, customer_id="CUST123", **extra):
@@ -72,7 +76,9 @@ def test_changelist_shows_masked_phone_customer_node_and_version(dynamodb, ops_a
     make_session()
     html = ops_admin_client.get(LIST_URL).content.decode()
     assert "+1******0100" in html
-    assert PHONE not in re.sub(r'href="[^"]*"', "", html)  # only inside the link, never shown
+    assert PHONE not in html  # neither shown nor in a link
+    assert "2065550100" not in html
+    assert f'href="{detail_url()}"' in html
     assert "Jordan Rivera" in html
     assert '<td class="field-node">MAIN_MENU</td>' in html
     assert '<td class="field-version">1</td>' in html
@@ -82,10 +88,15 @@ def test_changelist_shows_masked_phone_customer_node_and_version(dynamodb, ops_a
 def test_search_normalises_the_phone(dynamodb, ops_admin_client):
     make_session()
     make_session("+12065550199")
-    html = ops_admin_client.get(LIST_URL, {"q": "(206) 555-0100"}).content.decode()
+    response = ops_admin_client.post(LIST_URL, {"q": "(206) 555-0100"})  # POST: no phone in the URL
+    html = response.content.decode()
     assert html.count('class="session-row"') == 1
     assert "+1******0100" in html
-    bad = ops_admin_client.get(LIST_URL, {"q": "not a phone"})
+    assert "2065550100" not in re.sub(r'value="[^"]*"', "", html)
+    assert 'method="post"' in html
+    # a GET with ?q= (an old bookmark) does not search: the number never has to travel in a URL
+    assert ops_admin_client.get(LIST_URL, {"q": "(206) 555-0100"}).content.decode().count('class="session-row"') == 2
+    bad = ops_admin_client.post(LIST_URL, {"q": "not a phone"})
     assert bad.status_code == 200
     assert "is not a valid phone number" in bad.content.decode()
 
@@ -197,3 +208,89 @@ def test_an_action_on_a_stale_version_changes_nothing_and_says_why(dynamodb, ops
     assert "changed since version 7" in response.content.decode()
     assert session_get(phone=PHONE).version == 1
     assert not LogEntry.objects.exists()
+
+
+# --- opaque links and what the customer wrote (issue 16) -------------------------------------------
+
+
+def test_a_link_by_phone_or_a_forged_reference_is_a_404(dynamodb, ops_admin_client):
+    make_session()
+    assert ops_admin_client.get(detail_url()).status_code == 200
+    forged = phone_ref(PHONE)[:-3] + ("AAA" if not phone_ref(PHONE).endswith("AAA") else "BBB")
+    for bad in ("%2B12065550100", "+12065550100", "12065550100", forged, "x" * 200):
+        assert ops_admin_client.get(f"{LIST_URL}{bad}/").status_code == 404, bad
+        assert ops_admin_client.get(f"{LIST_URL}{bad}/expire/").status_code == 404, bad
+
+
+def test_a_reference_is_stable_and_names_one_phone():
+    refs = {phone_ref(f"+1206555{n:04d}") for n in range(200)}
+    assert len(refs) == 200
+    assert phone_ref(PHONE) == phone_ref(PHONE)
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]+", ref) and "2065550" not in ref for ref in refs)
+
+
+def test_a_reference_from_another_installation_is_refused(settings):
+    from lizzy.errors import ApplicationError
+    from lizzy.phone import phone_from_ref
+
+    ref = phone_ref(PHONE)
+    assert phone_from_ref(ref) == PHONE
+    settings.SECRET_KEY = "another-installation-" + "k" * 40
+    with pytest.raises(ApplicationError):
+        phone_from_ref(ref)
+
+
+def _conversation(session_phone=PHONE):
+    from sessions_app.services.workflow.engine import TurnLog, turn_log_write
+
+    log = Session(phone=session_phone)
+    history = [
+        {
+            "at": "2026-11-22T01:00:00Z",
+            "sid": "SMa1",
+            "from": "MAIN_MENU",
+            "to": "HUMAN_HANDOFF",
+            "inLen": 23,
+            "in": "my card is 4111 and <b>",
+        },
+        {"at": "2026-11-22T01:00:09Z", "sid": "SMa2", "from": "HUMAN_HANDOFF", "to": "HUMAN_HANDOFF", "inLen": 9},
+    ]
+    turn_log_write(log, TurnLog(history, [{"sid": "SMa1", "reply": "A person will text you. " + "long " * 300}]))
+    return make_session(node="HUMAN_HANDOFF", handoff=True, **log.extra)
+
+
+@pytest.fixture
+def operator_client(db):
+    user = get_user_model().objects.create_user(username="ops-operator", password="pw-operator-42", is_staff=True)
+    user.groups.add(Group.objects.get(name=OPERATOR_GROUP))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_operators_read_what_the_customer_wrote(dynamodb, operator_client):
+    _conversation()
+    html = operator_client.get(detail_url()).content.decode()
+    assert "my card is 4111 and &lt;b&gt;" in html  # shown, and escaped
+    assert "(9 characters; not kept for older turns)" in html
+    assert 'id="conversation-masked-note"' not in html
+    assert 'id="session-handoff"' in html
+
+
+def test_viewers_see_that_the_customer_wrote_something_but_not_what(dynamodb, ops_viewer_client):
+    _conversation()
+    html = ops_viewer_client.get(detail_url()).content.decode()
+    assert "4111" not in html
+    assert "my card" not in html
+    assert "(23 characters)" in html
+    assert 'id="conversation-masked-note"' in html
+    assert "A person will text you." in html  # Lizzy's own replies are not the customer's words
+
+
+def test_the_session_page_uses_the_admin_form_styles_and_wraps_the_conversation(dynamodb, ops_viewer_client):
+    _conversation()
+    html = ops_viewer_client.get(detail_url()).content.decode()
+    assert "admin/css/forms.css" in html
+    assert 'class="flex-container"><label>Phone:</label>' in html
+    assert "table-layout: fixed" in html
+    assert "long long" in html  # the whole reply, wrapped, not cut at 400 characters

@@ -7,7 +7,11 @@ import pytest
 
 from tests.sessions_app.factories import SEED_PHONE, seed_session_document
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("seed_customer"),  # the document names CUST123
+]
 URL = f"/api/v1/sessions/{quote(SEED_PHONE)}"
 
 
@@ -33,7 +37,7 @@ def test_two_writers_racing_on_one_version_exactly_one_wins(live_dynamodb, api_c
         response = client.put(URL, seed_session_document(currentNode=node), format="json", HTTP_IF_MATCH='"1"')
         results[node] = response.status_code
 
-    threads = [threading.Thread(target=writer, args=(node,)) for node in ("A", "B")]
+    threads = [threading.Thread(target=writer, args=(node,)) for node in ("PARTS_LIST", "TRANSACTIONS")]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -4,7 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from migration_app.selectors import plan_list, run_latest, validation_latest
+from migration_app.selectors import plan_list, plan_tables_problem, run_latest, validation_latest
 
 
 class Command(BaseCommand):
@@ -23,6 +23,7 @@ class Command(BaseCommand):
                     "plan": plan.name,
                     "phase": plan.phase,
                     "tables": plan.target_tables,
+                    "tables_problem": plan_tables_problem(plan=plan),
                     "run": None
                     if run is None
                     else {
@@ -71,4 +72,6 @@ class Command(BaseCommand):
             )
             if validation is not None and validation["quick"]:
                 validation_text = "quick (keys only) " + validation_text
+            if row["tables_problem"]:
+                validation_text = f"{validation_text}, which no longer holds: {row['tables_problem']}"
             self.stdout.write(f"{row['plan']} [{row['phase']}] {run_text}; {validation_text}")

@@ -71,6 +71,9 @@ HISTORY = "history"
 MESSAGE_LOG = "messageLog"
 OPTED_OUT = "optedOut"
 TURN_LOG_LEVEL = 6  # zlib: a 14 KB log packs to ~1.4 KB of text in ~75 µs
+# What the customer wrote, kept per turn for the person answering a hand-off (the ops console shows it to
+# staff allowed to read it); two SMS segments are enough to read a question, and bound the item.
+HISTORY_TEXT_MAX_CHARS = 320
 
 
 @dataclass
@@ -268,6 +271,7 @@ def _record(turn: Turn, node_before: str | None, reply: str, log: TurnLog) -> No
         "from": node_before,
         "to": turn.session.current_node,
         "inLen": len(turn.text),
+        "in": turn.text[:HISTORY_TEXT_MAX_CHARS],
         "outLen": len(reply),
     }
     log.history = [*log.history, entry][-settings.LIZZY_WORKFLOW_HISTORY_LIMIT :]

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lizzy.cache_backend import cache_pk
+from lizzy.cache_backend.backend import CacheWriteFailed
 from lizzy.dynamodb import dynamodb_scan, item_size
 from tests.fixtures.dynamodb_hooks import record_calls
 from tests.lizzy.cache.helpers import errors, make_cache, put_raw, raw_item
@@ -98,8 +99,10 @@ def test_set_many_returns_the_refused_keys_and_deletes_their_old_values(cache):
     assert cache.get_many(["small", "big"]) == {"small": "new"}
 
 
-def test_add_of_a_value_over_the_limit_answers_false_and_stores_nothing(cache):
-    assert cache.add("k", os.urandom(ITEM_LIMIT)) is False
+def test_add_of_a_value_over_the_limit_raises_and_stores_nothing(cache):
+    # False would mean "the key exists": a cache session engine would retry add() 10,000 times
+    with pytest.raises(CacheWriteFailed, match="too_large"):
+        cache.add("k", os.urandom(ITEM_LIMIT))
     assert raw_item(cache, "k") is None
 
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 import pytest
 
+from lizzy.phone import phone_ref
 from sessions_app.services.events import presence_list, presence_touch
 from sessions_app.services.sessions import session_new, session_save
 from tests.sessions_app.factories import SEED_PHONE
 
 pytestmark = pytest.mark.django_db
-DETAIL_URL = f"/admin/ops/sessions/{quote(SEED_PHONE)}/"
+DETAIL_URL = f"/admin/ops/sessions/{phone_ref(SEED_PHONE)}/"
 PRESENCE_URL = DETAIL_URL + "presence/"
 
 
@@ -26,7 +25,7 @@ def test_detail_page_names_the_other_viewers_and_marks_me_present(live_session, 
     html = ops_admin_client.get(DETAIL_URL).content.decode()
 
     assert "Also viewing: colleague</div>" in html
-    assert f'data-url="/admin/ops/sessions/{SEED_PHONE}/presence/"' in html
+    assert f'data-url="{PRESENCE_URL}"' in html
     assert 'data-refresh-ms="10000"' in html
     assert sorted(presence_list(phone=SEED_PHONE)) == ["colleague", "ops-admin"]
 
@@ -41,11 +40,12 @@ def test_heartbeat_returns_the_others_and_leave_removes_me(live_session, ops_adm
     assert presence_list(phone=SEED_PHONE) == ["ops-admin"]
 
 
-def test_heartbeat_is_post_only_and_checks_the_phone(live_session, ops_admin_client, client):
+def test_heartbeat_is_post_only_and_checks_the_reference(live_session, ops_admin_client, client):
     assert ops_admin_client.get(PRESENCE_URL).status_code == 405
-    bad = ops_admin_client.post("/admin/ops/sessions/not-a-phone/presence/")
-    assert bad.status_code == 400
-    assert bad.json()["error"]["code"] == "invalid_phone"
+    for bad_ref in ("not-a-ref", SEED_PHONE, phone_ref(SEED_PHONE)[:-2] + "AA"):
+        bad = ops_admin_client.post(f"/admin/ops/sessions/{bad_ref}/presence/")
+        assert bad.status_code == 400
+        assert bad.json()["error"]["code"] == "invalid_phone_ref"
     assert client.post(PRESENCE_URL).status_code == 302  # signed out: to the login page
 
 

@@ -194,8 +194,27 @@ def test_history_and_message_log_stay_bounded(crm, sms, settings):
     assert len(log.history) == 10
     assert len(log.message_log) == 5
     entry = log.history[-1]
-    assert set(entry) == {"at", "sid", "from", "to", "inLen", "outLen"}
-    assert (entry["from"], entry["to"], entry["inLen"]) == ("MAIN_MENU", "TRANSACTIONS", 1)
+    assert set(entry) == {"at", "sid", "from", "to", "inLen", "in", "outLen"}
+    assert (entry["from"], entry["to"], entry["inLen"], entry["in"]) == ("MAIN_MENU", "TRANSACTIONS", 1, "4")
+
+
+def test_what_the_customer_wrote_is_kept_bounded_and_the_item_stays_small(crm, sms, settings):
+    # given a customer sending the longest messages Twilio delivers, each different (compression cannot help)
+    import random
+
+    rng = random.Random(16)
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789 "
+    texts = [
+        "".join(rng.choice(alphabet) for _ in range(1600)) for _ in range(settings.LIZZY_WORKFLOW_HISTORY_LIMIT + 5)
+    ]
+    for text in texts:
+        sms(text)
+    # then each turn keeps the first 320 characters and its full length, and the item stays far below 400 KB
+    item = stored_session()
+    history = logged(item).history
+    assert [entry["in"] for entry in history] == [text[:320] for text in texts][-len(history) :]
+    assert {entry["inLen"] for entry in history} == {1600}
+    assert item_size(item) < 100 * 1024, item_size(item)
 
 
 def test_the_item_stays_far_below_400_kb_with_default_bounds_and_longest_replies(crm, sms, settings):
