@@ -69,6 +69,11 @@ FLUSH_BACKLOG = Gauge("lizzy_session_flush_backlog", "Write-behind sessions not 
 FLUSH_OLDEST_AGE = Gauge("lizzy_session_flush_oldest_age_seconds", "Age of the oldest unflushed write-behind write.")
 FLUSH_RUNS = Counter("lizzy_session_flush_runs_total", "Write-behind flush runs by outcome.", ["result"])
 FLUSH_ITEMS = Counter("lizzy_session_flush_items_total", "Sessions written to DynamoDB by the flusher.")
+SESSION_FORKS = Counter(
+    "lizzy_session_forks_total",
+    "Write-behind copies dropped because DynamoDB was written without them (Redis away): their unflushed turns.",
+    ["where"],
+)
 FLUSH_FENCE_RAISED = Counter(
     "lizzy_session_flush_fence_raised_total",
     "Write-behind fence raises: a session went to DynamoDB without Redis, so flushes check versions.",

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -35,7 +36,9 @@ SESSION_MATCH = "{prefix}session:*"
 DIRTY_HASH_KEY = "{prefix}sessions:dirty"  # phone -> write counter of its last unflushed write
 DIRTY_SINCE_KEY = "{prefix}sessions:dirty:since"  # phone -> epoch ms of its oldest unflushed write
 DIRTY_SEQ_KEY = "{prefix}sessions:dirty:seq"  # the write counter
+BASE_HASH_KEY = "{prefix}sessions:base"  # phone -> DynamoDB version its next flush must find (0: none live)
 FLUSH_LOCK_KEY = "{prefix}sessions:flush:lock"
+FLUSH_FENCE_SEQ_KEY = "{prefix}sessions:flush:fence"  # fencing numbers: one per lock acquisition, increasing
 FLUSH_LAST_KEY = "{prefix}sessions:flush:last"  # JSON summary of the last completed flush
 DIVERGENCE_KEY = "{prefix}sessions:shadow:divergences"  # sorted set: sample JSON, scored by epoch s
 EVENTS_CHANNEL = "{prefix}events:sessions"
@@ -131,80 +134,35 @@ def json_loads(text: str | bytes) -> Any:
 
 # --- Scripts --------------------------------------------------------------------------------------
 
-# KEYS: session, dirty hash, dirty since, dirty seq.
-# ARGV: expected version ("" = must not exist), value JSON, expire-at epoch s, mark dirty (0/1), phone, now ms.
-# Returns {1, new counter or 0} on success, {0, current version or -1} on a version mismatch.
-_CAS_SCRIPT = """
-local current = redis.call('GET', KEYS[1])
-local current_version = -1
-if current then
-  current_version = tonumber(cjson.decode(current)['version'] or 0)
-end
-if ARGV[1] == '' then
-  if current then return {0, current_version} end
-elseif current_version ~= tonumber(ARGV[1]) then
-  return {0, current_version}
-end
-redis.call('SET', KEYS[1], ARGV[2], 'EXAT', ARGV[3])
-local seq = 0
-if ARGV[4] == '1' then
-  seq = redis.call('INCR', KEYS[4])
-  redis.call('HSET', KEYS[2], ARGV[5], seq)
-  redis.call('ZADD', KEYS[3], 'NX', ARGV[6], ARGV[5])
-end
-return {1, seq}
-"""
+# Each script is a file of its own next to this module (lizzy/redis_scripts/*.lua), read once at import;
+# its first comment states the invariant it keeps. ``_Script`` sends it with EVALSHA (SCRIPT LOAD once).
+_SCRIPT_DIR = Path(__file__).with_name("redis_scripts")
 
-# KEYS: session. ARGV: version, value JSON, expire-at. Writes only if nothing newer is there.
-_SET_IF_NEWER_SCRIPT = """
-local current = redis.call('GET', KEYS[1])
-if current and tonumber(cjson.decode(current)['version'] or 0) >= tonumber(ARGV[1]) then
-  return 0
-end
-redis.call('SET', KEYS[1], ARGV[2], 'EXAT', ARGV[3])
-return 1
-"""
 
-# KEYS: session, dirty hash, dirty since. ARGV: expected version ("" = any), phone.
-# Returns 1 deleted, 0 absent, -N version mismatch (N = current version + 1).
-_DELETE_SCRIPT = """
-local current = redis.call('GET', KEYS[1])
-if not current then return 0 end
-if ARGV[1] ~= '' and tonumber(cjson.decode(current)['version'] or 0) ~= tonumber(ARGV[1]) then
-  return -(tonumber(cjson.decode(current)['version'] or 0) + 1)
-end
-redis.call('DEL', KEYS[1])
-redis.call('HDEL', KEYS[2], ARGV[2])
-redis.call('ZREM', KEYS[3], ARGV[2])
-return 1
-"""
+def _load_script(name: str) -> str:
+    return (_SCRIPT_DIR / f"{name}.lua").read_text(encoding="utf-8")
 
-# KEYS: session, dirty hash. ARGV: phone. Drops a cached copy unless it holds unflushed writes.
-# Returns 1 deleted, 0 absent, -1 kept because the phone is in the write-behind dirty set.
-_FORGET_CLEAN_SCRIPT = """
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return -1 end
-return redis.call('DEL', KEYS[1])
-"""
 
-# KEYS: dirty hash, dirty since. ARGV: phone1, counter1, phone2, counter2...
-# A phone leaves the dirty set only if no write happened since the flush read its counter.
-_DIRTY_CLEAR_SCRIPT = """
-local cleared = 0
-for i = 1, #ARGV, 2 do
-  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
-    redis.call('HDEL', KEYS[1], ARGV[i])
-    redis.call('ZREM', KEYS[2], ARGV[i])
-    cleared = cleared + 1
-  end
-end
-return cleared
-"""
-
-# KEYS: lock. ARGV: token. Only the holder's token releases the lock.
-_RELEASE_SCRIPT = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+_CAS_SCRIPT = _load_script("session_cas")
+_SET_IF_NEWER_SCRIPT = _load_script("session_set_if_newer")
+_TOMBSTONE_SCRIPT = _load_script("session_tombstone")
+_FORGET_CLEAN_SCRIPT = _load_script("session_forget_clean")
+_DROP_SCRIPT = _load_script("session_drop")
+_DIRTY_FLUSHED_SCRIPT = _load_script("dirty_flushed")
+_DIRTY_CLEAR_SCRIPT = _load_script("dirty_clear")
+_RELEASE_SCRIPT = _load_script("lock_release")
+_RENEW_SCRIPT = _load_script("lock_renew")
+SCRIPT_NAMES = (
+    "session_cas",
+    "session_set_if_newer",
+    "session_tombstone",
+    "session_forget_clean",
+    "session_drop",
+    "dirty_flushed",
+    "dirty_clear",
+    "lock_release",
+    "lock_renew",
+)
 
 
 class _Script:
@@ -256,17 +214,33 @@ def redis_session_get(*, phone: str, url: str | None = None) -> dict[str, Any] |
     return None if value is None else json_loads(value)
 
 
+TOMBSTONE = "tombstone"  # a document with this attribute is a deleted or expired session: absent to readers
+
+
+def is_tombstone(document: Mapping[str, Any] | None) -> bool:
+    return document is not None and TOMBSTONE in document
+
+
+def _session_keys(phone: str) -> list[str]:
+    return [
+        key(SESSION_KEY, phone=phone),
+        key(DIRTY_HASH_KEY),
+        key(DIRTY_SINCE_KEY),
+        key(DIRTY_SEQ_KEY),
+        key(BASE_HASH_KEY),
+    ]
+
+
 def redis_session_cas(
     *, phone: str, document: Mapping[str, Any], expected_version: int | None, expire_at: int, mark_dirty: bool = False
 ) -> tuple[bool, int]:
     """Write ``document`` if the stored version is ``expected_version`` (None: no live session).
 
-    Returns (written, dirty counter) or (False, current version, -1 when absent). With ``mark_dirty``
-    the phone enters the write-behind dirty set in the same atomic step, so an acknowledged write is
-    always either flushed or still marked.
+    Returns (True, dirty counter) or (False, current version; -1 when absent, -2 when a tombstone).
+    With ``mark_dirty`` the phone enters the write-behind dirty set in the same atomic step, so an
+    acknowledged write is always either flushed or still marked (lizzy/redis_scripts/session_cas.lua).
     """
     client = get_redis()
-    keys = [key(SESSION_KEY, phone=phone), key(DIRTY_HASH_KEY), key(DIRTY_SINCE_KEY), key(DIRTY_SEQ_KEY)]
     args = [
         "" if expected_version is None else str(expected_version),
         json_dumps(document),
@@ -274,30 +248,54 @@ def redis_session_cas(
         "1" if mark_dirty else "0",
         phone,
         str(int(time.time() * 1000)),
+        str(int(document["version"])),
     ]
-    ok, value = redis_call(_script(client, _CAS_SCRIPT), keys=keys, args=args)
+    ok, value = redis_call(_script(client, _CAS_SCRIPT), keys=_session_keys(phone), args=args)
     return bool(ok), int(value)
 
 
 def redis_session_set_if_newer(*, phone: str, document: Mapping[str, Any], expire_at: int) -> bool:
-    """Mirror or cache-fill write: never replaces a newer version already in Redis."""
+    """Mirror or cache-fill write: never replaces a newer version, a newer tombstone or a dirty copy."""
     client = get_redis()
-    args = [str(document["version"]), json_dumps(document), str(expire_at)]
-    return bool(redis_call(_script(client, _SET_IF_NEWER_SCRIPT), keys=[key(SESSION_KEY, phone=phone)], args=args))
+    args = [str(document["version"]), json_dumps(document), str(expire_at), phone]
+    keys = [key(SESSION_KEY, phone=phone), key(DIRTY_HASH_KEY)]
+    return bool(redis_call(_script(client, _SET_IF_NEWER_SCRIPT), keys=keys, args=args))
 
 
-def redis_session_delete(*, phone: str, expected_version: int | None = None) -> int:
-    """1 deleted, 0 absent, -(version + 1) when the stored version is not ``expected_version``."""
+def redis_session_tombstone(
+    *,
+    phone: str,
+    expected_version: int | None = None,
+    kind: str = "deleted",
+    mark_dirty: bool = False,
+    floor_version: int | None = None,
+) -> int:
+    """Replace a live session by a tombstone one version up: 1 done, 0 no live session, -(N + 1) mismatch.
+
+    ``mark_dirty``: write-behind, the flusher applies it to DynamoDB (it does not expire until then).
+    Otherwise the tombstone expires after LIZZY_TOMBSTONE_SECONDS. With no live value in Redis and
+    ``floor_version`` given (DynamoDB's leftover version after the caller deleted there), a clean
+    tombstone at that version still blocks older fills.
+    """
     client = get_redis()
-    keys = [key(SESSION_KEY, phone=phone), key(DIRTY_HASH_KEY), key(DIRTY_SINCE_KEY)]
-    args = ["" if expected_version is None else str(expected_version), phone]
-    return int(redis_call(_script(client, _DELETE_SCRIPT), keys=keys, args=args))
+    args = [
+        "" if expected_version is None else str(expected_version),
+        phone,
+        str(int(time.time() * 1000)),
+        kind,
+        "1" if mark_dirty else "0",
+        str(int(settings.LIZZY_TOMBSTONE_SECONDS)),
+        "" if floor_version is None else str(floor_version),
+    ]
+    return int(redis_call(_script(client, _TOMBSTONE_SCRIPT), keys=_session_keys(phone), args=args))
 
 
-def redis_session_forget(*, phone: str) -> None:
-    """Drop a cached copy (after a conflict showed it stale); dirty markers are left alone."""
+def redis_session_drop(*, phone: str, expected_base: int | str | None = None) -> bool:
+    """DynamoDB won a fork: drop the copy, its dirty mark and its base (only while the base is unchanged)."""
     client = get_redis()
-    redis_call(client.delete, key(SESSION_KEY, phone=phone))
+    keys = [key(SESSION_KEY, phone=phone), key(DIRTY_HASH_KEY), key(DIRTY_SINCE_KEY), key(BASE_HASH_KEY)]
+    args = [phone, "" if expected_base is None else str(expected_base)]
+    return bool(redis_call(_script(client, _DROP_SCRIPT), keys=keys, args=args))
 
 
 def redis_session_forget_clean(*, phone: str) -> int:
@@ -345,17 +343,33 @@ def redis_dirty_page(*, cursor: int = 0, count: int = 500) -> tuple[int, dict[st
     return int(next_cursor), dict(entries)
 
 
-def redis_dirty_snapshot(*, phones: list[str]) -> list[tuple[str | None, str | None]]:
-    """For each phone, atomically: (dirty counter, value JSON), in one MULTI.
+def redis_dirty_snapshot(*, phones: list[str]) -> list[tuple[str | None, str | None, str | None]]:
+    """For each phone, atomically: (dirty counter, value JSON, flush base), in one MULTI.
 
-    The key's expiry is not read: it is the session's lastActivity + TTL (``session_expiry``).
+    The key's expiry is not read: it is the session's lastActivity + TTL (``session_expiry``). The base
+    is the DynamoDB version the flush's conditional write must find (None: written before bases existed).
     """
     client = get_redis()
     pipe = client.pipeline(transaction=True)
     pipe.hmget(key(DIRTY_HASH_KEY), phones)
     pipe.mget([key(SESSION_KEY, phone=phone) for phone in phones])
-    counters, values = redis_call(pipe.execute)
-    return list(zip(counters, values, strict=True))
+    pipe.hmget(key(BASE_HASH_KEY), phones)
+    counters, values, bases = redis_call(pipe.execute)
+    return list(zip(counters, values, bases, strict=True))
+
+
+def redis_dirty_flushed(*, flushed: Mapping[str, tuple[str, int]]) -> int:
+    """After the conditional writes: each phone's base becomes the version written; phones whose counter
+    is still the one the flush read leave the dirty set. Returns how many left it."""
+    if not flushed:
+        return 0
+    client = get_redis()
+    args: list[str] = []
+    for phone, (counter, version) in flushed.items():
+        args += [phone, str(counter), str(version)]
+    args.append(str(int(settings.LIZZY_TOMBSTONE_SECONDS)))
+    keys = [key(DIRTY_HASH_KEY), key(DIRTY_SINCE_KEY), key(BASE_HASH_KEY), key(SESSION_KEY, phone="")]
+    return int(redis_call(_script(client, _DIRTY_FLUSHED_SCRIPT), keys=keys, args=args))
 
 
 def redis_dirty_clear(*, counters: Mapping[str, str]) -> int:
@@ -366,9 +380,8 @@ def redis_dirty_clear(*, counters: Mapping[str, str]) -> int:
     args: list[str] = []
     for phone, counter in counters.items():
         args += [phone, str(counter)]
-    return int(
-        redis_call(_script(client, _DIRTY_CLEAR_SCRIPT), keys=[key(DIRTY_HASH_KEY), key(DIRTY_SINCE_KEY)], args=args)
-    )
+    keys = [key(DIRTY_HASH_KEY), key(DIRTY_SINCE_KEY), key(BASE_HASH_KEY)]
+    return int(redis_call(_script(client, _DIRTY_CLEAR_SCRIPT), keys=keys, args=args))
 
 
 def redis_dirty_backlog() -> tuple[int, float | None]:
@@ -390,6 +403,23 @@ def redis_lock_acquire(*, name: str, ttl_seconds: float) -> str | None:
     client = get_redis()
     acquired = redis_call(client.set, key(name), token, nx=True, px=int(ttl_seconds * 1000))
     return token if acquired else None
+
+
+def redis_counter_next(*, name: str) -> int:
+    """The next number of a counter that only grows (fencing tokens)."""
+    return int(redis_call(get_redis().incr, key(name)))
+
+
+def redis_lock_holds(*, name: str, token: str) -> bool:
+    """Is ``token`` still the holder? One GET (the fencing check before a flush write)."""
+    return redis_call(get_redis().get, key(name)) == token
+
+
+def redis_lock_renew(*, name: str, token: str, ttl_seconds: float) -> bool:
+    """Extend our lock; False when it is no longer ours (the holder must stop writing)."""
+    client = get_redis()
+    args = [token, str(int(ttl_seconds * 1000))]
+    return bool(redis_call(_script(client, _RENEW_SCRIPT), keys=[key(name)], args=args))
 
 
 def redis_lock_release(*, name: str, token: str) -> bool:

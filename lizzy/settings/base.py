@@ -328,11 +328,14 @@ LIZZY_SHADOW_WINDOW_SECONDS = env.int("LIZZY_SHADOW_WINDOW_SECONDS", default=360
 LIZZY_FLUSH_INTERVAL = env.float("LIZZY_FLUSH_INTERVAL", default=5.0)
 LIZZY_FLUSH_LOCK_SECONDS = env.float("LIZZY_FLUSH_LOCK_SECONDS", default=60.0)
 LIZZY_FLUSH_MAX_ITEMS = env.int("LIZZY_FLUSH_MAX_ITEMS", default=10000)
-# BatchWriteItem calls a flush keeps in flight (docs/BENCHMARKS.md, benchmark 7).
+# Conditional PutItem calls a flush keeps in flight (docs/SESSION_STORE.md, "Write-behind and the loss window").
 LIZZY_FLUSH_CONCURRENCY = env.int("LIZZY_FLUSH_CONCURRENCY", default=4)
-# After a write-behind save went straight to DynamoDB (Redis away), flushes check DynamoDB's versions
-# before writing for this long (docs/SESSION_STORE.md, "The flush fence").
+# After a write-behind save went straight to DynamoDB (Redis away), the admin reports flushes as
+# version-checked for this long (every flush write is conditional anyway: docs/SESSION_STORE.md).
 LIZZY_FLUSH_FENCE_SECONDS = env.int("LIZZY_FLUSH_FENCE_SECONDS", default=3600)
+# A deleted or expired session leaves a tombstone in Redis for this long (write-behind: until flushed), so a
+# cache fill from a read made before the delete cannot bring it back (docs/SESSION_STORE.md, "Tombstones").
+LIZZY_TOMBSTONE_SECONDS = env.int("LIZZY_TOMBSTONE_SECONDS", default=60)
 LIZZY_PRESENCE_SECONDS = env.int("LIZZY_PRESENCE_SECONDS", default=30)
 # Server-sent event streams hold a thread each (lizzy/stream_slots.py): per worker process (unset: half the
 # worker's threads under lizzy.observability.gunicorn, else 1), per user, and in total across processes.

@@ -3,7 +3,7 @@
 SCAN with a cursor, never KEYS (KEYS blocks a production Redis). Each key's remaining PTTL becomes
 the item's ``ttl``, so a copied session expires when it would have in Redis. A key that expires
 between SCAN and GET is skipped and counted. The PutItem is conditional on the DynamoDB copy being
-absent or older (``version``), so a session written in DynamoDB meanwhile (parallel/cutover) is never
+absent, expired or older (``version``), so a session written in DynamoDB meanwhile (parallel/cutover) is never
 overwritten by the older snapshot. The SCAN cursor is saved in Redis after every page, so an
 interrupted copy resumes where it stopped (and re-copying a page is harmless: equal versions are skipped).
 """
@@ -22,6 +22,7 @@ from lizzy.dynamodb import ConditionFailed, dynamodb_batch_get, dynamodb_put_ite
 from lizzy.phone import hash_phone
 from lizzy.redis import (
     MIGRATE_CURSOR_KEY,
+    is_tombstone,
     json_loads,
     phone_from_session_key,
     redis_delete,
@@ -102,6 +103,9 @@ def _copy_page(redis_url: str | None, keys: list[str], result: CopyResult) -> No
             continue
         try:
             document = json_loads(value)
+            if is_tombstone(document):  # a deleted session: nothing to copy
+                result.skipped_expired += 1
+                continue
             document.setdefault("phone", phone_from_session_key(name))
             document["version"] = int(document.get("version", 0))
         except (ValueError, TypeError, AttributeError):
@@ -112,9 +116,10 @@ def _copy_page(redis_url: str | None, keys: list[str], result: CopyResult) -> No
             dynamodb_put_item(
                 table=SESSIONS.name,
                 item=document,
-                condition="attribute_not_exists(#phone) OR #v < :v",
-                names={"#phone": "phone", "#v": "version"},
-                values={":v": document["version"]},
+                # An expired leftover is no session (DynamoDB sweeps it days later): it never counts as newer.
+                condition="attribute_not_exists(#phone) OR #ttl <= :now OR #v < :v",
+                names={"#phone": "phone", "#v": "version", "#ttl": "ttl"},
+                values={":v": document["version"], ":now": int(now)},
             )
         except ConditionFailed:
             result.skipped_newer += 1
@@ -144,6 +149,8 @@ def _verify_page(redis_url: str | None, keys: list[str], tolerance: int, result:
             continue
         phone = phone_from_session_key(name)
         document = json_loads(value)
+        if is_tombstone(document):
+            continue
         document.setdefault("phone", phone)
         live[phone] = (document, _ttl_from_pttl(pttl, now))
     durable = {

@@ -43,13 +43,15 @@ from lizzy.phone import hash_phone, mask_phone
 from lizzy.redis import (
     DIVERGENCE_KEY,
     RedisUnavailable,
+    is_tombstone,
     json_dumps,
     json_loads,
     redis_session_cas,
-    redis_session_delete,
-    redis_session_forget,
+    redis_session_drop,
+    redis_session_forget_clean,
     redis_session_get,
     redis_session_set_if_newer,
+    redis_session_tombstone,
     redis_window_add,
     redis_window_count,
     redis_window_latest,
@@ -260,9 +262,10 @@ def _dynamodb_mirror(store: DynamoDBSessionStore, stored: Session) -> None:
             dynamodb_put_item(
                 table=store.table,
                 item=stored.to_document(),
-                condition="attribute_not_exists(#phone) OR #v < :v",
-                names={"#phone": "phone", "#v": "version"},
-                values={":v": stored.version},
+                # An expired leftover (DynamoDB sweeps it days later) is no session: it never wins.
+                condition="attribute_not_exists(#phone) OR #ttl <= :now OR #v < :v",
+                names={"#phone": "phone", "#v": "version", "#ttl": "ttl"},
+                values={":v": stored.version, ":now": int(time.time())},
             )
     except ConditionFailed:
         metrics.SESSION_MIRROR_ERRORS.labels("dynamodb", "newer_present").inc()
@@ -286,15 +289,30 @@ def _publish(kind: str, session: Session | None, phone: str) -> None:
 
 
 class RedisSessionStore:
-    """The legacy store: one JSON string per phone under ``lizzy:session:{phone}``, expiring with the session."""
+    """The legacy store: one JSON string per phone under ``lizzy:session:{phone}``, expiring with the session.
 
-    def load(self, phone: str) -> Session | None:
+    A deleted or expired session is a tombstone (lizzy/redis_scripts/session_tombstone.lua): absent to
+    every read here, and what keeps older copies from being filled back.
+    """
+
+    def peek(self, phone: str) -> tuple[Session | None, int]:
+        """(live session or None, the version a new lifetime must start above: a tombstone's)."""
         with _timed("redis", "get"):
             found = redis_session_get(phone=phone)
-        return None if found is None else session_from_redis(found)
+        if found is None:
+            return None, 0
+        if is_tombstone(found):
+            return None, int(found.get("version", 0))
+        return session_from_redis(found), 0
 
-    def save(self, session: Session, *, expected_version: int | None, mark_dirty: bool = False) -> Session:
-        stored = session_stamped(session=session, expected_version=expected_version)
+    def load(self, phone: str) -> Session | None:
+        return self.peek(phone)[0]
+
+    def save(
+        self, session: Session, *, expected_version: int | None, mark_dirty: bool = False, version_floor: int = 0
+    ) -> Session:
+        stamped_from = expected_version if expected_version is not None else version_floor
+        stored = session_stamped(session=session, expected_version=stamped_from)
         with _timed("redis", "cas"):
             written, _ = redis_session_cas(
                 phone=stored.phone,
@@ -308,14 +326,17 @@ class RedisSessionStore:
         return stored
 
     def delete(self, phone: str, *, expected_version: int | None = None) -> bool:
-        result = redis_session_delete(phone=phone, expected_version=expected_version)
+        return self._retire(phone, expected_version, "deleted")
+
+    def expire(self, phone: str, *, expected_version: int | None = None) -> bool:
+        """In Redis a session past its expiry is an absent key: expiring now is a conditional tombstone."""
+        return self._retire(phone, expected_version, "expired")
+
+    def _retire(self, phone: str, expected_version: int | None, kind: str) -> bool:
+        result = redis_session_tombstone(phone=phone, expected_version=expected_version, kind=kind)
         if result < 0:
             raise SessionConflict(ERR_CONFLICT.format(expected=expected_version))
         return result == 1
-
-    def expire(self, phone: str, *, expected_version: int | None = None) -> bool:
-        """In Redis a session past its expiry is an absent key: expiring now is a conditional delete."""
-        return self.delete(phone, expected_version=expected_version)
 
 
 class ParallelSessionStore:
@@ -410,30 +431,40 @@ class CutoverSessionStore:
         return stored
 
     def delete(self, phone: str, *, expected_version: int | None = None) -> bool:
-        deleted = self.dynamodb.delete(phone, expected_version=expected_version)
-        try:
-            redis_session_delete(phone=phone)
-        except RedisUnavailable as exc:
-            metrics.SESSION_MIRROR_ERRORS.labels("redis", exc.code).inc()
-        return deleted
+        return self._retire(phone, expected_version, "deleted")
 
     def expire(self, phone: str, *, expected_version: int | None = None) -> bool:
-        expired = self.dynamodb.expire(phone, expected_version=expected_version)
-        # The Redis mirror loses its copy too: after a rollback to parallel it must not serve the session.
+        return self._retire(phone, expected_version, "expired")
+
+    def _retire(self, phone: str, expected_version: int | None, kind: str) -> bool:
+        leftover = self.dynamodb.retire(phone, expected_version=expected_version, kind=kind)
+        # The Redis mirror gets a tombstone too: after a rollback to parallel it must not serve the session.
         try:
-            redis_session_delete(phone=phone)
+            redis_session_tombstone(phone=phone, kind=kind, floor_version=leftover)
         except RedisUnavailable as exc:
             metrics.SESSION_MIRROR_ERRORS.labels("redis", exc.code).inc()
-        return expired
+        return leftover is not None
+
+
+_BYPASSED: set[str] = set()  # phones this process wrote to DynamoDB while Redis was away
+_BYPASSED_LOCK = threading.Lock()
 
 
 class CachedSessionStore:
     """Seed 001: DynamoDB is the store of record, Redis the hot tier behind a circuit breaker.
 
-    Reads are cache-aside (Redis, else DynamoDB then fill Redis): a hit costs no DynamoDB call.
+    Reads are cache-aside (Redis, else DynamoDB then fill Redis): a hit costs one Redis GET. A fill
+    never replaces a newer version, a tombstone or a dirty copy (session_set_if_newer.lua), and versions
+    are monotonic across lifetimes, so a read made before a delete cannot fill the deleted copy back.
     Write-through: conditional PutItem in DynamoDB, then Redis. Write-behind: Lua CAS in Redis that
-    also marks the phone dirty; the flusher copies it to DynamoDB. While the breaker is open both
-    go straight to DynamoDB, so a Redis outage slows requests down instead of failing them.
+    also marks the phone dirty; the flusher copies it to DynamoDB with a conditional write per item.
+    Deletes and expires: write-through, DynamoDB decides (conditional) and Redis gets a tombstone;
+    write-behind, Redis gets a dirty tombstone the flusher applies.
+
+    While the breaker is open both go straight to DynamoDB (write-behind becomes write-through), so a
+    Redis outage slows requests down instead of failing them. Each phone written that way is
+    remembered; before this process uses Redis again, their Redis copies (dirty ones included: they are
+    the older fork) are dropped, so the turns made meanwhile are never hidden or overwritten by them.
     """
 
     def __init__(
@@ -448,6 +479,10 @@ class CachedSessionStore:
         self.write_behind = write_behind
         self.breaker = breaker or redis_breaker
         self.mode = StoreMode.CACHED_WRITE_BEHIND if write_behind else StoreMode.CACHED
+        # One memory per process, shared by the cached stores: a phone written while Redis was away in
+        # `cached` must be healed even if this process is in `cached_write_behind` when Redis returns.
+        self._bypassed = _BYPASSED
+        self._bypassed_lock = _BYPASSED_LOCK
 
     def _try_redis(self, action: Callable[[], T]) -> tuple[bool, T | None]:
         """(True, result) when Redis answered; (False, None) when the breaker is open or the call failed."""
@@ -455,6 +490,8 @@ class CachedSessionStore:
             metrics.SESSION_FALLBACKS.labels(self.mode, "breaker_open").inc()
             return False, None
         try:
+            if self._bypassed:
+                self._heal()
             result = action()
         except RedisUnavailable:
             self.breaker.failure()
@@ -466,25 +503,45 @@ class CachedSessionStore:
         self.breaker.success()
         return True, result
 
-    def _fill(self, session: Session) -> None:
-        self._try_redis(
+    def _bypass(self, phone: str) -> None:
+        """A write reached DynamoDB without Redis: the Redis copy (if any) is now older than DynamoDB."""
+        with self._bypassed_lock:
+            self._bypassed.add(phone)
+
+    def _heal(self) -> None:
+        """Drop the Redis copies of the phones written while Redis was away (raises RedisUnavailable)."""
+        with self._bypassed_lock:
+            phones = list(self._bypassed)
+        for phone in phones:
+            if redis_session_drop(phone=phone):
+                metrics.SESSION_FORKS.labels("recovery").inc()
+            with self._bypassed_lock:
+                self._bypassed.discard(phone)
+
+    def _fill(self, session: Session) -> bool:
+        answered, _ = self._try_redis(
             lambda: redis_session_set_if_newer(
                 phone=session.phone, document=redis_document(session), expire_at=session.ttl
             )
         )
+        return answered
 
     def load(self, phone: str) -> Session | None:
-        answered, found = self._try_redis(lambda: self.redis.load(phone))
+        def get() -> dict[str, Any] | None:
+            with _timed("redis", "get"):
+                return redis_session_get(phone=phone)
+
+        answered, found = self._try_redis(get)
         if answered and found is not None:
             _CACHE_HIT.inc()
-            return found
+            return None if is_tombstone(found) else session_from_redis(found)
         if answered:
             _CACHE_MISS.inc()
         with _timed("dynamodb", "get"):
-            found = self.dynamodb.load(phone)
-        if found is not None and answered:
-            self._fill(found)
-        return found
+            durable = self.dynamodb.load(phone)
+        if durable is not None and answered:
+            self._fill(durable)
+        return durable
 
     def save(self, session: Session, *, expected_version: int | None) -> Session:
         if self.write_behind:
@@ -496,8 +553,7 @@ class CachedSessionStore:
         return self._save_through(session, expected_version)
 
     def _fence_before_bypass(self) -> None:
-        """Write-behind, about to write DynamoDB without Redis: Redis may still hold an older dirty copy,
-        so flushes must check versions first (write_behind, "The fence")."""
+        """Write-behind, about to write DynamoDB without Redis: note it for the admin (write_behind)."""
         if self.write_behind:
             write_behind_fence_raise()
 
@@ -506,10 +562,12 @@ class CachedSessionStore:
             with _timed("dynamodb", "put"):
                 stored = self.dynamodb.save(session, expected_version=expected_version)
         except SessionConflict:
-            # The caller may have read a stale hot-tier copy: drop it so the retry reads DynamoDB.
-            self._try_redis(lambda: redis_session_forget(phone=session.phone))
+            # The caller may have read a stale hot-tier copy: drop it so the retry reads DynamoDB (never
+            # a copy holding unflushed write-behind turns: they exist nowhere else).
+            self._try_redis(lambda: redis_session_forget_clean(phone=session.phone))
             raise
-        self._fill(stored)
+        if not self._fill(stored):
+            self._bypass(stored.phone)
         return stored
 
     def _save_behind(self, session: Session, expected_version: int | None) -> Session | None:
@@ -539,59 +597,59 @@ class CachedSessionStore:
             if current != -1:
                 raise _conflict(session, expected_version)
         # A create (a live session anywhere must refuse it), or the session is not in the hot tier.
-        answered, cached = self._try_redis(lambda: self.redis.load(session.phone))
+        answered, peeked = self._try_redis(lambda: self.redis.peek(session.phone))
         if not answered:
             return None
-        if cached is None:
+        cached, floor = peeked
+        if cached is None and not floor:
             # Not in the hot tier: DynamoDB knows whether a session exists and at which version.
             with _timed("dynamodb", "get"):
-                durable = self.dynamodb.load(session.phone)
+                durable, floor = self.dynamodb.load_with_floor(session.phone)
             if durable is not None:
                 self._fill(durable)
             elif expected_version is not None:
                 raise _conflict(session, expected_version)
         answered, stored = self._try_redis(
-            lambda: self.redis.save(session, expected_version=expected_version, mark_dirty=True)
+            lambda: self.redis.save(session, expected_version=expected_version, mark_dirty=True, version_floor=floor)
         )
         return stored if answered else None
 
     def delete(self, phone: str, *, expected_version: int | None = None) -> bool:
-        answered, result = self._try_redis(lambda: redis_session_delete(phone=phone, expected_version=expected_version))
-        if answered and result is not None and result < 0:
-            raise SessionConflict(ERR_CONFLICT.format(expected=expected_version))
-        if answered and result == 1:
-            # Redis held the newest version (and its dirty marker is gone with it): remove the durable copy.
-            self.dynamodb.delete(phone)
-            return True
-        if not answered:
-            self._fence_before_bypass()
-        return self.dynamodb.delete(phone, expected_version=expected_version)
+        return self._retire(phone, expected_version, "deleted")
 
     def expire(self, phone: str, *, expected_version: int | None = None) -> bool:
-        """Expire the session in DynamoDB and drop the hot-tier copy, so no process serves it again.
+        """Expire the session so no process serves it again (see ``_retire``)."""
+        return self._retire(phone, expected_version, "expired")
 
-        Write-through: DynamoDB (the store of record) checks the version; a conflict also drops the
-        hot copy, which may be the stale one the operator saw. Write-behind: Redis may hold newer,
-        unflushed versions, so Redis checks the version and its dirty marker goes with the key (the
-        flusher cannot bring the session back); the older durable copy is then expired as well.
-        """
-        if not self.write_behind:
-            try:
-                expired = self.dynamodb.expire(phone, expected_version=expected_version)
-            except SessionConflict:
-                self._try_redis(lambda: redis_session_forget(phone=phone))
-                raise
-            self._try_redis(lambda: redis_session_delete(phone=phone))
-            return expired
-        answered, result = self._try_redis(lambda: redis_session_delete(phone=phone, expected_version=expected_version))
-        if answered and result is not None and result < 0:
-            raise SessionConflict(ERR_CONFLICT.format(expected=expected_version))
-        if answered and result == 1:
-            self.dynamodb.expire(phone)
-            return True
+    def _retire(self, phone: str, expected_version: int | None, kind: str) -> bool:
+        """Write-through: DynamoDB (the store of record) checks the version, then Redis gets a tombstone
+        (a conflict drops the clean hot copy, which may be the stale one the operator saw). Write-behind:
+        Redis may hold newer, unflushed versions, so Redis checks the version and keeps a dirty tombstone
+        the flusher applies to DynamoDB (conditionally); a session not in Redis is retired in DynamoDB."""
+        if self.write_behind:
+            answered, result = self._try_redis(
+                lambda: redis_session_tombstone(
+                    phone=phone, expected_version=expected_version, kind=kind, mark_dirty=True
+                )
+            )
+            if answered and result is not None and result < 0:
+                raise SessionConflict(ERR_CONFLICT.format(expected=expected_version))
+            if answered and result == 1:
+                return True
+            if not answered:
+                self._fence_before_bypass()
+        try:
+            leftover = self.dynamodb.retire(phone, expected_version=expected_version, kind=kind)
+        except SessionConflict:
+            self._try_redis(lambda: redis_session_forget_clean(phone=phone))
+            raise
+        if leftover is None:
+            self._try_redis(lambda: redis_session_forget_clean(phone=phone))  # a stale copy of a gone session
+            return False
+        answered, _ = self._try_redis(lambda: redis_session_tombstone(phone=phone, kind=kind, floor_version=leftover))
         if not answered:
-            self._fence_before_bypass()
-        return self.dynamodb.expire(phone, expected_version=expected_version)
+            self._bypass(phone)
+        return True
 
 
 class PublishingStore:
@@ -640,6 +698,14 @@ def _build(mode: str) -> SessionStore:
     if mode == StoreMode.CACHED_WRITE_BEHIND:
         return CachedSessionStore(dynamodb, write_behind=True)
     return dynamodb
+
+
+def stores_reset() -> None:
+    """Forget the stores and what they remember (phones written while Redis was away): tests, per Redis."""
+    with _stores_lock:
+        _stores.clear()
+    with _BYPASSED_LOCK:
+        _BYPASSED.clear()
 
 
 def store_for_mode(mode: str) -> SessionStore:

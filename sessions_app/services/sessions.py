@@ -23,7 +23,6 @@ from rest_framework import status
 from lizzy.dynamodb import (
     ConditionFailed,
     decode_cursor,
-    dynamodb_delete_item,
     dynamodb_get_item,
     dynamodb_put_item,
     dynamodb_scan,
@@ -50,6 +49,9 @@ SESSION_DATA_KEYS = (
 CACHED_DATA_KEYS = ("customerProfile", "profileCacheTime", "transactions", "transactionsCacheTime")
 # Attributes the store itself owns; everything else in an item travels untouched in ``extra``.
 _CORE_ATTRIBUTES = {"phone", "customerId", "currentNode", "cachedData", "sessionData", "lastActivity", "ttl", "version"}
+# Bookkeeping the write-behind flusher keeps on the item (its fencing number): never part of a session.
+FLUSHED_BY = "flushedBy"
+_CORE_ATTRIBUTES.add(FLUSHED_BY)
 
 ERR_CONFLICT = "The session for this phone changed since version {expected}; re-read it and try again."
 ERR_EXISTS = "A session for this phone already exists; replace it with If-Match: its version."
@@ -195,8 +197,22 @@ class SessionStore(Protocol):
     def expire(self, phone: str, *, expected_version: int | None = None) -> bool: ...
 
 
+_LIVE = "(attribute_not_exists(#ttl) OR #ttl > :now)"  # DynamoDB keeps expired items for days: ttl decides
+
+
+def _now() -> int:
+    return int(timezone.now().timestamp())
+
+
 class DynamoDBSessionStore:
-    """One GetItem per read, one conditional PutItem per write."""
+    """One GetItem per read, one conditional PutItem per write.
+
+    Versions are monotonic per phone across lifetimes: a delete leaves a leftover item (phone, a version
+    one up, ``ttl`` = now, no content) that TTL removes days later, an expire bumps the version, and a new
+    session starts one above any leftover. So an expired leftover is never "newer" than a live session,
+    and every conditional write (here, in the mirrors, the flusher and the Redis fills) can compare
+    versions across lifetimes. An expired item is invisible to every read and every conditional write.
+    """
 
     def __init__(self, table: str | None = None) -> None:
         self._table = table
@@ -206,53 +222,127 @@ class DynamoDBSessionStore:
         return self._table or SESSIONS.name
 
     def load(self, phone: str) -> Session | None:
+        return self.load_with_floor(phone)[0]
+
+    def load_with_floor(self, phone: str) -> tuple[Session | None, int]:
+        """(live session or None, version of whatever item is there: a new lifetime starts above it)."""
         # Strongly consistent: the version we read is the one our conditional write will check.
         item = dynamodb_get_item(table=self.table, key={"phone": phone}, consistent=True)
         if item is None:
-            return None
+            return None, 0
         session = Session.from_document(item)
-        return None if session.is_expired() else session
+        return (None if session.is_expired() else session), session.version
 
-    def save(self, session: Session, *, expected_version: int | None) -> Session:
+    def save(self, session: Session, *, expected_version: int | None, version_floor: int = 0) -> Session:
+        if expected_version is None:
+            return self._create(session, version_floor)
         stored = session_stamped(session=session, expected_version=expected_version)
         document = stored.to_document()  # dynamodb_put_item refuses an oversize item before the wire
-        names = {"#v": "version", "#ttl": "ttl", "#phone": "phone"}
-        if expected_version is None:
-            # New session: nothing live may be there. An expired item still present may be replaced.
-            condition = "attribute_not_exists(#phone) OR #ttl <= :now"
-            values: dict[str, Any] = {":now": int(timezone.now().timestamp())}
-            names.pop("#v")
-        else:
-            condition = "#v = :expected"
-            values = {":expected": expected_version}
-            names.pop("#ttl")
-            names.pop("#phone")
         try:
-            dynamodb_put_item(table=self.table, item=document, condition=condition, names=names, values=values)
+            dynamodb_put_item(
+                table=self.table,
+                item=document,
+                condition=f"#v = :expected AND {_LIVE}",
+                names={"#v": "version", "#ttl": "ttl"},
+                values={":expected": expected_version, ":now": _now()},
+            )
         except ConditionFailed as exc:
-            message = ERR_EXISTS if expected_version is None else ERR_CONFLICT.format(expected=expected_version)
             logger.info("session write conflict for %s at version %s", mask_phone(session.phone), expected_version)
-            raise SessionConflict(message, details={"expectedVersion": expected_version}) from exc
+            raise SessionConflict(
+                ERR_CONFLICT.format(expected=expected_version), details={"expectedVersion": expected_version}
+            ) from exc
         return stored
 
-    def delete(self, phone: str, *, expected_version: int | None = None) -> bool:
-        if expected_version is None:
-            condition, names, values = (
-                "attribute_exists(#phone) AND #ttl > :now",
-                {"#phone": "phone", "#ttl": "ttl"},
-                {":now": int(timezone.now().timestamp())},
+    def _create(self, session: Session, floor: int) -> Session:
+        """New session: nothing live may be there; it starts one above any (expired) leftover's version.
+
+        One PutItem when there is no leftover or ``floor`` is its version (the caller read it); else the
+        leftover's version is read and the write tried once more above it.
+        """
+        for attempt in range(2):
+            names = {"#v": "version", "#ttl": "ttl"} | ({"#phone": "phone"} if attempt == 0 else {})
+            stored = session_stamped(session=session, expected_version=floor)
+            condition = (
+                "attribute_not_exists(#phone) OR (#ttl <= :now AND #v <= :floor)"
+                if attempt == 0
+                else "#ttl <= :now AND #v = :floor"
             )
+            try:
+                dynamodb_put_item(
+                    table=self.table,
+                    item=stored.to_document(),
+                    condition=condition,
+                    names=names,
+                    values={":now": _now(), ":floor": floor},
+                )
+                return stored
+            except ConditionFailed:
+                found, leftover = self.load_with_floor(session.phone)
+                if found is not None or attempt == 1:
+                    break
+                floor = max(floor, leftover)
+        logger.info("session create conflict for %s", mask_phone(session.phone))
+        raise SessionConflict(ERR_EXISTS, details={"expectedVersion": None})
+
+    def retire(self, phone: str, *, expected_version: int | None, kind: str) -> int | None:
+        """Delete (``kind="deleted"``: the content goes, a leftover stays) or expire a live session.
+
+        Returns the leftover's version (the Redis tombstone carries it), None when there was no live
+        session; raises ``SessionConflict`` when ``expected_version`` is not the live version.
+        """
+        if kind == "expired":
+            return self._expire(phone, expected_version)
+        for _attempt in range(3):
+            version = expected_version
+            if version is None:
+                found = self.load(phone)
+                if found is None:
+                    return None
+                version = found.version
+            leftover = {"phone": phone, "version": version + 1, "ttl": _now()}
+            try:
+                dynamodb_put_item(
+                    table=self.table,
+                    item=leftover,
+                    condition=f"#v = :expected AND {_LIVE}",
+                    names={"#v": "version", "#ttl": "ttl"},
+                    values={":expected": version, ":now": leftover["ttl"]},
+                )
+            except ConditionFailed as exc:
+                if expected_version is not None:
+                    raise SessionConflict(ERR_CONFLICT.format(expected=expected_version)) from exc
+                continue  # changed since we read it: read again
+            return version + 1
+        return None
+
+    def _expire(self, phone: str, expected_version: int | None) -> int | None:
+        now = _now()
+        names = {"#ttl": "ttl", "#v": "version"}
+        values: dict[str, Any] = {":now": now, ":one": 1}
+        if expected_version is None:
+            condition = "attribute_exists(#v) AND #ttl > :now"
         else:
-            condition, names, values = "#v = :expected", {"#v": "version"}, {":expected": expected_version}
+            condition = f"#v = :expected AND {_LIVE}"
+            values[":expected"] = expected_version
         try:
-            dynamodb_delete_item(
-                table=self.table, key={"phone": phone}, condition=condition, names=names, values=values
+            updated = dynamodb_update_item(
+                table=self.table,
+                key={"phone": phone},
+                update="SET #ttl = :now, #v = #v + :one",
+                condition=condition,
+                names=names,
+                values=values,
+                return_values="UPDATED_NEW",
             )
         except ConditionFailed as exc:
             if expected_version is None:
-                return False
+                return None
             raise SessionConflict(ERR_CONFLICT.format(expected=expected_version)) from exc
-        return True
+        return int((updated or {}).get("version", (expected_version or 0) + 1))
+
+    def delete(self, phone: str, *, expected_version: int | None = None) -> bool:
+        """End a session (its content goes; a leftover keeps the version). False when none was live."""
+        return self.retire(phone, expected_version=expected_version, kind="deleted") is not None
 
     def expire(self, phone: str, *, expected_version: int | None = None) -> bool:
         """Set ``ttl`` to now and bump the version: every read treats it as gone, TTL deletes it later.
@@ -260,29 +350,7 @@ class DynamoDBSessionStore:
         The bump means a writer still holding the old version cannot resurrect the session. Without
         ``expected_version`` (a mirror in another mode) any live item is expired; False when none is.
         """
-        now = int(timezone.now().timestamp())
-        names = {"#ttl": "ttl", "#v": "version"}
-        values: dict[str, Any] = {":now": now, ":one": 1}
-        if expected_version is None:
-            condition = "attribute_exists(#v) AND #ttl > :now"
-        else:
-            condition = "#v = :expected"
-            values[":expected"] = expected_version
-        try:
-            dynamodb_update_item(
-                table=self.table,
-                key={"phone": phone},
-                update="SET #ttl = :now, #v = #v + :one",
-                condition=condition,
-                names=names,
-                values=values,
-                return_values="NONE",
-            )
-        except ConditionFailed as exc:
-            if expected_version is None:
-                return False
-            raise SessionConflict(ERR_CONFLICT.format(expected=expected_version)) from exc
-        return True
+        return self.retire(phone, expected_version=expected_version, kind="expired") is not None
 
 
 def get_session_store() -> SessionStore:

@@ -23,7 +23,7 @@ from django.utils import timezone
 from rest_framework import status
 
 from lizzy.errors import ApplicationError
-from lizzy.redis import RedisUnavailable
+from lizzy.redis import RedisUnavailable, phone_from_session_key, redis_session_forget_clean, redis_session_keys
 from sessions_app.models import SessionStoreModeChange, SessionStoreSetting, StoreMode
 
 logger = logging.getLogger(__name__)
@@ -137,7 +137,9 @@ def store_mode_check_transition(*, current: str, target: str, reason: str, force
         return
     if current == StoreMode.PARALLEL and target == StoreMode.CUTOVER:
         _check_no_divergences(current, target)
-    if current == StoreMode.CACHED and target == StoreMode.DYNAMODB_ONLY:
+    if current in (StoreMode.CACHED, StoreMode.CACHED_WRITE_BEHIND) and target != StoreMode.CACHED_WRITE_BEHIND:
+        # Leaving write-behind (or the hot tier altogether) must not strand unflushed turns: in `cached`
+        # a write-through conflict would meet them, in `dynamodb_only` nobody flushes them.
         _check_no_backlog(current, target)
 
 
@@ -169,12 +171,18 @@ def _check_no_backlog(current: str, target: str) -> None:
 
 
 def store_mode_set(*, mode: str, actor: str, reason: str = "", force: bool = False) -> SessionStoreModeChange:
-    """Change the mode for every process (within LIZZY_MODE_CACHE_SECONDS), recording who, when and why."""
+    """Change the mode for every process (within LIZZY_MODE_CACHE_SECONDS), recording who, when and why.
+
+    Leaving ``dynamodb_only`` for a mode that reads Redis revalidates the hot tier: every clean copy is
+    dropped before the change (refused, unless forced, when Redis cannot be reached) and once more when
+    every process follows the new mode (``hot_tier_revalidate``).
+    """
     reason = (reason or "").strip()
     with transaction.atomic():
         row = SessionStoreSetting.objects.select_for_update().filter(pk=1).first()
         current = row.mode if row else settings.LIZZY_SESSION_STORE_DEFAULT_MODE
         store_mode_check_transition(current=current, target=mode, reason=reason, force=force)
+        hot_tier_revalidate(current=current, target=mode, force=force, phase="before")
         now = timezone.now()
         SessionStoreSetting.objects.update_or_create(
             pk=1, defaults={"mode": mode, "changed_at": now, "changed_by": actor, "reason": reason}
@@ -184,4 +192,46 @@ def store_mode_set(*, mode: str, actor: str, reason: str = "", force: bool = Fal
         )
     store_mode_forget_cache()
     logger.info("session store mode %s -> %s by %s%s", current, mode, actor, " (forced)" if force else "")
+    hot_tier_revalidate(current=current, target=mode, force=force, phase="after")
     return change
+
+
+ERR_REVALIDATE = (
+    "Refusing {current} → {target}: the Redis copies written before {current} must be dropped first, and "
+    "Redis cannot be reached ({reason}). Try again when it is back, or force with a reason."
+)
+
+
+def hot_tier_revalidate(*, current: str, target: str, force: bool, phase: str) -> int:
+    """Leaving ``dynamodb_only`` (to ``cached``, or back to ``cutover``): Redis copies written before it
+    are older than DynamoDB, or of sessions deleted since. ``before`` the change every clean copy is
+    dropped (``ModeChangeRefused`` when Redis is away, unless forced); ``after`` it, once every process
+    follows the new mode (LIZZY_MODE_CACHE_SECONDS: until then processes still in ``dynamodb_only``
+    write DynamoDB alone), once more. Dirty copies are never dropped (none exist in these modes)."""
+    if current != StoreMode.DYNAMODB_ONLY or target not in REDIS_MODES:
+        return 0
+    if phase == "after":
+        time.sleep(settings.LIZZY_MODE_CACHE_SECONDS + 0.05)
+    try:
+        removed = hot_tier_purge()
+    except RedisUnavailable as exc:
+        if phase == "before" and not force:
+            raise ModeChangeRefused(ERR_REVALIDATE.format(current=current, target=target, reason=exc.message)) from exc
+        # Each copy left is at worst a stale read that a conditional write refuses (DynamoDB checks the
+        # version); logged so the operator can purge from the console.
+        logger.warning("could not revalidate the hot tier after %s -> %s: Redis is away", current, target)
+        return 0
+    logger.info("hot tier revalidation (%s %s -> %s): %s copies dropped", phase, current, target, removed)
+    return removed
+
+
+def hot_tier_purge() -> int:
+    """Drop every clean Redis session copy (SCAN, never KEYS); dirty copies are kept. Returns the count."""
+    removed = 0
+    cursor = 0
+    while True:
+        cursor, keys = redis_session_keys(phone_prefix="", cursor=cursor, count=500)
+        for name in keys:
+            removed += redis_session_forget_clean(phone=phone_from_session_key(name)) == 1
+        if cursor == 0:
+            return removed

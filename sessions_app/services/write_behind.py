@@ -1,29 +1,25 @@
 """Write-behind (seed 001): sessions written to Redis reach DynamoDB through a periodic flush.
 
 The dirty set is a Redis hash phone → write counter (plus a sorted set phone → time of the oldest
-unflushed write, for the lag). A save marks its phone in the same Lua script that writes the value,
-so an acknowledged write is either already in DynamoDB or still marked. The flush:
+unflushed write, for the lag, and a hash phone → base: the DynamoDB version the Redis lineage descends
+from). A save marks its phone in the same Lua script that writes the value, so an acknowledged write is
+either already in DynamoDB or still marked; a delete or expire leaves a dirty tombstone. The flush:
 
-1. takes a Redis lock with a random token and an expiry (duplicated beats, django-celery-beat#337,
-   run one flush at a time; a crashed flusher's lock expires; only the holder's token releases it);
-2. reads a page of the dirty set, then each phone's counter and value in one MULTI (atomic; the
-   session's ttl is derived from its lastActivity, as every write set the key's expiry);
-3. while the fence is up (below), skips values DynamoDB already holds at the same or a newer version,
-   so a flush never moves a session backwards;
-4. writes the rest with BatchWriteItem, 25 per call (UnprocessedItems retried by lizzy.dynamodb);
-5. clears each phone only if its counter is still the one read in step 2 (Lua compare-and-delete): a
-   write made during the flush keeps its mark and goes out with the next flush.
+1. takes a Redis lock with a random token and an expiry (duplicated beats, django-celery-beat#337, run
+   one flush at a time; a crashed flusher's lock expires; only the holder's token releases it) and a
+   fencing number (microseconds, increasing, independent of Redis);
+2. renews the lock before each page, and stops (``lock_lost``) once it is no longer the holder;
+3. reads a page of the dirty set, then each phone's counter, value and base in one MULTI;
+4. writes each session with its own conditional PutItem (BatchWriteItem takes no condition): DynamoDB
+   must still hold the base, and no later flusher may have written the item (``flushedBy``). A failed
+   condition is either a later flusher (stop) or a fork: DynamoDB was written while Redis was away from
+   a writer, and DynamoDB wins (the Redis copy, mark and base are dropped, counted);
+5. moves each written phone's base to the version written and clears its mark only if its counter is
+   still the one read in step 3 (a write made during the flush keeps its mark and goes out next time).
 
-The fence. DynamoDB can hold a newer version than a dirty Redis copy only if a session was written to
-DynamoDB without going through Redis: a write-behind save (or delete, expire) that found Redis away and
-went straight to DynamoDB. Such a write first raises the fence, one item in the cache table
-(``LIZZY#write-behind-fence``) saying "check versions until T" (now + LIZZY_FLUSH_FENCE_SECONDS). Each
-page of a flush reads that item (one GetItem per page) and only while the fence is up reads the page's
-versions (BatchGetItem) before writing. Without the fence every page paid that read: on moto the flush ran
-at 0.58× of a raw BatchWriteItem loop, 1.18× without it (docs/BENCHMARKS.md, benchmark 7). The guarantee
-is the same as before: between the read and the write of a page, a direct write can still slip in (docs/
-RELIABILITY.md, "Open defect"). If the fence cannot be read (table missing, DynamoDB erroring), the page is
-checked.
+The fence item (``LIZZY#write-behind-fence``) records that a write bypassed Redis recently; the admin
+shows it. The flush's safety no longer depends on it: every write is conditional (docs/SESSION_STORE.md,
+"Write-behind and the loss window").
 """
 
 from __future__ import annotations
@@ -31,8 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from django.conf import settings
@@ -41,34 +36,38 @@ from django.utils import timezone
 from lizzy import metrics
 from lizzy.cache_backend import CACHE_TABLE, SK_DATA
 from lizzy.dynamodb import (
+    ConditionFailed,
     DynamoDBError,
-    dynamodb_batch_get,
-    dynamodb_batch_write,
     dynamodb_get_item,
+    dynamodb_put_item,
     dynamodb_update_item,
 )
 from lizzy.errors import ServiceUnavailable
+from lizzy.phone import mask_phone
 from lizzy.redis import (
     FLUSH_LAST_KEY,
     FLUSH_LOCK_KEY,
+    is_tombstone,
     json_loads,
     redis_dirty_backlog,
     redis_dirty_clear,
+    redis_dirty_flushed,
     redis_dirty_page,
     redis_dirty_snapshot,
     redis_get_json,
     redis_lock_acquire,
+    redis_lock_holds,
     redis_lock_release,
-    redis_session_delete,
+    redis_lock_renew,
+    redis_session_drop,
     redis_set_json,
 )
 from lizzy.tables import SESSIONS
-from sessions_app.services.sessions import session_expiry
+from sessions_app.services.sessions import FLUSHED_BY, session_expiry
 
 logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 500  # phones per HSCAN page and MULTI snapshot: bounded memory, few round trips
-PAGES_IN_FLIGHT = 2
 FENCE_KEY = {"PK": "LIZZY#write-behind-fence", "SK": SK_DATA}
 
 _fence_raised_until = 0.0  # this process's last raise: one UpdateItem per half fence period, not per write
@@ -125,13 +124,14 @@ class Backlog:
 
 @dataclass
 class FlushResult:
-    status: str  # flushed | locked
+    status: str  # flushed | locked | lock_lost
     written: int = 0
     cleared: int = 0
     stale_skipped: int = 0
-    checked: int = 0  # items whose DynamoDB version was read first (fence up)
+    checked: int = 0  # items flushed while the fence item was up (a write had bypassed Redis recently)
     expired: int = 0
-    batches: int = 0
+    batches: int = 0  # conditional PutItem calls
+    failed: int = 0  # writes DynamoDB refused (throttled after retries, unreachable): still dirty
     seconds: float = 0.0
 
 
@@ -149,40 +149,68 @@ def flush_last() -> dict | None:
     return redis_get_json(name=FLUSH_LAST_KEY)
 
 
+_last_fence = 0
+_last_fence_lock = threading.Lock()
+
+
+def _fencing_number() -> int:
+    """Microseconds since the epoch, strictly increasing in this process.
+
+    A later lock holder took the lock after the earlier one's expired or was released, so its number is
+    larger; it survives a Redis restart (a Redis counter would start again from 1 and fence out every
+    flush after it). Clocks skewed between hosts by more than the lock's gaps can make a newer flusher
+    stop as if fenced out ("lock_lost") until the skew has passed: it never writes anything older.
+    """
+    global _last_fence
+    with _last_fence_lock:
+        _last_fence = max(_last_fence + 1, time.time_ns() // 1000)
+        return _last_fence
+
+
+class FlushLockLost(Exception):
+    """The flush lock expired or passed to another flusher: this flush must not write any more."""
+
+
 def sessions_flush(*, max_items: int | None = None) -> FlushResult:
-    """Flush dirty sessions to DynamoDB once; returns status ``locked`` if another flush is running."""
-    token = redis_lock_acquire(name=FLUSH_LOCK_KEY, ttl_seconds=settings.LIZZY_FLUSH_LOCK_SECONDS)
+    """Flush dirty sessions to DynamoDB once; status ``locked`` if another flush is running, ``lock_lost``
+    if this one lost its lock midway (it stopped writing; the next flush goes on)."""
+    lock_seconds = settings.LIZZY_FLUSH_LOCK_SECONDS
+    token = redis_lock_acquire(name=FLUSH_LOCK_KEY, ttl_seconds=lock_seconds)
     if token is None:
         metrics.FLUSH_RUNS.labels("locked").inc()
         return FlushResult(status="locked")
+    fence = _fencing_number()  # taken after the lock: a later holder has a larger one
     started = time.perf_counter()
     result = FlushResult(status="flushed")
     limit = max_items or settings.LIZZY_FLUSH_MAX_ITEMS
+    flush = _Flush(token=token, fence=fence, lock_seconds=lock_seconds, reported=write_behind_fenced())
     try:
-        # Two pages in flight: one page's staleness check (BatchGetItem) overlaps the other's writes.
-        with ThreadPoolExecutor(max_workers=PAGES_IN_FLIGHT, thread_name_prefix="flush") as pool:
-            pending: deque[Future[FlushResult]] = deque()
-            submitted: set[str] = set()
-            cursor, seen = 0, 0
-            while True:
-                cursor, entries = redis_dirty_page(cursor=cursor, count=PAGE_SIZE)
-                # HSCAN may return a field twice; with two pages in flight both would write it.
-                entries = {phone: counter for phone, counter in entries.items() if phone not in submitted}
-                submitted.update(entries)
-                if entries:
-                    pending.append(pool.submit(_flush_page_result, list(entries)))
-                    seen += len(entries)
-                while pending and (len(pending) >= PAGES_IN_FLIGHT or cursor == 0 or seen >= limit):
-                    _merge(result, pending.popleft().result())
-                if cursor == 0 or seen >= limit:
-                    break
+        cursor, seen = 0, 0
+        submitted: set[str] = set()
+        while True:
+            flush.renew()
+            cursor, entries = redis_dirty_page(cursor=cursor, count=PAGE_SIZE)
+            # HSCAN may return a field twice.
+            phones = [phone for phone in entries if phone not in submitted]
+            submitted.update(phones)
+            if phones:
+                _merge(result, flush.page(phones))
+                seen += len(phones)
+            if cursor == 0 or seen >= limit:
+                break
+    except FlushLockLost:
+        metrics.FLUSH_RUNS.labels("lock_lost").inc()
+        logger.warning("write-behind flush lost its lock midway; it stopped writing")
+        result.status = "lock_lost"
     except Exception:
         metrics.FLUSH_RUNS.labels("error").inc()
         raise
     finally:
+        flush.close()
         redis_lock_release(name=FLUSH_LOCK_KEY, token=token)
     result.seconds = round(time.perf_counter() - started, 4)
-    metrics.FLUSH_RUNS.labels("flushed").inc()
+    if result.status == "flushed":
+        metrics.FLUSH_RUNS.labels("flushed").inc()
     metrics.FLUSH_ITEMS.inc(result.written)
     metrics.FLUSH_SECONDS.observe(result.seconds)
     redis_set_json(name=FLUSH_LAST_KEY, value={**asdict(result), "finishedAt": timezone.now().isoformat()})
@@ -191,57 +219,114 @@ def sessions_flush(*, max_items: int | None = None) -> FlushResult:
 
 
 def _merge(total: FlushResult, page: FlushResult) -> None:
-    for name in ("written", "cleared", "stale_skipped", "checked", "expired", "batches"):
+    for name in ("written", "cleared", "stale_skipped", "checked", "expired", "batches", "failed"):
         setattr(total, name, getattr(total, name) + getattr(page, name))
 
 
-def _flush_page_result(phones: list[str]) -> FlushResult:
-    result = FlushResult(status="flushed")
-    _flush_page(phones, result)
-    return result
+WRITTEN, CONFLICT, FAILED, FENCED = "written", "conflict", "failed", "fenced"
 
 
-def _flush_page(phones: list[str], result: FlushResult) -> None:
-    items: dict[str, dict] = {}
-    counters: dict[str, str] = {}
-    for phone, (counter, value) in zip(phones, redis_dirty_snapshot(phones=phones), strict=True):
-        if counter is None:
-            continue  # cleared since the page was read (deleted, or another flush)
-        counters[phone] = counter
-        if value is None:
-            result.expired += 1  # the session expired in Redis: nothing left to write
-            continue
-        document = json_loads(value)
-        document["ttl"] = session_expiry(document.get("lastActivity")) or (
-            int(time.time()) + settings.LIZZY_SESSION_TTL_SECONDS
-        )
-        items[phone] = document
-    if items and write_behind_fenced():
-        result.checked += len(items)
-        durable = dynamodb_batch_get(
-            table=SESSIONS.name,
-            keys=[{"phone": phone} for phone in items],
-            consistent=True,
-            attributes=("phone", "version"),  # all the staleness check needs (docs/BENCHMARKS.md, benchmark 7)
-        )
-        for existing in durable:
-            phone = existing["phone"]
-            seen = int(items[phone].get("version", 0))
-            if int(existing.get("version", 0)) >= seen:
-                # DynamoDB got this version (or a later one) another way: a write made while Redis was
-                # away, whose content may differ even at an equal version. DynamoDB is the store of
-                # record: drop the hot copy, but only if it is still the one read here (a write made
-                # since is newer and keeps its key and mark).
-                result.stale_skipped += 1
-                redis_session_delete(phone=phone, expected_version=seen)
-                del items[phone]
-    if items:
-        written = dynamodb_batch_write(
-            table=SESSIONS.name,
-            items=list(items.values()),
-            key_names=("phone",),
-            concurrency=settings.LIZZY_FLUSH_CONCURRENCY,
-        )
-        result.written += written.written
-        result.batches += written.calls
-    result.cleared += redis_dirty_clear(counters=counters)
+class _Flush:
+    """One flush run: each dirty phone is written with its own conditional PutItem, LIZZY_FLUSH_CONCURRENCY
+    at a time. The condition is the lineage's base (what DynamoDB must still hold: the version this Redis
+    copy descends from, or no live item) and the fencing number (no later flusher wrote the item), so a
+    flush never moves DynamoDB backwards, never undoes a delete or expire, never overwrites a write made
+    while Redis was away, and a flusher that lost its lock cannot overwrite a newer flusher's write."""
+
+    def __init__(self, *, token: str, fence: int, lock_seconds: float, reported: bool) -> None:
+        self.token = token
+        self.fence = fence
+        self.lock_seconds = lock_seconds
+        self.reported = reported  # the fence item is up: count the items as version-checked for the admin
+        self.pool = ThreadPoolExecutor(max_workers=max(1, settings.LIZZY_FLUSH_CONCURRENCY), thread_name_prefix="flush")
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+    def renew(self) -> None:
+        if not redis_lock_renew(name=FLUSH_LOCK_KEY, token=self.token, ttl_seconds=self.lock_seconds):
+            raise FlushLockLost
+
+    def page(self, phones: list[str]) -> FlushResult:
+        result = FlushResult(status="flushed")
+        nothing: dict[str, str] = {}
+        work: list[tuple[str, str, dict, str | None]] = []
+        for phone, (counter, value, base) in zip(phones, redis_dirty_snapshot(phones=phones), strict=True):
+            if counter is None:
+                continue  # cleared since the page was read (another flush, or a fork dropped)
+            if value is None:
+                nothing[phone] = counter  # the session expired in Redis: nothing left to write
+                result.expired += 1
+                continue
+            work.append((phone, counter, json_loads(value), base))
+        if self.reported:
+            result.checked += len(work)
+        outcomes = list(self.pool.map(self._write, work))
+        if any(outcome == FENCED for outcome in outcomes):
+            raise FlushLockLost  # a newer flusher wrote one of these items: this one is late
+        flushed: dict[str, tuple[str, int]] = {}
+        forks: list[tuple[str, str | None]] = []
+        for (phone, counter, document, base), outcome in zip(work, outcomes, strict=True):
+            if outcome == WRITTEN:
+                flushed[phone] = (counter, int(document.get("version", 0)))
+            elif outcome == CONFLICT:
+                forks.append((phone, base))
+            else:
+                result.failed += 1  # DynamoDB throttled or away: the mark stays, the next flush retries
+        result.written += len(flushed)
+        result.batches += len(work)
+        if forks:
+            self.renew()  # fencing: only the lock holder may conclude that DynamoDB forked away
+            for phone, base in forks:
+                if redis_session_drop(phone=phone, expected_base=base):
+                    result.stale_skipped += 1
+                    metrics.SESSION_FORKS.labels("flush").inc()
+                    logger.warning("write-behind copy of %s dropped: DynamoDB moved without it", mask_phone(phone))
+        result.cleared += redis_dirty_flushed(flushed=flushed) + redis_dirty_clear(counters=nothing)
+        return result
+
+    def _write(self, entry: tuple[str, str, dict, str | None]) -> str:
+        phone, _counter, document, base = entry
+        now = int(time.time())
+        version = int(document.get("version", 0))
+        if is_tombstone(document):
+            item = {"phone": phone, "version": version, "ttl": now}  # the leftover a delete leaves
+        else:
+            item = {**document}
+            item["ttl"] = session_expiry(document.get("lastActivity")) or (now + settings.LIZZY_SESSION_TTL_SECONDS)
+        item[FLUSHED_BY] = self.fence
+        names = {"#fb": FLUSHED_BY}
+        values: dict = {":fence": self.fence}
+        fenced = "(attribute_not_exists(#fb) OR #fb <= :fence)"
+        if base is None:  # marked before bases existed: never backwards, never over a live newer item
+            names.update({"#phone": "phone", "#ttl": "ttl", "#v": "version"})
+            values.update({":now": now, ":v": version})
+            condition = f"(attribute_not_exists(#phone) OR #ttl <= :now OR #v < :v) AND {fenced}"
+        elif int(base) == 0:  # the lineage began where DynamoDB had no item at all
+            names["#phone"] = "phone"
+            condition = f"attribute_not_exists(#phone) AND {fenced}"
+        else:  # DynamoDB must still hold the version the lineage began from (or TTL swept that leftover)
+            names.update({"#phone": "phone", "#v": "version"})
+            values[":base"] = int(base)
+            condition = f"(#v = :base OR attribute_not_exists(#phone)) AND {fenced}"
+        try:
+            if not redis_lock_holds(name=FLUSH_LOCK_KEY, token=self.token):
+                raise FlushLockLost
+            dynamodb_put_item(table=SESSIONS.name, item=item, condition=condition, names=names, values=values)
+        except ConditionFailed:
+            return self._classify(phone)
+        except (DynamoDBError, ServiceUnavailable) as exc:
+            logger.warning("flush of %s failed: %s", mask_phone(phone), getattr(exc, "code", exc))
+            return FAILED
+        return WRITTEN
+
+    def _classify(self, phone: str) -> str:
+        """Why did the condition fail? A later flusher's write (this flush is late: stop), or DynamoDB was
+        written without Redis (a fork: DynamoDB wins)."""
+        try:
+            current = dynamodb_get_item(table=SESSIONS.name, key={"phone": phone}, consistent=True)
+        except (DynamoDBError, ServiceUnavailable):
+            return FAILED  # cannot tell: keep the mark, decide next time
+        if current is not None and int(current.get(FLUSHED_BY, 0)) > self.fence:
+            return FENCED
+        return CONFLICT

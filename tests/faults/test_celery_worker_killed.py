@@ -226,9 +226,9 @@ def test_worker_killed_mid_flush_loses_nothing(broker, tmp_path, dynamodb_server
     def tick() -> None:
         beat.send_task("sessions_app.tasks.sessions_flush_task", queue=queue)
 
-    # when: the worker is SIGKILLed inside the flush's second BatchWriteItem
+    # when: the worker is SIGKILLed inside the flush's 30th conditional PutItem
     marker = tmp_path / "blocked-flush"
-    first_worker = Worker({**env}, queue, marker, block_at=2)
+    first_worker = Worker({**env, "LIZZY_TEST_BLOCK_OP": "PutItem"}, queue, marker, block_at=30)
     try:
         tick()
         first_worker.wait_blocked()

@@ -10,7 +10,7 @@ import pytest
 import redis as redis_py
 
 from lizzy.redis import reset_redis
-from sessions_app.services.session_stores import redis_breaker
+from sessions_app.services.session_stores import redis_breaker, stores_reset
 from sessions_app.services.store_modes import store_mode_forget_cache
 
 
@@ -22,6 +22,7 @@ def session_redis(redis_url: str, settings) -> Iterator[redis_py.Redis]:
     settings.LIZZY_REDIS_PREFIX = prefix
     reset_redis()
     redis_breaker.reset()
+    stores_reset()
     store_mode_forget_cache()
     client = redis_py.Redis.from_url(redis_url, decode_responses=True)
     yield client

@@ -190,8 +190,7 @@ def test_write_behind_accepts_writes_while_dynamodb_is_down_and_keeps_them_dirty
     dynamodb_down()
     acknowledged = write_all(PHONES[:1], node="B")
     assert acknowledged[PHONES[0]] == 2
-    with pytest.raises(DynamoDBUnavailable):
-        sessions_flush()
+    assert sessions_flush().failed == 1  # DynamoDB refused the write: nothing is cleared
     assert flush_backlog().size == 1  # still marked: the next flush after recovery writes it
 
 

@@ -30,13 +30,13 @@ def write_behind_mode(dynamodb, session_redis, use_mode):
     use_mode("cached_write_behind")
 
 
-def test_flush_writes_every_dirty_session_in_batches_of_25(write_behind_mode):
+def test_flush_writes_every_dirty_session_with_one_conditional_put_each(write_behind_mode):
     for phone in PHONES:
         session_save(session=session_new(phone=phone), expected_version=None)
     assert flush_backlog().size == 60
     with record_calls() as calls:
         result = sessions_flush()
-    assert [op for op, _ in calls].count("BatchWriteItem") == 3  # 25 + 25 + 10
+    assert [op for op, _ in calls].count("PutItem") == 60  # BatchWriteItem takes no condition
     assert (result.written, result.cleared) == (60, 60)
     assert all(durable(phone)["version"] == 1 for phone in PHONES)
     assert flush_backlog().size == 0
@@ -46,23 +46,23 @@ def test_flush_writes_every_dirty_session_in_batches_of_25(write_behind_mode):
 def test_a_write_during_the_flush_stays_dirty_and_goes_out_next_time(write_behind_mode, monkeypatch):
     # given
     first = session_save(session=session_new(phone=PHONES[0]), expected_version=None)
-    real_batch_write = write_behind.dynamodb_batch_write
+    real_put = write_behind.dynamodb_put_item
 
-    def batch_write_with_a_concurrent_save(**kwargs):
+    def put_with_a_concurrent_save(**kwargs):
         # while the flush is writing version 1, the SMS engine writes version 2
         newer = first.copy()
         newer.current_node = "WRITTEN_DURING_FLUSH"
         session_save(session=newer, expected_version=1)
-        return real_batch_write(**kwargs)
+        return real_put(**kwargs)
 
-    monkeypatch.setattr(write_behind, "dynamodb_batch_write", batch_write_with_a_concurrent_save)
+    monkeypatch.setattr(write_behind, "dynamodb_put_item", put_with_a_concurrent_save)
     # when
     result = sessions_flush()
     # then: version 1 reached DynamoDB but the phone is still dirty, for version 2
     assert (result.written, result.cleared) == (1, 0)
     assert durable(PHONES[0])["version"] == 1
     assert flush_backlog().size == 1
-    monkeypatch.setattr(write_behind, "dynamodb_batch_write", real_batch_write)
+    monkeypatch.setattr(write_behind, "dynamodb_put_item", real_put)
     sessions_flush()
     assert durable(PHONES[0])["currentNode"] == "WRITTEN_DURING_FLUSH"
     assert flush_backlog().size == 0
@@ -111,14 +111,14 @@ def test_two_flushers_at_once_run_one_at_a_time(write_behind_mode, monkeypatch):
         session_save(session=session_new(phone=phone), expected_version=None)
     inside = threading.Event()
     release = threading.Event()
-    real_batch_write = write_behind.dynamodb_batch_write
+    real_put = write_behind.dynamodb_put_item
 
-    def slow_batch_write(**kwargs):
+    def slow_put(**kwargs):
         inside.set()
         release.wait(5)
-        return real_batch_write(**kwargs)
+        return real_put(**kwargs)
 
-    monkeypatch.setattr(write_behind, "dynamodb_batch_write", slow_batch_write)
+    monkeypatch.setattr(write_behind, "dynamodb_put_item", slow_put)
     results = []
     first = threading.Thread(target=lambda: results.append(sessions_flush()))
     first.start()

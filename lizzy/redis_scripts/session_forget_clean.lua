@@ -1,0 +1,6 @@
+-- Invariant: a copy holding unflushed write-behind writes is never dropped (it is the only place those
+-- writes exist); the check and the delete are one step, so a save landing in between cannot be lost.
+-- KEYS: session, dirty hash. ARGV: phone.
+-- Returns 1 deleted, 0 absent, -1 kept because the phone is in the write-behind dirty set.
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return -1 end
+return redis.call('DEL', KEYS[1])

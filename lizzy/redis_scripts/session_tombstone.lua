@@ -1,0 +1,41 @@
+-- Invariant: a deleted or expired session never comes back through Redis. The value is replaced by a
+-- tombstone one version above it, which every read treats as "no session" and every fill of an older
+-- version loses to. In write-behind (mark dirty) the tombstone is dirty and never expires until the
+-- flusher has applied it to DynamoDB; otherwise it expires after ARGV[6] seconds (longer than any read
+-- that could still fill an older copy). Compare-and-set on the version the operator saw.
+-- KEYS: session, dirty hash, dirty since, dirty seq, base hash.
+-- ARGV: expected version ("" = any live), phone, now ms, kind (deleted|expired), mark dirty (0/1),
+--       clean tombstone lifetime s, tombstone version when no live value is there ("" = none).
+-- The tombstone's version is one above the value's, or ARGV[7] when that is higher (DynamoDB's leftover).
+-- Returns 1 tombstoned a live session, 0 none live, -(N + 1) version mismatch (N = current version).
+local current = redis.call('GET', KEYS[1])
+local version = nil
+if current then
+  local document = cjson.decode(current)
+  if document['tombstone'] == nil then version = tonumber(document['version'] or 0) end
+end
+if version == nil then
+  if ARGV[7] ~= '' and ARGV[5] == '0' then
+    -- DynamoDB decided (the session was not in Redis): block fills of the older copy.
+    local stone = cjson.encode({phone = ARGV[2], version = tonumber(ARGV[7]), tombstone = ARGV[4]})
+    local old = current and tonumber(cjson.decode(current)['version'] or 0) or -1
+    if old < tonumber(ARGV[7]) and redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then
+      redis.call('SET', KEYS[1], stone, 'EX', ARGV[6])
+    end
+  end
+  return 0
+end
+if ARGV[1] ~= '' and version ~= tonumber(ARGV[1]) then return -(version + 1) end
+local stone_version = version + 1
+if ARGV[7] ~= '' and tonumber(ARGV[7]) > stone_version then stone_version = tonumber(ARGV[7]) end
+local stone = cjson.encode({phone = ARGV[2], version = stone_version, tombstone = ARGV[4]})
+if ARGV[5] == '1' then
+  if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then redis.call('HSET', KEYS[5], ARGV[2], version) end
+  redis.call('SET', KEYS[1], stone)
+  local seq = redis.call('INCR', KEYS[4])
+  redis.call('HSET', KEYS[2], ARGV[2], seq)
+  redis.call('ZADD', KEYS[3], 'NX', ARGV[3], ARGV[2])
+else
+  redis.call('SET', KEYS[1], stone, 'EX', ARGV[6])
+end
+return 1
