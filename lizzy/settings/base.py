@@ -351,6 +351,15 @@ LIZZY_MIGRATION_CHUNK_SIZE = env.int("LIZZY_MIGRATION_CHUNK_SIZE", default=500)
 LIZZY_MIGRATION_WRITE_CONCURRENCY = env.int("LIZZY_MIGRATION_WRITE_CONCURRENCY", default=4)
 LIZZY_MIGRATION_CLEANUP_WAIT_SECONDS = env.int("LIZZY_MIGRATION_CLEANUP_WAIT_SECONDS", default=7 * 24 * 3600)
 LIZZY_MIGRATION_QUEUE = env("LIZZY_MIGRATION_QUEUE", default="migrations")
+# Change data capture (migration_app/cdc, docs/MIGRATIONS.md "Change data capture").
+LIZZY_CDC_SLOT_PREFIX = env("LIZZY_CDC_SLOT_PREFIX", default="lizzy")  # replication slot and publication names
+LIZZY_CDC_POLL_SECONDS = env.float("LIZZY_CDC_POLL_SECONDS", default=0.5)  # idle wait between two peeks
+LIZZY_CDC_BATCH_CHANGES = env.int("LIZZY_CDC_BATCH_CHANGES", default=5000)  # messages per peek (whole transactions)
+LIZZY_CDC_LEASE_SECONDS = env.float("LIZZY_CDC_LEASE_SECONDS", default=30)
+LIZZY_CDC_CUTOVER_MAX_LAG_SECONDS = env.float("LIZZY_CDC_CUTOVER_MAX_LAG_SECONDS", default=5)
+LIZZY_CDC_ALARM_LAG_SECONDS = env.float("LIZZY_CDC_ALARM_LAG_SECONDS", default=300)
+LIZZY_CDC_ALARM_LAG_BYTES = env.int("LIZZY_CDC_ALARM_LAG_BYTES", default=1024**3)
+LIZZY_CDC_ALARM_UNREAD_SECONDS = env.float("LIZZY_CDC_ALARM_UNREAD_SECONDS", default=900)  # an abandoned slot
 CELERY_TASK_ROUTES = {"migration_app.tasks.*": {"queue": LIZZY_MIGRATION_QUEUE}}
 CELERY_BEAT_SCHEDULE |= {
     "migration-catch-ups": {

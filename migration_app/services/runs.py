@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from lizzy.dynamodb import consumed_capacity
 from lizzy.errors import ApplicationError, PreconditionFailed
+from migration_app.cdc.streams import cdc_guard_run
 from migration_app.models import MigrationPlan, MigrationRun, QuarantinedRow, RunKind, RunStatus, Segment
 from migration_app.services.mapping import EntityMapping
 from migration_app.services.plans import PlanContext, plan_context
@@ -73,6 +74,7 @@ def run_create(
         since=since,
         max_bad_rows=context.plan.max_bad_rows if max_bad_rows is None else max_bad_rows,
     )
+    cdc_guard_run(run=run)  # change data capture: no catch-up, no run once the CDC worker applies
     for entity in context.entities:
         relation = context.source.relation(entity)
         cuts = [] if limit else context.source.boundaries(relation, segments=segments, since=since)
