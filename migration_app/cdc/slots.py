@@ -59,11 +59,20 @@ def publication_drop(connection: psycopg.Connection, name: str) -> None:
     connection.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(name)))
 
 
-def slot_create(connection: psycopg.Connection, name: str) -> int:
-    """Create the logical slot; returns the LSN from which it captures every committed change."""
-    row = connection.execute(
-        "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')", [name]
-    ).fetchone()
+def slot_create(connection: psycopg.Connection, name: str, *, timeout_seconds: float) -> int:
+    """Create the logical slot; returns the LSN from which it captures every committed change.
+
+    PostgreSQL finishes creating it only when every transaction in progress on the *whole server* (any
+    database) has ended: a long transaction elsewhere delays it, and one held open by the caller
+    itself would wait forever. ``timeout_seconds`` turns that wait into an error.
+    """
+    connection.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(int(timeout_seconds * 1000))))
+    try:
+        row = connection.execute(
+            "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')", [name]
+        ).fetchone()
+    finally:
+        connection.execute("RESET statement_timeout")
     return lsn_to_int(row[0])
 
 

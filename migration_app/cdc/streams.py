@@ -17,8 +17,10 @@ import logging
 import re
 import uuid
 
+import psycopg
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db import connection as django_connection
 from django.utils import timezone
 
 from lizzy.errors import PreconditionFailed
@@ -44,6 +46,14 @@ ERR_CATCH_UP = (
 ERR_RUN_WHILE_APPLYING = (
     "Plan {plan}: the CDC worker has started applying changes (stream {slot}); a run now could write rows "
     "older than what it applied. Roll the plan back to setup (drops the slot) to start over."
+)
+ERR_IN_TRANSACTION = (
+    "Plan {plan}: a replication slot is created only once every transaction on the source's server has ended; "
+    "this call is inside a database transaction, which could be one of them. Call it outside transaction.atomic."
+)
+ERR_SLOT_CREATE = (
+    "Plan {plan}: the replication slot was not created within LIZZY_CDC_SLOT_CREATE_TIMEOUT_SECONDS ({seconds:g} s): "
+    "PostgreSQL waits for every transaction in progress on the server to end (see pg_stat_activity). {problem}"
 )
 _NAME = re.compile(r"[^a-z0-9_]")
 
@@ -80,14 +90,22 @@ def cdc_stream_create(*, plan: MigrationPlan) -> CdcStream:
     existing = cdc_stream_active(plan=plan)
     if existing is not None:
         return existing
+    if django_connection.in_atomic_block:
+        raise PreconditionFailed(ERR_IN_TRANSACTION.format(plan=plan.name))
     tables = cdc_tables(plan=plan)
     slot_name, publication = _names(plan)
+    timeout = settings.LIZZY_CDC_SLOT_CREATE_TIMEOUT_SECONDS
     connection = slots.source_connect(plan.source_url)
     try:
         slots.replica_identity_full(connection, tables)
         slots.publication_create(connection, publication, tables)
         try:
-            start = slots.slot_create(connection, slot_name)
+            start = slots.slot_create(connection, slot_name, timeout_seconds=timeout)
+        except psycopg.errors.QueryCanceled as exc:
+            slots.publication_drop(connection, publication)
+            raise PreconditionFailed(
+                ERR_SLOT_CREATE.format(plan=plan.name, seconds=timeout, problem=str(exc).strip())
+            ) from exc
         except Exception:
             slots.publication_drop(connection, publication)
             raise

@@ -14,6 +14,7 @@ import pytest
 def _test_slot_names(settings) -> None:
     settings.LIZZY_CDC_SLOT_PREFIX = "lizzy_test"
     settings.LIZZY_CDC_POLL_SECONDS = 0.05
+    settings.LIZZY_CDC_SLOT_CREATE_TIMEOUT_SECONDS = 60  # other test runs' transactions on the server delay it
 
 
 def _admin_url(postgres_url: str) -> str:

@@ -23,7 +23,7 @@ def test_a_real_slot_s_messages_parse_into_transactions_in_commit_order(cdc_sour
         )
         slots.replica_identity_full(db, ["public.Mixed"])
         slots.publication_create(db, "lizzy_test_pub", ["public.Mixed"])
-        start = slots.slot_create(db, "lizzy_test_parse")
+        start = slots.slot_create(db, "lizzy_test_parse", timeout_seconds=60)
         # when rows are inserted, updated (one column, then the key), deleted and truncated
         with db.transaction():
             db.execute(
