@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install run test explore lint format bench clean browser audit django-tests screenshots
+.PHONY: install run test explore lint format bench clean browser audit django-tests screenshots soak
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ screenshots: install browser
 # The property tests with fresh random examples (make test replays the same ones every run).
 explore: install django-tests
 	HYPOTHESIS_PROFILE=explore $(PY) -m pytest $(PYTEST_ARGS)
+
+# Long-running variants (a minute of change capture under random writes), left out of `make test`.
+soak: install
+	$(PY) -m pytest -m soak $(PYTEST_ARGS)
 
 bench: install
 	$(PY) -m bench.run

@@ -7,11 +7,12 @@ import uuid
 import psycopg
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from lizzy.dynamodb import dynamodb_scan_segment
 from lizzy.observability.alarms import alarm_states
 from migration_app.cdc.streams import cdc_stream_active
-from migration_app.cdc.worker import CdcBusy, cdc_run, lease_acquire
+from migration_app.cdc.worker import CdcBusy, LeaseLost, cdc_run, lease_acquire
 from migration_app.models import CdcStatus, CdcStream, Phase
 from migration_app.services.phases import PhaseGuardFailed, phase_guard, plan_advance, plan_rollback
 from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
@@ -49,9 +50,8 @@ def _backfill(plan):
         return run_execute(run=run_create(context=context, segments=2), context=context)
 
 
-def test_random_writes_during_backfill_and_cdc_end_equal_to_the_source(cdc_db, dynamodb, cdc_source, settings):
-    settings.LIZZY_CDC_BATCH_CHANGES = 200  # many steps: batches cut between transactions
-    setup_source(cdc_source, rows=300)
+def _random_writes_then_equal(cdc_source: str, *, rows: int, cdc_seconds: float, rounds: int) -> None:
+    setup_source(cdc_source, rows=rows)
     plan, table = _cdc_plan(cdc_source)
 
     # given the slot created when the plan enters backfill, before the backfill reads anything
@@ -64,10 +64,10 @@ def test_random_writes_during_backfill_and_cdc_end_equal_to_the_source(cdc_db, d
         run = _backfill(plan)
         assert run.status == "succeeded", run.last_error
         plan_advance(plan=plan, to_phase=Phase.PARALLEL, actor="test")
-        # ... and while the CDC worker applies (two incarnations: one stops, the next resumes)
-        for _ in range(2):
+        # ... and while the CDC worker applies (incarnations: one stops, the next resumes)
+        for _ in range(rounds):
             recorder.next_incarnation()
-            cdc_run(plan=plan, max_seconds=1.5)
+            cdc_run(plan=plan, max_seconds=cdc_seconds / rounds)
         writes = writers.ops
         writers.stop()
         recorder.next_incarnation()
@@ -79,19 +79,30 @@ def test_random_writes_during_backfill_and_cdc_end_equal_to_the_source(cdc_db, d
     stream.refresh_from_db()
     assert stream.caught_up_at > stopped_at
     assert writers.ops > writes // 2 > 0
-    assert stream.changes_applied > 300, "the workload made changes during the CDC phase"
+    assert stream.changes_applied > rows, "the workload made changes during the CDC phase"
     expected = expected_items(cdc_source)
     found = _items(table)
     assert sorted(found) == sorted(expected)
     assert [key for key in expected if found[key] != expected[key]] == []
     assert any("big" in item and len(item["big"]) > 8000 for item in expected.values()), "TOASTed values were written"
-    assert recorder.out_of_order(table=table, incarnations={1, 2, 3}) == []
+    assert recorder.out_of_order(table=table, incarnations=set(range(1, rounds + 2))) == []
     assert outcome.waiting == ""
     # and the engine's own validation agrees, and the cutover guard accepts the caught-up stream
     report = plan_validate(plan=plan)
     assert report.clean, report.samples
     plan_advance(plan=plan, to_phase=Phase.VALIDATE, actor="test")
     phase_guard(plan=plan, to_phase=Phase.CUTOVER)
+
+
+def test_random_writes_during_backfill_and_cdc_end_equal_to_the_source(cdc_db, dynamodb, cdc_source, settings):
+    settings.LIZZY_CDC_BATCH_CHANGES = 200  # many steps: batches cut between transactions
+    _random_writes_then_equal(cdc_source, rows=300, cdc_seconds=3, rounds=2)
+
+
+@pytest.mark.soak
+def test_soak_a_minute_of_random_writes_ends_equal_to_the_source(cdc_db, dynamodb, cdc_source, settings):
+    settings.LIZZY_CDC_BATCH_CHANGES = 500
+    _random_writes_then_equal(cdc_source, rows=5000, cdc_seconds=60, rounds=6)
 
 
 def test_cutover_needs_cdc_caught_up_and_rollback_drops_the_slot(cdc_db, dynamodb, cdc_source, settings):
@@ -150,6 +161,18 @@ def test_a_catch_up_is_refused_on_a_cdc_plan_and_a_second_worker_cannot_take_the
         cdc_run(plan=plan, until_idle=True)
     held.release()
     cdc_run(plan=plan, until_idle=True)
+    # a worker whose lease was taken over (it stalled past its expiry) stops before its next write
+    with psycopg.connect(cdc_source, autocommit=True) as source:
+        source.execute("UPDATE stock SET qty = -1")
+
+    def taken_over(_applied):
+        CdcStream.objects.filter(pk=stream.pk).update(lease_expires_at=timezone.now())
+        lease_acquire(stream=stream, owner="usurper", seconds=60)
+
+    with pytest.raises(LeaseLost):
+        cdc_run(plan=plan, until_idle=False, on_step=taken_over)
+    assert CdcStream.objects.get(pk=stream.pk).lease_owner == "usurper"
+    CdcStream.objects.filter(pk=stream.pk).update(lease_expires_at=None, lease_owner="")
     # once the worker has applied, a new backfill could race it: refused
     with plan_context(plan=plan) as context, pytest.raises(Exception, match="started applying"):
         run_create(context=context)
