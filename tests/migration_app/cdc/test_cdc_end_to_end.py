@@ -201,3 +201,8 @@ def test_a_forgotten_slot_raises_the_alarm_and_lag_is_on_metrics(cdc_db, dynamod
     body = client.get("/metrics").content.decode()
     assert 'lizzy_cdc_unread_seconds{plan="forgotten"}' in body
     assert 'lizzy_cdc_lag_bytes{plan="forgotten"}' in body
+    # and on the plan page and the dashboard's alarms panel
+    page = client.get(f"/admin/migration_app/migrationplan/{plan.pk}/change/").content.decode()
+    assert f"slot {stream.slot_name}: applied up to" in page
+    dashboard = client.get("/admin/").content.decode()
+    assert "CDC lag of forgotten (s)" in dashboard
