@@ -291,4 +291,5 @@ def cdc_step(
         "confirmed_lsn": stream.confirmed_lsn,
         "lag_bytes": state["lag_bytes"],
         "operations": planned.operations,
+        "commit_times": [transaction.commit_time for transaction in transactions],
     }
