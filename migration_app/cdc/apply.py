@@ -49,6 +49,11 @@ ERR_UNCHANGED = (
     "table {table} sent an unchanged TOASTed column {column!r} without the old row: its REPLICA IDENTITY is not "
     "FULL (setup sets it; was it changed?)"
 )
+ERR_IDENTITY = (
+    "table {table} is captured with REPLICA IDENTITY {identity!r}, not FULL: its old rows arrive without the columns "
+    "an item key may be built from. Setup sets FULL; run ALTER TABLE {table} REPLICA IDENTITY FULL, then roll the "
+    "plan back to setup and start over (changes decoded meanwhile lack their old rows)."
+)
 ERR_COLUMNS = (
     "table {table} publishes columns {published} but the mapping reads {read}: generated columns are not "
     "published by logical decoding"
@@ -122,6 +127,8 @@ class ChangeApplier:
                 relation = relations[change.relation_oid]
                 if (relation.schema, relation.table) not in self.by_table:
                     continue
+                if relation.replica_identity != "f":
+                    raise CdcApplyError(ERR_IDENTITY.format(table=_label(relation), identity=relation.replica_identity))
                 old_index = new_index = None
                 if isinstance(change, Insert):
                     new_index = want(change.relation_oid, _merged(None, change.new, relation))

@@ -181,6 +181,13 @@ def cdc_run(
                 return types[relation.oid]
 
             applier = ChangeApplier(context=context, type_names=type_names)
+            # The slot's own position wins over the row's: a worker killed between advancing the slot and
+            # recording it left the row behind.
+            state = slots.slot_state(connection, stream.slot_name)
+            if state is None:
+                raise ApplicationError(ERR_SLOT_GONE.format(plan=plan.name, slot=stream.slot_name))
+            recorded = lsn_to_int(stream.confirmed_lsn) if stream.confirmed_lsn else 0
+            stream.confirmed_lsn = lsn_to_text(max(recorded, state["confirmed_lsn"]))
             relations: dict[int, RelationMessage] = {}
             while True:
                 lease.renew()

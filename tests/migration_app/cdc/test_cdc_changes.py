@@ -140,3 +140,15 @@ def test_the_commands_and_the_celery_task_run_the_worker(cdc_db, dynamodb, cdc_s
         db.execute("DELETE FROM parts WHERE id = 1")
     assert cdc_task.delay(stream.plan_id, max_seconds=0.5).get()["deletes"] == 1
     assert _keys(table) == ["SKU#b"]
+
+
+def test_a_table_no_longer_at_replica_identity_full_stops_the_worker(cdc_db, dynamodb, cdc_source):
+    # old rows without their non-key columns would give a wrong old item key (SKU#${sku}): refused, not guessed
+    plan, table = _ready_plan(cdc_source, "identity")
+    with psycopg.connect(cdc_source, autocommit=True) as db:
+        db.execute("ALTER TABLE parts REPLICA IDENTITY DEFAULT")
+        db.execute("UPDATE parts SET sku = 'z' WHERE id = 1")
+
+    with pytest.raises(CdcApplyError, match="REPLICA IDENTITY 'd', not FULL"):
+        cdc_run(plan=plan, until_idle=True)
+    assert _keys(table) == ["SKU#a", "SKU#b"]
