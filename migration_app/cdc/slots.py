@@ -98,7 +98,19 @@ def slot_drop(connection: psycopg.Connection, name: str) -> bool:
 
 
 def flush_lsn(connection: psycopg.Connection) -> int:
-    """The source's flushed WAL end: decoding reads only flushed WAL, so nothing before it is unseen."""
+    """The source's flushed WAL end, after flushing every commit made so far.
+
+    Decoding reads only flushed WAL. Under ``synchronous_commit = off`` a commit is acknowledged before its
+    WAL is flushed, so the flushed end can lie behind commits a client already saw. A transaction of our
+    own that writes WAL (a transactional logical message: no table needed), committed with
+    ``synchronous_commit = on``, flushes the WAL up to its commit record and so every record before it:
+    after it, every commit acknowledged before this call is below the returned position. (A transaction
+    that only takes an xid writes no WAL before its commit and is not flushed: measured on PostgreSQL 18.)
+    pgoutput sends logical messages only when asked (``messages``), so it decodes as an empty transaction.
+    """
+    with connection.transaction():
+        connection.execute("SET LOCAL synchronous_commit = on")
+        connection.execute("SELECT pg_logical_emit_message(true, 'lizzy_cdc_flush', '')")
     return lsn_to_int(connection.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()[0])
 
 

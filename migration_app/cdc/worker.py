@@ -260,13 +260,14 @@ def cdc_step(
         connection, slot=stream.slot_name, publication=stream.publication_name, upto_lsn=upto, upto_changes=limit
     )
     complete = len(messages) < limit
-    transactions = transactions_parse(messages, relations)
+    decoded = transactions_parse(messages, relations)
+    transactions = [transaction for transaction in decoded if transaction.changes]  # empty ones carry nothing
     planned = applier.operations(transactions, relations)
     puts = deletes = 0
     if planned.operations:
         puts, deletes = operations_write(planned.operations, fence=lease.fence)
     confirmed = lsn_to_int(stream.confirmed_lsn) if stream.confirmed_lsn else 0
-    target = upto if complete else (transactions[-1].end_lsn if transactions else confirmed)
+    target = upto if complete else (decoded[-1].end_lsn if decoded else confirmed)
     lease.fence()  # the slot moves only while this worker still holds the lease
     if target > confirmed:
         slots.slot_advance(connection, slot=stream.slot_name, lsn=target)

@@ -95,6 +95,7 @@ def test_a_key_built_from_a_non_key_column_and_rows_leaving_the_filter_delete_th
 
     outcome = cdc_run(plan=plan, until_idle=True)
 
+    assert outcome.waiting == ""
     assert _keys(table) == ["SKU#c", "SKU#d"]
     assert outcome.changes == 6
 
