@@ -95,6 +95,10 @@ def _random_writes_then_equal(cdc_source: str, *, rows: int, cdc_seconds: float,
     # more) vouches for the time the validation took
     cdc_run(plan=plan, until_idle=True)
     phase_guard(plan=plan, to_phase=Phase.CUTOVER)
+    # entering cutover ends change capture: the slot and the publication are dropped
+    plan_advance(plan=plan, to_phase=Phase.CUTOVER, actor="test")
+    assert slots_of(cdc_source) == []
+    assert publications_of(cdc_source) == []
 
 
 def test_random_writes_during_backfill_and_cdc_end_equal_to_the_source(cdc_db, dynamodb, cdc_source, settings):
