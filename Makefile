@@ -50,9 +50,11 @@ screenshots: install browser
 explore: install django-tests
 	HYPOTHESIS_PROFILE=explore $(PY) -m pytest $(PYTEST_ARGS)
 
-# The session store's history checker (issue 13) on many more seeds and longer schedules than `make test`.
+# Long runs left out of `make test`: the session store's history checker (issue 13) on many more seeds and longer
+# schedules, and the tests marked soak (a minute of change capture under random writes).
 soak: install
 	LIZZY_SOAK=1 $(PY) -m pytest -q -p no:cacheprovider tests/sessions_app/store/test_history_checker.py $(PYTEST_ARGS)
+	$(PY) -m pytest -m soak $(PYTEST_ARGS)
 
 bench: install
 	$(PY) -m bench.run

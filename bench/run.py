@@ -18,7 +18,7 @@ from queue import Empty
 
 from bench.common import ROOT, machine
 
-BENCHES = ["session_turn", "hot_read", "webhook", "migration", "flush", "endpoint_ceiling"]
+BENCHES = ["session_turn", "hot_read", "webhook", "migration", "flush", "endpoint_ceiling", "cdc"]
 
 
 def _child(name: str, smoke: bool, big: bool, queue) -> None:

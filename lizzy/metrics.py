@@ -97,6 +97,17 @@ CACHE_BACKEND_ERRORS = Counter(
 )
 
 
+# --- Collectors apps register: figures read at scrape time (change capture lag) ---------------------
+SCRAPE_COLLECTORS: list = []
+
+
+def register_scrape_collector(collector) -> None:
+    """Register a custom collector with this process's registry and with the multiprocess one (views)."""
+    if collector not in SCRAPE_COLLECTORS:
+        SCRAPE_COLLECTORS.append(collector)
+        REGISTRY.register(collector)
+
+
 # --- Reading values back (the ops console), through the registry rather than private ``_value`` -----
 
 

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 
 from lizzy.errors import ApplicationError
 from lizzy.scrub import secrets_scrub, url_display
+from migration_app.cdc.streams import cdc_stream_active
 from migration_app.models import (
     PHASE_ORDER,
     Backup,
@@ -232,7 +233,7 @@ class MigrationPlanAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     list_filter = ["phase"]
-    readonly_fields = ["phase", "phase_changed_at", "created_tables", "created_at", "updated_at"]
+    readonly_fields = ["phase", "phase_changed_at", "created_tables", "created_at", "updated_at", "cdc_stream"]
     # What a plan reads and writes (source URL, mapping with its SQL queries, target tables) is configuration:
     # only superusers edit it (each change is in the admin log with the fields changed), others see it with
     # the URL's password masked. docs/OPERATIONS.md, "Permission model".
@@ -244,6 +245,27 @@ class MigrationPlanAdmin(admin.ModelAdmin):
         css = {"all": ["migration_app/console.css"]}
 
     # --- columns ---------------------------------------------------------------------------------
+
+    @admin.display(description="change capture")
+    def cdc_stream(self, plan: MigrationPlan) -> str:
+        """The CDC stream's slot, position and lag (docs/MIGRATIONS.md, "Change data capture")."""
+        if not plan.cdc:
+            return "off: updated_at catch-ups"
+        stream = cdc_stream_active(plan=plan)
+        if stream is None:
+            return "on; no slot yet (created when the plan enters backfill)"
+        lag = stream.lag_seconds
+        return format_html(
+            '<span class="cdc-stream" data-lag-seconds="{}">slot {}: applied up to {}; lag {} and {} bytes of WAL; '
+            "last read {}{}</span>",
+            "" if lag is None else f"{lag:.1f}",
+            stream.slot_name,
+            stream.confirmed_lsn,
+            "never caught up" if lag is None else f"{lag:.1f} s",
+            stream.lag_bytes,
+            stream.last_read_at or "never",
+            f"; last error: {stream.last_error}" if stream.last_error else "",
+        )
 
     @admin.display(description="phase", ordering="phase")
     def phase_badge(self, plan: MigrationPlan) -> str:

@@ -32,6 +32,11 @@ class MigrationPlan(models.Model):
     max_bad_rows = models.PositiveIntegerField(
         default=0, help_text="Rows a run may quarantine (untransformable or unwritable) before it fails."
     )
+    cdc = models.BooleanField(
+        default=False,
+        help_text="Change data capture (PostgreSQL logical decoding) instead of updated_at catch-ups "
+        "(docs/MIGRATIONS.md).",
+    )
     phase = models.CharField(max_length=20, choices=Phase.choices, default=Phase.SETUP)
     phase_changed_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -245,3 +250,61 @@ class QuarantinedRow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.plan.name} {self.source_table} {self.source_key}"
+
+
+class CdcStatus(models.TextChoices):
+    ACTIVE = "active", "Active (slot on the source)"
+    DROPPED = "dropped", "Dropped"
+
+
+class CdcStream(models.Model):
+    """A plan's change capture: its replication slot and publication on the source, position, lease, lag.
+
+    One active stream per plan. The plan cannot be deleted while a stream row exists (PROTECT): deleting
+    the row without dropping the slot would leave a slot nobody reads, which keeps the source's WAL
+    forever. The lease (owner, token, expiry) lets exactly one worker apply changes; the token fences a
+    worker that lost it.
+    """
+
+    plan = models.ForeignKey(MigrationPlan, on_delete=models.PROTECT, related_name="cdc_streams")
+    status = models.CharField(max_length=10, choices=CdcStatus.choices, default=CdcStatus.ACTIVE)
+    slot_name = models.CharField(max_length=63)
+    publication_name = models.CharField(max_length=63)
+    tables = models.JSONField(default=list, help_text="Source tables published (schema.table).")
+    start_lsn = models.CharField(max_length=32, blank=True, help_text="Where the slot began capturing.")
+    confirmed_lsn = models.CharField(max_length=32, blank=True, help_text="Applied to DynamoDB up to here.")
+    caught_up_at = models.DateTimeField(
+        null=True, blank=True, help_text="Every change committed before this instant is in DynamoDB."
+    )
+    last_read_at = models.DateTimeField(null=True, blank=True, help_text="Last time a worker read the slot.")
+    last_commit_at = models.DateTimeField(null=True, blank=True, help_text="Commit time of the last change applied.")
+    applying_since = models.DateTimeField(
+        null=True, blank=True, help_text="When a worker began applying (runs are refused from then on)."
+    )
+    lag_bytes = models.BigIntegerField(default=0, help_text="WAL bytes the slot retains behind the source's end.")
+    changes_applied = models.BigIntegerField(default=0)
+    transactions_applied = models.BigIntegerField(default=0)
+    lease_owner = models.CharField(max_length=200, blank=True)
+    lease_token = models.BigIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    dropped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["plan"], condition=models.Q(status="active"), name="one_active_cdc_stream_per_plan"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan.name} CDC {self.slot_name} ({self.status})"
+
+    @property
+    def lag_seconds(self) -> float | None:
+        """Seconds since the worker last had every committed change applied (None: never caught up)."""
+        if self.caught_up_at is None:
+            return None
+        return max((timezone.now() - self.caught_up_at).total_seconds(), 0.0)

@@ -14,6 +14,7 @@ from celery import shared_task
 from django.core.cache import cache
 from django.utils import timezone
 
+from migration_app.cdc.worker import cdc_run
 from migration_app.models import MigrationPlan, Phase, RunKind, Segment
 from migration_app.services import runs as run_services
 from migration_app.services.plans import plan_context
@@ -112,10 +113,16 @@ def validation_merge_task(parts: list[dict[str, Any]], plan_id: int, mode: str =
         return validation_merge(context=context, parts=parts, mode=mode).pk
 
 
+@shared_task(acks_late=True)
+def cdc_task(plan_id: int, max_seconds: float | None = None) -> dict:
+    """The CDC worker as a Celery task (a long-running one: give it a queue of its own, docs/MIGRATIONS.md)."""
+    return cdc_run(plan=MigrationPlan.objects.get(pk=plan_id), max_seconds=max_seconds).as_dict()
+
+
 @shared_task
 def scheduled_catch_ups_task() -> list[int]:
-    """Beat: every plan in the parallel phase copies the rows changed since its last run."""
-    plans = list(MigrationPlan.objects.filter(phase=Phase.PARALLEL).values_list("pk", flat=True))
+    """Beat: every plan in the parallel phase copies the rows changed since its last run (CDC plans do not)."""
+    plans = list(MigrationPlan.objects.filter(phase=Phase.PARALLEL, cdc=False).values_list("pk", flat=True))
     for plan_id in plans:
         catch_up_task.delay(plan_id)
     return plans

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,8 +98,20 @@ def alarm_window_count(*, kind: str, now: float | None = None) -> int:
         return 0
 
 
+_ALARM_SOURCES: list[Callable[[], list[AlarmState]]] = []
+
+
+def register_alarm_source(source: Callable[[], list[AlarmState]]) -> None:
+    """Apps add alarms of their own (change capture lag: migration_app/cdc/observability.py)."""
+    if source not in _ALARM_SOURCES:
+        _ALARM_SOURCES.append(source)
+
+
 def alarm_states(*, now: float | None = None) -> list[AlarmState]:
-    return [AlarmState(rule=rule, count=alarm_window_count(kind=rule.kind, now=now)) for rule in ALARM_RULES]
+    states = [AlarmState(rule=rule, count=alarm_window_count(kind=rule.kind, now=now)) for rule in ALARM_RULES]
+    for source in _ALARM_SOURCES:
+        states += source()
+    return states
 
 
 def recent_errors() -> list[dict[str, Any]]:

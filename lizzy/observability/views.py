@@ -11,6 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
+from lizzy import metrics
 from lizzy.errors import error_body
 from lizzy.observability.health import readiness_cached
 
@@ -49,6 +50,8 @@ def metrics_registry() -> CollectorRegistry:
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        for collector in metrics.SCRAPE_COLLECTORS:
+            registry.register(collector)
         return registry
     return REGISTRY
 

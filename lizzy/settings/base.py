@@ -378,6 +378,16 @@ LIZZY_MIGRATION_UNIT_ROWS = env.int("LIZZY_MIGRATION_UNIT_ROWS", default=100_000
 LIZZY_MIGRATION_LEASE_SECONDS = env.float("LIZZY_MIGRATION_LEASE_SECONDS", default=300.0)
 LIZZY_MIGRATION_UNIT_RETRIES = env.int("LIZZY_MIGRATION_UNIT_RETRIES", default=5)
 LIZZY_MIGRATION_RETRY_BACKOFF_SECONDS = env.float("LIZZY_MIGRATION_RETRY_BACKOFF_SECONDS", default=1.0)
+# Change data capture (migration_app/cdc, docs/MIGRATIONS.md "Change data capture").
+LIZZY_CDC_SLOT_PREFIX = env("LIZZY_CDC_SLOT_PREFIX", default="lizzy")  # replication slot and publication names
+LIZZY_CDC_POLL_SECONDS = env.float("LIZZY_CDC_POLL_SECONDS", default=0.5)  # idle wait between two peeks
+LIZZY_CDC_BATCH_CHANGES = env.int("LIZZY_CDC_BATCH_CHANGES", default=5000)  # messages per peek (whole transactions)
+LIZZY_CDC_LEASE_SECONDS = env.float("LIZZY_CDC_LEASE_SECONDS", default=30)
+LIZZY_CDC_SLOT_CREATE_TIMEOUT_SECONDS = env.float("LIZZY_CDC_SLOT_CREATE_TIMEOUT_SECONDS", default=300)
+LIZZY_CDC_CUTOVER_MAX_LAG_SECONDS = env.float("LIZZY_CDC_CUTOVER_MAX_LAG_SECONDS", default=5)
+LIZZY_CDC_ALARM_LAG_SECONDS = env.float("LIZZY_CDC_ALARM_LAG_SECONDS", default=300)
+LIZZY_CDC_ALARM_LAG_BYTES = env.int("LIZZY_CDC_ALARM_LAG_BYTES", default=1024**3)
+LIZZY_CDC_ALARM_UNREAD_SECONDS = env.float("LIZZY_CDC_ALARM_UNREAD_SECONDS", default=900)  # an abandoned slot
 CELERY_TASK_ROUTES = {"migration_app.tasks.*": {"queue": LIZZY_MIGRATION_QUEUE}}
 CELERY_BEAT_SCHEDULE |= {
     "migration-catch-ups": {

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from lizzy.dynamodb import dynamodb_describe_table
 from lizzy.errors import PreconditionFailed, ValidationFailed
+from migration_app.cdc.hooks import cdc_after_rollback, cdc_before_advance, cdc_cutover_guard
 from migration_app.models import PHASE_ORDER, MigrationPlan, Phase, PhaseTransition, RunStatus, ValidationMode
 from migration_app.services.backups import backup_restore, backup_table
 
@@ -83,6 +84,7 @@ def phase_guard(*, plan: MigrationPlan, to_phase: str, now: dt.datetime | None =
             raise PhaseGuardFailed(ERR_CUTOVER_NO_VALIDATION.format(at=last_end or "never"))
         if not report.clean:
             raise PhaseGuardFailed(ERR_CUTOVER_DIRTY.format(summary=report.summary()))
+        cdc_cutover_guard(plan=plan, error=PhaseGuardFailed)
     if to_phase == Phase.CLEANUP:
         wait = dt.timedelta(seconds=settings.LIZZY_MIGRATION_CLEANUP_WAIT_SECONDS)
         cutover = plan.transitions.filter(to_phase=Phase.CUTOVER, rollback=False).order_by("-created_at").first()
@@ -94,6 +96,7 @@ def phase_guard(*, plan: MigrationPlan, to_phase: str, now: dt.datetime | None =
 def plan_advance(*, plan: MigrationPlan, to_phase: str, actor: Any = None, reason: str = "") -> PhaseTransition:
     """Move a plan one phase forward: guards, then a backup of every existing target table."""
     phase_guard(plan=plan, to_phase=to_phase)
+    cdc_before_advance(plan=plan, to_phase=to_phase)
     backups = [
         backup_table(table=table, plan=plan, reason=f"before {to_phase}")
         for table in plan.target_tables
@@ -138,5 +141,6 @@ def plan_rollback(*, plan: MigrationPlan, actor: Any, reason: str) -> PhaseTrans
         transition.backups.set(last.backups.all())
         plan.phase, plan.phase_changed_at = last.from_phase, transition.created_at
         plan.save(update_fields=["phase", "phase_changed_at", "updated_at"])
+    cdc_after_rollback(plan=plan, reason=reason)
     transition.restored = restored
     return transition

@@ -87,13 +87,17 @@ def plan_check(*, mapping: dict[str, Any], source_url: str, probe_values: bool =
     return entities
 
 
-def plan_save(*, name: str, source_url: str, mapping: dict[str, Any], max_bad_rows: int | None = None) -> MigrationPlan:
+def plan_save(
+    *, name: str, source_url: str, mapping: dict[str, Any], max_bad_rows: int | None = None, cdc: bool | None = None
+) -> MigrationPlan:
     """Create or update a plan; the mapping is checked against the source first."""
     entities = plan_check(mapping=mapping, source_url=source_url)
     targets = list(dict.fromkeys(entity.target_table for entity in entities))
     defaults: dict[str, Any] = {"source_url": source_url, "mapping": mapping, "target_tables": targets}
     if max_bad_rows is not None:
         defaults["max_bad_rows"] = max_bad_rows
+    if cdc is not None:
+        defaults["cdc"] = cdc
     plan, _created = MigrationPlan.objects.update_or_create(name=name, defaults=defaults)
     return plan
 

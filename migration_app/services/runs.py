@@ -43,6 +43,7 @@ from django.utils import timezone
 
 from lizzy.dynamodb import BatchWriteIncomplete, DynamoDBThrottled, DynamoDBUnavailable, consumed_capacity
 from lizzy.errors import ApplicationError, PreconditionFailed
+from migration_app.cdc.streams import cdc_guard_run
 from migration_app.models import MigrationPlan, MigrationRun, QuarantinedRow, RunKind, RunStatus, Segment
 from migration_app.services.mapping import EntityMapping
 from migration_app.services.plans import PlanContext, plan_context
@@ -159,6 +160,9 @@ def run_create(
                 rows_expected=min(expected, limit) if limit else expected,
                 open_ended=not limit,  # --limit: one unit of at most N rows, never cut
             )
+    # change data capture: no catch-up, no run once the CDC worker applies. After the commit, so that of a
+    # worker and a run starting at once at least one sees the other (cdc_guard_run deletes a refused run).
+    cdc_guard_run(run=run)
     return run
 
 

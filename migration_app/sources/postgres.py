@@ -30,11 +30,13 @@ from migration_app.services.types import Unreadable
 from migration_app.sources.base import (
     ERR_SOURCE,
     ERR_TIMEOUT,
+    KEY,
     RECONNECT_ATTEMPTS,
     ROWID,
     Relation,
     SourceError,
     SqlSource,
+    encode_key,
 )
 
 logger = logging.getLogger(__name__)
@@ -179,6 +181,48 @@ class PostgresSource(SqlSource):
 
     def as_text(self, column: str) -> str:
         return f"{column}::text"
+
+    def rows_from_text(
+        self, relation: Relation, *, columns: list[tuple[str, str]], tuples: list[list[str | None]]
+    ) -> list[tuple[dict[str, Any], bool]]:
+        """Rows given in the server's text output (logical decoding) → rows exactly as ``pages`` reads them.
+
+        The values go back through the server: ``VALUES ($1::numeric(38,0), ...)`` with the relation's
+        select list (its casts) and filters, so the driver types them as it types a backfill page. Each
+        row comes with whether it passes the relation's DMS filters. ``columns`` are (name, SQL type).
+        """
+        if not tuples:
+            return []
+        names = [name for name, _type in columns]
+        per_row = "(" + ", ".join(f"%s::{type_name}" for _name, type_name in columns) + ", %s::int)"
+        clauses, filter_params = self._filters_sql(relation)
+        match = " AND ".join(clauses) if clauses else "TRUE"
+        quoted = ", ".join([*(self.quote(name) for name in names), "__lizzy_ord"])
+        inner = f"SELECT {self._columns_sql(relation)}, __lizzy_ord FROM (VALUES {{values}}) AS src({quoted})"  # noqa: S608
+        limit = max(1, 30000 // (len(columns) + 1))  # PostgreSQL binds at most 65,535 parameters per query
+        out: list[tuple[dict[str, Any], bool]] = []
+        for start in range(0, len(tuples), limit):
+            chunk = tuples[start : start + limit]
+            values = ", ".join(per_row for _ in chunk)
+            params: list[Any] = list(filter_params)
+            for position, values_of_row in enumerate(chunk):
+                params += [*values_of_row, position]
+            sql = f"SELECT *, ({match}) AS __lizzy_match FROM ({inner.format(values=values)}) AS page"  # noqa: S608
+            rows = sorted(self._fetch(sql, params), key=lambda row: row["__lizzy_ord"])
+            for row in rows:
+                matched = bool(row.pop("__lizzy_match"))
+                row.pop("__lizzy_ord")
+                out.append((row, matched))
+        declared = {
+            **self.column_types(schema=relation.schema, table=relation.table, query=relation.query),
+            **dict(relation.types),
+        }
+        converted = []
+        for row, matched in out:
+            result = self._convert(row, declared)
+            result[KEY] = encode_key([row[column] for column in relation.key])
+            converted.append((result, matched))
+        return converted
 
     def unexact_condition(self, column: str, declared: str) -> str | None:
         """More than 38 significant digits, NaN/Infinity, or out of DynamoDB's range."""

@@ -52,6 +52,12 @@ class Command(BaseCommand):
             default=None,
             help="Rows that may be quarantined before the run fails (default: the plan's setting, 0).",
         )
+        parser.add_argument(
+            "--cdc",
+            action="store_true",
+            help="Change data capture (PostgreSQL sources): a replication slot from backfill on, applied by "
+            "migration_cdc, instead of updated_at catch-ups. docs/MIGRATIONS.md.",
+        )
         parser.add_argument("--async", dest="run_async", action="store_true", help="Dispatch segments to Celery.")
         parser.add_argument("--quick", action="store_true", help="Validate keys only (no value comparison).")
         parser.add_argument("--json", action="store_true", help="End with one JSON line instead of text.")
@@ -175,7 +181,11 @@ class Command(BaseCommand):
                 summary["dry_run"] = True
             return summary
         plan = plan_services.plan_save(
-            name=name, source_url=options["source"], mapping=mapping, max_bad_rows=options["max_bad_rows"]
+            name=name,
+            source_url=options["source"],
+            mapping=mapping,
+            max_bad_rows=options["max_bad_rows"],
+            cdc=True if options["cdc"] else None,
         )
         with plan_services.plan_context(plan=plan) as context:
             plan_services.plan_setup_tables(context=context)

@@ -1,0 +1,68 @@
+"""Fixtures of the change-capture tests: a PostgreSQL source database of their own, slots dropped after."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _test_slot_names(settings) -> None:
+    settings.LIZZY_CDC_SLOT_PREFIX = "lizzy_test"
+    settings.LIZZY_CDC_POLL_SECONDS = 0.05
+    settings.LIZZY_CDC_SLOT_CREATE_TIMEOUT_SECONDS = 60  # other test runs' transactions on the server delay it
+
+
+def _admin_url(postgres_url: str) -> str:
+    return (postgres_url.rsplit("/", 1)[0] + "/postgres").replace("postgres://", "postgresql://", 1)
+
+
+def drop_slots_of(admin: psycopg.Connection, database: str) -> None:
+    """Every replication slot of ``database`` (a leftover slot keeps the server's WAL forever)."""
+    for _ in range(50):
+        rows = admin.execute(
+            "SELECT slot_name, active_pid FROM pg_replication_slots WHERE database = %s", [database]
+        ).fetchall()
+        if not rows:
+            return
+        for slot, pid in rows:
+            if pid:
+                admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+            with contextlib.suppress(psycopg.Error):
+                admin.execute("SELECT pg_drop_replication_slot(%s)", [slot])
+
+
+@pytest.fixture
+def cdc_source(postgres_url: str) -> Iterator[str]:
+    """A fresh database ``lizzy_h15_cdc_<random>``; its slots and the database are dropped afterwards."""
+    name = f"lizzy_h15_cdc_{uuid.uuid4().hex[:8]}"
+    admin_url = _admin_url(postgres_url)
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        level = admin.execute("SHOW wal_level").fetchone()[0]
+        if level != "logical":
+            pytest.skip(f"PostgreSQL runs with wal_level={level}; change data capture needs logical")
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            drop_slots_of(admin, name)
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def slots_of(source_url: str) -> list[str]:
+    database = source_url.rsplit("/", 1)[1]
+    with psycopg.connect(source_url, autocommit=True) as connection:
+        rows = connection.execute(
+            "SELECT slot_name FROM pg_replication_slots WHERE database = %s ORDER BY 1", [database]
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def publications_of(source_url: str) -> list[str]:
+    with psycopg.connect(source_url, autocommit=True) as connection:
+        return [row[0] for row in connection.execute("SELECT pubname FROM pg_publication ORDER BY 1").fetchall()]
