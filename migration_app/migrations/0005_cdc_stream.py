@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('migration_app', '0003_fidelity_quarantine'),
+        ('migration_app', '0004_units_leases_retries'),
     ]
 
     operations = [
