@@ -234,10 +234,11 @@ class MigrationPlanAdmin(admin.ModelAdmin):
     ]
     list_filter = ["phase"]
     readonly_fields = ["phase", "phase_changed_at", "created_tables", "created_at", "updated_at", "cdc_stream"]
-    # What a plan reads and writes (source URL, mapping with its SQL queries, target tables) is configuration:
+    # What a plan reads and writes (source URL, mapping with its SQL queries, target tables, whether changes are
+    # captured from the source's log) is configuration:
     # only superusers edit it (each change is in the admin log with the fields changed), others see it with
     # the URL's password masked. docs/OPERATIONS.md, "Permission model".
-    CONFIGURATION_FIELDS = ("name", "source_url", "mapping", "target_tables")
+    CONFIGURATION_FIELDS = ("name", "source_url", "mapping", "target_tables", "cdc")
     actions = ["advance_phase", "rollback_phase", "validate_now", "catch_up_now", "backup_now"]
     change_form_template = "admin/migration_app/migrationplan/change_form.html"
 
@@ -332,7 +333,7 @@ class MigrationPlanAdmin(admin.ModelAdmin):
         fields = list(super().get_readonly_fields(request, obj))
         if request.user.is_superuser:
             return fields if obj is None else ["mapping_display", *fields]
-        return ["name", "source_display", "mapping_display", "target_tables", *fields]
+        return ["name", "source_display", "mapping_display", "target_tables", "cdc", *fields]
 
     def save_model(self, request: HttpRequest, obj: MigrationPlan, form: Any, change: bool) -> None:
         if not request.user.is_superuser and set(form.changed_data) & set(self.CONFIGURATION_FIELDS):
