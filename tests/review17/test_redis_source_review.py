@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 
 import pytest
 import redis as redis_py
@@ -81,3 +82,20 @@ def test_a_key_that_is_not_utf8_is_copied_or_quarantined_never_a_crash(
     with contextlib.suppress(CommandError):
         call_command("migrate_to_dynamodb", "--mapping", generic_mapping, "--source", redis_url, "--max-bad-rows", "1")
     assert {item["SK"] for item in dynamodb_scan_segment(table="RedisProjects")} >= {"ok"}
+
+
+def test_keys_expiring_at_one_whole_second_all_carry_that_second(redis_db, redis_url):
+    # given 200 keys that all expire at the same whole second (EXPIREAT), big enough that reading a page takes
+    # a while on the server
+    at = int(time.time()) + 3600
+    pipe = redis_db.pipeline()
+    for index in range(200):
+        pipe.rpush(f"big:{index}", *[f"element-{element}" for element in range(5000)])
+        pipe.expireat(f"big:{index}", at)
+    pipe.execute()
+    # when they are read in one page
+    rows = all_rows(source_open(url=redis_url), "big:*", page_size=1000)
+    # then each row's expires_at is that second ("its remaining TTL, rounded up"); at review time some are one
+    # second later: each key's PTTL is taken when the script reads it, the clock (TIME) only after the last key
+    assert len(rows) == 200
+    assert sorted({row["expires_at"] - at for row in rows}) == [0]
