@@ -1,0 +1,48 @@
+"""Issue 17 review: the DynamoDB cache backend (moto in-process unless said otherwise)."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+
+import pytest
+from django.core.cache import CacheKeyWarning
+from django.core.cache.backends.locmem import LocMemCache
+
+from lizzy.cache_backend import cache_pk
+from tests.lizzy.cache.helpers import make_cache
+
+
+@pytest.fixture
+def cache(dynamodb):
+    return make_cache(TIMEOUT=300, OPTIONS={"ALIAS": "review17"})
+
+
+def quiet(call, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CacheKeyWarning)
+        return call(*args, **kwargs)
+
+
+LONE_SURROGATE_KEY = "name-\udcff"  # a str Python accepts (os.fsdecode of a non-UTF-8 file name gives these)
+
+
+def test_a_key_with_a_lone_surrogate_is_a_miss_not_an_exception(cache):
+    # Django's other backends take any str key (locmem stores it); seed 003: errors never break a request
+    LocMemCache("review17", {}).get(LONE_SURROGATE_KEY)
+    assert quiet(cache.get, LONE_SURROGATE_KEY, "default") == "default"
+
+
+def test_set_many_reports_every_key_it_did_not_store(cache):
+    # given a long key (hashed into the partition key) and a plain key that spells that very partition key
+    long_key = "x" * 2100
+    full_long = cache.make_key(long_key)
+    hashed_pk = cache_pk(full_long)
+    plain_key = hashed_pk.removeprefix("CACHE#").removeprefix(cache.make_key(""))
+    assert cache_pk(cache.make_key(plain_key)) == hashed_pk
+    assert hashed_pk.endswith(hashlib.sha256(full_long.encode()).hexdigest())
+    # when both are set in one call
+    failed = quiet(cache.set_many, {long_key: "long", plain_key: "plain"})
+    # then a key set_many did not store is in its answer (Django: "a list of keys that failed insertion")
+    stored = {key for key in (long_key, plain_key) if quiet(cache.get, key) is not None}
+    assert set(failed) == {long_key, plain_key} - stored
