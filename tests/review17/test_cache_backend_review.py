@@ -46,3 +46,20 @@ def test_set_many_reports_every_key_it_did_not_store(cache):
     # then a key set_many did not store is in its answer (Django: "a list of keys that failed insertion")
     stored = {key for key in (long_key, plain_key) if quiet(cache.get, key) is not None}
     assert set(failed) == {long_key, plain_key} - stored
+
+
+def test_get_many_answers_for_every_key_it_was_given(cache):
+    # Django's BaseCache.get_many (which locmem, the database cache and file cache use) answers each key given:
+    # keys 1 and "1" are both the full key ":1:1"
+    locmem = LocMemCache("review17-get-many", {})
+    locmem.set(1, "v")
+    assert locmem.get_many([1, "1"]) == {1: "v", "1": "v"}
+    cache.set(1, "v")
+    assert cache.get_many([1, "1"]) == {1: "v", "1": "v"}
+
+
+def test_a_hugely_negative_timeout_is_do_not_store_like_any_negative_one(cache):
+    # docs/CACHE.md, Timeouts: "0 or less for 'do not store'"; 10**400 is clamped, -10**400 raises ValueError
+    cache.set("k", "old")
+    cache.set("k", "new", timeout=-(10**400))
+    assert cache.get("k") is None
