@@ -15,9 +15,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from lizzy.dynamodb import dynamodb_scan_segment
+from lizzy.tables import table_name
 from migration_app.models import QuarantinedRow
 from migration_app.sources import source_open
-from tests.migration_app.test_redis_source import GENERIC_MAPPING, all_rows
+from tests.migration_app.test_redis_source import GENERIC_MAPPING, PLAN, all_rows
 
 
 @pytest.fixture
@@ -99,3 +100,41 @@ def test_keys_expiring_at_one_whole_second_all_carry_that_second(redis_db, redis
     # second later: each key's PTTL is taken when the script reads it, the clock (TIME) only after the last key
     assert len(rows) == 200
     assert sorted({row["expires_at"] - at for row in rows}) == [0]
+
+
+def test_one_value_django_redis_cannot_read_is_quarantined_not_the_whole_run_aborted(
+    transactional_db, dynamodb, redis_db, redis_url
+):
+    # given a django-redis JSON cache with 30 good entries and one that is not JSON (written by another tool)
+    redis_db.mset({f":1:entry-{index}": json.dumps({"n": index}) for index in range(30)})
+    redis_db.set(":1:foreign", b"\x80\x04not json")
+    # when the shipped plan runs with one bad row allowed (--max-bad-rows: "Rows that may be quarantined
+    # before the run fails")
+    with contextlib.suppress(CommandError):
+        call_command(
+            "migrate_to_dynamodb",
+            "--mapping",
+            str(PLAN),
+            "--source",
+            f"{redis_url}?values=django-redis",
+            "--max-bad-rows",
+            "1",
+        )
+    # then the 30 good entries are copied and the foreign one quarantined; at review time the run fails with
+    # "Cannot read the source database" and 0 items written, on every retry (the same page every time)
+    assert len(list(dynamodb_scan_segment(table=table_name("LizzyCache")))) == 30
+    assert QuarantinedRow.objects.count() == 1
+
+
+def test_resuming_from_the_checkpoint_of_the_last_page_reads_nothing_again(redis_db, redis_url):
+    # given a full pass over 50 keys, page by page: the engine checkpoints each page's KEY (the next cursor)
+    redis_db.mset({f"proj:1:k{index}": "v" for index in range(50)})
+    source = source_open(url=redis_url)
+    rows = all_rows(source, "proj:*:*", page_size=10)
+    checkpoint = source.key_of(rows[-1], None)
+    # when a run resumes from the last page's checkpoint (killed or paused after its last page was written,
+    # before the segment was marked done)
+    again = all_rows(source, "proj:*:*", page_size=10, after=checkpoint)
+    # then nothing is read again; at review time the last checkpoint is ["0"], which is also SCAN's start,
+    # so the "resume" copies every key again
+    assert again == []
