@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+from decimal import Decimal
 
 import pytest
 from django.core.cache import CacheKeyWarning
 from django.core.cache.backends.locmem import LocMemCache
 
 from lizzy.cache_backend import cache_pk
-from tests.lizzy.cache.helpers import make_cache
+from tests.lizzy.cache.helpers import errors, make_cache, put_raw
 
 
 @pytest.fixture
@@ -63,3 +64,22 @@ def test_a_hugely_negative_timeout_is_do_not_store_like_any_negative_one(cache):
     cache.set("k", "old")
     cache.set("k", "new", timeout=-(10**400))
     assert cache.get("k") is None
+
+
+@pytest.mark.parametrize(
+    "forged_data",
+    [
+        Decimal("1.5"),  # a Number attribute: bytes(Decimal) raises TypeError
+        2**62,  # a Number attribute: bytes(2**62) tries to allocate 4 EiB of zeros before any HMAC (MemoryError)
+    ],
+    ids=["decimal", "huge-int"],
+)
+def test_a_forged_item_whose_data_is_a_number_is_a_miss_never_an_exception(cache, forged_data):
+    # given someone who can write the table (the threat the signature is for) puts a Number in `data`
+    full_key = cache.make_key("k")
+    put_raw(cache, {"PK": cache_pk(full_key), "SK": "DATA", "data": forged_data, "fmt": "pickle", "sig": b"\0" * 32})
+    before = errors(cache, "get", "bad_signature") + errors(cache, "get", "unsigned")
+    # then get is a miss counted as a rejected value (codec.py: "a value that fails any step is a miss with a
+    # reason, never an exception"); at review time verify_value calls bytes(data) first and the error escapes
+    assert cache.get("k", "default") == "default"
+    assert errors(cache, "get", "bad_signature") + errors(cache, "get", "unsigned") == before + 1
