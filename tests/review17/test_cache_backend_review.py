@@ -11,7 +11,7 @@ from django.core.cache import CacheKeyWarning
 from django.core.cache.backends.locmem import LocMemCache
 
 from lizzy.cache_backend import cache_pk
-from tests.lizzy.cache.helpers import errors, make_cache, put_raw
+from tests.lizzy.cache.helpers import errors, make_cache, put_raw, raw_item
 
 
 @pytest.fixture
@@ -83,3 +83,13 @@ def test_a_forged_item_whose_data_is_a_number_is_a_miss_never_an_exception(cache
     # reason, never an exception"); at review time verify_value calls bytes(data) first and the error escapes
     assert cache.get("k", "default") == "default"
     assert errors(cache, "get", "bad_signature") + errors(cache, "get", "unsigned") == before + 1
+
+
+def test_an_item_whose_ttl_is_not_a_number_is_a_miss_never_an_exception(cache):
+    # given a genuine value whose (unsigned, docs/CACHE.md) ttl attribute someone rewrote as a String
+    cache.set("k", "v")
+    item = raw_item(cache, "k")
+    put_raw(cache, {**item, "ttl": "forever"})
+    # then get answers (a miss or the value), has_key too; at review time `ttl > clock()` raises TypeError
+    assert cache.get("k", "default") in ("v", "default")
+    assert cache.has_key("k") in (True, False)
