@@ -11,6 +11,7 @@ from django.core.cache import CacheKeyWarning
 from django.core.cache.backends.locmem import LocMemCache
 
 from lizzy.cache_backend import cache_pk
+from lizzy.cache_entries import cache_entries_page
 from tests.lizzy.cache.helpers import errors, make_cache, put_raw, raw_item
 
 
@@ -93,3 +94,13 @@ def test_an_item_whose_ttl_is_not_a_number_is_a_miss_never_an_exception(cache):
     # then get answers (a miss or the value), has_key too; at review time `ttl > clock()` raises TypeError
     assert cache.get("k", "default") in ("v", "default")
     assert cache.has_key("k") in (True, False)
+
+
+def test_the_cached_entries_page_lists_an_item_whose_ttl_is_not_a_number(cache):
+    # given the same rewritten ttl as above next to a genuine entry
+    cache.set("ok", "v")
+    cache.set("k", "v")
+    put_raw(cache, {**raw_item(cache, "k"), "ttl": "forever"})
+    # then the ops console's Cached entries page still lists both; at review time int("forever") raises
+    entries, _cursor = cache_entries_page()
+    assert {entry.key for entry in entries} == {":1:ok", ":1:k"}
