@@ -37,6 +37,7 @@ from migration_app.services.canonical import canonical_text, item_hash, item_to_
 from migration_app.services.mapping import EntityMapping, RowError
 from migration_app.services.plans import PlanContext, plan_context
 from migration_app.services.types import type_family
+from migration_app.sources.base import ROW_ERROR
 
 SAMPLE_SIZE = 10
 SCAN_SEGMENTS = 4
@@ -232,6 +233,8 @@ def _validate(context: PlanContext, *, mode: str, sample_size: int, total_segmen
         for rows in context.source.pages(relation, after=None, upper=None, page_size=1000):
             for row in rows:
                 try:
+                    if row.get(ROW_ERROR):
+                        raise RowError(row[ROW_ERROR])  # the source could not read it: quarantined, not copied
                     expected = entity.transform(row)
                 except RowError as exc:
                     report.missing += 1  # a row the mapping cannot turn into an item is not in the target
