@@ -56,6 +56,7 @@ from lizzy.cache_backend.items import (
     is_hashed,
 )
 from lizzy.cache_backend.serializers import serializer_from_options
+from lizzy.cache_backend.serializers.pickle import CanonicalPickleSerializer, PickleSerializer
 from lizzy.dynamodb import (
     ITEM_MAX_BYTES,
     ConditionFailed,
@@ -117,8 +118,13 @@ def cache_namespace(*, key_func: Any = default_key_func, key_prefix: str = "") -
 
 def cache_item_attributes(*, full_key: str, value: Any, serializer_name: str = "pickle") -> dict[str, Any]:
     """``data``, ``fmt`` and ``sig`` as a cache with this serializer writes ``value`` under ``full_key``
-    (the Redis migration plan re-serializes with it, so a migrated entry reads back like a set one)."""
+    (the Redis migration plan re-serializes with it, so a migrated entry reads back like a set one).
+
+    Pickle is canonical here (sets pickled with their members sorted): the copy and its validation run in
+    different processes, and a set pickled in hash order would differ, bytes and signature, between them."""
     serializer = serializer_from_options({"SERIALIZER": serializer_name})
+    if type(serializer) is PickleSerializer:
+        serializer = CanonicalPickleSerializer({})
     return encode_value(full_key=full_key, value=value, serializer=serializer, compress_min_bytes=COMPRESS_MIN_BYTES)
 
 
