@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
 
 from lizzy.cache_backend import CACHE_TABLE, PK_PREFIX, SK_DATA, cache_pk
 from lizzy.cache_backend.items import full_key_of
@@ -48,6 +50,16 @@ def _display(key: str) -> str:
     return redact(key)
 
 
+def _ttl_seconds(ttl: Any, now: float) -> int | None:
+    """Seconds left; None: never expires. A ttl that is not a number (the attribute is unsigned, someone
+    rewrote it) is shown as expired: the cache never serves such an item and DynamoDB's TTL never deletes it."""
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float, Decimal)):
+        return 0
+    return int(int(ttl) - now)
+
+
 def cache_entries_page(
     *, prefix: str = "", cursor: str | None = None, limit: int = 50
 ) -> tuple[list[CacheEntry], str | None]:
@@ -73,7 +85,7 @@ def cache_entries_page(
                 CacheEntry(
                     key=key,
                     display_key=_display(key),
-                    ttl_seconds=None if ttl is None else int(int(ttl) - now),
+                    ttl_seconds=_ttl_seconds(ttl, now),
                     size_bytes=item_size(item),
                     last_write=item.get("createdAt"),
                 )

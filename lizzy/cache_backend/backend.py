@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 
-from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, default_key_func
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, InvalidCacheKey, default_key_func
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
@@ -54,6 +56,7 @@ from lizzy.cache_backend.items import (
     is_hashed,
 )
 from lizzy.cache_backend.serializers import serializer_from_options
+from lizzy.cache_backend.serializers.pickle import CanonicalPickleSerializer, PickleSerializer
 from lizzy.dynamodb import (
     ITEM_MAX_BYTES,
     ConditionFailed,
@@ -74,7 +77,10 @@ from lizzy.tables import table_name
 logger = logging.getLogger(__name__)
 
 MAX_TIMEOUT_SECONDS = 100 * 365 * 24 * 3600  # longer timeouts (inf included) are clamped to a century
-INCR_ATTEMPTS = 5  # optimistic retries of a contended incr before giving up (logged as an error)
+# Optimistic retries of a contended incr: every lost compare-and-set means another writer's step landed, so
+# the loop always makes progress; the bound only stops a runaway (logged as an error), never ordinary contention.
+INCR_ATTEMPTS = 10_000
+INCR_BACKOFF_MAX_SECONDS = 0.05  # full jitter, doubling from 1 ms
 OPTIONS = frozenset({"ALIAS", "SERIALIZER", "PICKLE_PROTOCOL", "COMPRESS_MIN_BYTES", "CONSISTENT_READ"})
 CULLING_OPTIONS = ("MAX_ENTRIES", "CULL_FREQUENCY")
 LOG_DETAIL_CHARS = 200
@@ -92,6 +98,7 @@ ERR_UNWRITABLE = "Key '{key}' could not be updated in the cache."
 ERR_CONTENDED = "Key '{key}' changed {attempts} times during incr; try again."
 ERR_ADD_FAILED = "Key '{key}' could not be added to the cache ({reason}); whether it exists is unknown."
 ERR_TIMEOUT = "Cache timeout {timeout!r} is not a number of seconds or None."
+ERR_KEY_ENCODING = "Cache key {key!r} cannot be stored: it is not valid UTF-8 text (a lone surrogate)."
 
 
 class CacheWriteFailed(ApplicationError):
@@ -111,8 +118,13 @@ def cache_namespace(*, key_func: Any = default_key_func, key_prefix: str = "") -
 
 def cache_item_attributes(*, full_key: str, value: Any, serializer_name: str = "pickle") -> dict[str, Any]:
     """``data``, ``fmt`` and ``sig`` as a cache with this serializer writes ``value`` under ``full_key``
-    (the Redis migration plan re-serializes with it, so a migrated entry reads back like a set one)."""
+    (the Redis migration plan re-serializes with it, so a migrated entry reads back like a set one).
+
+    Pickle is canonical here (sets pickled with their members sorted): the copy and its validation run in
+    different processes, and a set pickled in hash order would differ, bytes and signature, between them."""
     serializer = serializer_from_options({"SERIALIZER": serializer_name})
+    if type(serializer) is PickleSerializer:
+        serializer = CanonicalPickleSerializer({})
     return encode_value(full_key=full_key, value=value, serializer=serializer, compress_min_bytes=COMPRESS_MIN_BYTES)
 
 
@@ -157,7 +169,14 @@ class DynamoDBCache(BaseCache):
     # --- helpers ----------------------------------------------------------------------------------
 
     def _full_key(self, key: Any, version: int | None) -> str:
-        return self.make_and_validate_key(key, version=version)
+        """The full key; ``InvalidCacheKey`` (a ValueError) for one DynamoDB cannot hold (a lone surrogate
+        has no UTF-8 form): reads answer a miss for it, writes refuse it."""
+        full_key = self.make_and_validate_key(key, version=version)
+        try:
+            full_key.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidCacheKey(ERR_KEY_ENCODING.format(key=full_key[:LOG_DETAIL_CHARS])) from None
+        return full_key
 
     @staticmethod
     def _key(full_key: str) -> dict[str, str]:
@@ -173,6 +192,8 @@ class DynamoDBCache(BaseCache):
             timeout = self.default_timeout
         if timeout is None:
             return None
+        if isinstance(timeout, int) and timeout <= 0:
+            return 0  # an int below float's range (-10**400) would overflow float()
         if isinstance(timeout, int) and timeout > MAX_TIMEOUT_SECONDS:
             timeout = MAX_TIMEOUT_SECONDS  # an int past float's range (10**400) would overflow float()
         try:
@@ -188,7 +209,15 @@ class DynamoDBCache(BaseCache):
         return max(math.ceil(now + min(seconds, MAX_TIMEOUT_SECONDS)), math.floor(now) + 1)
 
     def _live(self, item: dict[str, Any] | None) -> bool:
-        return item is not None and (item.get(TTL_ATTR) is None or item[TTL_ATTR] > self.clock())
+        """Present and not expired; a ``ttl`` that is not a number (the attribute is unsigned) is expired."""
+        if item is None:
+            return False
+        ttl = item.get(TTL_ATTR)
+        if ttl is None:
+            return True
+        if isinstance(ttl, bool) or not isinstance(ttl, (int, float, Decimal)):
+            return False
+        return ttl > self.clock()
 
     def _item(self, full_key: str, value: Any, expiry: int | None) -> dict[str, Any]:
         """The item for ``value``; raises what the serializer raises."""
@@ -267,7 +296,12 @@ class DynamoDBCache(BaseCache):
     # --- Django's cache API -----------------------------------------------------------------------
 
     def get(self, key: Any, default: Any = None, version: int | None = None) -> Any:
-        full_key = self._full_key(key, version)
+        try:
+            full_key = self._full_key(key, version)
+        except InvalidCacheKey as exc:
+            self._failed("get", "invalid_key", exc)
+            self._count(False)
+            return default
         try:
             item = self._read(full_key)
         except ApplicationError as exc:
@@ -392,7 +426,11 @@ class DynamoDBCache(BaseCache):
         return self._authentic(full_key, old)
 
     def has_key(self, key: Any, version: int | None = None) -> bool:
-        full_key = self._full_key(key, version)
+        try:
+            full_key = self._full_key(key, version)
+        except InvalidCacheKey as exc:
+            self._failed("has_key", "invalid_key", exc)
+            return False
         try:
             return self._valid(full_key, self._read(full_key))
         except ApplicationError as exc:
@@ -400,10 +438,18 @@ class DynamoDBCache(BaseCache):
             return False
 
     def get_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
-        by_pk: dict[str, tuple[Any, str]] = {}
+        # Every key given is answered, two keys with one full key (1 and "1") included, as BaseCache does.
+        by_pk: dict[str, list[tuple[Any, str]]] = {}
+        asked: list[Any] = []
         for key in keys:
-            full_key = self._full_key(key, version)
-            by_pk[cache_pk(full_key)] = (key, full_key)
+            try:
+                full_key = self._full_key(key, version)
+            except InvalidCacheKey as exc:
+                self._failed("get_many", "invalid_key", exc)
+                self._count(False)
+                continue
+            by_pk.setdefault(cache_pk(full_key), []).append((key, full_key))
+            asked.append(key)
         if not by_pk:
             return {}
         try:
@@ -412,16 +458,18 @@ class DynamoDBCache(BaseCache):
             )
         except ApplicationError as exc:
             self._error("get_many", exc)
-            for _ in by_pk:
+            for _ in asked:
                 self._count(False)
             return {}
         found = {}
         for item in items:
-            key, full_key = by_pk[item["PK"]]
-            value = self._value(full_key, item, "get_many")
-            if value is not _MISSING:
-                found[key] = value
-        for key, _full_key in by_pk.values():
+            values: dict[str, Any] = {}
+            for key, full_key in by_pk.get(item["PK"], ()):
+                if full_key not in values:
+                    values[full_key] = self._value(full_key, item, "get_many")
+                if values[full_key] is not _MISSING:
+                    found[key] = values[full_key]
+        for key in asked:
             self._count(key in found)
         return found
 
@@ -431,7 +479,9 @@ class DynamoDBCache(BaseCache):
             self.delete_many(data, version=version)
             return []
         items: dict[str, dict[str, Any]] = {}
-        refused: dict[str, Any] = {}  # too large: their old values are deleted in the same batch
+        refused: set[str] = set()  # too large: their old values are deleted in the same batch
+        keys_by_pk: dict[str, list[tuple[Any, str]]] = {}  # every key given, by the partition key it lands in
+        winner: dict[str, str] = {}  # the full key whose value a partition key ends up holding
         for key, value in data.items():
             full_key = self._full_key(key, version)
             try:
@@ -443,13 +493,15 @@ class DynamoDBCache(BaseCache):
                 self.delete_many(data, version=version)
                 raise
             pk = item["PK"]
+            keys_by_pk.setdefault(pk, []).append((key, full_key))
+            winner[pk] = full_key
             if item_size(item) > ITEM_MAX_BYTES:
                 self._failed("set_many", REASON_TOO_LARGE, full_key)
                 items.pop(pk, None)
-                refused[pk] = key
+                refused.add(pk)
             else:
                 items[pk] = item  # a later duplicate key wins, as with a loop of set()
-                refused.pop(pk, None)
+                refused.discard(pk)
         try:
             dynamodb_batch_write(
                 table=self.table,
@@ -461,7 +513,12 @@ class DynamoDBCache(BaseCache):
             self._error("set_many", exc)
             self._delete_many_quietly(list(items) + list(refused), "set_many")
             return list(data)
-        return list(refused.values())
+        # Not stored: the keys of a refused item, and a key whose partition key (shared by a long, hashed key
+        # and a plain key that spells it) ended up holding another key's value.
+        failed = []
+        for pk, given in keys_by_pk.items():
+            failed.extend(key for key, full_key in given if pk in refused or full_key != winner[pk])
+        return failed
 
     def delete_many(self, keys: Iterable[Any], version: int | None = None) -> None:
         self._delete_many_quietly([cache_pk(self._full_key(key, version)) for key in keys], "delete_many")
@@ -476,7 +533,9 @@ class DynamoDBCache(BaseCache):
 
     def incr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
         full_key = self._full_key(key, version)
-        for _attempt in range(INCR_ATTEMPTS):
+        for attempt in range(INCR_ATTEMPTS):
+            if attempt:
+                time.sleep(random.uniform(0, min(INCR_BACKOFF_MAX_SECONDS, 0.001 * 2 ** min(attempt, 16))))  # noqa: S311
             try:
                 item = self._read(full_key, consistent=True)  # the compare-and-set needs the latest value
             except ApplicationError as exc:

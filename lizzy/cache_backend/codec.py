@@ -16,6 +16,7 @@ import zlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from boto3.dynamodb.types import Binary
 from django.conf import settings
 from django.utils.crypto import salted_hmac
 
@@ -76,7 +77,18 @@ def verify_value(*, full_key: str, item: Mapping[str, Any], serializer: CacheSer
         raise ValueRejected(REJECT_UNSIGNED)
     if fmt not in (serializer.name, serializer.name + ZLIB_SUFFIX):
         raise ValueRejected(REJECT_FORMAT)
-    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    # Types first: a forged Number in ``data`` must never reach bytes() (bytes(2**62) allocates 4 EiB).
+    if isinstance(data, str):
+        try:
+            payload = data.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueRejected(REJECT_SIGNATURE) from None
+    elif isinstance(data, (bytes, bytearray, memoryview)):
+        payload = bytes(data)
+    elif isinstance(data, Binary):
+        payload = bytes(data.value)
+    else:
+        raise ValueRejected(REJECT_SIGNATURE)
     message = _message(full_key, fmt, payload)
     if not any(hmac.compare_digest(sig, _signature(message, secret)) for secret in _secrets()):
         raise ValueRejected(REJECT_SIGNATURE)

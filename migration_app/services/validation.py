@@ -44,6 +44,7 @@ from migration_app.services.mapping import EntityMapping, RowError
 from migration_app.services.plans import PlanContext, plan_context
 from migration_app.services.scans import ERR_VALIDATION_UNREADABLE, SCAN_ERRORS, SCAN_PROFILE, scan_unreadable
 from migration_app.services.types import type_family
+from migration_app.sources.base import ROW_ERROR
 
 SAMPLE_SIZE = 10
 SCAN_SEGMENTS = 4
@@ -329,6 +330,8 @@ def validation_part_run(
         for rows in context.source.pages(relation, after=spec["lower"], upper=spec["upper"], page_size=1000):
             for row in rows:
                 try:
+                    if row.get(ROW_ERROR):
+                        raise RowError(row[ROW_ERROR])  # the source could not read it: quarantined, not copied
                     expected = entity.transform(row)
                 except RowError as exc:
                     part["unmappable"] += 1  # a row the mapping cannot turn into an item is not in the target

@@ -33,7 +33,7 @@ from lizzy.dynamodb import (
 )
 from migration_app.services.mapping import EntityMapping, RowError
 from migration_app.sources import KEY, Relation
-from migration_app.sources.base import encode_key_value
+from migration_app.sources.base import ROW_ERROR, encode_key_value
 
 ERR_COLLISION = (
     "item key {key} of table {table} comes from two source rows: {first} (written first) and {second}; "
@@ -87,7 +87,7 @@ def source_key_of(row: dict[str, Any], relation: Relation) -> dict[str, Any]:
 def _row_json(row: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for name, value in row.items():
-        if name == KEY:
+        if name in (KEY, ROW_ERROR):
             continue
         encoded = encode_key_value(value) if not isinstance(value, (dict, list)) else value
         try:
@@ -120,6 +120,9 @@ def page_load(
     last_wins = entity.collisions == "last-wins"
     pending: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any]]] = {}
     for row in rows:
+        if row.get(ROW_ERROR):
+            outcome.bad.append(BadRow(source_key_of(row, relation), row[ROW_ERROR], _row_json(row)))
+            continue
         try:
             item = entity.transform(row)
             key = tuple(item[name] for name in key_names)

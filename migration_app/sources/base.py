@@ -62,6 +62,9 @@ ERR_STUCK = (
 ESTIMATE_TRUSTED_FROM = 10_000  # rows: below this, planner statistics are checked with an exact COUNT
 ROWID = "__rowid"
 KEY = "__key"  # every row read carries its encoded source key under this name (never written)
+# A row the source read but cannot hand over as it is (a Redis value django-redis cannot read, a key that is
+# not UTF-8): the reason under this name; the engine quarantines the row instead of writing it (never written).
+ROW_ERROR = "__error"
 
 # DMS filter operators: name → (values it takes, SQL with {c} for the column and ? for each value)
 FILTER_OPERATORS: dict[str, tuple[int, str]] = {

@@ -9,21 +9,28 @@ with these columns:
   (``"${part2}"``) build the item key from the key's parts;
 - ``type``: ``string``, ``hash``, ``set``, ``zset`` or ``list``;
 - ``value``: a string as text (a JSON object or array parsed, numbers as Decimal), or bytes when it is not
-  UTF-8; a hash as a map of field to value; a set as its members, sorted; a sorted set as
-  ``[{"member": m, "score": s}]`` in score order; a list as a list. With ``values=django-redis`` strings are
-  read as django-redis stored them (``serializer``/``compressor``: django-redis's dotted paths, by default
-  its JSON serializer and no compression, the product's own setting; name
+  UTF-8; a hash as a map of field to value (a field name that is not UTF-8 is ``"$bytes:"`` + its base64,
+  and a text field name starting with ``$$`` or ``$bytes:`` gets one more ``$``, so no two fields meet); a
+  set as its members, sorted; a sorted set as ``[{"member": m, "score": s}]`` in score order (``s`` a
+  Decimal, or the text ``"inf"`` / ``"-inf"``: DynamoDB numbers are finite); a list as a list. With
+  ``values=django-redis`` strings are read as django-redis stored them (``serializer``/``compressor``:
+  django-redis's dotted paths, by default its JSON serializer and no compression, the product's own
+  setting; name
   ``django_redis.serializers.pickle.PickleSerializer`` only for a Redis nobody but your app writes:
   unpickling runs code);
 - ``expires_at``: epoch seconds the key expires (its remaining TTL, rounded up), or NULL: map it into
   ``ttl`` with the rule's ``"ttl": "${expires_at}"``.
+
+A key that is not UTF-8 text, or a string django-redis cannot read (``values=django-redis``), is a bad row:
+quarantined under its key (undecodable bytes shown as ``\\xNN``), counted against ``--max-bad-rows``.
 
 Each page is one SCAN call (``COUNT`` = the page size) and one Lua script that reads type, TTL and value of
 its keys atomically, so a key never comes back with one type's TTL and another's value. A key that expired
 (or was deleted) between SCAN and the read, or whose TTL is already over, is skipped and counted
 (``skipped_expired``, ``lizzy_migration_source_skipped_total{reason="expired"}``); a key of another type (a
 stream) is skipped and counted too (``reason="unsupported_type"``), and validation's count shows it missing.
-The checkpoint is SCAN's cursor: a run killed in the middle resumes from the last page it wrote. SCAN returns
+The checkpoint is SCAN's cursor (``done`` after the last page, never SCAN's ``0`` that would start over): a
+run killed in the middle resumes from the last page it wrote; quarantined rows are named by their key. SCAN returns
 every key that exists for the whole scan at least once; a key it returns twice (Redis rehashing) is written
 twice, the same item. ``count`` is one more SCAN pass (keys counted once each), so validation reconciles
 counts as for any source.
@@ -31,6 +38,7 @@ counts as for any source.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
@@ -45,7 +53,7 @@ from django_redis.exceptions import CompressorError
 
 from lizzy import metrics
 from lizzy.redis_source import RedisError, redis_source_client
-from migration_app.sources.base import ERR_SOURCE, KEY, Relation, SourceError
+from migration_app.sources.base import ERR_SOURCE, KEY, ROW_ERROR, Relation, SourceError
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +70,42 @@ DEFAULT_COMPRESSOR = "django_redis.compressors.identity.IdentityCompressor"
 SOCKET_TIMEOUT_SECONDS = 10
 FIXED_COLUMNS = ("key", "type", "value", "expires_at")
 TYPES = ("string", "hash", "set", "zset", "list")
+DONE = "done"  # the checkpoint after the last page: a resume reads nothing (SCAN's cursor 0 would restart)
+BYTES_FIELD = "$bytes:"
+ERR_KEY_NOT_UTF8 = "the Redis key is not UTF-8 text (DynamoDB and the quarantine hold text); not copied"
+ERR_UNREADABLE_VALUE = "the value is not {serializer} data: {problem}"
 
-# For each key: its type, its remaining TTL in ms, its value; and the server's clock once (TIME).
+
+class _UnreadableValue(Exception):
+    pass
+
+
+class _Row(dict):
+    """A row; ``checkpoint`` (the SCAN cursor after its page) is kept off the columns."""
+
+    __slots__ = ("checkpoint",)
+
+
+def _field_name(raw: bytes) -> str:
+    """A hash field as a map key (text): injective, so two Redis fields never become one."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return BYTES_FIELD + base64.b64encode(raw).decode("ascii")
+    return "$" + text if text.startswith(("$$", BYTES_FIELD)) else text
+
+
+def _score(raw: bytes) -> Decimal | str:
+    text = raw.decode("ascii")
+    number = Decimal(text)
+    return number if number.is_finite() else ("-inf" if number < 0 else "inf")
+
+
+# The server's clock (TIME) first, then for each key: its type, its remaining TTL in ms, its value. TIME is
+# read before any PTTL: Redis 7 computes PTTL inside a script from the time the script started, so a clock
+# read after a long page would push every expiry later (clock + PTTL is the expiry only with that clock).
 READ_SCRIPT = """
+local now = redis.call('TIME')
 local out = {}
 for i, key in ipairs(KEYS) do
   local kind = redis.call('TYPE', key).ok
@@ -78,7 +119,6 @@ for i, key in ipairs(KEYS) do
   end
   out[i] = {kind, pttl, value}
 end
-local now = redis.call('TIME')
 return {now, out}
 """
 
@@ -187,7 +227,9 @@ class RedisSource:
     def pages(
         self, relation: Relation, *, after: list[Any] | None, upper: Any, page_size: int, since: Any = None
     ) -> Iterator[list[dict[str, Any]]]:
-        """One page per SCAN call, starting at the checkpoint's cursor; ``KEY`` of each row is the next cursor."""
+        """One page per SCAN call, starting at the checkpoint's cursor (``key_of`` a row: the next cursor)."""
+        if after and str(after[0]) in (DONE, "0"):
+            return  # the last page was written ("0": a checkpoint written before "done" existed, also the end)
         cursor = int(after[0]) if after else 0
         parts = self._parts(relation.query)
         while True:
@@ -213,18 +255,31 @@ class RedisSource:
             if kind == "none" or pttl == -2 or value is None or value is False:
                 expired += 1  # expired or deleted between SCAN and the read
                 continue
-            key = raw_key.decode("utf-8", errors="surrogateescape")
-            row: dict[str, Any] = {
-                "key": key,
-                "type": kind,
-                "value": self._value(kind, value),
-                "expires_at": None if pttl < 0 else math.ceil((now_ms + pttl) / 1000),
-            }
+            problem = None
+            try:
+                key = raw_key.decode("utf-8")
+            except UnicodeDecodeError:
+                key, problem = raw_key.decode("utf-8", errors="backslashreplace"), ERR_KEY_NOT_UTF8
+            try:
+                converted = self._value(kind, value)
+            except _UnreadableValue as exc:
+                converted, problem = value, problem or str(exc)
+            row = _Row(
+                {
+                    "key": key,
+                    "type": kind,
+                    "value": converted,
+                    "expires_at": None if pttl < 0 else math.ceil((now_ms + pttl) / 1000),
+                }
+            )
             for index, part in enumerate(key.split(self.separator, parts - 1)):
                 row[f"part{index}"] = part
             for index in range(len(key.split(self.separator, parts - 1)), parts):
                 row[f"part{index}"] = None
-            row[KEY] = [str(cursor)]
+            row[KEY] = [key]  # the row's source key: what a quarantined row is named by
+            if problem:
+                row[ROW_ERROR] = problem
+            row.checkpoint = [str(cursor) if cursor else DONE]
             rows.append(row)
         if unsupported:
             self.skipped_unsupported += unsupported
@@ -243,14 +298,13 @@ class RedisSource:
             return self._django_redis_value(value) if self.values == "django-redis" else _auto_string(value)
         if kind == "hash":
             pairs = iter(value)
-            return {str(_text(field)): _text(data) for field, data in zip(pairs, pairs, strict=True)}
+            return {_field_name(field): _text(data) for field, data in zip(pairs, pairs, strict=True)}
         if kind == "set":
             return [_text(member) for member in sorted(value)]
         if kind == "zset":
             pairs = iter(value)
             return [
-                {"member": _text(member), "score": Decimal(score.decode())}
-                for member, score in zip(pairs, pairs, strict=True)
+                {"member": _text(member), "score": _score(score)} for member, score in zip(pairs, pairs, strict=True)
             ]
         return [_text(element) for element in value]
 
@@ -265,12 +319,12 @@ class RedisSource:
                 raw = self.compressor.decompress(raw)
             return self.serializer.loads(raw)
         except Exception as exc:  # noqa: BLE001 - a value django-redis could not read either
-            raise SourceError(
-                ERR_SOURCE.format(problem=f"a value is not {type(self.serializer).__name__} data: {exc}")
-            ) from exc
+            problem = ERR_UNREADABLE_VALUE.format(serializer=type(self.serializer).__name__, problem=exc)
+            raise _UnreadableValue(problem[:500]) from exc
 
     def key_of(self, row: dict[str, Any], relation: Relation) -> list[Any]:
-        return row[KEY]
+        """The checkpoint after the row's page: SCAN's next cursor, or ``done`` after the last page."""
+        return row.checkpoint if isinstance(row, _Row) else row[KEY]
 
     def close(self) -> None:
         self.client.close()
