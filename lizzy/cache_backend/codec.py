@@ -16,12 +16,12 @@ import zlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from boto3.dynamodb.types import Binary
 from django.conf import settings
 from django.utils.crypto import salted_hmac
 
 from lizzy.cache_backend.items import DATA_ATTR, FORMAT_ATTR, SIG_ATTR
 from lizzy.cache_backend.serializers import CacheSerializer
+from lizzy.dynamodb.codec import Binary  # boto3 stays behind lizzy/dynamodb (tests/test_import_graph.py)
 
 SIGNING_SALT = "lizzy.cache_backend.codec"
 ZLIB_SUFFIX = "+zlib"

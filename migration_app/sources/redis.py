@@ -214,6 +214,15 @@ class RedisSource:
     def boundaries(self, relation: Relation, *, segments: int, since: Any = None) -> list[list[Any]]:
         return []  # one segment: a SCAN cursor cannot be cut into ranges
 
+    def estimate_rows(self, relation: Relation, *, since: Any = None) -> int:
+        """Keys matching the pattern: one SCAN pass (Redis keeps no per-pattern statistics)."""
+        return self.count(relation, since=since)
+
+    def key_after(self, relation: Relation, *, after: list[Any] | None, rows: int, since: Any = None) -> None:
+        """Never a cut: a SCAN cursor is no key order, so a rule's keys are one work unit (and one validation
+        part), resumed from its cursor checkpoint."""
+        return None
+
     def count(self, relation: Relation, *, since: Any = None, lower: Any = None, upper: Any = None) -> int:
         """Keys matching the pattern now (each once, however often SCAN returns it)."""
         seen: set[bytes] = set()
