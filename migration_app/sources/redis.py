@@ -218,7 +218,9 @@ class RedisSource:
         """Keys matching the pattern: one SCAN pass (Redis keeps no per-pattern statistics)."""
         return self.count(relation, since=since)
 
-    def key_after(self, relation: Relation, *, after: list[Any] | None, rows: int, since: Any = None) -> None:
+    def key_after(
+        self, relation: Relation, *, after: list[Any] | None, rows: int, since: Any = None
+    ) -> list[Any] | None:
         """Never a cut: a SCAN cursor is no key order, so a rule's keys are one work unit (and one validation
         part), resumed from its cursor checkpoint."""
         return None
