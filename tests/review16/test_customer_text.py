@@ -1,0 +1,56 @@
+"""Adversarial review of issue 16: what the customer wrote only for callers with lizzy.read_customer_messages.
+
+The masking covers turnLog.history[].in; the same words are kept elsewhere (sessionData.problemDescription,
+ServiceRequest.problem_description) and reach callers without the permission."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from django.urls import reverse
+
+from lizzy.phone import phone_ref
+from tests.sessions_app.factories import SEED_PHONE
+
+URL = f"/api/v1/sessions/{quote(SEED_PHONE)}"
+WORDS = "engine won't start"
+
+
+def _problem_reported(sms):
+    sms("hi")
+    sms(WORDS)
+
+
+def test_api_without_the_permission_does_not_get_the_customer_words(crm, sms, dynamodb, api_client, api_user):
+    _problem_reported(sms)
+    assert not api_user.has_perm("lizzy.read_customer_messages")
+    body = api_client.get(URL).content.decode()
+    assert "won't start" not in body, body[:600]
+
+
+def test_api_list_without_the_permission_does_not_get_the_customer_words(crm, sms, dynamodb, api_client):
+    _problem_reported(sms)
+    body = api_client.get("/api/v1/sessions/").content.decode()
+    assert "won't start" not in body, body[:600]
+
+
+def test_viewer_session_page_does_not_show_the_customer_words(crm, sms, dynamodb, ops_viewer_client, ops_viewer):
+    _problem_reported(sms)
+    assert not ops_viewer.has_perm("lizzy.read_customer_messages")
+    page = ops_viewer_client.get(reverse("admin:sessions_live_detail", args=[phone_ref(SEED_PHONE)]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "won&#x27;t start" not in html
+    assert "won't start" not in html
+
+
+def test_viewer_service_request_list_does_not_show_the_customer_words(crm, sms, dynamodb, ops_viewer_client):
+    from sessions_app.models import ServiceRequest
+
+    _problem_reported(sms)
+    assert ServiceRequest.objects.filter(problem_description=WORDS).exists()
+    page = ops_viewer_client.get(reverse("admin:sessions_app_servicerequest_changelist"))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "won&#x27;t start" not in html
+    assert "won't start" not in html
