@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, quote, urlparse
 
 import pytest
 
-from lizzy.dynamodb import dynamodb_get_item
+from lizzy.dynamodb import dynamodb_get_item, dynamodb_put_item
 from lizzy.tables import SESSIONS
 from tests.sessions_app.factories import SEED_PHONE, seed_session_document
 
@@ -118,3 +118,16 @@ def test_huge_current_node_is_not_echoed_back_in_full(dynamodb, api_client):
     response = api_client.put(URL, seed_session_document(currentNode="N" * 200_000), format="json")
     assert response.status_code == 400
     assert len(response.content) < 20_000, len(response.content)
+
+
+def test_get_body_put_back_unchanged_with_an_attribute_the_store_carries(dynamodb, api_client):
+    """The store keeps every attribute it does not own in ``extra`` and GET returns it (a legacy copy, another
+    writer); PUT refuses any name it does not list ("Unknown attribute"), so that GET body cannot go back."""
+    api_client.put(URL, seed_session_document(), format="json")
+    item = dynamodb_get_item(table=SESSIONS.name, key={"phone": SEED_PHONE})
+    item["channel"] = "sms"
+    dynamodb_put_item(table=SESSIONS.name, item=item)
+    read = api_client.get(URL)
+    assert read.json()["channel"] == "sms"
+    response = api_client.put(URL, read.json(), format="json", HTTP_IF_MATCH=read["ETag"])
+    assert response.status_code == 200, response.content
