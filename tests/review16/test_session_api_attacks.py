@@ -151,3 +151,24 @@ def test_list_limit_is_a_plain_decimal_number(dynamodb, api_client, limit):
     response = api_client.get("/api/v1/sessions/", {"limit": limit})
     assert response.status_code == 400, (limit, response.status_code)
     assert set(response.json()["error"]["details"]) == {"limit"}
+
+
+def test_two_writers_with_the_same_if_match_one_wins_and_the_other_is_told(dynamodb, api_client, monkeypatch):
+    """Writer B replaces version 1 between writer A's read and A's write: A's conditional write must fail with
+    a 412 (the precondition, now false) and B's data must survive. The view reads ``current`` itself, so we
+    hand it the version-1 copy A would have read."""
+    from sessions_app.apis import sessions as api
+
+    api_client.put(URL, seed_session_document(), format="json")
+    stale = api.session_get(phone=SEED_PHONE)
+    assert (
+        api_client.put(
+            URL, seed_session_document(currentNode="TRANSACTIONS"), format="json", HTTP_IF_MATCH='"1"'
+        ).status_code
+        == 200
+    )  # writer B
+    monkeypatch.setattr(api, "session_get", lambda phone: stale)
+    response = api_client.put(URL, seed_session_document(currentNode="PARTS_LIST"), format="json", HTTP_IF_MATCH='"1"')
+    monkeypatch.undo()
+    assert response.status_code == 412, (response.status_code, response.content)
+    assert api_client.get(URL).json()["currentNode"] == "TRANSACTIONS"
