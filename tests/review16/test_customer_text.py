@@ -74,3 +74,12 @@ def test_the_role_walk_covers_read_customer_messages():
     names = {name for name in dir(access_model) if not name.startswith("_")}
     described = " ".join(repr(getattr(access_model, name)) for name in names)
     assert "read_customer_messages" in described
+
+
+def test_turn_log_message_log_without_the_permission_does_not_carry_the_words(crm, sms, dynamodb, api_client):
+    """Only history[].in is masked: messageLog[].effects keeps the service request's problem_description, the
+    customer's words verbatim, in the very turnLog the claim says is filtered."""
+    _problem_reported(sms)
+    message_log = api_client.get(URL).json()["turnLog"]["messageLog"]
+    effects = [effect for entry in message_log for effect in entry.get("effects", [])]
+    assert all(WORDS not in str(effect) for effect in effects), effects
