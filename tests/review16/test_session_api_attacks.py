@@ -172,3 +172,11 @@ def test_two_writers_with_the_same_if_match_one_wins_and_the_other_is_told(dynam
     monkeypatch.undo()
     assert response.status_code == 412, (response.status_code, response.content)
     assert api_client.get(URL).json()["currentNode"] == "TRANSACTIONS"
+
+
+def test_delete_with_a_stale_if_match_is_412_not_404(dynamodb, api_client):
+    """A check that holds (kept as a regression test): a stale DELETE is a 412 and deletes nothing."""
+    api_client.put(URL, seed_session_document(), format="json")
+    response = api_client.delete(URL, HTTP_IF_MATCH='"7"')
+    assert api_client.get(URL).status_code == 200  # still there
+    assert response.status_code == 412, (response.status_code, response.content)
