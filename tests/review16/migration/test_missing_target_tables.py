@@ -44,3 +44,24 @@ def test_cutover_is_refused_when_the_validated_tables_are_gone(migrated):  # noq
         return  # refused one step earlier: fine
     with pytest.raises(PhaseGuardFailed):
         plan_advance(plan=migrated, to_phase=Phase.CUTOVER, reason="review")
+
+
+def test_recreated_empty_tables_do_not_bring_the_old_clean_validation_back(migrated, ops_admin_client):  # noqa: F811
+    """After migration_setup_tables the tables exist again, empty. The warning goes, and with it the "no longer
+    holds": the console reads "validation clean" with Advance on, and the plan cuts over to empty tables."""
+    from django.core.management import call_command
+
+    from migration_app.selectors import plan_progress
+
+    restart_the_endpoint(migrated)
+    call_command("migration_setup_tables", migrated.name)
+    progress = plan_progress(plan=migrated)
+    cut_over = False
+    try:
+        plan_advance(plan=migrated, to_phase=Phase.VALIDATE, reason="review")
+        plan_advance(plan=migrated, to_phase=Phase.CUTOVER, reason="review")
+        cut_over = True
+    except PhaseGuardFailed:
+        pass
+    assert not cut_over, "cut over to empty tables on a validation of the tables that were lost"
+    assert progress["advance_refused"] or progress["validation"]["stale"], progress
