@@ -21,6 +21,7 @@ from sessions_app.services.session_documents import (
     ERR_UNKNOWN_NODE,
     ERR_VERSION_MISMATCH,
     customer_exists,
+    customer_words_restored,
     session_document,
     session_replace,
     workflow_nodes,
@@ -306,7 +307,7 @@ class SessionDetailApi(APIView):
             customer_id=data.get("customerId"),
             current_node=data["currentNode"],
             cached_data=data["cachedData"],
-            session_data=data["sessionData"],
+            session_data=customer_words_restored(data["sessionData"], current.session_data if current else None),
             current=current,
         )
         return _session_response(request, stored, status.HTTP_201_CREATED if current is None else status.HTTP_200_OK)
