@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sessions_app.models import Customer
+from sessions_app.models import Customer, HandoffRequest
 from sessions_app.services.sessions import Session, session_save
 from sessions_app.services.workflow.engine import HISTORY, MESSAGE_LOG, OPTED_OUT, TURN_COUNT, TURN_LOG, turn_log_read
 from sessions_app.services.workflow.nodes import HUMAN_HANDOFF, NODES
@@ -113,7 +113,8 @@ def session_replace(
     customer is waiting for a person, which is true only while the session is at the hand-off node.
     """
     extra = dict(current.extra) if current else {}
-    if current_node != HUMAN_HANDOFF and extra.get(HANDOFF):
+    left_handoff = current_node != HUMAN_HANDOFF and bool(extra.get(HANDOFF))
+    if left_handoff:
         extra[HANDOFF] = False
     session = Session(
         phone=phone,
@@ -123,4 +124,7 @@ def session_replace(
         session_data=session_data,
         extra=extra,
     )
-    return session_save(session=session, expected_version=current.version if current else None)
+    saved = session_save(session=session, expected_version=current.version if current else None)
+    if left_handoff:  # nobody is waiting for a person any more: the hand-off list says so too
+        HandoffRequest.objects.filter(phone=phone, status="open").update(status="closed")
+    return saved
