@@ -259,9 +259,14 @@ class HandoffRequestAdmin(admin.ModelAdmin):
 
 @admin.register(SmsContact)
 class SmsContactAdmin(admin.ModelAdmin):
-    list_display = ("id", "phone", "opted_out", "opted_out_at", "opted_in_at", "last_session_started_at")
+    list_display = ("id", "masked_phone", "opted_out", "opted_out_at", "opted_in_at", "last_session_started_at")
     list_filter = ("opted_out",)
     search_fields = ("phone",)
+
+    @admin.display(description="phone", ordering="phone")
+    def masked_phone(self, obj: SmsContact) -> str:
+        """Masked like the live sessions and hand-off lists; the full number is on the contact's own page."""
+        return mask_phone(obj.phone)
 
 
 # The ops console pages and panels of this app: live sessions (DynamoDB, not the ORM), cached entries, dashboard.
