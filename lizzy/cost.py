@@ -22,7 +22,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import F, Min, Sum
 from django.utils import timezone
 
 from lizzy import metrics
@@ -107,7 +107,8 @@ def project_month(*, units_so_far: float, now: dt.datetime) -> float:
 def capacity_flush(*, now: dt.datetime | None = None) -> int:
     """Move this process's consumed-capacity counters into ``CapacityUsage``; returns rows touched."""
     global _last_flush
-    day = (now or timezone.now()).date().isoformat()
+    now = now or timezone.now()
+    day = now.date().isoformat()
     with _pending_lock:
         for (table, _operation), bucket in consumed_capacity(reset=True).items():
             entry = _pending.setdefault((table, day), {"read": 0.0, "write": 0.0, "calls": 0})
@@ -120,7 +121,9 @@ def capacity_flush(*, now: dt.datetime | None = None) -> int:
     try:
         with transaction.atomic():
             for (table, day_text), entry in batch.items():
-                row, _created = CapacityUsage.objects.get_or_create(table=table, day=dt.date.fromisoformat(day_text))
+                row, _created = CapacityUsage.objects.get_or_create(
+                    table=table, day=dt.date.fromisoformat(day_text), defaults={"first_units_at": now}
+                )
                 CapacityUsage.objects.filter(pk=row.pk).update(
                     read_units=F("read_units") + entry["read"],
                     write_units=F("write_units") + entry["write"],
@@ -232,7 +235,16 @@ def capacity_summary(*, storage_gb: float, now: dt.datetime | None = None) -> Ca
     first_day = month.order_by("day").values_list("day", flat=True).first()
     data_hours = 0.0
     if first_day is not None:
-        start = dt.datetime.combine(first_day, dt.time.min, tzinfo=dt.UTC)
+        # From the ledger's first units this month; a first-day row written before that time was kept
+        # counts from its midnight.
+        first_units_at = month.filter(day=first_day, first_units_at__isnull=False).aggregate(at=Min("first_units_at"))[
+            "at"
+        ]
+        start = (
+            dt.datetime.combine(first_day, dt.time.min, tzinfo=dt.UTC)
+            if first_units_at is None or month.filter(day=first_day, first_units_at__isnull=True).exists()
+            else first_units_at
+        )
         data_hours = (now - start).total_seconds() / 3600
     return CapacitySummary(
         day=today,

@@ -57,6 +57,9 @@ class CapacityUsage(models.Model):
     read_units = models.FloatField(default=0)
     write_units = models.FloatField(default=0)
     calls = models.PositiveBigIntegerField(default=0)
+    # When the day's first units reached the ledger (the projection note counts hours from it, not midnight);
+    # NULL on rows written before it was kept.
+    first_units_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

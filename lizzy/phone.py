@@ -93,6 +93,12 @@ def phone_from_ref(ref: str) -> str:
         raise InvalidPhoneRef(ERR_INVALID_PHONE_REF)
     try:
         sealed = base64.urlsafe_b64decode(ref + "=" * (-len(ref) % 4))
-        return _ref_cipher(settings.SECRET_KEY).decrypt(sealed, None).decode()
-    except (binascii.Error, ValueError, InvalidTag, UnicodeDecodeError) as exc:
+    except (binascii.Error, ValueError) as exc:
         raise InvalidPhoneRef(ERR_INVALID_PHONE_REF) from exc
+    # A link made before a SECRET_KEY rotation still names its session while the old key is a fallback.
+    for secret_key in (settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ())):
+        try:
+            return _ref_cipher(secret_key).decrypt(sealed, None).decode()
+        except (ValueError, InvalidTag, UnicodeDecodeError):
+            continue
+    raise InvalidPhoneRef(ERR_INVALID_PHONE_REF)

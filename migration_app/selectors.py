@@ -23,7 +23,7 @@ from migration_app.models import (
     ValidationReport,
 )
 from migration_app.services.mapping import target_name
-from migration_app.services.phases import phase_guard
+from migration_app.services.phases import ERR_TABLES_GONE, phase_guard, tables_created_after
 
 SERENYA_TABLE = "serenya-{env}"
 
@@ -127,11 +127,6 @@ def plan_next_phase(*, plan: MigrationPlan) -> str | None:
     return PHASE_ORDER[index + 1] if index + 1 < len(PHASE_ORDER) else None
 
 
-ERR_TABLES_GONE = (
-    "Target table(s) {tables} do not exist any more (a local endpoint forgets its tables when it restarts), so "
-    "whatever this plan wrote is gone and its last validation no longer holds. Recreate them with "
-    "`python manage.py migration_setup_tables {plan}`, then start the backfill again and validate."
-)
 ERR_TABLES_UNKNOWN = "Could not check the target tables ({error})."
 
 
@@ -172,6 +167,16 @@ def plan_advance_refusal(*, plan: MigrationPlan, tables_problem: str | None = No
     return None
 
 
+def _tables_recreated_since(*, plan: MigrationPlan, when: Any) -> bool:
+    if plan.phase == Phase.SETUP:
+        return False
+    try:
+        descriptions = {table: dynamodb_describe_table(table=table) for table in plan.target_tables}
+    except ApplicationError:
+        return True  # cannot say that the validated tables are still the ones there
+    return bool(tables_created_after(descriptions=descriptions, when=when))
+
+
 def plan_progress(*, plan: MigrationPlan) -> dict[str, Any]:
     """Everything the console shows of a plan that changes while one looks at it."""
     run = run_latest(plan=plan)
@@ -196,7 +201,8 @@ def plan_progress(*, plan: MigrationPlan) -> dict[str, Any]:
             "at": report.created_at.isoformat(),
             "at_display": report.created_at.strftime(TIMESTAMP_FORMAT),
             "id": report.pk,
-            "stale": bool(tables_problem),  # the tables it checked are gone: "clean" no longer holds
+            # the tables it checked are gone, or were made anew after it: "clean" no longer holds
+            "stale": bool(tables_problem) or _tables_recreated_since(plan=plan, when=report.created_at),
         },
         "can_start": plan.phase in ("setup", "backfill", "parallel") and not unfinished,
         "can_pause": run is not None and run.status in (RunStatus.PENDING, RunStatus.RUNNING),

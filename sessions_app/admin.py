@@ -6,6 +6,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from lizzy.errors import ApplicationError
+from lizzy.permissions import READ_CUSTOMER_MESSAGES
 from lizzy.phone import mask_phone, phone_ref
 from lizzy.redis import RedisUnavailable
 from sessions_app.models import (
@@ -22,6 +23,7 @@ from sessions_app.models import (
     Transaction,
 )
 from sessions_app.services.crm import handoff_close
+from sessions_app.services.session_documents import CUSTOMER_TEXT_HIDDEN
 from sessions_app.services.session_stores import session_store_stats, shadow_read_stats
 from sessions_app.services.store_modes import store_mode_check_transition, store_mode_set
 from sessions_app.services.write_behind import flush_backlog, flush_last
@@ -112,6 +114,29 @@ class ServiceRequestAdmin(admin.ModelAdmin):
     @admin.display(description="problem", ordering="problem_description")
     def problem(self, obj: ServiceRequest) -> str:
         return Truncator(obj.problem_description).chars(PROBLEM_LIST_CHARS)
+
+    @admin.display(description="problem")
+    def problem_hidden(self, obj: ServiceRequest) -> str:
+        return CUSTOMER_TEXT_HIDDEN
+
+    def get_list_display(self, request):  # noqa: ANN001, ANN201
+        # The problem is what the customer wrote: shown only to lizzy.read_customer_messages.
+        columns = tuple(super().get_list_display(request))
+        if request.user.has_perm(READ_CUSTOMER_MESSAGES):
+            return columns
+        return tuple("problem_hidden" if column == "problem" else column for column in columns)
+
+    def get_search_fields(self, request):  # noqa: ANN001, ANN201
+        fields = super().get_search_fields(request)
+        if not request.user.has_perm(READ_CUSTOMER_MESSAGES):
+            fields = tuple(field for field in fields if field != "problem_description")  # no probing by search
+        return fields
+
+    def get_exclude(self, request, obj=None):  # noqa: ANN001, ANN201
+        excluded = tuple(super().get_exclude(request, obj) or ())
+        if not request.user.has_perm(READ_CUSTOMER_MESSAGES):
+            excluded += ("problem_description",)
+        return excluded
 
 
 # --- Session store mode (docs/SESSION_STORE.md) ---------------------------------------------------
@@ -234,9 +259,14 @@ class HandoffRequestAdmin(admin.ModelAdmin):
 
 @admin.register(SmsContact)
 class SmsContactAdmin(admin.ModelAdmin):
-    list_display = ("id", "phone", "opted_out", "opted_out_at", "opted_in_at", "last_session_started_at")
+    list_display = ("id", "masked_phone", "opted_out", "opted_out_at", "opted_in_at", "last_session_started_at")
     list_filter = ("opted_out",)
     search_fields = ("phone",)
+
+    @admin.display(description="phone", ordering="phone")
+    def masked_phone(self, obj: SmsContact) -> str:
+        """Masked like the live sessions and hand-off lists; the full number is on the contact's own page."""
+        return mask_phone(obj.phone)
 
 
 # The ops console pages and panels of this app: live sessions (DynamoDB, not the ORM), cached entries, dashboard.

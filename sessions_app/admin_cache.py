@@ -24,7 +24,7 @@ from lizzy.cache_entries import cache_entries_invalidate_prefix, cache_entries_p
 from lizzy.errors import ApplicationError
 from lizzy.models import OpsConsole
 from lizzy.observability.logs import redact
-from lizzy.phone import hash_phone, mask_phone, normalize_phone, phone_from_ref
+from lizzy.phone import hash_phone, mask_phone, normalize_phone, phone_from_ref, phone_ref
 from lizzy.redis import SESSION_KEY, key, redis_url
 from sessions_app.admin_panels import session_cache_context
 from sessions_app.admin_sessions import MANAGE_PERMISSION, VIEW_PERMISSION, _require
@@ -67,6 +67,12 @@ def _dynamodb_section(query: str, cursor: str | None) -> dict[str, Any]:
 def cache_entries_view(request: HttpRequest, site: admin.AdminSite) -> HttpResponse:
     _require(request, VIEW_PERMISSION)
     redis_query = request.GET.get("rq", "").strip()
+    if not redis_query and request.GET.get("rqr"):
+        # The page's own links name the phone prefix sealed (phone_ref): no number in URLs or access logs.
+        try:
+            redis_query = phone_from_ref(request.GET["rqr"])
+        except ApplicationError:
+            redis_query = ""
     dynamodb_query = request.GET.get("dq", "").strip()
     try:
         redis_cursor = int(request.GET.get("rc") or 0)
@@ -75,7 +81,7 @@ def cache_entries_view(request: HttpRequest, site: admin.AdminSite) -> HttpRespo
     dynamodb_cursor = request.GET.get("dc") or None
 
     def link(**changes: Any) -> str:
-        params = {"rq": redis_query, "dq": dynamodb_query, **changes}
+        params = {"rqr": phone_ref(redis_query) if redis_query else "", "dq": dynamodb_query, **changes}
         return "?" + urlencode({name: value for name, value in params.items() if value})
 
     redis = _redis_section(redis_query, redis_cursor)
@@ -106,6 +112,11 @@ def _target(params: Any) -> tuple[str, str, str] | None:
     if source == "redis" and params.get("ref"):  # a link names the phone by reference (no number in URLs)
         try:
             return source, "key", phone_from_ref(params["ref"])
+        except ApplicationError:
+            return None
+    if source == "redis" and params.get("prefix_ref"):  # the same for a phone prefix
+        try:
+            return source, "prefix", phone_from_ref(params["prefix_ref"])
         except ApplicationError:
             return None
     for kind in ("key", "prefix"):

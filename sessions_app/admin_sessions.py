@@ -38,6 +38,7 @@ from sessions_app.admin_panels import SESSIONS_BY_NODE_KEY
 from sessions_app.selectors import CUSTOMER_KNOWN, CUSTOMER_UNKNOWN, session_get, session_search
 from sessions_app.services.events import presence_leave, presence_touch
 from sessions_app.services.ops import session_expire, session_remove, session_reset
+from sessions_app.services.session_documents import customer_words_masked
 from sessions_app.services.sessions import MAIN_MENU, Session
 
 VIEW_PERMISSION = "lizzy.view_live_sessions"
@@ -239,7 +240,7 @@ def session_detail_view(request: HttpRequest, site: admin.AdminSite, ref: str) -
         customer=customer_display(session),
         countdown=ttl_countdown(session),
         cached_json=pretty_json(session.cached_data),
-        session_json=pretty_json(session.session_data),
+        session_json=pretty_json(session.session_data if show_text else customer_words_masked(session.session_data)),
         turns=conversation_turns(session, show_text=show_text),
         show_text=show_text,
         ref=ref,

@@ -38,6 +38,15 @@ ERR_CUTOVER_RUNNING = "Cutover needs every run finished; run #{run} is {status} 
 ERR_CUTOVER_DIRTY = "Cutover needs a clean validation; the latest found {summary}."
 ERR_CLEANUP_WAIT = "Cleanup is allowed {wait} after cutover, at {allowed:%Y-%m-%d %H:%M:%S} UTC."
 ERR_TABLES_MISSING = "Backfill needs the target tables; missing: {tables}. Run setup first."
+ERR_TABLES_GONE = (
+    "Target table(s) {tables} do not exist any more (a local endpoint forgets its tables when it restarts), so "
+    "whatever this plan wrote is gone and its last validation no longer holds. Recreate them with "
+    "`python manage.py migration_setup_tables {plan}`, then start the backfill again and validate."
+)
+ERR_CUTOVER_TABLES_RECREATED = (
+    "Cutover needs a clean full validation of the tables as they are now; target table(s) {tables} were created "
+    "after the latest one (#{report}). Run the backfill again, then validate."
+)
 ERR_NOTHING_TO_ROLL_BACK = "Plan {plan} has no phase transition to roll back."
 ERR_PHASE_MOVED = "Plan {plan} left {phase} while this change was prepared (now {current}); nothing was recorded."
 ERR_REASON_REQUIRED = "A rollback needs a reason (it is recorded with who and when)."
@@ -53,6 +62,19 @@ def _actor_fields(actor: Any) -> dict[str, Any]:
     return {"actor": actor, "actor_name": actor.get_username()}
 
 
+def tables_created_after(*, descriptions: dict[str, dict[str, Any] | None], when: dt.datetime) -> list[str]:
+    """Tables (from their DescribeTable answers) created after ``when``: a validation older than them checked
+    other tables, whatever they held (an endpoint restarted and `migration_setup_tables` made them anew)."""
+    recreated = []
+    for table, description in descriptions.items():
+        created = (description or {}).get("CreationDateTime")
+        if isinstance(created, (int, float)):
+            created = dt.datetime.fromtimestamp(created, tz=dt.UTC)
+        if isinstance(created, dt.datetime) and created > when:
+            recreated.append(table)
+    return recreated
+
+
 def phase_guard(*, plan: MigrationPlan, to_phase: str, now: dt.datetime | None = None) -> None:
     """Raise PhaseGuardFailed when ``plan`` may not enter ``to_phase`` now."""
     if to_phase not in PHASE_ORDER:
@@ -64,10 +86,13 @@ def phase_guard(*, plan: MigrationPlan, to_phase: str, now: dt.datetime | None =
             ERR_PHASE_ORDER.format(plan=plan.name, current=plan.phase, expected=expected, phase=to_phase)
         )
     now = now or timezone.now()
-    if to_phase == Phase.BACKFILL:
-        missing = [table for table in plan.target_tables if dynamodb_describe_table(table=table) is None]
-        if missing:
-            raise PhaseGuardFailed(ERR_TABLES_MISSING.format(tables=", ".join(missing)))
+    descriptions = {table: dynamodb_describe_table(table=table) for table in plan.target_tables}
+    missing = [table for table, description in descriptions.items() if description is None]
+    if to_phase == Phase.BACKFILL and missing:
+        raise PhaseGuardFailed(ERR_TABLES_MISSING.format(tables=", ".join(missing)))
+    if missing:
+        # Past setup every phase stands on what the plan wrote to its target tables: gone, nothing holds.
+        raise PhaseGuardFailed(ERR_TABLES_GONE.format(tables=", ".join(missing), plan=plan.name))
     if to_phase == Phase.CUTOVER:
         running = plan.runs.filter(status__in=[RunStatus.PENDING, RunStatus.RUNNING, RunStatus.PAUSED]).first()
         if running:
@@ -84,6 +109,9 @@ def phase_guard(*, plan: MigrationPlan, to_phase: str, now: dt.datetime | None =
             raise PhaseGuardFailed(ERR_CUTOVER_NO_VALIDATION.format(at=last_end or "never"))
         if not report.clean:
             raise PhaseGuardFailed(ERR_CUTOVER_DIRTY.format(summary=report.summary()))
+        recreated = tables_created_after(descriptions=descriptions, when=report.created_at)
+        if recreated:
+            raise PhaseGuardFailed(ERR_CUTOVER_TABLES_RECREATED.format(tables=", ".join(recreated), report=report.pk))
         cdc_cutover_guard(plan=plan, error=PhaseGuardFailed)
     if to_phase == Phase.CLEANUP:
         wait = dt.timedelta(seconds=settings.LIZZY_MIGRATION_CLEANUP_WAIT_SECONDS)

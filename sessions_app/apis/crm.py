@@ -13,7 +13,7 @@ from rest_framework import generics, serializers
 from rest_framework.request import Request
 
 from lizzy.errors import NotFound
-from lizzy.permissions import API_CRM_READ
+from lizzy.permissions import API_CRM_READ, READ_CUSTOMER_MESSAGES
 from sessions_app import selectors
 from sessions_app.models import (
     Customer,
@@ -26,6 +26,7 @@ from sessions_app.models import (
     Transaction,
     UnitType,
 )
+from sessions_app.services.session_documents import CUSTOMER_TEXT_HIDDEN
 
 ERR_CUSTOMER_NOT_FOUND = "No customer {customer_id}."
 CRM_READ = {"GET": (API_CRM_READ,)}
@@ -176,12 +177,20 @@ class ServiceRequestListApi(generics.ListAPIView):
     class ServiceRequestOutputSerializer(serializers.ModelSerializer):
         customerId = serializers.CharField(source="customer.customer_id")  # noqa: N815
         equipmentId = serializers.CharField(source="equipment.equipment_id", allow_null=True, default=None)  # noqa: N815
-        problemDescription = serializers.CharField(source="problem_description")  # noqa: N815
+        problemDescription = serializers.SerializerMethodField(  # noqa: N815
+            help_text="What the customer wrote; masked for callers without lizzy.read_customer_messages."
+        )
         createdAt = serializers.DateTimeField(source="created_at")  # noqa: N815
 
         class Meta:
             model = ServiceRequest
             fields = ("id", "reference", "customerId", "equipmentId", "problemDescription", "status", "createdAt")
+
+        def get_problemDescription(self, obj: ServiceRequest) -> str:  # noqa: N802
+            request = self.context.get("request")
+            if request is not None and request.user.has_perm(READ_CUSTOMER_MESSAGES):
+                return obj.problem_description
+            return CUSTOMER_TEXT_HIDDEN
 
     serializer_class = ServiceRequestOutputSerializer
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,6 +21,7 @@ from sessions_app.services.session_documents import (
     ERR_UNKNOWN_NODE,
     ERR_VERSION_MISMATCH,
     customer_exists,
+    customer_words_restored,
     session_document,
     session_replace,
     workflow_nodes,
@@ -31,6 +33,9 @@ ERR_IF_MATCH_REQUIRED = "Replacing a session requires If-Match with its current 
 ERR_STALE = "The session is at version {current}, not {given}; re-read it and try again."
 ERR_BAD_IF_MATCH = 'If-Match must be an ETag such as "3".'
 ERR_PHONE_MISMATCH = "The phone in the body differs from the phone in the URL."
+ERR_IF_NONE_MATCH = "If-None-Match failed: the session exists at version {current}."
+ERR_EMPTY_KEY = "DynamoDB cannot store a map with an empty key."
+MAX_QUOTED_INPUT = 64
 
 MAX_LIST_LIMIT = 200
 
@@ -66,17 +71,36 @@ def _etag(session: Session) -> str:
     return f'"{session.version}"'
 
 
-def _parse_if_match(request: Request) -> str | int | None:
+ETAG = re.compile(r'\s*(W/)?"([^"]*)"\s*')
+ASCII_DIGITS = re.compile(r"[0-9]{1,18}")
+
+
+def _parse_if_match(request: Request) -> str | frozenset[int] | None:
+    """``*``, or the versions a list of ETags names (RFC 9110 13.1.1: strong comparison, so a weak
+    ``W/"3"`` names none and can never match); 400 for anything that is not an ETag list."""
     header = request.headers.get("If-Match")
     if header is None:
         return None
-    value = header.strip()
-    if value == "*":
+    if header.strip() == "*":
         return "*"
-    value = value.removeprefix("W/").strip('"')
-    if not value.isdigit():
-        raise ValidationFailed(ERR_BAD_IF_MATCH, details={"If-Match": header})
-    return int(value)
+    versions: set[int] = set()
+    for part in header.split(","):
+        match = ETAG.fullmatch(part)
+        if match is None:
+            raise ValidationFailed(ERR_BAD_IF_MATCH, details={"If-Match": header[:100]})
+        if match.group(1) is None and ASCII_DIGITS.fullmatch(match.group(2)):
+            versions.add(int(match.group(2)))
+    return frozenset(versions)
+
+
+def _if_none_match_fails(request: Request, session: Session | None) -> bool:
+    """If-None-Match on a write (RFC 9110 13.1.2): false when ``*`` and the session exists, or when it names
+    the session's ETag (weak comparison)."""
+    header = request.headers.get("If-None-Match")
+    if header is None or session is None:
+        return False
+    tags = _etags(header)
+    return "*" in tags or _etag(session) in tags
 
 
 def _etags(header: str) -> set[str]:
@@ -104,6 +128,51 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class BoundedChoiceField(serializers.ChoiceField):
+    """A ChoiceField whose refusal quotes at most MAX_QUOTED_INPUT characters of the input (a 1 MB value
+    must not come back in the 400 body, nor in any log of it)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError:
+            text = str(data)
+            if len(text) > MAX_QUOTED_INPUT:
+                text = text[:MAX_QUOTED_INPUT] + "…"
+            self.fail("invalid_choice", input=text)
+
+
+class PlainIntegerField(serializers.IntegerField):
+    """An integer written in ASCII digits only: not ``1_0``, ``٣``, ``1e3``, ``5.5`` or ``-1``."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if not isinstance(data, str) or not ASCII_DIGITS.fullmatch(data):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def _refuse_empty_keys(value: Any) -> Any:
+    """DynamoDB refuses an empty attribute name, nested map keys included: 400 here, not a 500 at the write."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "":
+                raise serializers.ValidationError(ERR_EMPTY_KEY)
+            _refuse_empty_keys(item)
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_empty_keys(item)
+    return value
+
+
+NODE_CHOICES_ERROR = {"invalid_choice": ERR_UNKNOWN_NODE.format(nodes=", ".join(workflow_nodes()))}
+CONDITIONAL_ANSWERS = {
+    400: OpenApiResponse(description="A field is refused (named in error.details), or If-Match is not an ETag."),
+    404: OpenApiResponse(description="No live session for this phone."),
+    412: OpenApiResponse(description="If-Match does not name the current version, or If-None-Match fails."),
+    428: OpenApiResponse(description="Replacing an existing session without If-Match."),
+}
+
+
 class SessionDetailApi(APIView):
     required_permissions = {"GET": (API_SESSIONS_READ,), "PUT": (API_SESSIONS_WRITE,), "DELETE": (API_SESSIONS_DELETE,)}
 
@@ -114,12 +183,12 @@ class SessionDetailApi(APIView):
         customerId = StrictCharField(  # noqa: N815
             required=False, allow_null=True, max_length=32, help_text="A CRM customer ID; null: unknown caller."
         )
-        currentNode = serializers.ChoiceField(  # noqa: N815
+        currentNode = BoundedChoiceField(  # noqa: N815
             choices=workflow_nodes(),
             required=False,
             default="MAIN_MENU",
             help_text="A node of the SMS workflow.",
-            error_messages={"invalid_choice": ERR_UNKNOWN_NODE.format(nodes=", ".join(workflow_nodes()))},
+            error_messages=NODE_CHOICES_ERROR,
         )
         cachedData = serializers.DictField(required=False, default=dict)  # noqa: N815
         sessionData = serializers.DictField(required=False, default=dict)  # noqa: N815
@@ -136,19 +205,30 @@ class SessionDetailApi(APIView):
             required=False, help_text="Read-only: true only while the session is at HUMAN_HANDOFF."
         )
 
+        def validate_cachedData(self, value: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+            return _refuse_empty_keys(value)
+
+        def validate_sessionData(self, value: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+            return _refuse_empty_keys(value)
+
         def validate_customerId(self, value: str | None) -> str | None:  # noqa: N802
+            current = self.context.get("current")
+            if current is not None and value == current.customer_id:
+                return value  # what GET returned goes back, even after the customer left the CRM
             if value is not None and not customer_exists(customer_id=value):
                 raise serializers.ValidationError(ERR_UNKNOWN_CUSTOMER.format(customer_id=value))
             return value
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-            unknown = set(self.initial_data) - set(self.fields)
+            current = self.context.get("current")
+            carried = set(current.extra) if current is not None else set()  # GET returns them; the store keeps them
+            unknown = set(self.initial_data) - set(self.fields) - carried
             if unknown:
                 raise serializers.ValidationError(dict.fromkeys(sorted(unknown), "Unknown attribute."))
             return attrs
 
     @extend_schema(
-        responses={200: SessionOutputSerializer, 304: None},
+        responses={200: SessionOutputSerializer, 304: None, 404: CONDITIONAL_ANSWERS[404]},
         parameters=[
             OpenApiParameter(
                 "If-None-Match",
@@ -172,27 +252,51 @@ class SessionDetailApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={200: SessionOutputSerializer, 201: SessionOutputSerializer},
-        parameters=[OpenApiParameter("If-Match", OpenApiTypes.STR, OpenApiParameter.HEADER)],
+        responses={
+            200: SessionOutputSerializer,
+            201: SessionOutputSerializer,
+            400: CONDITIONAL_ANSWERS[400],
+            412: CONDITIONAL_ANSWERS[412],
+            428: CONDITIONAL_ANSWERS[428],
+        },
+        parameters=[
+            OpenApiParameter(
+                "If-Match",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description='The current ETag(s), e.g. "3" or "2", "3" (strong comparison: W/ never matches).',
+            ),
+            OpenApiParameter(
+                "If-None-Match",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="* to create only (412 when the session exists), or ETags the session must not be at.",
+            ),
+        ],
         summary="Create or replace a session",
     )
     def put(self, request: Request, phone: str) -> Response:
         phone = normalize_phone(phone)
-        serializer = self.InputSerializer(data=request.data)
+        current = session_get(phone=phone)
+        serializer = self.InputSerializer(data=request.data, context={"current": current})
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         if "phone" in data and normalize_phone(data["phone"]) != phone:
             raise ValidationFailed(ERR_PHONE_MISMATCH)
         if_match = _parse_if_match(request)
-        current = session_get(phone=phone)
         if current is None:
             if if_match is not None:
                 raise PreconditionFailed(ERR_NOT_FOUND)
         else:
+            if _if_none_match_fails(request, current):
+                raise PreconditionFailed(
+                    ERR_IF_NONE_MATCH.format(current=current.version), details={"version": current.version}
+                )
             if if_match is None:
                 raise PreconditionRequired(ERR_IF_MATCH_REQUIRED, details={"version": current.version})
-            if if_match != "*" and if_match != current.version:
-                raise PreconditionFailed(ERR_STALE.format(current=current.version, given=if_match))
+            if if_match != "*" and current.version not in if_match:
+                given = ", ".join(str(v) for v in sorted(if_match)) or "none (weak ETags never match)"
+                raise PreconditionFailed(ERR_STALE.format(current=current.version, given=given))
             if "version" in data and data["version"] != current.version:
                 raise PreconditionFailed(
                     ERR_VERSION_MISMATCH.format(given=data["version"], current=current.version),
@@ -203,7 +307,7 @@ class SessionDetailApi(APIView):
             customer_id=data.get("customerId"),
             current_node=data["currentNode"],
             cached_data=data["cachedData"],
-            session_data=data["sessionData"],
+            session_data=customer_words_restored(data["sessionData"], current.session_data if current else None),
             current=current,
         )
         return _session_response(request, stored, status.HTTP_201_CREATED if current is None else status.HTTP_200_OK)
@@ -216,7 +320,18 @@ class SessionDetailApi(APIView):
     def delete(self, request: Request, phone: str) -> Response:
         phone = normalize_phone(phone)
         if_match = _parse_if_match(request)
-        expected = if_match if isinstance(if_match, int) else None
+        expected = None
+        if isinstance(if_match, frozenset):
+            if len(if_match) == 1:
+                expected = next(iter(if_match))
+            else:
+                current = session_get(phone=phone)
+                if current is None:
+                    raise NotFound(ERR_NOT_FOUND)
+                if current.version not in if_match:
+                    given = ", ".join(str(v) for v in sorted(if_match)) or "none (weak ETags never match)"
+                    raise PreconditionFailed(ERR_STALE.format(current=current.version, given=given))
+                expected = current.version
         if not session_delete(phone=phone, expected_version=expected):
             raise NotFound(ERR_NOT_FOUND)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -226,16 +341,19 @@ class SessionListApi(APIView):
     required_permissions = {"GET": (API_SESSIONS_READ,)}
 
     class FilterSerializer(serializers.Serializer):
-        node = serializers.CharField(required=False, max_length=64)
-        limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_LIST_LIMIT, default=50)
+        node = BoundedChoiceField(choices=workflow_nodes(), required=False, error_messages=NODE_CHOICES_ERROR)
+        limit = PlainIntegerField(required=False, min_value=1, max_value=MAX_LIST_LIMIT, default=50)
         cursor = serializers.CharField(required=False, max_length=2048)
 
     @extend_schema(
         parameters=[FilterSerializer],
-        responses=inline_serializer(
-            "SessionPage",
-            {"next": serializers.CharField(allow_null=True), "results": SessionOutputSerializer(many=True)},
-        ),
+        responses={
+            200: inline_serializer(
+                "SessionPage",
+                {"next": serializers.CharField(allow_null=True), "results": SessionOutputSerializer(many=True)},
+            ),
+            400: CONDITIONAL_ANSWERS[400],
+        },
         operation_id="sessions_list",
         summary="List live sessions",
     )

@@ -174,5 +174,18 @@ def sms_session_closed(*, phone: str) -> int:
 
 
 def handoff_close(*, handoff_ids: list[int]) -> int:
-    """Ops took over these conversations; returns how many were still open."""
-    return HandoffRequest.objects.filter(pk__in=handoff_ids, status="open").update(status="closed")
+    """Ops took over these conversations; returns how many were still open. The sessions' ``handoff``
+    flags are cleared too (conditional saves), so the session and the hand-off list agree."""
+    from sessions_app.services.ops import session_handoff_clear
+
+    with transaction.atomic():
+        phones = list(
+            HandoffRequest.objects.select_for_update()
+            .filter(pk__in=handoff_ids, status="open")
+            .values_list("phone", flat=True)
+        )
+        closed = HandoffRequest.objects.filter(pk__in=handoff_ids, status="open").update(status="closed")
+    for phone in sorted(set(phones)):
+        if not HandoffRequest.objects.filter(phone=phone, status="open").exists():
+            session_handoff_clear(phone=phone)
+    return closed

@@ -8,6 +8,7 @@ value and its dirty marker) is removed or updated together with the DynamoDB ite
 
 from __future__ import annotations
 
+from sessions_app.models import HandoffRequest
 from sessions_app.services.sessions import (
     ERR_CONFLICT,
     MAIN_MENU,
@@ -36,9 +37,34 @@ def session_reset(*, phone: str, expected_version: int) -> Session:
     fresh = session_new(phone=phone, customer_id=current.customer_id)
     current.current_node = MAIN_MENU
     current.session_data = fresh.session_data
-    if current.extra.get("handoff"):
+    waiting = bool(current.extra.get("handoff"))
+    if waiting:
         current.extra["handoff"] = False  # back at the menu: nobody is waiting for a person any more
-    return session_save(session=current, expected_version=expected_version)
+    saved = session_save(session=current, expected_version=expected_version)
+    if waiting:
+        # ...and the hand-off list must agree: the open request for this phone is closed with the flag.
+        HandoffRequest.objects.filter(phone=phone, status="open").update(status="closed")
+    return saved
+
+
+HANDOFF_CLEAR_ATTEMPTS = 5
+
+
+def session_handoff_clear(*, phone: str) -> bool:
+    """Clear the session's ``handoff`` flag (its hand-off was closed), by a conditional save on the version
+    read: a turn the customer makes in between wins and the clear is retried on what it wrote. Returns
+    whether a flag was cleared; False when there is no session or no flag."""
+    for _attempt in range(HANDOFF_CLEAR_ATTEMPTS):
+        current = get_session_store().load(phone)
+        if current is None or not current.extra.get("handoff"):
+            return False
+        current.extra["handoff"] = False
+        try:
+            session_save(session=current, expected_version=current.version)
+        except SessionConflict:
+            continue
+        return True
+    raise SessionConflict(ERR_CONFLICT.format(expected=current.version))
 
 
 def session_remove(*, phone: str, expected_version: int) -> None:

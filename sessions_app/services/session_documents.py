@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sessions_app.models import Customer
+from sessions_app.models import Customer, HandoffRequest
 from sessions_app.services.sessions import Session, session_save
 from sessions_app.services.workflow.engine import HISTORY, MESSAGE_LOG, OPTED_OUT, TURN_COUNT, TURN_LOG, turn_log_read
 from sessions_app.services.workflow.nodes import HUMAN_HANDOFF, NODES
@@ -35,6 +35,46 @@ def customer_exists(*, customer_id: str) -> bool:
     return Customer.objects.filter(customer_id=customer_id).exists()
 
 
+# Where the customer's own words are kept besides each turn's ``in``: the problem they described (in
+# sessionData and in the service-request effect a turn records in messageLog).
+CUSTOMER_TEXT_KEYS = frozenset({"problemDescription", "problem_description"})
+CUSTOMER_TEXT_HIDDEN = "(hidden: needs lizzy.read_customer_messages)"
+
+
+def customer_words_masked(value: Any) -> Any:
+    """A copy of ``value`` with the customer's words (CUSTOMER_TEXT_KEYS, at any depth) replaced."""
+    if isinstance(value, dict):
+        return {
+            key: (CUSTOMER_TEXT_HIDDEN if key in CUSTOMER_TEXT_KEYS and item else customer_words_masked(item))
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [customer_words_masked(item) for item in value]
+    return value
+
+
+def customer_words_restored(value: Any, current: Any) -> Any:
+    """``value`` with every CUSTOMER_TEXT_HIDDEN a caller sent back (a masked GET, PUT unchanged) replaced by
+    what ``current`` holds at that place: the mask must never overwrite the customer's words."""
+    if isinstance(value, dict):
+        old = current if isinstance(current, dict) else {}
+        restored = {}
+        for key, item in value.items():
+            if key in CUSTOMER_TEXT_KEYS and item == CUSTOMER_TEXT_HIDDEN:
+                if key in old:
+                    restored[key] = old[key]
+                continue
+            restored[key] = customer_words_restored(item, old.get(key))
+        return restored
+    if isinstance(value, list):
+        old_list = current if isinstance(current, list) else []
+        return [
+            customer_words_restored(item, old_list[index] if index < len(old_list) else None)
+            for index, item in enumerate(value)
+        ]
+    return value
+
+
 def session_document(*, session: Session, show_text: bool = False) -> dict[str, Any]:
     """The API's view of a session: the stored document with ``turnLog`` unpacked.
 
@@ -47,7 +87,10 @@ def session_document(*, session: Session, show_text: bool = False) -> dict[str, 
         document.pop(HISTORY, None)
         document.pop(MESSAGE_LOG, None)
         history = log.history if show_text else [_without_text(entry) for entry in log.history]
-        document[TURN_LOG] = {HISTORY: history, MESSAGE_LOG: log.message_log}
+        message_log = log.message_log if show_text else customer_words_masked(log.message_log)
+        document[TURN_LOG] = {HISTORY: history, MESSAGE_LOG: message_log}
+    if not show_text and "sessionData" in document:
+        document["sessionData"] = customer_words_masked(document["sessionData"])
     return document
 
 
@@ -70,7 +113,8 @@ def session_replace(
     customer is waiting for a person, which is true only while the session is at the hand-off node.
     """
     extra = dict(current.extra) if current else {}
-    if current_node != HUMAN_HANDOFF and extra.get(HANDOFF):
+    left_handoff = current_node != HUMAN_HANDOFF and bool(extra.get(HANDOFF))
+    if left_handoff:
         extra[HANDOFF] = False
     session = Session(
         phone=phone,
@@ -80,4 +124,7 @@ def session_replace(
         session_data=session_data,
         extra=extra,
     )
-    return session_save(session=session, expected_version=current.version if current else None)
+    saved = session_save(session=session, expected_version=current.version if current else None)
+    if left_handoff:  # nobody is waiting for a person any more: the hand-off list says so too
+        HandoffRequest.objects.filter(phone=phone, status="open").update(status="closed")
+    return saved

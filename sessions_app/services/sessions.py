@@ -22,16 +22,14 @@ from rest_framework import status
 
 from lizzy.dynamodb import (
     ConditionFailed,
-    decode_cursor,
     dynamodb_get_item,
     dynamodb_put_item,
     dynamodb_scan,
     dynamodb_update_item,
-    encode_cursor,
     iso_utc,
 )
 from lizzy.errors import ApplicationError
-from lizzy.phone import mask_phone
+from lizzy.phone import mask_phone, phone_from_ref, phone_ref
 from lizzy.tables import SESSIONS
 
 logger = logging.getLogger(__name__)
@@ -400,7 +398,8 @@ def session_list(
     if known_customer is not None:
         names["#customer"] = "customerId"
         expression += f" AND {'attribute_exists' if known_customer else 'attribute_not_exists'}(#customer)"
-    start_key = decode_cursor(cursor)
+    # The cursor is the last phone returned, sealed (phone_ref): a next link must not carry the number.
+    start_key = {"phone": phone_from_ref(cursor)} if cursor else None
     found: list[Session] = []
     while True:
         page = dynamodb_scan(
@@ -416,7 +415,7 @@ def session_list(
             if len(found) == limit:
                 # Resume after the last item we return, not after the page: nothing is skipped.
                 more = page.last_key is not None or item is not page.items[-1]
-                return found, encode_cursor({"phone": item["phone"]}) if more else None
+                return found, phone_ref(item["phone"]) if more else None
         if not page.last_key:
             return found, None
         start_key = page.last_key

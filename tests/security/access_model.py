@@ -141,6 +141,15 @@ ADMIN_ACTIONS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
+# Permissions that are not a page but what a page or an answer contains: permission -> roles that hold it.
+# lizzy.read_customer_messages: what the customer wrote (turn text, problemDescription in sessionData, the
+# messageLog's service-request effects, ServiceRequest.problem_description) in the session API, the CRM API,
+# the live session page and the service-request list; everyone else gets it masked.
+CONTENT_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    "lizzy.read_customer_messages": OPERATORS,
+}
+
+
 ROLE_TITLES = {"anon": "anonymous", "user": "signed in, no role", "client": "API client", "viewer": "viewer"}
 ROLE_TITLES |= {"operator": "operator", "super": "superuser"}
 

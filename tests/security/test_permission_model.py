@@ -237,3 +237,9 @@ def test_a_viewer_posting_a_rollback_changes_nothing(role_clients, sample_object
 def test_the_doc_mirrors_the_model():
     doc = (ROOT / "docs" / "OPERATIONS.md").read_text()
     assert access_model.markdown() in doc, "docs/OPERATIONS.md's permission tables differ: paste markdown()"
+
+
+def test_every_content_permission_is_held_exactly_by_the_roles_the_model_names(role_users):
+    for permission, roles in access_model.CONTENT_PERMISSIONS.items():
+        holders = {role for role, user in role_users.items() if user.has_perm(permission)}
+        assert holders == set(roles), (permission, sorted(holders))

@@ -141,7 +141,9 @@ def test_detail_shows_json_turns_and_no_actions_for_viewers(dynamodb, ops_viewer
     response = ops_viewer_client.get(detail_url())
     assert response.status_code == 200
     html = response.content.decode()
-    assert "&quot;problemDescription&quot;: &quot;Engine won&#x27;t start&quot;" in html
+    # what the customer wrote is masked for a viewer (no lizzy.read_customer_messages; review 16)
+    assert "Engine won&#x27;t start" not in html
+    assert "&quot;problemDescription&quot;: &quot;(hidden: needs lizzy.read_customer_messages)&quot;" in html
     assert "Sorry it won&#x27;t start! Which unit?" in html
     assert "MAIN_MENU → PROBLEM" in html
     assert 'id="session-actions"' not in html

@@ -4,6 +4,7 @@ import pytest
 
 from lizzy.dynamodb import dynamodb_get_item, dynamodb_put_item, dynamodb_scan
 from lizzy.tables import SESSIONS
+from sessions_app.services.session_documents import CUSTOMER_TEXT_HIDDEN
 from tests.sessions_app.factories import SEED_PHONE, seed_session_document
 
 URL = f"/api/v1/sessions/{quote(SEED_PHONE)}"
@@ -234,7 +235,15 @@ def test_get_then_put_round_trips_a_workflow_session(crm, sms, dynamodb, api_cli
     # then it is accepted, and the engine's attributes are the server's, not overwritten
     assert replaced.status_code == 200, replaced.content
     after = api_client.get(URL).json()
-    assert after["sessionData"]["problemDescription"] == "Pull cord is stuck"
+    stored = dynamodb_get_item(table=SESSIONS.name, key={"phone": SEED_PHONE})
+    assert stored["sessionData"]["problemDescription"] == "Pull cord is stuck"
+    # what the customer wrote is masked for a caller without lizzy.read_customer_messages (review 16)...
+    assert after["sessionData"]["problemDescription"] == CUSTOMER_TEXT_HIDDEN
+    # ...and the masked body put back unchanged keeps the words, never writes the mask over them
+    again = api_client.put(URL, after, format="json", HTTP_IF_MATCH=replaced["ETag"])
+    assert again.status_code == 200, again.content
+    stored = dynamodb_get_item(table=SESSIONS.name, key={"phone": SEED_PHONE})
+    assert stored["sessionData"]["problemDescription"] == "Pull cord is stuck"
     assert after["turnLog"] == document["turnLog"]
     assert after["turnCount"] == document["turnCount"] == 2
     assert after["version"] == document["version"] + 1
