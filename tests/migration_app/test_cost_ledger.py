@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.migration_app.factories import THINGS_DDL, things_mapping, things_rows
+from tests.migration_app.kill import kill_during_write
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = 300
@@ -70,20 +69,7 @@ def test_a_migration_killed_mid_run_has_its_writes_so_far_in_the_ledger(command_
     # given a flush after every call (so nothing depends on timing)
     env = {**env, "LIZZY_CAPACITY_FLUSH_SECONDS": "0"}
     marker = tmp_path / "blocked"
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "tests.migration_app.killable_backfill", str(marker), "5", "--", *command],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 60
-    while not marker.exists():
-        assert worker.poll() is None, worker.communicate()[1].decode()[-2000:]
-        assert time.monotonic() < deadline, "the worker never reached its fifth batch"
-        time.sleep(0.05)
     # when it is killed (no atexit, no shutdown signal) in the middle of its fifth BatchWriteItem
-    worker.send_signal(signal.SIGKILL)
-    worker.wait()
+    kill_during_write(command=command, env=env, marker=marker)
     # then the four batches it wrote are counted
     assert ledger_writes(control, table) >= 4

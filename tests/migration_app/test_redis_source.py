@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from lizzy.dynamodb import dynamodb_scan_segment
 from lizzy.tables import table_name
 from migration_app.sources import SourceError, source_open
 from migration_app.sources.base import Relation
+from tests.migration_app.kill import kill_during_write
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAN = ROOT / "migration_app" / "plans" / "django_redis_cache" / "mapping.json"
@@ -311,20 +311,7 @@ def test_a_cache_migration_killed_in_the_middle_resumes_from_its_scan_cursor(
     marker = tmp_path / "blocked"
 
     # when the first worker is killed while writing a later page (pages of one SCAN, BatchWriteItem of 25)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "tests.migration_app.killable_backfill", str(marker), "5", "--", *command],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 60
-    while not marker.exists():
-        assert worker.poll() is None, worker.communicate()[1].decode()[-2000:]
-        assert time.monotonic() < deadline, "the worker never reached its fifth write"
-        time.sleep(0.05)
-    worker.send_signal(signal.SIGKILL)
-    worker.wait()
+    kill_during_write(command=command, env=env, marker=marker)
     with sqlite3.connect(control) as db:
         ((rows_read, last_key, done),) = db.execute("SELECT rows_read, last_key, done FROM migration_app_segment")
     assert 0 < rows_read < 300

@@ -2,17 +2,16 @@
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.migration_app.factories import THINGS_DDL, things_mapping, things_rows
+from tests.migration_app.kill import kill_during_write
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,20 +37,7 @@ def test_killed_backfill_resumes_from_its_checkpoint(tmp_path, sqlite_source, dy
     marker = tmp_path / "blocked"
 
     # when the first worker is killed while writing its third chunk (chunks of 50 rows, 2 calls each)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "tests.migration_app.killable_backfill", str(marker), "5", "--", *command],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 60
-    while not marker.exists():
-        assert worker.poll() is None, worker.communicate()[1].decode()[-2000:]
-        assert time.monotonic() < deadline, "the worker never reached its third chunk"
-        time.sleep(0.05)
-    worker.send_signal(signal.SIGKILL)
-    worker.wait()
+    kill_during_write(command=command, env=env, marker=marker)
     with sqlite3.connect(control) as db:
         checkpoint = db.execute("SELECT rows_read, last_key, done, lease_owner FROM migration_app_segment").fetchall()
     assert [row[:3] for row in checkpoint] == [(100, "[100]", 0)]
