@@ -9,6 +9,7 @@ from lizzy.errors import ApplicationError
 from lizzy.permissions import READ_CUSTOMER_MESSAGES
 from lizzy.phone import mask_phone, phone_ref
 from lizzy.redis import RedisUnavailable
+from sessions_app.admin_search import SealedSearchAdmin
 from sessions_app.models import (
     Customer,
     Equipment,
@@ -37,7 +38,7 @@ class EquipmentInline(admin.TabularInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(SealedSearchAdmin):
     list_display = ("customer_id", "name", "phone", "email", "updated_at")
     search_fields = ("customer_id", "name", "phone", "email")
     inlines = [EquipmentInline]
@@ -231,7 +232,7 @@ class SessionStoreModeChangeAdmin(admin.ModelAdmin):
 
 
 @admin.register(HandoffRequest)
-class HandoffRequestAdmin(admin.ModelAdmin):
+class HandoffRequestAdmin(SealedSearchAdmin):
     """Customers who texted "talk to a person": ops call or text them back, then close the row."""
 
     list_display = ("id", "customer", "masked_phone", "node", "status", "session_link", "created_at")
@@ -258,7 +259,7 @@ class HandoffRequestAdmin(admin.ModelAdmin):
 
 
 @admin.register(SmsContact)
-class SmsContactAdmin(admin.ModelAdmin):
+class SmsContactAdmin(SealedSearchAdmin):
     list_display = ("id", "masked_phone", "opted_out", "opted_out_at", "opted_in_at", "last_session_started_at")
     list_filter = ("opted_out",)
     search_fields = ("phone",)
