@@ -6,6 +6,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from lizzy.errors import ApplicationError
+from lizzy.formats import console_timestamp
 from lizzy.permissions import READ_CUSTOMER_MESSAGES
 from lizzy.phone import mask_phone, phone_ref
 from lizzy.redis import RedisUnavailable
@@ -196,7 +197,7 @@ class SessionStoreSettingAdmin(admin.ModelAdmin):
                 "Write-behind backlog: {} (oldest {} s); last flush {} wrote {}; divergences (last {} s): {}",
                 backlog.size,
                 round(backlog.oldest_age_seconds or 0, 1),
-                last.get("finishedAt", "never"),
+                console_timestamp(last["finishedAt"]) if last.get("finishedAt") else "never",
                 last.get("written", 0),
                 shadow["window_seconds"],
                 shadow["divergences"],
