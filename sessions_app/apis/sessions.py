@@ -221,6 +221,12 @@ CONDITIONAL_ANSWERS = {
 
 
 class SessionDetailApi(SessionAddressedApi):
+    """A live session, named in the path by its `ref` (`POST /api/v1/sessions/refs` gives it for a phone number).
+
+    Deprecated: a phone number in place of the ref is still answered, with `Deprecation` and
+    `Link: <…/api/v1/sessions/{ref}>; rel="successor-version"` headers.
+    """
+
     required_permissions = {"GET": (API_SESSIONS_READ,), "PUT": (API_SESSIONS_WRITE,), "DELETE": (API_SESSIONS_DELETE,)}
 
     class InputSerializer(serializers.Serializer):
@@ -430,11 +436,11 @@ class SessionRefApi(APIView):
 
     required_permissions = {"POST": (API_SESSIONS_READ,)}
 
-    class InputSerializer(serializers.Serializer):
+    class SessionRefRequestSerializer(serializers.Serializer):
         phone = StrictCharField(max_length=MAX_PHONE_INPUT, help_text="Any format; normalised to E.164.")
 
     @extend_schema(
-        request=InputSerializer,
+        request=SessionRefRequestSerializer,
         responses={
             200: inline_serializer(
                 "SessionRef",
@@ -449,7 +455,7 @@ class SessionRefApi(APIView):
         summary="Find a session's URL by phone",
     )
     def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.SessionRefRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         phone = normalize_phone(serializer.validated_data["phone"])
         return Response({"ref": phone_ref(phone), "url": session_url(request, phone)})
