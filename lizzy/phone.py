@@ -19,6 +19,9 @@ ERR_INVALID_PHONE = "{value!r} is not a valid phone number; use E.164, for examp
 MAX_PHONE_INPUT = 64
 MAX_PHONE_REF = 128  # a reference to a 64-character input is 107 characters
 PHONE_REF_PURPOSE = b"lizzy.phone-ref.v1"
+SEARCH_REF_PURPOSE = b"lizzy.search-ref.v1"  # its own key: a sealed search term is never a session link
+MAX_SEARCH_TERM = 200  # characters; a longer search is cut (no one types more into an admin search box)
+MAX_SEARCH_REF = 4 * (16 + 4 * MAX_SEARCH_TERM) // 3 + 4
 
 
 class InvalidPhoneNumber(ValidationFailed):
@@ -70,10 +73,32 @@ class InvalidPhoneRef(ValidationFailed):
 ERR_INVALID_PHONE_REF = "That link does not name a session (it may come from another installation)."
 
 
-@functools.lru_cache(maxsize=4)
-def _ref_cipher(secret_key: str) -> AESSIV:
-    key = hmac.new(secret_key.encode(), PHONE_REF_PURPOSE, hashlib.sha512).digest()  # 64 bytes: AES-256-SIV
+@functools.lru_cache(maxsize=8)
+def _ref_cipher(secret_key: str, purpose: bytes = PHONE_REF_PURPOSE) -> AESSIV:
+    key = hmac.new(secret_key.encode(), purpose, hashlib.sha512).digest()  # 64 bytes: AES-256-SIV
     return AESSIV(key)
+
+
+def _seal(text: str, purpose: bytes) -> str:
+    sealed = _ref_cipher(settings.SECRET_KEY, purpose).encrypt(text.encode(), None)
+    return base64.urlsafe_b64encode(sealed).rstrip(b"=").decode("ascii")
+
+
+def _unseal(ref: str, purpose: bytes, max_chars: int) -> str | None:
+    """What ``_seal`` sealed under SECRET_KEY or one of SECRET_KEY_FALLBACKS; None for anything else."""
+    if not ref or len(ref) > max_chars:
+        return None
+    try:
+        sealed = base64.urlsafe_b64decode(ref + "=" * (-len(ref) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    # A link made before a SECRET_KEY rotation still works while the old key is a fallback.
+    for secret_key in (settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ())):
+        try:
+            return _ref_cipher(secret_key, purpose).decrypt(sealed, None).decode()
+        except (ValueError, InvalidTag, UnicodeDecodeError):
+            continue
+    return None
 
 
 def phone_ref(phone: str) -> str:
@@ -83,22 +108,23 @@ def phone_ref(phone: str) -> str:
     the number is encrypted instead (AES-SIV keyed from SECRET_KEY: deterministic, so one session keeps
     one URL, and authenticated, so a forged or edited reference is refused, never decoded to garbage).
     """
-    sealed = _ref_cipher(settings.SECRET_KEY).encrypt(phone.encode(), None)
-    return base64.urlsafe_b64encode(sealed).rstrip(b"=").decode("ascii")
+    return _seal(phone, PHONE_REF_PURPOSE)
 
 
 def phone_from_ref(ref: str) -> str:
     """The phone a ``phone_ref`` names; ``InvalidPhoneRef`` for anything else."""
-    if not ref or len(ref) > MAX_PHONE_REF:
+    phone = _unseal(ref, PHONE_REF_PURPOSE, MAX_PHONE_REF)
+    if phone is None:
         raise InvalidPhoneRef(ERR_INVALID_PHONE_REF)
-    try:
-        sealed = base64.urlsafe_b64decode(ref + "=" * (-len(ref) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidPhoneRef(ERR_INVALID_PHONE_REF) from exc
-    # A link made before a SECRET_KEY rotation still names its session while the old key is a fallback.
-    for secret_key in (settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ())):
-        try:
-            return _ref_cipher(secret_key).decrypt(sealed, None).decode()
-        except (ValueError, InvalidTag, UnicodeDecodeError):
-            continue
-    raise InvalidPhoneRef(ERR_INVALID_PHONE_REF)
+    return phone
+
+
+def search_ref(term: str) -> str:
+    """A search term (a phone, an e-mail, a name) sealed for a URL (``?q=<ref>``), the same way as ``phone_ref``
+    but under its own key. Signing (``django.core.signing``) would not do: it authenticates, it does not hide."""
+    return _seal(term[:MAX_SEARCH_TERM], SEARCH_REF_PURPOSE)
+
+
+def search_from_ref(ref: str) -> str | None:
+    """The term a ``search_ref`` sealed; None when ``ref`` is not one (typed by hand, forged, another site's)."""
+    return _unseal(ref, SEARCH_REF_PURPOSE, MAX_SEARCH_REF)

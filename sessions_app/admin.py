@@ -6,9 +6,11 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from lizzy.errors import ApplicationError
+from lizzy.formats import console_timestamp
 from lizzy.permissions import READ_CUSTOMER_MESSAGES
 from lizzy.phone import mask_phone, phone_ref
 from lizzy.redis import RedisUnavailable
+from sessions_app.admin_search import SealedSearchAdmin
 from sessions_app.models import (
     Customer,
     Equipment,
@@ -37,7 +39,7 @@ class EquipmentInline(admin.TabularInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(SealedSearchAdmin):
     list_display = ("customer_id", "name", "phone", "email", "updated_at")
     search_fields = ("customer_id", "name", "phone", "email")
     inlines = [EquipmentInline]
@@ -195,7 +197,7 @@ class SessionStoreSettingAdmin(admin.ModelAdmin):
                 "Write-behind backlog: {} (oldest {} s); last flush {} wrote {}; divergences (last {} s): {}",
                 backlog.size,
                 round(backlog.oldest_age_seconds or 0, 1),
-                last.get("finishedAt", "never"),
+                console_timestamp(last["finishedAt"]) if last.get("finishedAt") else "never",
                 last.get("written", 0),
                 shadow["window_seconds"],
                 shadow["divergences"],
@@ -231,7 +233,7 @@ class SessionStoreModeChangeAdmin(admin.ModelAdmin):
 
 
 @admin.register(HandoffRequest)
-class HandoffRequestAdmin(admin.ModelAdmin):
+class HandoffRequestAdmin(SealedSearchAdmin):
     """Customers who texted "talk to a person": ops call or text them back, then close the row."""
 
     list_display = ("id", "customer", "masked_phone", "node", "status", "session_link", "created_at")
@@ -258,7 +260,7 @@ class HandoffRequestAdmin(admin.ModelAdmin):
 
 
 @admin.register(SmsContact)
-class SmsContactAdmin(admin.ModelAdmin):
+class SmsContactAdmin(SealedSearchAdmin):
     list_display = ("id", "masked_phone", "opted_out", "opted_out_at", "opted_in_at", "last_session_started_at")
     list_filter = ("opted_out",)
     search_fields = ("phone",)

@@ -24,9 +24,10 @@ from lizzy.cache_entries import cache_entries_invalidate_prefix, cache_entries_p
 from lizzy.errors import ApplicationError
 from lizzy.models import OpsConsole
 from lizzy.observability.logs import redact
-from lizzy.phone import hash_phone, mask_phone, normalize_phone, phone_from_ref, phone_ref
+from lizzy.phone import MAX_PHONE_INPUT, hash_phone, mask_phone, normalize_phone, phone_from_ref, phone_ref
 from lizzy.redis import SESSION_KEY, key, redis_url
 from sessions_app.admin_panels import session_cache_context
+from sessions_app.admin_search import HttpResponseSeeOther
 from sessions_app.admin_sessions import MANAGE_PERMISSION, VIEW_PERMISSION, _require
 from sessions_app.selectors import hot_tier_entries
 from sessions_app.services.hot_tier import hot_tier_check_prefix, hot_tier_invalidate, hot_tier_invalidate_prefix
@@ -64,11 +65,28 @@ def _dynamodb_section(query: str, cursor: str | None) -> dict[str, Any]:
     return {"entries": entries, "next_cursor": next_cursor}
 
 
+def _sealed_filter_redirect(request: HttpRequest, typed: str, response: type[HttpResponseRedirect]) -> HttpResponse:
+    """This page again, with the typed phone prefix sealed into ``rqr`` (and the Redis paging reset)."""
+    params = request.GET.copy()
+    for name in ("rq", "rqr", "rc"):
+        params.pop(name, None)
+    typed = typed.strip()[:MAX_PHONE_INPUT]
+    if typed:
+        params["rqr"] = phone_ref(typed)
+    query = params.urlencode()
+    return response(request.path + (f"?{query}" if query else ""))
+
+
 def cache_entries_view(request: HttpRequest, site: admin.AdminSite) -> HttpResponse:
     _require(request, VIEW_PERMISSION)
-    redis_query = request.GET.get("rq", "").strip()
-    if not redis_query and request.GET.get("rqr"):
-        # The page's own links name the phone prefix sealed (phone_ref): no number in URLs or access logs.
+    # The Redis filter takes a phone prefix, up to a whole number: its form is POSTed and the prefix sealed
+    # (phone_ref) into ``rqr``, so no number reaches a URL, an access log or the browser's history.
+    if request.method == "POST":
+        return _sealed_filter_redirect(request, request.POST.get("rq", ""), HttpResponseSeeOther)
+    if request.GET.get("rq", "").strip():  # typed into the address bar, or an old bookmark
+        return _sealed_filter_redirect(request, request.GET["rq"], HttpResponseRedirect)
+    redis_query = ""
+    if request.GET.get("rqr"):
         try:
             redis_query = phone_from_ref(request.GET["rqr"])
         except ApplicationError:
@@ -102,6 +120,7 @@ def cache_entries_view(request: HttpRequest, site: admin.AdminSite) -> HttpRespo
         stats=session_cache_context(request),
         can_manage=request.user.has_perm(MANAGE_PERMISSION),
         invalidate_url=reverse("admin:sessions_cache_invalidate"),
+        redis_filter_action="?" + urlencode({"dq": dynamodb_query} if dynamodb_query else {}),
     )
     return TemplateResponse(request, "admin/sessions_app/cache_entries/list.html", context)
 

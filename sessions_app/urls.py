@@ -9,8 +9,10 @@ app_name = "sessions_app"
 
 urlpatterns = [
     path("sessions/", session_apis.SessionListApi.as_view(), name="session-list"),
-    path("sessions/<str:phone>", session_apis.SessionDetailApi.as_view(), name="session-detail"),
-    path("sessions/<str:phone>/presence", event_apis.SessionPresenceApi.as_view(), name="session-presence"),
+    # A session is named by its ref (opaque, lizzy.phone.phone_ref); a phone number there is deprecated.
+    path("sessions/refs", session_apis.SessionRefApi.as_view(), name="session-ref"),
+    path("sessions/<str:ref>", session_apis.SessionDetailApi.as_view(), name="session-detail"),
+    path("sessions/<str:ref>/presence", event_apis.SessionPresenceApi.as_view(), name="session-presence"),
     path("events/sessions", event_apis.SessionEventsApi.as_view(), name="session-events"),
     # SMS webhook and CRM (issue 3)
     path("sms/inbound", sms_apis.sms_inbound_view, name="sms-inbound"),

@@ -13,9 +13,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lizzy.permissions import API_EVENTS_READ, LIVE_SESSIONS_VIEW, HasRequiredPermissions, IsStaff
-from lizzy.phone import normalize_phone
 from lizzy.redis import RedisUnavailable, json_dumps
 from lizzy.stream_slots import StreamLease, stream_lease_acquire
+from sessions_app.apis.sessions import REF_PARAMETER, SessionAddressedApi
 from sessions_app.services.events import presence_leave, presence_list, presence_touch, session_events_stream
 
 MAX_STREAM_SECONDS = 300  # clients (EventSource) reconnect by themselves; bounded streams free workers
@@ -96,7 +96,7 @@ class SessionEventsApi(APIView):
         return response
 
 
-class SessionPresenceApi(APIView):
+class SessionPresenceApi(SessionAddressedApi):
     """POST while the page is open (every ~10 s) to stay listed; GET to see who is looking; DELETE on leave.
 
     The answer names staff users: only staff who may view live sessions use it.
@@ -104,24 +104,27 @@ class SessionPresenceApi(APIView):
 
     permission_classes = [IsStaff, HasRequiredPermissions]
     required_permissions = dict.fromkeys(("GET", "POST", "DELETE"), (LIVE_SESSIONS_VIEW,))
+    path_suffix = "/presence"
 
     @extend_schema(
         request=None,
+        parameters=[REF_PARAMETER],
         responses=inline_serializer("Presence", {"viewers": serializers.ListField(child=serializers.CharField())}),
         summary="Mark yourself as viewing a session",
     )
-    def post(self, request: Request, phone: str) -> Response:
-        viewers = presence_touch(phone=normalize_phone(phone), viewer=request.user.get_username())
+    def post(self, request: Request, ref: str) -> Response:
+        viewers = presence_touch(phone=self.phone, viewer=request.user.get_username())
         return Response({"viewers": viewers})
 
     @extend_schema(
+        parameters=[REF_PARAMETER],
         responses=inline_serializer("PresenceList", {"viewers": serializers.ListField(child=serializers.CharField())}),
         summary="Who is viewing a session",
     )
-    def get(self, request: Request, phone: str) -> Response:
-        return Response({"viewers": presence_list(phone=normalize_phone(phone))})
+    def get(self, request: Request, ref: str) -> Response:
+        return Response({"viewers": presence_list(phone=self.phone)})
 
-    @extend_schema(request=None, responses={204: None}, summary="Stop viewing a session")
-    def delete(self, request: Request, phone: str) -> Response:
-        presence_leave(phone=normalize_phone(phone), viewer=request.user.get_username())
+    @extend_schema(request=None, parameters=[REF_PARAMETER], responses={204: None}, summary="Stop viewing a session")
+    def delete(self, request: Request, ref: str) -> Response:
+        presence_leave(phone=self.phone, viewer=request.user.get_username())
         return Response(status=204)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -14,7 +16,7 @@ from rest_framework.views import APIView
 
 from lizzy.errors import NotFound, PreconditionFailed, PreconditionRequired, ValidationFailed
 from lizzy.permissions import API_SESSIONS_DELETE, API_SESSIONS_READ, API_SESSIONS_WRITE, READ_CUSTOMER_MESSAGES
-from lizzy.phone import normalize_phone
+from lizzy.phone import MAX_PHONE_INPUT, InvalidPhoneRef, normalize_phone, phone_from_ref, phone_ref
 from sessions_app.selectors import session_get
 from sessions_app.services.session_documents import (
     ERR_UNKNOWN_CUSTOMER,
@@ -32,12 +34,53 @@ ERR_NOT_FOUND = "No live session for this phone."
 ERR_IF_MATCH_REQUIRED = "Replacing a session requires If-Match with its current ETag (its version)."
 ERR_STALE = "The session is at version {current}, not {given}; re-read it and try again."
 ERR_BAD_IF_MATCH = 'If-Match must be an ETag such as "3".'
-ERR_PHONE_MISMATCH = "The phone in the body differs from the phone in the URL."
+ERR_PHONE_MISMATCH = "The phone in the body differs from the phone of the session the URL names."
 ERR_IF_NONE_MATCH = "If-None-Match failed: the session exists at version {current}."
 ERR_EMPTY_KEY = "DynamoDB cannot store a map with an empty key."
 MAX_QUOTED_INPUT = 64
 
 MAX_LIST_LIMIT = 200
+# A phone number in the path (``/api/v1/sessions/+12065550100``) still answers, deprecated since this day: URLs
+# reach access logs, proxies and browser history, so a session is named by its ref (``POST …/sessions/refs``).
+PHONE_PATH_DEPRECATED = datetime(2026, 12, 1, tzinfo=UTC)
+REF_PARAMETER = OpenApiParameter(
+    "ref",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    description="The session's opaque reference: `ref` in every session document, or what POST "
+    "/api/v1/sessions/refs answers for a phone. A phone number here (+12065550100, percent-encoded) is "
+    "deprecated: still answered, with a `Deprecation` header and a `Link` to the ref URL (rel=successor-version).",
+)
+
+
+def session_url(request: Request, phone: str, suffix: str = "") -> str:
+    return request.build_absolute_uri(reverse("sessions_app:session-detail", args=[phone_ref(phone)]) + suffix)
+
+
+class SessionAddressedApi(APIView):
+    """An endpoint of one session, named in the path by its ref (``self.phone`` is the session's phone).
+
+    A phone number in the path is the deprecated form: answered, marked with ``Deprecation`` (RFC 9745) and a
+    ``Link`` to the same resource by ref.
+    """
+
+    path_suffix = ""  # what follows the session in the path, for the Link of the deprecated form
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # authentication and permissions come first
+        self.phone_in_path = False
+        try:
+            self.phone = phone_from_ref(kwargs["ref"])
+        except InvalidPhoneRef:
+            self.phone = normalize_phone(kwargs["ref"])  # 400 (invalid_phone) when it is neither
+            self.phone_in_path = True
+
+    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if getattr(self, "phone_in_path", False):
+            response["Deprecation"] = f"@{int(PHONE_PATH_DEPRECATED.timestamp())}"
+            response["Link"] = f'<{session_url(request, self.phone, self.path_suffix)}>; rel="successor-version"'
+        return response
 
 
 class TurnLogSerializer(serializers.Serializer):
@@ -52,6 +95,7 @@ class TurnLogSerializer(serializers.Serializer):
 
 
 class SessionOutputSerializer(serializers.Serializer):
+    ref = serializers.CharField(help_text="The session's opaque reference: its URL is /api/v1/sessions/{ref}.")
     phone = serializers.CharField()
     customerId = serializers.CharField(required=False)  # noqa: N815 - the seed's attribute names
     currentNode = serializers.CharField()  # noqa: N815
@@ -112,9 +156,12 @@ def _shows_text(request: Request) -> bool:
     return request.user.has_perm(READ_CUSTOMER_MESSAGES)
 
 
+def _document(request: Request, session: Session) -> dict[str, Any]:
+    return {"ref": phone_ref(session.phone), **session_document(session=session, show_text=_shows_text(request))}
+
+
 def _session_response(request: Request, session: Session, status_code: int = status.HTTP_200_OK) -> Response:
-    document = session_document(session=session, show_text=_shows_text(request))
-    return Response(document, status=status_code, headers={"ETag": _etag(session)})
+    return Response(_document(request, session), status=status_code, headers={"ETag": _etag(session)})
 
 
 class StrictCharField(serializers.CharField):
@@ -173,12 +220,19 @@ CONDITIONAL_ANSWERS = {
 }
 
 
-class SessionDetailApi(APIView):
+class SessionDetailApi(SessionAddressedApi):
+    """A live session, named in the path by its `ref` (`POST /api/v1/sessions/refs` gives it for a phone number).
+
+    Deprecated: a phone number in place of the ref is still answered, with `Deprecation` and
+    `Link: <…/api/v1/sessions/{ref}>; rel="successor-version"` headers.
+    """
+
     required_permissions = {"GET": (API_SESSIONS_READ,), "PUT": (API_SESSIONS_WRITE,), "DELETE": (API_SESSIONS_DELETE,)}
 
     class InputSerializer(serializers.Serializer):
         """What a client sets, plus everything GET returns (read-only: checked or ignored, never refused)."""
 
+        ref = serializers.CharField(required=False, help_text="Read-only: ignored (the path names the session).")
         phone = StrictCharField(required=False)
         customerId = StrictCharField(  # noqa: N815
             required=False, allow_null=True, max_length=32, help_text="A CRM customer ID; null: unknown caller."
@@ -230,17 +284,18 @@ class SessionDetailApi(APIView):
     @extend_schema(
         responses={200: SessionOutputSerializer, 304: None, 404: CONDITIONAL_ANSWERS[404]},
         parameters=[
+            REF_PARAMETER,
             OpenApiParameter(
                 "If-None-Match",
                 OpenApiTypes.STR,
                 OpenApiParameter.HEADER,
                 description="An ETag from an earlier GET: 304 with no body while the session is still at it.",
-            )
+            ),
         ],
         summary="Read a live session",
     )
-    def get(self, request: Request, phone: str) -> Response:
-        session = session_get(phone=normalize_phone(phone))
+    def get(self, request: Request, ref: str) -> Response:
+        session = session_get(phone=self.phone)
         if session is None:
             raise NotFound(ERR_NOT_FOUND)
         if_none_match = request.headers.get("If-None-Match")
@@ -260,6 +315,7 @@ class SessionDetailApi(APIView):
             428: CONDITIONAL_ANSWERS[428],
         },
         parameters=[
+            REF_PARAMETER,
             OpenApiParameter(
                 "If-Match",
                 OpenApiTypes.STR,
@@ -275,8 +331,8 @@ class SessionDetailApi(APIView):
         ],
         summary="Create or replace a session",
     )
-    def put(self, request: Request, phone: str) -> Response:
-        phone = normalize_phone(phone)
+    def put(self, request: Request, ref: str) -> Response:
+        phone = self.phone
         current = session_get(phone=phone)
         serializer = self.InputSerializer(data=request.data, context={"current": current})
         serializer.is_valid(raise_exception=True)
@@ -313,12 +369,12 @@ class SessionDetailApi(APIView):
         return _session_response(request, stored, status.HTTP_201_CREATED if current is None else status.HTTP_200_OK)
 
     @extend_schema(
-        parameters=[OpenApiParameter("If-Match", OpenApiTypes.STR, OpenApiParameter.HEADER)],
-        responses={204: None},
+        parameters=[REF_PARAMETER, OpenApiParameter("If-Match", OpenApiTypes.STR, OpenApiParameter.HEADER)],
+        responses={204: None, 404: CONDITIONAL_ANSWERS[404]},
         summary="End a session",
     )
-    def delete(self, request: Request, phone: str) -> Response:
-        phone = normalize_phone(phone)
+    def delete(self, request: Request, ref: str) -> Response:
+        phone = self.phone
         if_match = _parse_if_match(request)
         expected = None
         if isinstance(if_match, frozenset):
@@ -370,6 +426,36 @@ class SessionListApi(APIView):
         return Response(
             {
                 "next": next_url,
-                "results": [session_document(session=s, show_text=_shows_text(request)) for s in sessions],
+                "results": [_document(request, session) for session in sessions],
             }
         )
+
+
+class SessionRefApi(APIView):
+    """A phone number (in the body, never in a URL) to the ref and URL of its session, live or not yet."""
+
+    required_permissions = {"POST": (API_SESSIONS_READ,)}
+
+    class SessionRefRequestSerializer(serializers.Serializer):
+        phone = StrictCharField(max_length=MAX_PHONE_INPUT, help_text="Any format; normalised to E.164.")
+
+    @extend_schema(
+        request=SessionRefRequestSerializer,
+        responses={
+            200: inline_serializer(
+                "SessionRef",
+                {
+                    "ref": serializers.CharField(help_text="The session's opaque reference."),
+                    "url": serializers.CharField(help_text="/api/v1/sessions/{ref}: GET, PUT, DELETE."),
+                },
+            ),
+            400: OpenApiResponse(description="Not a phone number (error.code invalid_phone)."),
+        },
+        operation_id="sessions_ref",
+        summary="Find a session's URL by phone",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.SessionRefRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        phone = normalize_phone(serializer.validated_data["phone"])
+        return Response({"ref": phone_ref(phone), "url": session_url(request, phone)})

@@ -88,3 +88,20 @@ def test_a_viewer_sees_sessions_but_no_actions(browser, live_server, dynamodb, s
     browser.get(f"{live_server.url}/admin/ops/sessions/{phone_ref(PHONE)}/expire/")
     assert "403" in browser.title or "Forbidden" in browser.page_source
     assert session_get(phone=PHONE) is not None
+
+
+def test_searching_hand_offs_by_phone_keeps_the_number_out_of_the_address_bar(browser, live_server, staff):
+    """The ORM changelist's search box POSTs (with its CSRF token) and lands on ?q=<sealed term>."""
+    from sessions_app.models import HandoffRequest
+
+    HandoffRequest.objects.create(phone=PHONE, node="HUMAN_HANDOFF")
+    HandoffRequest.objects.create(phone="+14155550100", node="HUMAN_HANDOFF")
+    sign_in(browser, live_server, "ops-admin")
+    browser.get(f"{live_server.url}/admin/sessions_app/handoffrequest/")
+    search = browser.find_element(By.ID, "searchbar")
+    search.send_keys(PHONE)
+    search.submit()
+    WebDriverWait(browser, WAIT_SECONDS).until(ec.url_contains("q="))
+    assert PHONE.lstrip("+") not in browser.current_url
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")) == 1
+    assert browser.find_element(By.ID, "searchbar").get_attribute("value") == PHONE

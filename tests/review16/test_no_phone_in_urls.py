@@ -25,7 +25,6 @@ def test_a_live_session_link_survives_a_secret_key_rotation(settings):
     assert phone_from_ref(ref) == SEED_PHONE
 
 
-@pytest.mark.xfail(strict=True, reason="review-16: ORM changelist search by phone is still Django's GET form")
 @pytest.mark.parametrize(
     "changelist", ["sessions_app_handoffrequest", "sessions_app_smscontact", "sessions_app_customer"]
 )
@@ -38,7 +37,6 @@ def test_admin_search_by_phone_does_not_put_the_number_in_the_url(ops_admin_clie
     assert 'method="get"' not in form.group(0), form.group(0)
 
 
-@pytest.mark.xfail(strict=True, reason="review-16: changelist links after a search still carry ?q=<phone>")
 def test_hand_off_search_result_links_do_not_echo_the_phone(ops_admin_client, db):
     """After a search, every link on the page (filters, sort headers, actions' redirect) carries ?q=<phone>."""
     from sessions_app.models import HandoffRequest
@@ -64,8 +62,9 @@ def test_sms_contacts_list_masks_phones_like_the_live_sessions_list(ops_admin_cl
 def test_cached_entries_filter_does_not_put_a_phone_in_the_url(ops_admin_client, db, settings):
     """The Redis filter of Cached entries is a GET form taking a phone prefix of up to 15 digits (a whole
     number): ?rq=+12065550100 is accepted, and the page links 'Invalidate all with this prefix' with it."""
-    page = ops_admin_client.get(reverse("admin:sessions_cache_entries"), {"rq": SEED_PHONE})
+    page = ops_admin_client.post(reverse("admin:sessions_cache_entries"), {"rq": SEED_PHONE}, follow=True)
     assert page.status_code == 200
+    assert [url for url, _ in page.redirect_chain if PHONE_DIGITS in url.replace("%2B", "+")] == []
     html = page.content.decode()
     leaking = [href for href in HREF.findall(html) if PHONE_DIGITS in href.replace("%2B", "+")]
     assert leaking == [], leaking
@@ -74,7 +73,7 @@ def test_cached_entries_filter_does_not_put_a_phone_in_the_url(ops_admin_client,
 def test_the_sealed_prefix_links_still_name_the_prefix(ops_admin_client, db, settings):
     """The Cached entries links carry the phone prefix sealed; following them reaches the same filter and the
     invalidate confirmation for that prefix."""
-    html = ops_admin_client.get(reverse("admin:sessions_cache_entries"), {"rq": "+1206"}).content.decode()
+    html = ops_admin_client.post(reverse("admin:sessions_cache_entries"), {"rq": "+1206"}, follow=True).content.decode()
     link = re.search(r'id="redis-invalidate-prefix" href="([^"]*)"', html)
     assert link, "no prefix invalidation link"
     url = link.group(1).replace("&amp;", "&")

@@ -139,7 +139,7 @@ def test_the_schema_documents_the_conditional_answers(db):
     from drf_spectacular.generators import SchemaGenerator
 
     schema = SchemaGenerator().get_schema(request=None, public=True)
-    detail = schema["paths"]["/api/v1/sessions/{phone}"]
+    detail = schema["paths"]["/api/v1/sessions/{ref}"]
     assert {"400", "412", "428"} <= set(detail["put"]["responses"]), sorted(detail["put"]["responses"])
     assert "404" in detail["get"]["responses"], sorted(detail["get"]["responses"])
     assert "400" in schema["paths"]["/api/v1/sessions/"]["get"]["responses"]

@@ -32,6 +32,7 @@ ROUTES: dict[str, dict[str, tuple[str, ...]]] = {
     "api-root": {"GET": SIGNED_IN},
     # sessions
     "sessions_app:session-list": {"GET": ("client", "viewer", "operator", "super")},
+    "sessions_app:session-ref": {"POST": ("client", "viewer", "operator", "super")},  # phone in the body -> ref
     "sessions_app:session-detail": {
         "GET": ("client", "viewer", "operator", "super"),
         "PUT": ("client", "operator", "super"),
@@ -68,7 +69,7 @@ ROUTES: dict[str, dict[str, tuple[str, ...]]] = {
     "admin:sessions_live_detail": {"GET": STAFF},
     "admin:sessions_live_presence": {"POST": STAFF},
     "admin:sessions_live_action": {"GET": OPERATORS, "POST": OPERATORS},
-    "admin:sessions_cache_entries": {"GET": STAFF},
+    "admin:sessions_cache_entries": {"GET": STAFF, "POST": STAFF},  # POST: the Redis filter by phone prefix
     "admin:sessions_cache_invalidate": {"GET": OPERATORS, "POST": OPERATORS},
     "admin:lizzy_cost": {"GET": STAFF, "POST": OPERATORS},
     "admin:migration_app_migrationplan_progress": {"GET": STAFF},

@@ -37,6 +37,7 @@ def test_put_creates_then_get_returns_the_seed_shape_with_etag(dynamodb, api_cli
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {
+        "ref",
         "phone",
         "customerId",
         "currentNode",
@@ -305,13 +306,13 @@ def test_the_schema_lists_every_field_get_returns(db):
     assert {"turnLog", "turnCount", "optedOut", "handoff", "lastActivity", "ttl", "version"} <= set(output)
     turn_log = schema["components"]["schemas"]["TurnLog"]["properties"]
     assert set(turn_log) == {"history", "messageLog"}
-    put = schema["paths"]["/api/v1/sessions/{phone}"]["put"]
+    put = schema["paths"]["/api/v1/sessions/{ref}"]["put"]
     request_ref = put["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
     accepted = set(schema["components"]["schemas"][request_ref]["properties"])
     assert set(output) <= accepted  # what GET returns, PUT accepts
     node_ref = schema["components"]["schemas"][request_ref]["properties"]["currentNode"]
     assert "HUMAN_HANDOFF" in str(node_ref) or "$ref" in str(node_ref)
-    assert "304" in schema["paths"]["/api/v1/sessions/{phone}"]["get"]["responses"]
+    assert "304" in schema["paths"]["/api/v1/sessions/{ref}"]["get"]["responses"]
 
 
 def test_what_the_customer_wrote_reaches_only_callers_allowed_to_read_it(crm, sms, dynamodb, api_client, api_user):

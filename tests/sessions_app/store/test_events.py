@@ -8,7 +8,7 @@ import time
 
 from rest_framework.test import APIClient
 
-from lizzy.phone import hash_phone
+from lizzy.phone import hash_phone, phone_ref
 from lizzy.redis import get_redis, key
 from sessions_app.services.events import presence_leave, presence_list, presence_touch
 from sessions_app.services.sessions import session_delete, session_new, session_save
@@ -104,3 +104,17 @@ def test_presence_api(api_client, anonymous_client, ops_viewer, session_redis):
     assert staff.delete(url).status_code == 204
     assert staff.get(url).json() == {"viewers": []}
     assert staff.get("/api/v1/sessions/not-a-phone/presence").status_code == 400
+
+
+def test_presence_api_by_ref(ops_viewer, session_redis):
+    """Presence names a session by its ref, like the rest of the sessions API; a phone in the path is deprecated."""
+    staff = APIClient()
+    staff.force_authenticate(user=ops_viewer)
+    url = f"/api/v1/sessions/{phone_ref(SEED_PHONE)}/presence"
+    assert staff.post(url).json() == {"viewers": ["ops-viewer"]}
+    assert "Deprecation" not in staff.get(url)
+    old = staff.get(f"/api/v1/sessions/{SEED_PHONE}/presence")
+    assert old.json() == {"viewers": ["ops-viewer"]}
+    assert old["Deprecation"].startswith("@")
+    assert staff.delete(url).status_code == 204
+    assert staff.get(url).json() == {"viewers": []}
