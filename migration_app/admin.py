@@ -152,12 +152,19 @@ class SegmentInline(admin.TabularInline):
         "done",
         "attempts",
         "retries",
-        "last_error",
+        "last_error_display",
         "lease_owner",
         "lease_expires_at",
         "fence",
         "updated_at",
     ]
+    # a unit's error may quote what a source or a driver said (any exception, not only a SourceError, which is
+    # scrubbed when raised): shown scrubbed like the run's, to everyone who may look at the run
+    exclude = ["last_error"]
+
+    @admin.display(description="last error")
+    def last_error_display(self, segment: Segment) -> str:
+        return secrets_scrub(segment.last_error)
 
 
 @admin.register(MigrationRun)
@@ -265,7 +272,7 @@ class MigrationPlanAdmin(admin.ModelAdmin):
             "never caught up" if lag is None else f"{lag:.1f} s",
             stream.lag_bytes,
             stream.last_read_at or "never",
-            f"; last error: {stream.last_error}" if stream.last_error else "",
+            f"; last error: {secrets_scrub(stream.last_error)}" if stream.last_error else "",
         )
 
     @admin.display(description="phase", ordering="phase")

@@ -13,6 +13,7 @@ import json
 import logging
 import re
 from typing import Any
+from urllib.parse import unquote
 
 import phonenumbers
 from django.conf import settings
@@ -34,6 +35,23 @@ GROUP_SPLIT = re.compile(r"[ \t/]+")
 DATE_PIECE = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}$|^\d{1,2}[.-]\d{1,2}[.-]\d{4}$")
 # Percent-encoded separators a number in a URL path may carry ("(206)%20555-0100", "%2B12065550100").
 ENCODED_SEPARATORS = re.compile(r"%(20|2B|28|29|2D|2E)", re.I)
+# A run of percent escapes: decoded when all it holds is what a number may (UTF-8 dashes and spaces, too).
+ENCODED_RUN = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
+# What phonenumbers accepts between digits beyond ASCII (its VALID_PUNCTUATION, and its plus signs), read as the
+# ASCII the patterns below know: "206\u00a0555\u00a00100", "+1\u2011206\u2011555\u20110100", "\uff08206\uff09...".
+_AS_ASCII = {
+    **dict.fromkeys("\u00a0\u00ad\u200b\u2060\u3000", " "),
+    **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc\uff0d", "-"),
+    "\uff08": "(",
+    "\uff09": ")",
+    "\uff0e": ".",
+    "\uff0f": "/",
+    "\uff0b": "+",
+    "\uff3b": "(",
+    "\uff3d": ")",
+}
+PUNCTUATION_AS_ASCII = str.maketrans(_AS_ASCII)
+_NUMBER_CHARACTERS = frozenset(" ().-/+[]~") | frozenset(_AS_ASCII)
 # Control characters written into a text log would start a forged line ("%0A" in a path): escaped.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 EMAIL_PATTERN = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
@@ -95,6 +113,19 @@ def _mask_runs(text: str, region: str) -> str:
     return RUN_PATTERN.sub(run, text)
 
 
+def _decoded_run(match: re.Match[str]) -> str:
+    """A run of escapes as text when it holds only digits and number punctuation; else only its ASCII
+    separators decoded (a ``%0A`` stays encoded: it would break the line)."""
+    raw = match.group(0)
+    try:
+        decoded = unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        decoded = ""
+    if decoded and all(char.isdecimal() or char in _NUMBER_CHARACTERS for char in decoded):
+        return decoded
+    return ENCODED_SEPARATORS.sub(lambda found: chr(int(found.group(1), 16)), raw)
+
+
 def escape_controls(text: str) -> str:
     """``\n``, ``\r`` and other control characters as visible escapes: one record is one line."""
     return CONTROL_CHARACTERS.sub(lambda match: repr(match.group(0))[1:-1], text)
@@ -106,7 +137,8 @@ def redact(text: str) -> str:
         return text
     text = EMAIL_PATTERN.sub(EMAIL_REPLACEMENT, text)
     if "%" in text:
-        text = ENCODED_SEPARATORS.sub(lambda match: chr(int(match.group(1), 16)), text)
+        text = ENCODED_RUN.sub(_decoded_run, text)
+    text = text.translate(PUNCTUATION_AS_ASCII)
     if CANDIDATE_PATTERN.search(text):
         masked = _mask_runs(text, _default_region())
         if masked == text:

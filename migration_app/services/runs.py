@@ -43,6 +43,7 @@ from django.utils import timezone
 
 from lizzy.dynamodb import BatchWriteIncomplete, DynamoDBThrottled, DynamoDBUnavailable, consumed_capacity
 from lizzy.errors import ApplicationError, PreconditionFailed
+from lizzy.scrub import secrets_scrub
 from migration_app.cdc.streams import cdc_guard_run
 from migration_app.models import MigrationPlan, MigrationRun, QuarantinedRow, RunKind, RunStatus, Segment
 from migration_app.services.mapping import EntityMapping
@@ -284,7 +285,8 @@ def _segment_guarded(lease, run, context, on_rows, ledger, on_unit) -> Segment:
 def _problem(exc: Exception) -> str:
     if isinstance(exc, ApplicationError):
         return exc.message.split(" Nothing was written")[0]  # something may have been, by earlier pages
-    return ERR_UNEXPECTED.format(type=type(exc).__name__, problem=exc)
+    # only a SourceError is scrubbed when raised; another exception may quote a value a driver or a row held
+    return secrets_scrub(ERR_UNEXPECTED.format(type=type(exc).__name__, problem=exc))
 
 
 def _unit_failure(lease: Lease, run: MigrationRun, entity: EntityMapping, problem: str) -> RunFailed:

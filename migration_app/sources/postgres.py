@@ -7,7 +7,9 @@ numeric, network types to text. JSON numbers are read as Decimals (never floats)
 
 The connection is read-only twice over: ``default_transaction_read_only`` for the session and psycopg's
 ``read_only`` (every transaction opens with ``BEGIN READ ONLY``, so a query that turns the session default
-off with ``set_config`` still cannot write). ``connect_timeout`` and ``statement_timeout`` come from settings.
+off with ``set_config`` still cannot write); and every transaction ends with ROLLBACK, never COMMIT, since
+PostgreSQL lets the large-object functions (``lo_create``, ``lo_import``) write inside a read-only one.
+``connect_timeout`` and ``statement_timeout`` come from settings.
 Every query goes through the extended protocol (a server-side cursor, or ``prepare=True``), which refuses
 more than one statement: ``SELECT 1; CREATE TABLE x()`` is an error, not a table.
 """
@@ -243,7 +245,9 @@ class PostgresSource(SqlSource):
                     cursor.execute(sql, params)
                     names = [column.name for column in cursor.description]
                     rows = [dict(zip(names, values, strict=True)) for values in cursor]
-                self.connection.commit()
+                # Rolled back, never committed: a read has nothing to commit, and PostgreSQL lets some
+                # functions write inside a READ ONLY transaction (lo_create, lo_import, lo_from_bytea).
+                self.connection.rollback()
                 return rows
             except psycopg.Error as exc:
                 if self._lost(exc) and attempt < RECONNECT_ATTEMPTS:
