@@ -123,6 +123,8 @@ def setup_django(endpoint_url: str | None = None, env_suffix: str | None = None)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lizzy.settings.local")
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    # the benchmarks' PostgreSQL sources are the machine's server reached as its superuser, a trusted source here
+    os.environ.setdefault("LIZZY_SOURCE_ALLOW_PRIVILEGED_ROLE", "1")
     if endpoint_url:
         os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint_url
     os.environ["LIZZY_ENV"] = env_suffix or f"bench{uuid.uuid4().hex[:6]}"

@@ -363,6 +363,9 @@ LIZZY_MIGRATION_CHUNK_SIZE = env.int("LIZZY_MIGRATION_CHUNK_SIZE", default=500)
 # query (a COUNT(*) or a segment boundary over a large table is the slowest).
 LIZZY_SOURCE_CONNECT_TIMEOUT = env.float("LIZZY_SOURCE_CONNECT_TIMEOUT", default=10.0)
 LIZZY_SOURCE_STATEMENT_TIMEOUT = env.float("LIZZY_SOURCE_STATEMENT_TIMEOUT", default=600.0)
+# A PostgreSQL superuser (or pg_read_server_files member) or a MySQL account with FILE/SUPER can read the database
+# server's files from a "read-only" query: such a source role is refused unless this says it is trusted.
+LIZZY_SOURCE_ALLOW_PRIVILEGED_ROLE = env.bool("LIZZY_SOURCE_ALLOW_PRIVILEGED_ROLE", default=False)
 # BatchWriteItem calls a backfill segment keeps in flight (docs/BENCHMARKS.md, benchmark 4).
 LIZZY_MIGRATION_WRITE_CONCURRENCY = env.int("LIZZY_MIGRATION_WRITE_CONCURRENCY", default=4)
 LIZZY_MIGRATION_CLEANUP_WAIT_SECONDS = env.int("LIZZY_MIGRATION_CLEANUP_WAIT_SECONDS", default=7 * 24 * 3600)

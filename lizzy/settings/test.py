@@ -21,6 +21,9 @@ CELERY_BROKER_URL = "memory://"
 LIZZY_SESSION_STORE_MODE = env("LIZZY_SESSION_STORE_MODE", default="dynamodb_only")
 LIZZY_MAPPING_HMAC_KEY = "lizzy-test-mapping-key"  # noqa: S105 - tests only
 LIZZY_MIGRATION_CHUNK_SIZE = 50
+# The tests' source databases are the test server's own, reached as its superuser; the refusal of such a role
+# is tested with the setting off (tests/review18/test_source_privileges.py).
+LIZZY_SOURCE_ALLOW_PRIVILEGED_ROLE = env.bool("LIZZY_SOURCE_ALLOW_PRIVILEGED_ROLE", default=True)
 # Tests flush the cost ledger explicitly (tests/lizzy/test_cost.py); a subprocess test sets the variable.
 LIZZY_CAPACITY_FLUSH_SECONDS = env.float("LIZZY_CAPACITY_FLUSH_SECONDS", default=-1.0)
 LIZZY_MIGRATION_RETRY_BACKOFF_SECONDS = env.float("LIZZY_MIGRATION_RETRY_BACKOFF_SECONDS", default=0.01)

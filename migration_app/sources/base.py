@@ -90,6 +90,18 @@ class SourceError(ApplicationError):
         super().__init__(secrets_scrub(message), details=details)
 
 
+ERR_PRIVILEGED_ROLE = (
+    "the source role {role!r} {why}, so a source query could reach outside its database (the database server's "
+    "files or programs). Connect as a role that may only SELECT the tables the mapping reads "
+    '(docs/OPERATIONS.md, "Source roles"), or set LIZZY_SOURCE_ALLOW_PRIVILEGED_ROLE=1 for a trusted source'
+)
+
+
+def privileged_role_allowed() -> bool:
+    """Whether a source may connect as a role that can read the server's files (LIZZY_SOURCE_ALLOW_PRIVILEGED_ROLE)."""
+    return settings.configured and bool(getattr(settings, "LIZZY_SOURCE_ALLOW_PRIVILEGED_ROLE", False))
+
+
 def source_timeouts() -> tuple[float, float]:
     """(connect, statement) timeouts in seconds, from settings (the defaults where Django is not set up)."""
     if not settings.configured:

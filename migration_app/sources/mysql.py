@@ -25,9 +25,23 @@ from urllib.parse import unquote, urlparse
 import pymysql
 
 from migration_app.services.types import Unreadable, type_family
-from migration_app.sources.base import ERR_SOURCE, ERR_TIMEOUT, SourceError, SqlSource
+from migration_app.sources.base import (
+    ERR_PRIVILEGED_ROLE,
+    ERR_SOURCE,
+    ERR_TIMEOUT,
+    SourceError,
+    SqlSource,
+    privileged_role_allowed,
+)
 
 CLIENT_TIMEOUT_MARGIN_SECONDS = 5  # the client's read timeout, past the server's own statement timeout
+# The current account's global privileges that reach outside its database: FILE (LOAD_FILE, INTO OUTFILE) and
+# SUPER. information_schema lists every account's grants to an administrator: filter on this one's grantee.
+PRIVILEGED_GRANTS_SQL = (
+    "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE PRIVILEGE_TYPE IN ('FILE', 'SUPER') "
+    "AND GRANTEE = CONCAT('\\'', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '\\'@\\'', "
+    "SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '\\'')"
+)
 TIMEOUT_ERRORS = frozenset({1969, 3024})  # MariaDB max_statement_time, MySQL max_execution_time exceeded
 
 
@@ -61,8 +75,19 @@ class MysqlSource(SqlSource):
                     cursor.execute("SET SESSION max_statement_time = %s", [self.statement_timeout])
                 else:
                     cursor.execute("SET SESSION max_execution_time = %s", [round(self.statement_timeout * 1000)])
+                if not privileged_role_allowed():
+                    self._refuse_privileged_role(cursor, role=unquote(parsed.username or "root"))
         except pymysql.MySQLError as exc:
             raise SourceError(ERR_SOURCE.format(problem=type(exc).__name__)) from exc
+
+    def _refuse_privileged_role(self, cursor: Any, *, role: str) -> None:
+        """A read-only session does not stop ``LOAD_FILE`` for a role with FILE: such a role is refused here."""
+        cursor.execute(PRIVILEGED_GRANTS_SQL)
+        held = sorted({row[0] for row in cursor.fetchall()})
+        if held:
+            self.connection.close()
+            why = "holds the " + " and ".join(held) + " privilege" + ("s" if len(held) > 1 else "")
+            raise SourceError(ERR_SOURCE.format(problem=ERR_PRIVILEGED_ROLE.format(role=role, why=why)))
 
     def quote(self, name: str) -> str:
         return "`" + name.replace("`", "``") + "`"

@@ -30,6 +30,7 @@ from psycopg.types.json import set_json_loads
 
 from migration_app.services.types import Unreadable
 from migration_app.sources.base import (
+    ERR_PRIVILEGED_ROLE,
     ERR_SOURCE,
     ERR_TIMEOUT,
     KEY,
@@ -39,6 +40,7 @@ from migration_app.sources.base import (
     SourceError,
     SqlSource,
     encode_key,
+    privileged_role_allowed,
 )
 
 logger = logging.getLogger(__name__)
@@ -56,6 +58,21 @@ _TYPES_SQL = (
     "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_type et ON et.oid = t.typelem "
     "WHERE a.attrelid = (%s)::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
 )
+
+
+# What makes a role reach outside its database: superuser, or the built-in roles that read or write the server's
+# files or run programs there (pg_read_file, COPY ... FROM PROGRAM, lo_import). MEMBER, not USAGE: a member
+# without INHERIT can still SET ROLE.
+PRIVILEGED_ROLE_SQL = """
+SELECT current_user AS role, r.rolsuper AS superuser,
+       array_remove(ARRAY[
+         CASE WHEN pg_has_role(current_user, 'pg_read_server_files', 'MEMBER') THEN 'pg_read_server_files' END,
+         CASE WHEN pg_has_role(current_user, 'pg_write_server_files', 'MEMBER') THEN 'pg_write_server_files' END,
+         CASE WHEN pg_has_role(current_user, 'pg_execute_server_program', 'MEMBER')
+              THEN 'pg_execute_server_program' END
+       ], NULL) AS roles
+  FROM pg_roles r WHERE r.rolname = current_user
+"""
 
 
 def _loads(data: bytes | str) -> Any:
@@ -92,10 +109,23 @@ class PostgresSource(SqlSource):
             params["options"] = f"{params.get('options', '')} {session}".strip()
             connection = psycopg.connect(autocommit=False, **params)
             connection.read_only = True  # BEGIN READ ONLY, whatever the session default says
+            if not privileged_role_allowed():
+                self._refuse_privileged_role(connection)
         except psycopg.Error as exc:
             raise SourceError(ERR_SOURCE.format(problem=type(exc).__name__)) from exc
         set_json_loads(_loads, connection)
         return connection
+
+    @staticmethod
+    def _refuse_privileged_role(connection: Any) -> None:
+        """A read-only transaction does not stop a superuser's ``pg_read_file``: such a role is refused here."""
+        with connection.cursor() as cursor:
+            role, superuser, roles = cursor.execute(PRIVILEGED_ROLE_SQL).fetchone()
+        connection.rollback()
+        if superuser or roles:
+            connection.close()
+            why = "is a superuser" if superuser else "is a member of " + ", ".join(roles)
+            raise SourceError(ERR_SOURCE.format(problem=ERR_PRIVILEGED_ROLE.format(role=role, why=why)))
 
     def _convert(self, row: dict[str, Any], declared: dict[str, str]) -> dict[str, Any]:
         for name in [name for name in row if name.startswith(UNREADABLE_PREFIX)]:

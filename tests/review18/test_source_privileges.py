@@ -3,12 +3,14 @@
 MariaDB: stacked statements hidden in comments or quotes, ``INTO OUTFILE``/``DUMPFILE`` from a query, a write
 after the session's read-only mode; all refused. What no transaction confines is what the source *role* may
 do: a PostgreSQL superuser's ``pg_read_file`` reads the database server's files, MariaDB's ``LOAD_FILE`` does
-with the FILE privilege. The product does not refuse such a role yet (strict xfail below).
+with the FILE privilege. Such a role is refused when the source connects, unless
+LIZZY_SOURCE_ALLOW_PRIVILEGED_ROLE says the source is trusted (the test suite's own sources are).
 """
 
 from __future__ import annotations
 
 import contextlib
+import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -96,12 +98,69 @@ def pg_url(postgres_source) -> str:
     return postgres_source
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 18: a source whose role is a superuser (or in pg_read_server_files) reads the database "
-    "server's files; the product should refuse such a role at connect (the test suite's sources are its "
-    "server's superuser, so the check needs a setting the tests turn off, and a SELECT-only role in the fixture)",
-)
-def test_a_postgres_source_role_that_can_read_server_files_is_refused(pg_url):
-    with source_open(url=pg_url) as source, pytest.raises(SourceError):
-        source._fetch("SELECT pg_read_file('/etc/hostname') AS id", [])
+@pytest.fixture
+def select_only_role(pg_url) -> tuple[str, str]:
+    """A login role that may only SELECT ``things``: what docs/OPERATIONS.md tells a team to give a source."""
+    role = f"lizzy_r18_{uuid.uuid4().hex[:8]}"
+    database = urlparse(pg_url).path[1:]
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(f'CREATE ROLE "{role}" LOGIN')
+        admin.execute(f'GRANT CONNECT ON DATABASE "{database}" TO "{role}"')
+        admin.execute(f'GRANT SELECT ON things TO "{role}"')
+    parsed = urlparse(pg_url)
+    yield role, parsed._replace(netloc=f"{role}@{parsed.hostname}:{parsed.port or 5432}").geturl()
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(f'DROP OWNED BY "{role}"')
+        admin.execute(f'DROP ROLE "{role}"')
+
+
+def test_a_postgres_source_role_that_can_read_server_files_is_refused(pg_url, settings):
+    settings.LIZZY_SOURCE_ALLOW_PRIVILEGED_ROLE = False
+    with pytest.raises(SourceError) as refused, source_open(url=pg_url):
+        pass
+    message = str(refused.value)
+    assert "is a superuser" in message, message
+    assert "LIZZY_SOURCE_ALLOW_PRIVILEGED_ROLE" in message, message
+
+
+def test_a_postgres_member_of_pg_read_server_files_is_refused(select_only_role, pg_url, settings):
+    role, url = select_only_role
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(f'GRANT pg_read_server_files TO "{role}"')
+    settings.LIZZY_SOURCE_ALLOW_PRIVILEGED_ROLE = False
+    with pytest.raises(SourceError, match="member of pg_read_server_files"), source_open(url=url):
+        pass
+
+
+def test_a_select_only_postgres_role_reads_and_cannot_read_server_files(select_only_role, settings):
+    role, url = select_only_role
+    settings.LIZZY_SOURCE_ALLOW_PRIVILEGED_ROLE = False
+    with source_open(url=url) as source:
+        assert source._fetch("SELECT count(*) AS n FROM things", []) == [{"n": 0}]
+        with pytest.raises(SourceError):
+            source._fetch("SELECT pg_read_file('/etc/hostname') AS id", [])
+
+
+def test_a_mysql_account_with_the_file_privilege_is_refused(my_url, settings):
+    settings.LIZZY_SOURCE_ALLOW_PRIVILEGED_ROLE = False  # the test server's root holds FILE and SUPER
+    with pytest.raises(SourceError, match="holds the FILE and SUPER privileges"), source_open(url=my_url):
+        pass
+
+
+def test_a_mysql_account_without_file_reads(my_url, settings):
+    account = f"lizzy_r18_{uuid.uuid4().hex[:8]}"
+    parsed = urlparse(my_url)
+    database = parsed.path[1:]
+    admin = _mysql_connect(my_url)
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f"CREATE USER '{account}'@'%'")
+            cursor.execute(f"GRANT SELECT ON `{database}`.* TO '{account}'@'%'")
+        settings.LIZZY_SOURCE_ALLOW_PRIVILEGED_ROLE = False
+        url = parsed._replace(netloc=f"{account}@{parsed.hostname}:{parsed.port or 3306}").geturl()
+        with source_open(url=url) as source:
+            assert source._fetch("SELECT count(*) AS n FROM things", []) == [{"n": 1}]
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP USER IF EXISTS '{account}'@'%'")
+        admin.close()
