@@ -13,9 +13,9 @@ from lizzy.redis import FLUSH_LOCK_KEY, SESSION_KEY, key, redis_lock_acquire, re
 from lizzy.tables import SESSIONS
 from sessions_app import tasks
 from sessions_app.selectors import session_get
-from sessions_app.services import write_behind
 from sessions_app.services.sessions import SessionConflict, session_new, session_save
-from sessions_app.services.write_behind import flush_backlog, sessions_flush
+from sessions_app.services.store import write_behind
+from sessions_app.services.store.write_behind import flush_backlog, sessions_flush
 from tests.fixtures.dynamodb_hooks import record_calls
 
 PHONES = [f"+1206555{n:04d}" for n in range(60)]
@@ -167,7 +167,7 @@ def test_a_save_that_finds_redis_away_raises_the_fence_before_writing_dynamodb(
 ):
     from lizzy.cache_backend import CACHE_TABLE
     from lizzy.redis import RedisUnavailable
-    from sessions_app.services.session_stores import redis_breaker
+    from sessions_app.services.store.breaker import redis_breaker
 
     stored = session_save(session=session_new(phone=PHONES[0]), expected_version=None)
     sessions_flush()  # DynamoDB holds version 1
@@ -176,8 +176,8 @@ def test_a_save_that_finds_redis_away_raises_the_fence_before_writing_dynamodb(
     def redis_away(**kwargs):
         raise RedisUnavailable("Redis is unreachable (ConnectionError).")
 
-    monkeypatch.setattr("sessions_app.services.session_stores.redis_session_cas", redis_away)
-    monkeypatch.setattr("sessions_app.services.session_stores.redis_session_get", redis_away)
+    monkeypatch.setattr("sessions_app.services.store.redis_only.redis_session_cas", redis_away)
+    monkeypatch.setattr("sessions_app.services.store.redis_only.redis_session_get", redis_away)
     try:
         with record_calls() as calls:
             through = session_save(session=stored, expected_version=1)
@@ -260,7 +260,7 @@ def test_a_write_behind_update_of_a_session_not_in_redis_asks_dynamodb_first(wri
 
 def test_a_write_made_while_redis_was_away_is_not_overwritten_by_the_older_dirty_copy(write_behind_mode, monkeypatch):
     from lizzy.redis import RedisUnavailable
-    from sessions_app.services.session_stores import redis_breaker
+    from sessions_app.services.store.breaker import redis_breaker
 
     first = session_save(session=session_new(phone=PHONES[0]), expected_version=None)
     sessions_flush()  # durable: version 1
@@ -273,8 +273,8 @@ def test_a_write_made_while_redis_was_away_is_not_overwritten_by_the_older_dirty
         raise RedisUnavailable("Redis is unreachable (ConnectionError).")
 
     with monkeypatch.context() as away:
-        away.setattr("sessions_app.services.session_stores.redis_session_cas", redis_away)
-        away.setattr("sessions_app.services.session_stores.redis_session_get", redis_away)
+        away.setattr("sessions_app.services.store.redis_only.redis_session_cas", redis_away)
+        away.setattr("sessions_app.services.store.redis_only.redis_session_get", redis_away)
         current = session_get(phone=PHONES[0])  # falls back to DynamoDB: version 1
         assert current.version == 1
         current.current_node = "WRITTEN_WHILE_AWAY"

@@ -1,4 +1,8 @@
-"""Write-behind (seed 001): sessions written to Redis reach DynamoDB through a periodic flush.
+"""``cached_write_behind`` (seed 001): the store, and the flush that takes its writes to DynamoDB.
+
+The store is ``cached`` (cache-aside reads, the same breaker) whose saves are a Lua CAS in Redis that also
+marks the phone dirty, and whose deletes and expires are dirty tombstones; while Redis is away it writes
+through, as ``cached`` does. The flusher copies the dirty sessions to DynamoDB, conditionally.
 
 The dirty set is a Redis hash phone → write counter (plus a sorted set phone → time of the oldest
 unflushed write, for the lag, and a hash phone → base: the DynamoDB version the Redis lineage descends
@@ -60,10 +64,22 @@ from lizzy.redis import (
     redis_lock_release,
     redis_lock_renew,
     redis_session_drop,
+    redis_session_tombstone,
     redis_set_json,
 )
 from lizzy.tables import SESSIONS
-from sessions_app.services.sessions import FLUSHED_BY, session_expiry
+from sessions_app.models import StoreMode
+from sessions_app.services.store.base import (
+    ERR_CONFLICT,
+    FLUSHED_BY,
+    Session,
+    SessionConflict,
+    session_conflict,
+    session_expiry,
+    session_stamped,
+)
+from sessions_app.services.store.cached import CachedSessionStore
+from sessions_app.services.store.timing import timed
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +130,74 @@ def _reset_fence_memory() -> None:
     """Tests: forget this process's last raise."""
     global _fence_raised_until
     _fence_raised_until = 0.0
+
+
+# --- The store ------------------------------------------------------------------------------------
+
+
+class WriteBehindSessionStore(CachedSessionStore):
+    mode = StoreMode.CACHED_WRITE_BEHIND
+
+    def save(self, session: Session, *, expected_version: int | None) -> Session:
+        stored = self._save_behind(session, expected_version)
+        if stored is not None:
+            return stored
+        metrics.SESSION_WRITE_THROUGH_DEGRADED.inc()
+        write_behind_fence_raise()  # about to write DynamoDB without Redis: noted for the admin
+        return self._save_through(session, expected_version)
+
+    def _save_behind(self, session: Session, expected_version: int | None) -> Session | None:
+        """The stored session, or None when Redis is away (the caller writes through instead)."""
+        if expected_version is not None:
+            # The usual turn: its version is in the hot tier, and the CAS alone settles it (one round trip
+            # fewer than reading first: docs/BENCHMARKS.md, calls per turn). The CAS reports an absent key
+            # as -1; only then does DynamoDB have to say whether the session exists.
+            stored = session_stamped(session=session, expected_version=expected_version)
+            answered, outcome = self._try_redis(
+                lambda: self.redis.cas(stored, expected_version=expected_version, mark_dirty=True)
+            )
+            if not answered:
+                return None
+            written, current = outcome
+            if written:
+                return stored
+            if current != -1:
+                raise session_conflict(session, expected_version)
+        # A create (a live session anywhere must refuse it), or the session is not in the hot tier.
+        answered, peeked = self._try_redis(lambda: self.redis.peek(session.phone))
+        if not answered:
+            return None
+        cached, floor = peeked
+        if cached is None and not floor:
+            # Not in the hot tier: DynamoDB knows whether a session exists and at which version.
+            with timed("dynamodb", "get"):
+                durable, floor = self.dynamodb.load_with_floor(session.phone)
+            if durable is not None:
+                self._fill(durable)
+            elif expected_version is not None:
+                raise session_conflict(session, expected_version)
+        answered, stored = self._try_redis(
+            lambda: self.redis.save(session, expected_version=expected_version, mark_dirty=True, version_floor=floor)
+        )
+        return stored if answered else None
+
+    def _retire(self, phone: str, expected_version: int | None, kind: str) -> bool:
+        """Redis may hold newer, unflushed versions, so Redis checks the version and keeps a dirty tombstone
+        the flusher applies to DynamoDB (conditionally); a session not in Redis, or Redis away, is retired
+        in DynamoDB as ``cached`` does."""
+        answered, result = self._try_redis(
+            lambda: redis_session_tombstone(phone=phone, expected_version=expected_version, kind=kind, mark_dirty=True)
+        )
+        if answered and result is not None and result < 0:
+            raise SessionConflict(ERR_CONFLICT.format(expected=expected_version))
+        if answered and result == 1:
+            return True
+        if not answered:
+            write_behind_fence_raise()
+        return super()._retire(phone, expected_version, kind)
+
+
+# --- The flush ------------------------------------------------------------------------------------
 
 
 @dataclass
