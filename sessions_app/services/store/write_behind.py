@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from django.conf import settings
@@ -271,17 +271,24 @@ def sessions_flush(*, max_items: int | None = None) -> FlushResult:
     try:
         cursor, seen = 0, 0
         submitted: set[str] = set()
+        in_flight: _Page | None = None
         while True:
             flush.renew()
             cursor, entries = redis_dirty_page(cursor=cursor, count=PAGE_SIZE)
             # HSCAN may return a field twice.
             phones = [phone for phone in entries if phone not in submitted]
             submitted.update(phones)
-            if phones:
-                _merge(result, flush.page(phones))
-                seen += len(phones)
+            # Two pages in flight: this page's writes start before the last page's bookkeeping, so the
+            # writers never wait for the Redis round trips between pages.
+            started_page = flush.start(phones) if phones else None
+            seen += len(phones)
+            if in_flight is not None:
+                _merge(result, flush.finish(in_flight))
+            in_flight = started_page
             if cursor == 0 or seen >= limit:
                 break
+        if in_flight is not None:
+            _merge(result, flush.finish(in_flight))
     except FlushLockLost:
         metrics.FLUSH_RUNS.labels("lock_lost").inc()
         logger.warning("write-behind flush lost its lock midway; it stopped writing")
@@ -308,6 +315,19 @@ def _merge(total: FlushResult, page: FlushResult) -> None:
 
 
 WRITTEN, CONFLICT, FAILED, FENCED = "written", "conflict", "failed", "fenced"
+# How long one check that this flusher still holds the lock (a GET) covers the writes that start after it.
+# A check and the write it covers were never atomic: a write in flight when the lock is lost lands anyway
+# (the fencing condition is what stops it overwriting a newer flusher). Sharing the check adds at most
+# this much to that window, and takes a Redis round trip off every write but a few.
+LOCK_CHECK_SECONDS = 0.005
+
+
+@dataclass
+class _Page:
+    work: list[tuple[str, str, dict, str | None]]
+    futures: list[Future]
+    result: FlushResult
+    nothing: dict[str, str]
 
 
 class _Flush:
@@ -323,15 +343,38 @@ class _Flush:
         self.lock_seconds = lock_seconds
         self.reported = reported  # the fence item is up: count the items as version-checked for the admin
         self.pool = ThreadPoolExecutor(max_workers=max(1, settings.LIZZY_FLUSH_CONCURRENCY), thread_name_prefix="flush")
+        self.lost = False  # set once any write finds the lock gone or fenced: no write starts after it
+        self._checked_until = 0.0
+        self._check_lock = threading.Lock()
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def holds_lock(self) -> bool:
+        """Does this flusher still hold the lock? One GET, shared by the writes starting within
+        ``LOCK_CHECK_SECONDS`` of it (the writers wait for a check in progress rather than trust an old one)."""
+        if self.lost:
+            return False
+        if time.monotonic() < self._checked_until:
+            return True
+        with self._check_lock:
+            if self.lost:
+                return False
+            if time.monotonic() < self._checked_until:
+                return True
+            asked = time.monotonic()  # the answer is true at least from when it was asked
+            if not redis_lock_holds(name=FLUSH_LOCK_KEY, token=self.token):
+                self.lost = True
+                return False
+            self._checked_until = asked + LOCK_CHECK_SECONDS
+            return True
 
     def renew(self) -> None:
         if not redis_lock_renew(name=FLUSH_LOCK_KEY, token=self.token, ttl_seconds=self.lock_seconds):
             raise FlushLockLost
 
-    def page(self, phones: list[str]) -> FlushResult:
+    def start(self, phones: list[str]) -> _Page:
+        """Read the page's snapshot and start its conditional writes."""
         result = FlushResult(status="flushed")
         nothing: dict[str, str] = {}
         work: list[tuple[str, str, dict, str | None]] = []
@@ -345,8 +388,16 @@ class _Flush:
             work.append((phone, counter, json_loads(value), base))
         if self.reported:
             result.checked += len(work)
-        outcomes = list(self.pool.map(self._write, work))
+        return _Page(
+            work=work, futures=[self.pool.submit(self._write, entry) for entry in work], result=result, nothing=nothing
+        )
+
+    def finish(self, page: _Page) -> FlushResult:
+        """Wait for the page's writes; then move the bases and clear the marks of what was written."""
+        work, result, nothing = page.work, page.result, page.nothing
+        outcomes = [future.result() for future in page.futures]  # a FlushLockLost in a writer is raised here
         if any(outcome == FENCED for outcome in outcomes):
+            self.lost = True
             raise FlushLockLost  # a newer flusher wrote one of these items: this one is late
         flushed: dict[str, tuple[str, int]] = {}
         forks: list[tuple[str, str | None]] = []
@@ -394,7 +445,7 @@ class _Flush:
             values[":base"] = int(base)
             condition = f"(#v = :base OR attribute_not_exists(#phone)) AND {fenced}"
         try:
-            if not redis_lock_holds(name=FLUSH_LOCK_KEY, token=self.token):
+            if not self.holds_lock():
                 raise FlushLockLost
             dynamodb_put_item(table=SESSIONS.name, item=item, condition=condition, names=names, values=values)
         except ConditionFailed:
