@@ -9,7 +9,7 @@ import pytest
 
 from lizzy import metrics
 from lizzy.dynamodb import dynamodb_get_item, dynamodb_put_item
-from lizzy.redis import FLUSH_LOCK_KEY, SESSION_KEY, key, redis_lock_acquire, redis_lock_release
+from lizzy.redis import DIRTY_HASH_KEY, FLUSH_LOCK_KEY, SESSION_KEY, key, redis_lock_acquire, redis_lock_release
 from lizzy.tables import SESSIONS
 from sessions_app import tasks
 from sessions_app.selectors import session_get
@@ -92,6 +92,44 @@ def test_concurrent_writers_and_flushes_lose_nothing(write_behind_mode):
     sessions_flush()
     assert all(durable(phone)["version"] == 6 for phone in PHONES[:10])
     assert flush_backlog().size == 0
+
+
+@pytest.mark.parametrize(("window", "expected_gets"), [(60.0, 1), (0.0, 60)])
+def test_the_lock_check_before_each_write_is_one_get_shared_within_its_window(
+    write_behind_mode, monkeypatch, window, expected_gets
+):
+    for phone in PHONES:
+        session_save(session=session_new(phone=phone), expected_version=None)
+    gets = []
+    real = write_behind.redis_lock_holds
+    monkeypatch.setattr(write_behind, "redis_lock_holds", lambda **kwargs: gets.append(1) or real(**kwargs))
+    monkeypatch.setattr(write_behind, "LOCK_CHECK_SECONDS", window)
+    assert sessions_flush().written == 60
+    assert len(gets) == expected_gets  # a window of 0: one GET per write, as before the sharing
+
+
+def test_a_lock_lost_mid_flush_stops_the_writes_of_both_pages_in_flight(
+    write_behind_mode, session_redis, settings, monkeypatch
+):
+    for phone in PHONES:
+        session_save(session=session_new(phone=phone), expected_version=None)
+    dirty = sorted(session_redis.hgetall(key(DIRTY_HASH_KEY)).items())
+    pages = iter([(20, dict(dirty[:20])), (40, dict(dirty[20:40])), (0, dict(dirty[40:]))])
+    monkeypatch.setattr(write_behind, "redis_dirty_page", lambda *, cursor, count: next(pages))
+    monkeypatch.setattr(write_behind, "LOCK_CHECK_SECONDS", 0.0)
+    real_put = write_behind.dynamodb_put_item
+    puts = []
+
+    def put(**kwargs):
+        puts.append(kwargs["item"]["phone"])
+        if len(puts) == 1:
+            session_redis.delete(key(FLUSH_LOCK_KEY))  # the lock expires under the first write
+        return real_put(**kwargs)
+
+    monkeypatch.setattr(write_behind, "dynamodb_put_item", put)
+    assert sessions_flush().status == "lock_lost"
+    assert 1 <= len(puts) <= settings.LIZZY_FLUSH_CONCURRENCY  # only the writes already past the check
+    assert flush_backlog().size == 60  # no mark cleared: the writes that landed go out again, conditionally
 
 
 def test_a_second_flusher_waits_for_the_lock(write_behind_mode):
