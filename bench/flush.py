@@ -28,7 +28,7 @@ def run(*, smoke: bool = False) -> list[Result]:
         healthy = _measure(url, sessions, runs)
         # After a session went to DynamoDB without Redis the fence item is up: the flush reads it once and
         # otherwise does the same work (every write is conditional anyway).
-        from sessions_app.services.write_behind import write_behind_fence_raise
+        from sessions_app.services.store.write_behind import write_behind_fence_raise
 
         write_behind_fence_raise()
         fenced = _measure(url, sessions, runs, label="fence item up (changes only the admin label since issue 13)")
@@ -42,9 +42,9 @@ def _measure(url: str, sessions: int, runs: int, label: str = "") -> Result:
     from lizzy.dynamodb import serialize_item
     from lizzy.redis import DIRTY_HASH_KEY, DIRTY_SEQ_KEY, DIRTY_SINCE_KEY, SESSION_KEY, get_redis, json_dumps, key
     from lizzy.tables import SESSIONS, tables_ensure
-    from sessions_app.services.session_stores import redis_document
     from sessions_app.services.sessions import session_new, session_touch
-    from sessions_app.services.write_behind import sessions_flush
+    from sessions_app.services.store.redis_only import redis_document
+    from sessions_app.services.store.write_behind import sessions_flush
 
     tables_ensure(specs=[SESSIONS, CACHE_TABLE])  # as ensure_tables does: the fence lives in the cache table
     settings.LIZZY_FLUSH_MAX_ITEMS = sessions

@@ -43,7 +43,7 @@ ADMIN_LOGIN_FAILURES = Counter(
     "lizzy_admin_login_failures_total",
     "Refused admin sign-ins (wrong credentials, not staff, or locked out).",
 )
-# --- Session store modes, hot tier, write-behind (sessions_app/services/session_stores.py) -------
+# --- Session store modes, hot tier, write-behind (sessions_app/services/store/) -------
 SESSION_TIER_LATENCY = Histogram(
     "lizzy_session_tier_seconds",
     "Session store call latency per tier (redis, dynamodb) and operation.",

@@ -24,11 +24,10 @@ from sessions_app.models import (
     SmsContact,
     Transaction,
 )
+from sessions_app.selectors import flush_backlog, flush_last, session_store_stats, shadow_read_stats
 from sessions_app.services.crm import handoff_close
 from sessions_app.services.session_documents import CUSTOMER_TEXT_HIDDEN
-from sessions_app.services.session_stores import session_store_stats, shadow_read_stats
 from sessions_app.services.store_modes import store_mode_check_transition, store_mode_set
-from sessions_app.services.write_behind import flush_backlog, flush_last
 
 PROBLEM_LIST_CHARS = 80  # a list row; the whole text is on the request's page
 

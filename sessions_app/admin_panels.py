@@ -23,10 +23,9 @@ from django.utils import timezone
 from lizzy import metrics
 from lizzy.dashboard import register_panel
 from lizzy.redis import RedisUnavailable, redis_url
-from sessions_app.selectors import session_counts_by_node
-from sessions_app.services.session_stores import redis_breaker, session_store_stats
+from sessions_app.selectors import flush_backlog, flush_last, session_counts_by_node, session_store_stats
+from sessions_app.services.store.breaker import redis_breaker
 from sessions_app.services.store_modes import REDIS_MODES, store_mode_get
-from sessions_app.services.write_behind import flush_backlog, flush_last
 
 SESSIONS_BY_NODE_KEY = "lizzy:dashboard:sessions-by-node"
 SESSIONS_BY_NODE_SECONDS = 30  # a full Scan of the sessions table: not on every page view

@@ -40,6 +40,7 @@ from sessions_app.services.events import presence_leave, presence_touch
 from sessions_app.services.ops import session_expire, session_remove, session_reset
 from sessions_app.services.session_documents import customer_words_masked
 from sessions_app.services.sessions import MAIN_MENU, Session
+from sessions_app.services.workflow.engine import turn_log_read
 
 VIEW_PERMISSION = "lizzy.view_live_sessions"
 MANAGE_PERMISSION = "lizzy.manage_live_sessions"
@@ -101,8 +102,6 @@ def conversation_turns(session: Session, *, show_text: bool = False) -> list[dic
     and the reply sent, when the logs still hold them. Turns recorded before the engine kept the text show
     its length only.
     """
-    from sessions_app.services.workflow.engine import turn_log_read
-
     log = turn_log_read(session)
     replies = {entry.get("sid"): entry.get("reply", "") for entry in log.message_log if isinstance(entry, dict)}
     turns = []

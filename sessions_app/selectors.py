@@ -1,4 +1,5 @@
-"""Reads of session state."""
+"""Reads of session state: sessions (through the store of the current mode), the stores' own figures
+(hit rate, breaker, latencies, shadow reads, write-behind backlog), the hot tier, the CRM."""
 
 from __future__ import annotations
 
@@ -6,7 +7,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
+from lizzy import metrics
+from lizzy.dynamodb import dynamodb_scan
+from lizzy.phone import mask_phone, phone_from_ref, phone_ref
+from lizzy.redis import (
+    SESSION_KEY,
+    json_loads,
+    key,
+    phone_from_session_key,
+    redis_session_entries,
+    redis_session_keys,
+)
+from lizzy.tables import SESSIONS
 from sessions_app.models import (
     Customer,
     Equipment,
@@ -18,12 +32,94 @@ from sessions_app.models import (
     Transaction,
     UnitType,
 )
-from sessions_app.services.sessions import Session, get_session_store, session_list
+from sessions_app.services.store.base import Session
+from sessions_app.services.store.breaker import redis_breaker
+from sessions_app.services.store.factory import get_session_store
+from sessions_app.services.store.parallel import shadow_read_stats
+from sessions_app.services.store.timing import latency_samples
+from sessions_app.services.store.write_behind import flush_backlog, flush_last
+from sessions_app.services.store_modes import store_mode_current
+
+__all__ = ["flush_backlog", "flush_last", "shadow_read_stats"]  # the stores' own figures, read here too
+
+SESSION_CACHE_SAMPLE = "lizzy_session_cache_requests_total"
 
 
 def session_get(*, phone: str) -> Session | None:
     """The live session for an E.164 phone, or None (absent or past its ``ttl``)."""
     return get_session_store().load(phone)
+
+
+def session_list(
+    *,
+    node: str | None = None,
+    known_customer: bool | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+    table: str | None = None,
+) -> tuple[list[Session], str | None]:
+    """Live sessions (optionally at one node, with or without a customer), one page.
+
+    The cursor is an opaque LastEvaluatedKey. A Scan with a filter: fine for an ops listing, never on
+    the request path of the webhook.
+    """
+    table = table or SESSIONS.name
+    names = {"#ttl": "ttl"}
+    values: dict[str, Any] = {":now": int(timezone.now().timestamp())}
+    expression = "#ttl > :now"
+    if node:
+        names["#node"] = "currentNode"
+        values[":node"] = node
+        expression += " AND #node = :node"
+    if known_customer is not None:
+        names["#customer"] = "customerId"
+        expression += f" AND {'attribute_exists' if known_customer else 'attribute_not_exists'}(#customer)"
+    # The cursor is the last phone returned, sealed (phone_ref): a next link must not carry the number.
+    start_key = {"phone": phone_from_ref(cursor)} if cursor else None
+    found: list[Session] = []
+    while True:
+        page = dynamodb_scan(
+            table=table,
+            filter_expression=expression,
+            names=names,
+            values=values,
+            start_key=start_key,
+            limit=max(limit, 100),
+        )
+        for item in page.items:
+            found.append(Session.from_document(item))
+            if len(found) == limit:
+                # Resume after the last item we return, not after the page: nothing is skipped.
+                more = page.last_key is not None or item is not page.items[-1]
+                return found, phone_ref(item["phone"]) if more else None
+        if not page.last_key:
+            return found, None
+        start_key = page.last_key
+
+
+@dataclass
+class StoreStats:
+    mode: str
+    hits: float
+    misses: float
+    hit_rate: float | None
+    breaker: str
+    latency: dict[str, dict[str, float | None]]
+
+
+def session_store_stats() -> StoreStats:
+    """Hit rate, breaker state and per-tier p50/p95 of this process (the admin and ops console show them)."""
+    hits = metrics.sample_value(SESSION_CACHE_SAMPLE, {"result": "hit"})
+    misses = metrics.sample_value(SESSION_CACHE_SAMPLE, {"result": "miss"})
+    total = hits + misses
+    return StoreStats(
+        mode=store_mode_current(),
+        hits=hits,
+        misses=misses,
+        hit_rate=(hits / total) if total else None,
+        breaker=redis_breaker.state,
+        latency=latency_samples.percentiles(),
+    )
 
 
 # --- Ops console reads (the admin's live sessions page and dashboard) ---------------------------
@@ -46,11 +142,6 @@ def session_search(
 
 def session_counts_by_node() -> dict[str, int]:
     """Live sessions per ``currentNode``: a full Scan, so callers cache the answer briefly."""
-    from django.utils import timezone
-
-    from lizzy.dynamodb import dynamodb_scan
-    from lizzy.tables import SESSIONS
-
     counts: dict[str, int] = {}
     now = int(timezone.now().timestamp())
     start_key = None
@@ -232,16 +323,6 @@ def hot_tier_entries(
     Returns (entries, next cursor or None at the end). SCAN may return a key twice across pages; the
     page removes duplicates it sees itself.
     """
-    from lizzy.phone import mask_phone
-    from lizzy.redis import (
-        SESSION_KEY,
-        json_loads,
-        key,
-        phone_from_session_key,
-        redis_session_entries,
-        redis_session_keys,
-    )
-
     phones: list[str] = []
     for _ in range(HOT_TIER_SCAN_ROUNDS):
         cursor, keys = redis_session_keys(phone_prefix=phone_prefix, cursor=cursor, count=max(limit, 100))

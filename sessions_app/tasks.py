@@ -8,7 +8,7 @@ from typing import Any
 from celery import shared_task
 
 from lizzy.redis import redis_url
-from sessions_app.services.write_behind import sessions_flush
+from sessions_app.services.store.write_behind import sessions_flush
 
 
 @shared_task(ignore_result=True, acks_late=False)

@@ -19,9 +19,12 @@ SKIPPED_DIRS = {".venv", "venv", ".git", "node_modules", "var", "__pycache__", "
 TOOLING_DIRS = ("bench", "tests")  # may use boto3 and redis directly (raw-client baselines, fixtures)
 APP_PACKAGES = ("sessions_app", "migration_app")
 
-# Packages whose modules must import one another without a circle. sessions_app is added by issue 13,
-# which restructures it (its helper adds it here).
-CYCLE_FREE_PACKAGES = ("lizzy", "migration_app")
+# Packages whose modules must import one another without a circle (sessions_app since issue 13's
+# restructuring: the session stores in sessions_app.services.store, one module per mode).
+CYCLE_FREE_PACKAGES = ("lizzy", "migration_app", "sessions_app", "sessions_app.services.store")
+# Packages where no import may sit inside a function: there it only hides an edge (a dodged circle, or
+# a late import paid on a request) that belongs at the top of the module.
+TOP_LEVEL_IMPORTS_ONLY = ("sessions_app",)
 
 
 def python_files() -> Iterator[Path]:
@@ -54,6 +57,17 @@ def _import_nodes(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node
         stack.extend(ast.iter_child_nodes(node))
+
+
+def function_level_imports(path: Path) -> list[str]:
+    """``path:line`` of every import inside a function or method (``if TYPE_CHECKING:`` left out)."""
+    found: list[str] = []
+    functions = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+    for function in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(function, functions):
+            for node in _import_nodes(function):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    return sorted(set(found))
 
 
 def imported_modules(path: Path, known: set[str]) -> set[str]:
@@ -224,3 +238,24 @@ def test_a_function_level_import_that_closes_a_circle_is_found(tmp_path, monkeyp
     assert graph["pkg.second"] == {"pkg.first"}
     assert graph["pkg.typed"] == {"typing"}
     assert find_cycles(graph) == [["pkg.first", "pkg.second"]]
+
+
+def test_no_function_level_imports_in_sessions_app():
+    paths = sorted(path for package in TOP_LEVEL_IMPORTS_ONLY for path in (ROOT / package).rglob("*.py"))
+    assert any(module_name(path).startswith("sessions_app.services.store.") for path in paths), "found no store"
+    assert [line for path in paths for line in function_level_imports(path)] == []
+
+
+def test_a_function_level_import_is_found(tmp_path, monkeypatch):
+    # given a module that imports at module level, inside a function, a method and a nested function
+    (tmp_path / "late.py").write_text(
+        "import os\n"
+        "from typing import TYPE_CHECKING\n"
+        "def f():\n    from os import path\n    return path\n"
+        "class C:\n    def m(self):\n        def inner():\n            import json\n        return inner\n"
+        "def typed():\n    if TYPE_CHECKING:\n        import typing\n"
+    )
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+
+    # then the function-level ones are found, once each, and the module-level and TYPE_CHECKING ones are not
+    assert function_level_imports(tmp_path / "late.py") == ["late.py:4", "late.py:9"]

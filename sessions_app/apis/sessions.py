@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from lizzy.errors import NotFound, PreconditionFailed, PreconditionRequired, ValidationFailed
 from lizzy.permissions import API_SESSIONS_DELETE, API_SESSIONS_READ, API_SESSIONS_WRITE, READ_CUSTOMER_MESSAGES
 from lizzy.phone import MAX_PHONE_INPUT, InvalidPhoneRef, normalize_phone, phone_from_ref, phone_ref
-from sessions_app.selectors import session_get
+from sessions_app.selectors import session_get, session_list
 from sessions_app.services.session_documents import (
     ERR_UNKNOWN_CUSTOMER,
     ERR_UNKNOWN_NODE,
@@ -28,7 +28,7 @@ from sessions_app.services.session_documents import (
     session_replace,
     workflow_nodes,
 )
-from sessions_app.services.sessions import Session, session_delete, session_list
+from sessions_app.services.sessions import Session, session_delete
 
 ERR_NOT_FOUND = "No live session for this phone."
 ERR_IF_MATCH_REQUIRED = "Replacing a session requires If-Match with its current ETag (its version)."

@@ -27,6 +27,7 @@ from sessions_app.models import (
     parts_order_reference,
     service_request_reference,
 )
+from sessions_app.services.ops import session_handoff_clear
 
 logger = logging.getLogger(__name__)
 
@@ -176,8 +177,6 @@ def sms_session_closed(*, phone: str) -> int:
 def handoff_close(*, handoff_ids: list[int]) -> int:
     """Ops took over these conversations; returns how many were still open. The sessions' ``handoff``
     flags are cleared too (conditional saves), so the session and the hand-off list agree."""
-    from sessions_app.services.ops import session_handoff_clear
-
     with transaction.atomic():
         phones = list(
             HandoffRequest.objects.select_for_update()

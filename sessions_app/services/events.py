@@ -26,14 +26,13 @@ from lizzy.redis import (
     redis_subscribe,
     redis_url,
 )
+from sessions_app.services.store.breaker import redis_breaker
 
 logger = logging.getLogger(__name__)
 
 
 def session_event_publish(*, kind: str, phone: str, node: str | None, version: int | None) -> bool:
     """Publish one change event; False (and a counted error) when Redis is absent or away."""
-    from sessions_app.services.session_stores import redis_breaker
-
     if not redis_url():
         return False
     if not redis_breaker.allow():

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from lizzy.errors import ApplicationError
+from lizzy.phone import mask_phone
 from lizzy.redis import phone_from_session_key, redis_session_forget_clean, redis_session_keys
 from sessions_app.models import StoreMode
 from sessions_app.services.store_modes import store_mode_current
@@ -52,8 +53,6 @@ def hot_tier_check_prefix(*, prefix: str) -> str:
 
 def hot_tier_invalidate(*, phone: str) -> bool:
     """Drop the Redis copy of one session; False when there was none. Refuses a dirty copy."""
-    from lizzy.phone import mask_phone
-
     _check_mode()
     result = redis_session_forget_clean(phone=phone)
     if result < 0:

@@ -32,8 +32,8 @@ from lizzy.redis import (
     redis_values_with_pttl,
 )
 from lizzy.tables import SESSIONS
-from sessions_app.services.session_stores import canonical
-from sessions_app.services.sessions import Session
+from sessions_app.services.store.base import Session
+from sessions_app.services.store.redis_only import canonical
 
 SCAN_COUNT = 500
 SAMPLE_LIMIT = 20

@@ -25,6 +25,8 @@ from rest_framework import status
 from lizzy.errors import ApplicationError
 from lizzy.redis import RedisUnavailable, phone_from_session_key, redis_session_forget_clean, redis_session_keys
 from sessions_app.models import SessionStoreModeChange, SessionStoreSetting, StoreMode
+from sessions_app.services.store.parallel import shadow_read_stats
+from sessions_app.services.store.write_behind import flush_backlog
 
 logger = logging.getLogger(__name__)
 
@@ -144,8 +146,6 @@ def store_mode_check_transition(*, current: str, target: str, reason: str, force
 
 
 def _check_no_divergences(current: str, target: str) -> None:
-    from sessions_app.services.session_stores import shadow_read_stats
-
     try:
         stats = shadow_read_stats()
     except RedisUnavailable as exc:
@@ -160,8 +160,6 @@ def _check_no_divergences(current: str, target: str) -> None:
 
 
 def _check_no_backlog(current: str, target: str) -> None:
-    from sessions_app.services.write_behind import flush_backlog
-
     try:
         backlog = flush_backlog()
     except RedisUnavailable as exc:

@@ -26,7 +26,7 @@ from lizzy.dynamodb import dynamodb_batch_get, reset_client
 from lizzy.redis import reset_redis
 from lizzy.tables import SESSIONS, tables_ensure
 from sessions_app.services.sessions import session_new, session_save
-from sessions_app.services.write_behind import flush_backlog
+from sessions_app.services.store.write_behind import flush_backlog
 from tests.figures import record_figure
 from tests.fixtures.redis_server import RedisServer
 from tests.migration_app.factories import THINGS_DDL, things_mapping, things_rows

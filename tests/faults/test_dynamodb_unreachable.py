@@ -17,7 +17,7 @@ from moto.server import ThreadedMotoServer
 from bench.conversations import run_conversations
 from lizzy.dynamodb import reset_client
 from lizzy.tables import tables_ensure
-from sessions_app.services.session_stores import redis_breaker
+from sessions_app.services.store.breaker import redis_breaker
 from tests.figures import record_figure
 from tests.fixtures.services import free_port
 

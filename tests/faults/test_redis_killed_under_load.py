@@ -14,8 +14,8 @@ import pytest
 
 from bench.conversations import run_conversations
 from lizzy.redis import reset_redis
-from sessions_app.services.session_stores import redis_breaker
-from sessions_app.services.write_behind import sessions_flush
+from sessions_app.services.store.breaker import redis_breaker
+from sessions_app.services.store.write_behind import sessions_flush
 from tests.figures import record_figure
 
 PHONES = [f"+1206555{n:04d}" for n in range(100, 112)]

@@ -15,7 +15,7 @@ from migration_app.services.plans import plan_context, plan_save, plan_setup_tab
 from migration_app.services.runs import run_create, run_execute
 from migration_app.services.validation import plan_validate
 from sessions_app.services.sessions import session_new, session_save
-from sessions_app.services.write_behind import flush_backlog, sessions_flush
+from sessions_app.services.store.write_behind import flush_backlog, sessions_flush
 from tests.figures import record_figure
 from tests.migration_app.factories import THINGS_DDL, things_mapping, things_rows
 

@@ -17,9 +17,9 @@ from migration_app.models import Phase, PhaseTransition
 from migration_app.services.phases import ERR_PHASE_MOVED, PhaseGuardFailed, plan_advance
 from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
 from sessions_app.selectors import session_get
-from sessions_app.services import write_behind
 from sessions_app.services.sessions import session_new, session_save
-from sessions_app.services.write_behind import flush_backlog, sessions_flush
+from sessions_app.services.store import write_behind
+from sessions_app.services.store.write_behind import flush_backlog, sessions_flush
 from tests.figures import record_figure
 from tests.fixtures.dynamodb_hooks import fault_injection
 from tests.migration_app.factories import THINGS_DDL, things_mapping, things_rows

@@ -22,9 +22,9 @@ from django.conf import settings
 from django.core.cache import cache
 
 from lizzy.redis import reset_redis
-from sessions_app.services.session_stores import redis_breaker
 from sessions_app.services.sessions import session_new, session_save
-from sessions_app.services.write_behind import sessions_flush
+from sessions_app.services.store.breaker import redis_breaker
+from sessions_app.services.store.write_behind import sessions_flush
 from tests.lizzy.test_settings import ROOT
 
 PRODUCT_PACKAGES = ("lizzy", "sessions_app", "migration_app")

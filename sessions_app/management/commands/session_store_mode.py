@@ -9,9 +9,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from lizzy.errors import ApplicationError
 from lizzy.redis import RedisUnavailable
-from sessions_app.services.session_stores import shadow_read_stats
+from sessions_app.selectors import flush_backlog, shadow_read_stats
 from sessions_app.services.store_modes import MODE_ORDER, store_mode_get, store_mode_history, store_mode_set
-from sessions_app.services.write_behind import flush_backlog
 
 
 class Command(BaseCommand):

@@ -320,11 +320,9 @@ def sms_message_handle(*, phone: str, text: str, message_sid: str) -> SmsReply:
     Raises ``WorkflowBusy`` (503) when the turn lost the optimistic-lock race
     ``LIZZY_WORKFLOW_MAX_ATTEMPTS`` times in a row; nothing was applied then.
     """
-    from sessions_app.selectors import session_get  # the store may be swapped at run time (issue 4)
-
     attempts = max(1, settings.LIZZY_WORKFLOW_MAX_ATTEMPTS)
     for attempt in range(1, attempts + 1):
-        current = session_get(phone=phone)
+        current = selectors.session_get(phone=phone)  # the store of the mode now (issue 4)
         expected_version = current.version if current else None
         outcome = turn_apply(  # applied to the freshly read object: a retry reads the session again
             session=current,

@@ -6,12 +6,11 @@ from django.utils import timezone
 
 from lizzy.dynamodb import ItemTooLarge, dynamodb_get_item, dynamodb_put_item
 from lizzy.tables import SESSIONS
-from sessions_app.selectors import session_get
+from sessions_app.selectors import session_get, session_list
 from sessions_app.services.sessions import (
     Session,
     SessionConflict,
     session_delete,
-    session_list,
     session_new,
     session_save,
 )

@@ -10,7 +10,8 @@ import pytest
 import redis as redis_py
 
 from lizzy.redis import reset_redis
-from sessions_app.services.session_stores import redis_breaker, stores_reset
+from sessions_app.services.store.breaker import redis_breaker
+from sessions_app.services.store.factory import stores_reset
 from sessions_app.services.store_modes import store_mode_forget_cache
 
 

@@ -45,15 +45,16 @@ from lizzy.tables import SESSIONS
 from sessions_app.models import StoreMode
 from sessions_app.selectors import session_get
 from sessions_app.services.ops import session_expire
-from sessions_app.services.session_stores import redis_breaker, stores_reset
 from sessions_app.services.sessions import SessionConflict, session_delete, session_new, session_save
+from sessions_app.services.store.breaker import redis_breaker
+from sessions_app.services.store.factory import stores_reset
+from sessions_app.services.store.write_behind import sessions_flush
 from sessions_app.services.store_modes import (
     ModeChangeRefused,
     hot_tier_revalidate,
     store_mode_check_transition,
     store_mode_current,
 )
-from sessions_app.services.write_behind import sessions_flush
 from tests.fixtures.dynamodb_hooks import client_error, fault_injection
 
 MODES = (StoreMode.DYNAMODB_ONLY, StoreMode.CACHED, StoreMode.CACHED_WRITE_BEHIND)

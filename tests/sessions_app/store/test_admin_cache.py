@@ -16,7 +16,7 @@ from sessions_app.services.hot_tier import (
     hot_tier_invalidate_prefix,
 )
 from sessions_app.services.sessions import session_new, session_save
-from sessions_app.services.write_behind import sessions_flush
+from sessions_app.services.store.write_behind import sessions_flush
 
 pytestmark = pytest.mark.django_db
 PAGE_URL = "/admin/ops/cache/"

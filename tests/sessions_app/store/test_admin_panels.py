@@ -9,10 +9,10 @@ import pytest
 from lizzy import metrics
 from sessions_app.admin_panels import hit_rate
 from sessions_app.selectors import session_get
-from sessions_app.services.session_stores import redis_breaker
 from sessions_app.services.sessions import session_new, session_save
+from sessions_app.services.store.breaker import redis_breaker
+from sessions_app.services.store.write_behind import sessions_flush, write_behind_fence_raise
 from sessions_app.services.store_modes import store_mode_set
-from sessions_app.services.write_behind import sessions_flush, write_behind_fence_raise
 from tests.sessions_app.factories import SEED_PHONE
 
 pytestmark = pytest.mark.django_db

@@ -24,15 +24,8 @@ from lizzy.redis import (
 from lizzy.tables import SESSIONS
 from sessions_app.models import StoreMode
 from sessions_app.selectors import session_get
-from sessions_app.services import session_stores, write_behind
 from sessions_app.services.legacy_copy import sessions_migrate_from_redis
 from sessions_app.services.ops import session_expire
-from sessions_app.services.session_stores import (
-    CachedSessionStore,
-    RedisSessionStore,
-    redis_breaker,
-    shadow_read_stats,
-)
 from sessions_app.services.sessions import (
     DynamoDBSessionStore,
     SessionConflict,
@@ -40,8 +33,13 @@ from sessions_app.services.sessions import (
     session_new,
     session_save,
 )
+from sessions_app.services.store import cached, factory, publishing, redis_only, write_behind
+from sessions_app.services.store.breaker import redis_breaker
+from sessions_app.services.store.cached import CachedSessionStore
+from sessions_app.services.store.parallel import shadow_read_stats
+from sessions_app.services.store.redis_only import RedisSessionStore
+from sessions_app.services.store.write_behind import flush_backlog, sessions_flush
 from sessions_app.services.store_modes import store_mode_forget_cache, store_mode_set
-from sessions_app.services.write_behind import flush_backlog, sessions_flush
 from tests.fixtures.dynamodb_hooks import fault_injection
 
 PHONE = "+12065550142"
@@ -143,7 +141,7 @@ def test_2_a_write_through_conflict_keeps_a_dirty_copy(stores):
     sessions_flush()  # durable: version 1
     dirty = turn("UNFLUSHED")  # version 2, only in Redis
     # a process still in `cached` (processes disagree on the mode for a few seconds) writes through
-    through = CachedSessionStore(DynamoDBSessionStore(), write_behind=False)
+    through = CachedSessionStore(DynamoDBSessionStore())
     with pytest.raises(SessionConflict):
         through.save(dirty, expected_version=2)  # DynamoDB has version 1
     assert session_get(phone=PHONE).current_node == "UNFLUSHED"
@@ -161,7 +159,7 @@ def test_2_a_redis_timeout_on_a_write_behind_save_keeps_the_unflushed_turns(stor
         raise RedisUnavailable("Redis is unreachable (TimeoutError).")
 
     with monkeypatch.context() as away:
-        away.setattr(session_stores, "redis_session_cas", timeout)
+        away.setattr(redis_only, "redis_session_cas", timeout)
         with pytest.raises(SessionConflict):
             session_save(session=current, expected_version=2)  # written through: DynamoDB has 1
     redis_breaker.reset()
@@ -324,8 +322,8 @@ def test_8_update_delete_and_expire_of_an_expired_session_are_conflicts(stores, 
     item["ttl"] = int(time.time()) - 1
     dynamodb_put_item(table=SESSIONS.name, item=item)  # expired, still in the table
     published = []
-    monkeypatch.setattr(session_stores, "_publish", lambda kind, session, phone: published.append(kind))
-    session_stores.stores_reset()
+    monkeypatch.setattr(publishing, "_publish", lambda kind, session, phone: published.append(kind))
+    factory.stores_reset()
     if mode != "dynamodb_only":
         RedisSessionStore().delete(PHONE)  # Redis's copy expired with the key
     with pytest.raises(SessionConflict):
@@ -354,8 +352,13 @@ def test_9_breaker_open_turns_are_not_discarded_when_redis_returns(stores, monke
         raise RedisUnavailable("Redis is unreachable (ConnectionError).")
 
     with monkeypatch.context() as partition:
-        for name in ("redis_session_get", "redis_session_cas", "redis_session_set_if_newer", "redis_session_drop"):
-            partition.setattr(session_stores, name, away)
+        for module, name in (
+            (redis_only, "redis_session_get"),
+            (redis_only, "redis_session_cas"),
+            (cached, "redis_session_set_if_newer"),
+            (cached, "redis_session_drop"),
+        ):
+            partition.setattr(module, name, away)
         assert session_get(phone=PHONE).version == 1  # the last flushed version
         acknowledged = [turn("WHILE_AWAY_1"), turn("WHILE_AWAY_2")]
     redis_breaker.reset()  # Redis is back

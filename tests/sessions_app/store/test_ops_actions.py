@@ -16,7 +16,7 @@ from lizzy.tables import SESSIONS
 from sessions_app.selectors import session_get
 from sessions_app.services.ops import session_expire, session_remove, session_reset
 from sessions_app.services.sessions import MAIN_MENU, SessionConflict, session_new, session_save
-from sessions_app.services.write_behind import flush_backlog, sessions_flush
+from sessions_app.services.store.write_behind import flush_backlog, sessions_flush
 from tests.sessions_app.factories import SEED_PHONE
 
 CACHED_MODES = ["cached", "cached_write_behind"]

@@ -11,9 +11,9 @@ from lizzy import metrics
 from lizzy.dynamodb import DynamoDBUnavailable, reset_client
 from lizzy.redis import RedisUnavailable, reset_redis
 from sessions_app.selectors import session_get
-from sessions_app.services.session_stores import CircuitBreaker, redis_breaker
 from sessions_app.services.sessions import session_new, session_save
-from sessions_app.services.write_behind import flush_backlog, sessions_flush
+from sessions_app.services.store.breaker import CircuitBreaker, redis_breaker
+from sessions_app.services.store.write_behind import flush_backlog, sessions_flush
 from tests.fixtures.services import free_port
 
 PHONES = [f"+1206555{n:04d}" for n in range(40)]

@@ -10,9 +10,9 @@ from lizzy.redis import json_loads
 from lizzy.tables import SESSIONS
 from sessions_app.models import StoreMode
 from sessions_app.selectors import session_get
-from sessions_app.services.session_stores import shadow_read_stats
 from sessions_app.services.sessions import SessionConflict, session_delete, session_new, session_save
-from sessions_app.services.write_behind import sessions_flush
+from sessions_app.services.store.parallel import shadow_read_stats
+from sessions_app.services.store.write_behind import sessions_flush
 from tests.fixtures.dynamodb_hooks import record_calls
 from tests.sessions_app.factories import SEED_PHONE
 

@@ -7,8 +7,12 @@ from django.core.management import CommandError, call_command
 
 from lizzy.redis import reset_redis
 from sessions_app.models import SessionStoreModeChange, SessionStoreSetting
-from sessions_app.services.session_stores import CachedSessionStore, shadow_divergence_record, store_for_mode
 from sessions_app.services.sessions import get_session_store, session_new, session_save
+from sessions_app.services.store.base import SessionStore
+from sessions_app.services.store.cached import CachedSessionStore
+from sessions_app.services.store.factory import store_for_mode
+from sessions_app.services.store.parallel import shadow_divergence_record
+from sessions_app.services.store.write_behind import WriteBehindSessionStore
 from sessions_app.services.store_modes import (
     ERR_BACKLOG,
     ERR_FORCE_REASON,
@@ -116,7 +120,7 @@ def test_cutover_is_refused_when_divergences_cannot_be_read(db_mode, session_red
 
 
 def test_dropping_the_hot_tier_waits_for_the_write_behind_backlog(db_mode, session_redis, dynamodb, settings):
-    from sessions_app.services.write_behind import sessions_flush
+    from sessions_app.services.store.write_behind import sessions_flush
 
     walk_to("cached_write_behind")
     session_save(session=session_new(phone=SEED_PHONE), expected_version=None)
@@ -154,8 +158,21 @@ def test_mode_lookup_is_cached_without_a_query_per_request(db_mode, django_asser
 
 
 def test_store_for_cached_modes_uses_the_breaker(session_redis):
-    assert isinstance(store_for_mode("cached").inner, CachedSessionStore)
-    assert store_for_mode("cached_write_behind").inner.write_behind is True
+    assert type(store_for_mode("cached").inner) is CachedSessionStore
+    assert isinstance(store_for_mode("cached_write_behind").inner, WriteBehindSessionStore)
+    assert store_for_mode("cached").inner.breaker is store_for_mode("cached_write_behind").inner.breaker
+
+
+def test_the_factory_builds_one_store_per_mode_each_keeping_the_base_contract(session_redis):
+    built = {mode: store_for_mode(mode).inner for mode in FORWARD}
+    assert all(isinstance(store, SessionStore) for store in built.values())
+    assert len({type(store) for store in built.values()}) == len(FORWARD)  # one class (one module) per mode
+    assert all(
+        type(store).__module__.rpartition(".")[2] == mode
+        for mode, store in built.items()
+        if mode != "cached_write_behind"
+    )
+    assert type(built["cached_write_behind"]).__module__.endswith(".write_behind")
 
 
 def test_command_prints_mode_and_history_and_changes_it(db_mode, session_redis, capsys):

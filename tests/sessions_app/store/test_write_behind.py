@@ -9,13 +9,13 @@ import pytest
 
 from lizzy import metrics
 from lizzy.dynamodb import dynamodb_get_item, dynamodb_put_item
-from lizzy.redis import FLUSH_LOCK_KEY, SESSION_KEY, key, redis_lock_acquire, redis_lock_release
+from lizzy.redis import DIRTY_HASH_KEY, FLUSH_LOCK_KEY, SESSION_KEY, key, redis_lock_acquire, redis_lock_release
 from lizzy.tables import SESSIONS
 from sessions_app import tasks
 from sessions_app.selectors import session_get
-from sessions_app.services import write_behind
 from sessions_app.services.sessions import SessionConflict, session_new, session_save
-from sessions_app.services.write_behind import flush_backlog, sessions_flush
+from sessions_app.services.store import write_behind
+from sessions_app.services.store.write_behind import flush_backlog, sessions_flush
 from tests.fixtures.dynamodb_hooks import record_calls
 
 PHONES = [f"+1206555{n:04d}" for n in range(60)]
@@ -94,6 +94,44 @@ def test_concurrent_writers_and_flushes_lose_nothing(write_behind_mode):
     assert flush_backlog().size == 0
 
 
+@pytest.mark.parametrize(("window", "expected_gets"), [(60.0, 1), (0.0, 60)])
+def test_the_lock_check_before_each_write_is_one_get_shared_within_its_window(
+    write_behind_mode, monkeypatch, window, expected_gets
+):
+    for phone in PHONES:
+        session_save(session=session_new(phone=phone), expected_version=None)
+    gets = []
+    real = write_behind.redis_lock_holds
+    monkeypatch.setattr(write_behind, "redis_lock_holds", lambda **kwargs: gets.append(1) or real(**kwargs))
+    monkeypatch.setattr(write_behind, "LOCK_CHECK_SECONDS", window)
+    assert sessions_flush().written == 60
+    assert len(gets) == expected_gets  # a window of 0: one GET per write, as before the sharing
+
+
+def test_a_lock_lost_mid_flush_stops_the_writes_of_both_pages_in_flight(
+    write_behind_mode, session_redis, settings, monkeypatch
+):
+    for phone in PHONES:
+        session_save(session=session_new(phone=phone), expected_version=None)
+    dirty = sorted(session_redis.hgetall(key(DIRTY_HASH_KEY)).items())
+    pages = iter([(20, dict(dirty[:20])), (40, dict(dirty[20:40])), (0, dict(dirty[40:]))])
+    monkeypatch.setattr(write_behind, "redis_dirty_page", lambda *, cursor, count: next(pages))
+    monkeypatch.setattr(write_behind, "LOCK_CHECK_SECONDS", 0.0)
+    real_put = write_behind.dynamodb_put_item
+    puts = []
+
+    def put(**kwargs):
+        puts.append(kwargs["item"]["phone"])
+        if len(puts) == 1:
+            session_redis.delete(key(FLUSH_LOCK_KEY))  # the lock expires under the first write
+        return real_put(**kwargs)
+
+    monkeypatch.setattr(write_behind, "dynamodb_put_item", put)
+    assert sessions_flush().status == "lock_lost"
+    assert 1 <= len(puts) <= settings.LIZZY_FLUSH_CONCURRENCY  # only the writes already past the check
+    assert flush_backlog().size == 60  # no mark cleared: the writes that landed go out again, conditionally
+
+
 def test_a_second_flusher_waits_for_the_lock(write_behind_mode):
     session_save(session=session_new(phone=PHONES[0]), expected_version=None)
     token = redis_lock_acquire(name=FLUSH_LOCK_KEY, ttl_seconds=30)
@@ -167,7 +205,7 @@ def test_a_save_that_finds_redis_away_raises_the_fence_before_writing_dynamodb(
 ):
     from lizzy.cache_backend import CACHE_TABLE
     from lizzy.redis import RedisUnavailable
-    from sessions_app.services.session_stores import redis_breaker
+    from sessions_app.services.store.breaker import redis_breaker
 
     stored = session_save(session=session_new(phone=PHONES[0]), expected_version=None)
     sessions_flush()  # DynamoDB holds version 1
@@ -176,8 +214,8 @@ def test_a_save_that_finds_redis_away_raises_the_fence_before_writing_dynamodb(
     def redis_away(**kwargs):
         raise RedisUnavailable("Redis is unreachable (ConnectionError).")
 
-    monkeypatch.setattr("sessions_app.services.session_stores.redis_session_cas", redis_away)
-    monkeypatch.setattr("sessions_app.services.session_stores.redis_session_get", redis_away)
+    monkeypatch.setattr("sessions_app.services.store.redis_only.redis_session_cas", redis_away)
+    monkeypatch.setattr("sessions_app.services.store.redis_only.redis_session_get", redis_away)
     try:
         with record_calls() as calls:
             through = session_save(session=stored, expected_version=1)
@@ -260,7 +298,7 @@ def test_a_write_behind_update_of_a_session_not_in_redis_asks_dynamodb_first(wri
 
 def test_a_write_made_while_redis_was_away_is_not_overwritten_by_the_older_dirty_copy(write_behind_mode, monkeypatch):
     from lizzy.redis import RedisUnavailable
-    from sessions_app.services.session_stores import redis_breaker
+    from sessions_app.services.store.breaker import redis_breaker
 
     first = session_save(session=session_new(phone=PHONES[0]), expected_version=None)
     sessions_flush()  # durable: version 1
@@ -273,8 +311,8 @@ def test_a_write_made_while_redis_was_away_is_not_overwritten_by_the_older_dirty
         raise RedisUnavailable("Redis is unreachable (ConnectionError).")
 
     with monkeypatch.context() as away:
-        away.setattr("sessions_app.services.session_stores.redis_session_cas", redis_away)
-        away.setattr("sessions_app.services.session_stores.redis_session_get", redis_away)
+        away.setattr("sessions_app.services.store.redis_only.redis_session_cas", redis_away)
+        away.setattr("sessions_app.services.store.redis_only.redis_session_get", redis_away)
         current = session_get(phone=PHONES[0])  # falls back to DynamoDB: version 1
         assert current.version == 1
         current.current_node = "WRITTEN_WHILE_AWAY"

@@ -1,4 +1,8 @@
-"""Write-behind (seed 001): sessions written to Redis reach DynamoDB through a periodic flush.
+"""``cached_write_behind`` (seed 001): the store, and the flush that takes its writes to DynamoDB.
+
+The store is ``cached`` (cache-aside reads, the same breaker) whose saves are a Lua CAS in Redis that also
+marks the phone dirty, and whose deletes and expires are dirty tombstones; while Redis is away it writes
+through, as ``cached`` does. The flusher copies the dirty sessions to DynamoDB, conditionally.
 
 The dirty set is a Redis hash phone → write counter (plus a sorted set phone → time of the oldest
 unflushed write, for the lag, and a hash phone → base: the DynamoDB version the Redis lineage descends
@@ -27,7 +31,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from django.conf import settings
@@ -60,10 +64,22 @@ from lizzy.redis import (
     redis_lock_release,
     redis_lock_renew,
     redis_session_drop,
+    redis_session_tombstone,
     redis_set_json,
 )
 from lizzy.tables import SESSIONS
-from sessions_app.services.sessions import FLUSHED_BY, session_expiry
+from sessions_app.models import StoreMode
+from sessions_app.services.store.base import (
+    ERR_CONFLICT,
+    FLUSHED_BY,
+    Session,
+    SessionConflict,
+    session_conflict,
+    session_expiry,
+    session_stamped,
+)
+from sessions_app.services.store.cached import CachedSessionStore
+from sessions_app.services.store.timing import timed
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +130,74 @@ def _reset_fence_memory() -> None:
     """Tests: forget this process's last raise."""
     global _fence_raised_until
     _fence_raised_until = 0.0
+
+
+# --- The store ------------------------------------------------------------------------------------
+
+
+class WriteBehindSessionStore(CachedSessionStore):
+    mode = StoreMode.CACHED_WRITE_BEHIND
+
+    def save(self, session: Session, *, expected_version: int | None) -> Session:
+        stored = self._save_behind(session, expected_version)
+        if stored is not None:
+            return stored
+        metrics.SESSION_WRITE_THROUGH_DEGRADED.inc()
+        write_behind_fence_raise()  # about to write DynamoDB without Redis: noted for the admin
+        return self._save_through(session, expected_version)
+
+    def _save_behind(self, session: Session, expected_version: int | None) -> Session | None:
+        """The stored session, or None when Redis is away (the caller writes through instead)."""
+        if expected_version is not None:
+            # The usual turn: its version is in the hot tier, and the CAS alone settles it (one round trip
+            # fewer than reading first: docs/BENCHMARKS.md, calls per turn). The CAS reports an absent key
+            # as -1; only then does DynamoDB have to say whether the session exists.
+            stored = session_stamped(session=session, expected_version=expected_version)
+            answered, outcome = self._try_redis(
+                lambda: self.redis.cas(stored, expected_version=expected_version, mark_dirty=True)
+            )
+            if not answered:
+                return None
+            written, current = outcome
+            if written:
+                return stored
+            if current != -1:
+                raise session_conflict(session, expected_version)
+        # A create (a live session anywhere must refuse it), or the session is not in the hot tier.
+        answered, peeked = self._try_redis(lambda: self.redis.peek(session.phone))
+        if not answered:
+            return None
+        cached, floor = peeked
+        if cached is None and not floor:
+            # Not in the hot tier: DynamoDB knows whether a session exists and at which version.
+            with timed("dynamodb", "get"):
+                durable, floor = self.dynamodb.load_with_floor(session.phone)
+            if durable is not None:
+                self._fill(durable)
+            elif expected_version is not None:
+                raise session_conflict(session, expected_version)
+        answered, stored = self._try_redis(
+            lambda: self.redis.save(session, expected_version=expected_version, mark_dirty=True, version_floor=floor)
+        )
+        return stored if answered else None
+
+    def _retire(self, phone: str, expected_version: int | None, kind: str) -> bool:
+        """Redis may hold newer, unflushed versions, so Redis checks the version and keeps a dirty tombstone
+        the flusher applies to DynamoDB (conditionally); a session not in Redis, or Redis away, is retired
+        in DynamoDB as ``cached`` does."""
+        answered, result = self._try_redis(
+            lambda: redis_session_tombstone(phone=phone, expected_version=expected_version, kind=kind, mark_dirty=True)
+        )
+        if answered and result is not None and result < 0:
+            raise SessionConflict(ERR_CONFLICT.format(expected=expected_version))
+        if answered and result == 1:
+            return True
+        if not answered:
+            write_behind_fence_raise()
+        return super()._retire(phone, expected_version, kind)
+
+
+# --- The flush ------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -187,17 +271,24 @@ def sessions_flush(*, max_items: int | None = None) -> FlushResult:
     try:
         cursor, seen = 0, 0
         submitted: set[str] = set()
+        in_flight: _Page | None = None
         while True:
             flush.renew()
             cursor, entries = redis_dirty_page(cursor=cursor, count=PAGE_SIZE)
             # HSCAN may return a field twice.
             phones = [phone for phone in entries if phone not in submitted]
             submitted.update(phones)
-            if phones:
-                _merge(result, flush.page(phones))
-                seen += len(phones)
+            # Two pages in flight: this page's writes start before the last page's bookkeeping, so the
+            # writers never wait for the Redis round trips between pages.
+            started_page = flush.start(phones) if phones else None
+            seen += len(phones)
+            if in_flight is not None:
+                _merge(result, flush.finish(in_flight))
+            in_flight = started_page
             if cursor == 0 or seen >= limit:
                 break
+        if in_flight is not None:
+            _merge(result, flush.finish(in_flight))
     except FlushLockLost:
         metrics.FLUSH_RUNS.labels("lock_lost").inc()
         logger.warning("write-behind flush lost its lock midway; it stopped writing")
@@ -224,6 +315,19 @@ def _merge(total: FlushResult, page: FlushResult) -> None:
 
 
 WRITTEN, CONFLICT, FAILED, FENCED = "written", "conflict", "failed", "fenced"
+# How long one check that this flusher still holds the lock (a GET) covers the writes that start after it.
+# A check and the write it covers were never atomic: a write in flight when the lock is lost lands anyway
+# (the fencing condition is what stops it overwriting a newer flusher). Sharing the check adds at most
+# this much to that window, and takes a Redis round trip off every write but a few.
+LOCK_CHECK_SECONDS = 0.005
+
+
+@dataclass
+class _Page:
+    work: list[tuple[str, str, dict, str | None]]
+    futures: list[Future]
+    result: FlushResult
+    nothing: dict[str, str]
 
 
 class _Flush:
@@ -239,15 +343,38 @@ class _Flush:
         self.lock_seconds = lock_seconds
         self.reported = reported  # the fence item is up: count the items as version-checked for the admin
         self.pool = ThreadPoolExecutor(max_workers=max(1, settings.LIZZY_FLUSH_CONCURRENCY), thread_name_prefix="flush")
+        self.lost = False  # set once any write finds the lock gone or fenced: no write starts after it
+        self._checked_until = 0.0
+        self._check_lock = threading.Lock()
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def holds_lock(self) -> bool:
+        """Does this flusher still hold the lock? One GET, shared by the writes starting within
+        ``LOCK_CHECK_SECONDS`` of it (the writers wait for a check in progress rather than trust an old one)."""
+        if self.lost:
+            return False
+        if time.monotonic() < self._checked_until:
+            return True
+        with self._check_lock:
+            if self.lost:
+                return False
+            if time.monotonic() < self._checked_until:
+                return True
+            asked = time.monotonic()  # the answer is true at least from when it was asked
+            if not redis_lock_holds(name=FLUSH_LOCK_KEY, token=self.token):
+                self.lost = True
+                return False
+            self._checked_until = asked + LOCK_CHECK_SECONDS
+            return True
 
     def renew(self) -> None:
         if not redis_lock_renew(name=FLUSH_LOCK_KEY, token=self.token, ttl_seconds=self.lock_seconds):
             raise FlushLockLost
 
-    def page(self, phones: list[str]) -> FlushResult:
+    def start(self, phones: list[str]) -> _Page:
+        """Read the page's snapshot and start its conditional writes."""
         result = FlushResult(status="flushed")
         nothing: dict[str, str] = {}
         work: list[tuple[str, str, dict, str | None]] = []
@@ -261,8 +388,16 @@ class _Flush:
             work.append((phone, counter, json_loads(value), base))
         if self.reported:
             result.checked += len(work)
-        outcomes = list(self.pool.map(self._write, work))
+        return _Page(
+            work=work, futures=[self.pool.submit(self._write, entry) for entry in work], result=result, nothing=nothing
+        )
+
+    def finish(self, page: _Page) -> FlushResult:
+        """Wait for the page's writes; then move the bases and clear the marks of what was written."""
+        work, result, nothing = page.work, page.result, page.nothing
+        outcomes = [future.result() for future in page.futures]  # a FlushLockLost in a writer is raised here
         if any(outcome == FENCED for outcome in outcomes):
+            self.lost = True
             raise FlushLockLost  # a newer flusher wrote one of these items: this one is late
         flushed: dict[str, tuple[str, int]] = {}
         forks: list[tuple[str, str | None]] = []
@@ -310,7 +445,7 @@ class _Flush:
             values[":base"] = int(base)
             condition = f"(#v = :base OR attribute_not_exists(#phone)) AND {fenced}"
         try:
-            if not redis_lock_holds(name=FLUSH_LOCK_KEY, token=self.token):
+            if not self.holds_lock():
                 raise FlushLockLost
             dynamodb_put_item(table=SESSIONS.name, item=item, condition=condition, names=names, values=values)
         except ConditionFailed:

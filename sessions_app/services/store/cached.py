@@ -1,0 +1,160 @@
+"""``cached`` (seed 001): DynamoDB is the store of record, Redis the hot tier behind a circuit breaker.
+
+Reads are cache-aside (Redis, else DynamoDB then fill Redis): a hit costs one Redis GET. A fill never
+replaces a newer version, a tombstone or a dirty copy (session_set_if_newer.lua), and versions are
+monotonic across lifetimes, so a read made before a delete cannot fill the deleted copy back. Writes are
+write-through: conditional PutItem in DynamoDB, then Redis. Deletes and expires: DynamoDB decides
+(conditional) and Redis gets a tombstone. ``write_behind`` builds on this store.
+
+N consecutive Redis errors open the breaker, and for T seconds reads and writes go straight to DynamoDB,
+then one trial call decides: a Redis failure never fails a session request. Each phone written while
+Redis was away is remembered; before this process uses Redis again, their Redis copies (dirty ones
+included: they are the older fork) are dropped, so the turns made meanwhile are never hidden or
+overwritten by them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from lizzy import metrics
+from lizzy.redis import (
+    RedisUnavailable,
+    is_tombstone,
+    redis_session_drop,
+    redis_session_forget_clean,
+    redis_session_set_if_newer,
+    redis_session_tombstone,
+)
+from sessions_app.models import StoreMode
+from sessions_app.services.store.base import Session, SessionConflict, SessionStore
+from sessions_app.services.store.breaker import CircuitBreaker, redis_breaker
+from sessions_app.services.store.dynamodb_only import DynamoDBSessionStore
+from sessions_app.services.store.redis_only import RedisSessionStore, redis_document, session_from_redis
+from sessions_app.services.store.timing import timed
+
+T = TypeVar("T")
+
+_CACHE_HIT = metrics.SESSION_CACHE_REQUESTS.labels("hit")
+_CACHE_MISS = metrics.SESSION_CACHE_REQUESTS.labels("miss")
+
+# One memory per process, shared by the cached stores: a phone written while Redis was away in `cached`
+# must be healed even if this process is in `cached_write_behind` when Redis returns.
+_BYPASSED: set[str] = set()  # phones this process wrote to DynamoDB while Redis was away
+_BYPASSED_LOCK = threading.Lock()
+
+
+def bypassed_forget() -> None:
+    """Tests, per Redis: forget the phones written while Redis was away."""
+    with _BYPASSED_LOCK:
+        _BYPASSED.clear()
+
+
+class CachedSessionStore(SessionStore):
+    mode = StoreMode.CACHED
+
+    def __init__(self, dynamodb_store: DynamoDBSessionStore, *, breaker: CircuitBreaker | None = None) -> None:
+        self.dynamodb = dynamodb_store
+        self.redis = RedisSessionStore()
+        self.breaker = breaker or redis_breaker
+        self._bypassed = _BYPASSED
+        self._bypassed_lock = _BYPASSED_LOCK
+
+    def _try_redis(self, action: Callable[[], T]) -> tuple[bool, T | None]:
+        """(True, result) when Redis answered; (False, None) when the breaker is open or the call failed."""
+        if not self.breaker.allow():
+            metrics.SESSION_FALLBACKS.labels(self.mode, "breaker_open").inc()
+            return False, None
+        try:
+            if self._bypassed:
+                self._heal()
+            result = action()
+        except RedisUnavailable:
+            self.breaker.failure()
+            metrics.SESSION_FALLBACKS.labels(self.mode, "redis_error").inc()
+            return False, None
+        except Exception:
+            self.breaker.success()  # Redis answered (a conflict, for instance): it is healthy.
+            raise
+        self.breaker.success()
+        return True, result
+
+    def _bypass(self, phone: str) -> None:
+        """A write reached DynamoDB without Redis: the Redis copy (if any) is now older than DynamoDB."""
+        with self._bypassed_lock:
+            self._bypassed.add(phone)
+
+    def _heal(self) -> None:
+        """Drop the Redis copies of the phones written while Redis was away (raises RedisUnavailable)."""
+        with self._bypassed_lock:
+            phones = list(self._bypassed)
+        for phone in phones:
+            if redis_session_drop(phone=phone):
+                metrics.SESSION_FORKS.labels("recovery").inc()
+            with self._bypassed_lock:
+                self._bypassed.discard(phone)
+
+    def _fill(self, session: Session) -> bool:
+        answered, _ = self._try_redis(
+            lambda: redis_session_set_if_newer(
+                phone=session.phone, document=redis_document(session), expire_at=session.ttl
+            )
+        )
+        return answered
+
+    def _forget_clean(self, phone: str) -> None:
+        """Drop the clean hot copy, which may be the stale one a caller read (never a dirty copy: it holds
+        unflushed write-behind turns that exist nowhere else)."""
+        self._try_redis(lambda: redis_session_forget_clean(phone=phone))
+
+    def load(self, phone: str) -> Session | None:
+        answered, found = self._try_redis(lambda: self.redis.get_document(phone))
+        if answered and found is not None:
+            _CACHE_HIT.inc()
+            return None if is_tombstone(found) else session_from_redis(found)
+        if answered:
+            _CACHE_MISS.inc()
+        with timed("dynamodb", "get"):
+            durable = self.dynamodb.load(phone)
+        if durable is not None and answered:
+            self._fill(durable)
+        return durable
+
+    def save(self, session: Session, *, expected_version: int | None) -> Session:
+        return self._save_through(session, expected_version)
+
+    def _save_through(self, session: Session, expected_version: int | None) -> Session:
+        try:
+            with timed("dynamodb", "put"):
+                stored = self.dynamodb.save(session, expected_version=expected_version)
+        except SessionConflict:
+            self._forget_clean(session.phone)  # so the caller's retry reads DynamoDB
+            raise
+        if not self._fill(stored):
+            self._bypass(stored.phone)
+        return stored
+
+    def delete(self, phone: str, *, expected_version: int | None = None) -> bool:
+        return self._retire(phone, expected_version, "deleted")
+
+    def expire(self, phone: str, *, expected_version: int | None = None) -> bool:
+        """Expire the session so no process serves it again (see ``_retire``)."""
+        return self._retire(phone, expected_version, "expired")
+
+    def _retire(self, phone: str, expected_version: int | None, kind: str) -> bool:
+        """DynamoDB (the store of record) checks the version, then Redis gets a tombstone (a conflict
+        drops the clean hot copy, which may be the stale one the operator saw)."""
+        try:
+            leftover = self.dynamodb.retire(phone, expected_version=expected_version, kind=kind)
+        except SessionConflict:
+            self._forget_clean(phone)
+            raise
+        if leftover is None:
+            self._forget_clean(phone)  # a stale copy of a gone session
+            return False
+        answered, _ = self._try_redis(lambda: redis_session_tombstone(phone=phone, kind=kind, floor_version=leftover))
+        if not answered:
+            self._bypass(phone)
+        return True
