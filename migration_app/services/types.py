@@ -29,7 +29,6 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from lizzy.dynamodb.codec import DYNAMODB_CONTEXT
 from lizzy.errors import ApplicationError
 
 DYNAMODB_DIGITS = 38  # DynamoDB numbers: up to 38 significant digits
@@ -39,7 +38,6 @@ EXACT = decimal.Context(prec=DYNAMODB_DIGITS, traps=[decimal.Inexact, decimal.Ro
 
 ERR_DIGITS = "{path}: {value} has {digits} significant digits; DynamoDB numbers hold {limit} exactly"
 ERR_MAGNITUDE = "{path}: {value} is outside DynamoDB's number range (1E-130 to 9.99E+125)"
-ERR_ENCODABLE = "{path}: {value} cannot be encoded exactly for DynamoDB (38 digits, exponents -128 to 126)"
 ERR_NOT_FINITE = "{path}: NaN and Infinity cannot be stored in DynamoDB"
 ERR_UNSUPPORTED_VALUE = "{path}: a {type} value has no documented conversion"
 ERR_UNREADABLE = "column {column!r} ({declared}): {problem}"
@@ -186,7 +184,6 @@ def exact_number(value: Decimal | int, path: str) -> Decimal | int:
                 )
             if abs(value) >= 10 ** (DYNAMODB_MAX_EXPONENT + 1):  # 1E+130 from a JSON document is an int here
                 raise ValueRefused(ERR_MAGNITUDE.format(path=path, value=f"{Decimal(value):.3E}"))
-            _encodable(value, path)  # 10**40: 41 digits written, which the codec's 38-digit context refuses
         return value
     if not value.is_finite():
         raise ValueRefused(ERR_NOT_FINITE.format(path=path))
@@ -199,18 +196,7 @@ def exact_number(value: Decimal | int, path: str) -> Decimal | int:
     adjusted = value.adjusted()
     if adjusted > DYNAMODB_MAX_EXPONENT or adjusted < DYNAMODB_MIN_EXPONENT:
         raise ValueRefused(ERR_MAGNITUDE.format(path=path, value=value))
-    if adjusted < DYNAMODB_MIN_EXPONENT + DYNAMODB_DIGITS:  # near 1E-130: what the writer's codec can encode
-        _encodable(value, path)
-    return value
-
-
-def _encodable(value: Decimal | int, path: str) -> None:
-    """The writer encodes numbers in boto3's DynamoDB context (38 digits, Emin -128): agree with it here, so a
-    value it would refuse is a row error at transform time, not a failed write."""
-    try:
-        DYNAMODB_CONTEXT.create_decimal(value)
-    except ArithmeticError as exc:
-        raise ValueRefused(ERR_ENCODABLE.format(path=path, value=value)) from exc
+    return value  # the writer's codec takes exactly these (lizzy.dynamodb.number_refusal; a property test says so)
 
 
 def storable(value: Any, path: str) -> Any:
