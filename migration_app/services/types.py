@@ -157,8 +157,10 @@ class Unreadable:
     def __init__(self, *, column: str, declared: str, raw: Any, problem: str) -> None:
         self.column, self.declared, self.raw, self.problem = column, declared, raw, problem
 
-    def refusal(self) -> ValueRefused:
-        return ValueRefused(ERR_UNREADABLE.format(column=self.column, declared=self.declared, problem=self.problem))
+    def refusal(self, path: str | None = None) -> ValueRefused:
+        """The row error; ``path`` names the value when the reader did not know its column (an array element)."""
+        column = self.column or path or "?"
+        return ValueRefused(ERR_UNREADABLE.format(column=column, declared=self.declared, problem=self.problem))
 
     def __str__(self) -> str:
         raise self.refusal()
@@ -237,5 +239,5 @@ def storable(value: Any, path: str) -> Any:
     if isinstance(value, (set, frozenset)):  # MySQL SET columns come back as sets of strings
         return ",".join(sorted(str(member) for member in value))
     if isinstance(value, Unreadable):
-        raise value.refusal()
+        raise value.refusal(path)
     raise ValueRefused(ERR_UNSUPPORTED_VALUE.format(path=path, type=kind.__name__))
