@@ -3,8 +3,9 @@
 One serializer (``_encode``: wire form and size in one walk) and one deserializer (``_decode``). They
 keep boto3's TypeSerializer/TypeDeserializer output and add the conversions DynamoDB lacks: floats as
 exact Decimals, datetimes as ISO 8601 UTC strings, dates and UUIDs as strings, NaN/Infinity refused,
-numbers beyond DynamoDB's 38 digits refused rather than rounded. Integral numbers come back as ``int``,
-fractions as ``Decimal``, binaries as ``bytes``.
+numbers DynamoDB cannot hold refused rather than rounded (``number_refusal``: DynamoDB's documented limits,
+not boto3's decimal context, which takes 1E-131 to 1E-165 and 1E+126, and refuses 10**40).
+Integral numbers come back as ``int``, fractions as ``Decimal``, binaries as ``bytes``.
 
 Speed: the common types of a session item or a migrated row (str, dict, small int, list, bool, None,
 datetime) are tested first by exact type (the fast path), and no attribute path string is built while
@@ -23,7 +24,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import DYNAMODB_CONTEXT, Binary
+from boto3.dynamodb.types import Binary
 
 from lizzy.dynamodb.errors import CodecError, ItemTooLarge
 
@@ -33,11 +34,20 @@ ERR_NAN = "DynamoDB cannot store NaN or Infinity (attribute {path})."
 ERR_EMPTY_SET = "DynamoDB cannot store an empty set (attribute {path})."
 ERR_MIXED_SET = "A set must hold only strings, only numbers or only bytes (attribute {path})."
 ERR_TYPE = "Cannot store a value of type {type} (attribute {path})."
-ERR_NUMBER = "Number {value} is outside what DynamoDB can store exactly (38 digits) (attribute {path})."
+ERR_NUMBER = "Number {value} cannot be stored in DynamoDB: {reason} (attribute {path})."
 ERR_MAP_KEY = "Map keys must be strings (attribute {path})."
 ERR_TOO_LARGE = "The item is {size} bytes; DynamoDB's limit is {limit} bytes (400 KB). Nothing was written."
 
 _INT_LIMIT = 10**38  # DynamoDB numbers carry 38 significant digits; integers below this are exact
+
+# DynamoDB's Number (developer guide, "Data types"): up to 38 digits of precision, leading and trailing zeros
+# trimmed; positive 1E-130 to 9.9999999999999999999999999999999999999E+125, negative the same; zero.
+NUMBER_DIGITS = 38
+NUMBER_MAX_ADJUSTED = 125  # the exponent of the leading digit: magnitude below 1E+126
+NUMBER_MIN_ADJUSTED = -130  # magnitude at least 1E-130
+REASON_DIGITS = "more than 38 significant digits"
+REASON_LARGE = "magnitude above 9.9999999999999999999999999999999999999E+125"
+REASON_SMALL = "magnitude below 1E-130"
 
 
 class _Refused(Exception):
@@ -103,13 +113,40 @@ def _scalar(value: Any) -> Any:
     raise _Refused(ERR_TYPE, type=type(value).__name__)
 
 
-def _number(value: int | Decimal, shown: Any = None) -> tuple[str, int]:
-    """(wire text, size) of a number, exactly as DynamoDB stores it or refused (naming ``shown``)."""
+def number_refusal(value: int | Decimal) -> str | None:
+    """Why DynamoDB refuses a finite number (``REASON_*``), or None when it stores it exactly."""
     try:
-        number = DYNAMODB_CONTEXT.create_decimal(value)  # traps Inexact, Rounded, Overflow, Underflow
-    except ArithmeticError as exc:
-        raise _Refused(ERR_NUMBER, value=value if shown is None else shown) from exc
-    return str(number), _digits_size("".join(map(str, number.as_tuple().digits)))
+        _number(value)
+    except _Refused as exc:
+        return exc.fields["reason"]
+    return None
+
+
+def _number(value: int | Decimal, shown: Any = None) -> tuple[str, int]:
+    """(wire text, size) of a finite number, exactly as DynamoDB stores it, or refused (naming ``shown``)."""
+    if isinstance(value, int):
+        wire = str(int(value))
+        body = wire.lstrip("-")
+        significant = max(len(body.rstrip("0")), 1)
+        adjusted = len(body) - 1
+    else:
+        sign, digits, exponent = value.as_tuple()
+        if digits == (0,):  # zero, whatever its exponent
+            return (str(value) if NUMBER_MIN_ADJUSTED <= exponent <= NUMBER_MAX_ADJUSTED else "0"), 2
+        written = significant = len(digits)
+        while digits[significant - 1] == 0:  # a non-zero coefficient: stops at its last non-zero digit
+            significant -= 1
+        adjusted = exponent + written - 1
+        wire = str(value)
+        if written > NUMBER_DIGITS and significant <= NUMBER_DIGITS:  # trailing zeros past 38 digits: trimmed
+            wire = str(Decimal((sign, digits[:significant], exponent + written - significant)))
+    if significant > NUMBER_DIGITS:
+        raise _Refused(ERR_NUMBER, value=value if shown is None else shown, reason=REASON_DIGITS)
+    if adjusted > NUMBER_MAX_ADJUSTED:
+        raise _Refused(ERR_NUMBER, value=value if shown is None else shown, reason=REASON_LARGE)
+    if adjusted < NUMBER_MIN_ADJUSTED:
+        raise _Refused(ERR_NUMBER, value=value if shown is None else shown, reason=REASON_SMALL)
+    return wire, (significant + 1) // 2 + 1
 
 
 def _encode(value: Any) -> tuple[dict[str, Any], int]:
@@ -289,7 +326,7 @@ def _storable(value: Any) -> Any:
 def _decode_number(text: str) -> int | Decimal:
     if text.isdecimal() or (text[:1] == "-" and text[1:].isdecimal()):
         return int(text)
-    number = DYNAMODB_CONTEXT.create_decimal(text)
+    number = Decimal(text)  # exact, in no context: DynamoDB sent it, so it holds 38 digits from 1E-130 on
     if not number.is_finite():  # DynamoDB never sends one; a forged cursor might
         raise ValueError(f"{text!r} is not a DynamoDB number")
     return int(number) if number.as_tuple().exponent == 0 else number

@@ -29,7 +29,6 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from lizzy.dynamodb.codec import DYNAMODB_CONTEXT
 from lizzy.errors import ApplicationError
 
 DYNAMODB_DIGITS = 38  # DynamoDB numbers: up to 38 significant digits
@@ -39,7 +38,6 @@ EXACT = decimal.Context(prec=DYNAMODB_DIGITS, traps=[decimal.Inexact, decimal.Ro
 
 ERR_DIGITS = "{path}: {value} has {digits} significant digits; DynamoDB numbers hold {limit} exactly"
 ERR_MAGNITUDE = "{path}: {value} is outside DynamoDB's number range (1E-130 to 9.99E+125)"
-ERR_ENCODABLE = "{path}: {value} cannot be encoded exactly for DynamoDB (38 digits, exponents -128 to 126)"
 ERR_NOT_FINITE = "{path}: NaN and Infinity cannot be stored in DynamoDB"
 ERR_UNSUPPORTED_VALUE = "{path}: a {type} value has no documented conversion"
 ERR_UNREADABLE = "column {column!r} ({declared}): {problem}"
@@ -159,8 +157,10 @@ class Unreadable:
     def __init__(self, *, column: str, declared: str, raw: Any, problem: str) -> None:
         self.column, self.declared, self.raw, self.problem = column, declared, raw, problem
 
-    def refusal(self) -> ValueRefused:
-        return ValueRefused(ERR_UNREADABLE.format(column=self.column, declared=self.declared, problem=self.problem))
+    def refusal(self, path: str | None = None) -> ValueRefused:
+        """The row error; ``path`` names the value when the reader did not know its column (an array element)."""
+        column = self.column or path or "?"
+        return ValueRefused(ERR_UNREADABLE.format(column=column, declared=self.declared, problem=self.problem))
 
     def __str__(self) -> str:
         raise self.refusal()
@@ -186,7 +186,6 @@ def exact_number(value: Decimal | int, path: str) -> Decimal | int:
                 )
             if abs(value) >= 10 ** (DYNAMODB_MAX_EXPONENT + 1):  # 1E+130 from a JSON document is an int here
                 raise ValueRefused(ERR_MAGNITUDE.format(path=path, value=f"{Decimal(value):.3E}"))
-            _encodable(value, path)  # 10**40: 41 digits written, which the codec's 38-digit context refuses
         return value
     if not value.is_finite():
         raise ValueRefused(ERR_NOT_FINITE.format(path=path))
@@ -199,18 +198,7 @@ def exact_number(value: Decimal | int, path: str) -> Decimal | int:
     adjusted = value.adjusted()
     if adjusted > DYNAMODB_MAX_EXPONENT or adjusted < DYNAMODB_MIN_EXPONENT:
         raise ValueRefused(ERR_MAGNITUDE.format(path=path, value=value))
-    if adjusted < DYNAMODB_MIN_EXPONENT + DYNAMODB_DIGITS:  # near 1E-130: what the writer's codec can encode
-        _encodable(value, path)
-    return value
-
-
-def _encodable(value: Decimal | int, path: str) -> None:
-    """The writer encodes numbers in boto3's DynamoDB context (38 digits, Emin -128): agree with it here, so a
-    value it would refuse is a row error at transform time, not a failed write."""
-    try:
-        DYNAMODB_CONTEXT.create_decimal(value)
-    except ArithmeticError as exc:
-        raise ValueRefused(ERR_ENCODABLE.format(path=path, value=value)) from exc
+    return value  # the writer's codec takes exactly these (lizzy.dynamodb.number_refusal; a property test says so)
 
 
 def storable(value: Any, path: str) -> Any:
@@ -251,5 +239,5 @@ def storable(value: Any, path: str) -> Any:
     if isinstance(value, (set, frozenset)):  # MySQL SET columns come back as sets of strings
         return ",".join(sorted(str(member) for member in value))
     if isinstance(value, Unreadable):
-        raise value.refusal()
+        raise value.refusal(path)
     raise ValueRefused(ERR_UNSUPPORTED_VALUE.format(path=path, type=kind.__name__))

@@ -91,7 +91,7 @@ def _row_json(row: dict[str, Any]) -> dict[str, Any]:
             continue
         encoded = encode_key_value(value) if not isinstance(value, (dict, list)) else value
         try:
-            text = json.dumps(encoded, default=str)
+            text = json.dumps(encoded, default=encode_key_value)  # nested values (Unreadable too) by their text
         except (TypeError, ValueError):
             text = json.dumps(str(value))
         out[name] = json.loads(text) if len(text) <= ROW_TEXT_LIMIT else text[:ROW_TEXT_LIMIT] + "…"

@@ -25,7 +25,9 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
+from psycopg.adapt import Loader
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import Format
 from psycopg.types.json import set_json_loads
 
 from migration_app.services.types import Unreadable
@@ -83,9 +85,39 @@ def _loads(data: bytes | str) -> Any:
 # driver refuses with an error that would stop the whole source. Such a value of a non-key column is read as
 # NULL plus its text in a companion column, and handed over as Unreadable: that row is refused, not the run.
 # (Done in SQL: psycopg's C date/time loaders cannot be subclassed, and Python ones are five times slower.)
+# A key column keeps its value (keyset paging orders and seeks by it), so the date/time loaders are wrapped:
+# a value the C loader refuses comes back as Unreadable, whose text is what the next page's seek binds (the
+# server reads 'infinity' back as the same timestamp); its companion column names the column for the row error.
 _TIME_BOUNDED = re.compile(r"^(timestamp|date)\b(?!.*\[\])", re.IGNORECASE)
 _IN_RANGE = "{c} >= '0001-01-01' AND {c} < '10000-01-01'"
 UNREADABLE_PREFIX = "__unreadable_"
+ERR_TIME_RANGE = "{text!r} has no DynamoDB form (years 1 to 9999 only)"
+_TIME_TYPES = ("timestamptz", "timestamp", "date")
+
+
+def _out_of_range_tolerant(base: type[Loader], declared: str) -> type[Loader]:
+    """``base`` (psycopg's C loader), except that a value it refuses is Unreadable instead of an error."""
+
+    class OutOfRangeTolerant(Loader):
+        def __init__(self, oid: int, context: Any = None) -> None:
+            super().__init__(oid, context)
+            self._load = base(oid, context).load
+
+        def load(self, data: Any) -> Any:
+            try:
+                return self._load(data)
+            except psycopg.DataError:
+                text = bytes(data).decode()
+                return Unreadable(column="", declared=declared, raw=text, problem=ERR_TIME_RANGE.format(text=text))
+
+    return OutOfRangeTolerant
+
+
+def _register_time_loaders(connection: psycopg.Connection) -> None:
+    for name in _TIME_TYPES:
+        oid = connection.adapters.types[name].oid
+        base = connection.adapters.get_loader(oid, Format.TEXT)
+        connection.adapters.register_loader(oid, _out_of_range_tolerant(base, name))
 
 
 class PostgresSource(SqlSource):
@@ -114,6 +146,7 @@ class PostgresSource(SqlSource):
         except psycopg.Error as exc:
             raise SourceError(ERR_SOURCE.format(problem=type(exc).__name__)) from exc
         set_json_loads(_loads, connection)
+        _register_time_loaders(connection)
         return connection
 
     @staticmethod
@@ -132,7 +165,7 @@ class PostgresSource(SqlSource):
             text = row.pop(name)
             if text is not None:
                 column = name.removeprefix(UNREADABLE_PREFIX)
-                problem = f"{text!r} has no DynamoDB form (years 1 to 9999 only)"
+                problem = ERR_TIME_RANGE.format(text=text)
                 row[column] = Unreadable(column=column, declared=declared.get(column, ""), raw=text, problem=problem)
         return row
 
@@ -195,9 +228,12 @@ class PostgresSource(SqlSource):
                 parts.append(f"{text} AS {column}")
             elif _NUMERIC_CAST.search(type_name):
                 parts.append(f"{column}::{'numeric[]' if array else 'numeric'} AS {column}")
-            elif _TIME_BOUNDED.search(type_name) and name not in relation.key:
+            elif _TIME_BOUNDED.search(type_name):
                 in_range = _IN_RANGE.format(c=column)
-                parts.append(f"CASE WHEN {in_range} THEN {column} END AS {column}")
+                # a key keeps its value, read by the tolerant loaders (_register_time_loaders)
+                parts.append(
+                    f"{column}" if name in relation.key else f"CASE WHEN {in_range} THEN {column} END AS {column}"
+                )
                 companion = self.quote(UNREADABLE_PREFIX + name)
                 parts.append(f"CASE WHEN NOT ({in_range}) THEN {column}::text END AS {companion}")
             else:

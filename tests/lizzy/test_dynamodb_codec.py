@@ -1,9 +1,10 @@
 import datetime as dt
+import decimal
 from decimal import Decimal
 
 import pytest
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lizzy.dynamodb import (
@@ -19,11 +20,14 @@ from lizzy.dynamodb import (
     check_item_size,
     deserialize_item,
     deserialize_value,
+    get_client,
     item_size,
+    number_refusal,
     serialize_checked,
     serialize_item,
     serialize_value,
 )
+from lizzy.dynamodb.codec import REASON_DIGITS, REASON_LARGE, REASON_SMALL
 
 
 def roundtrip(item):
@@ -120,8 +124,29 @@ def test_round_trip_of_arbitrary_nested_values_is_exact(item):
     assert roundtrip(item) == item
 
 
+def _scientific(negative, coefficient, exponent):
+    return Decimal(f"{'-' if negative else ''}{coefficient}E{exponent}")
+
+
+# Numbers around DynamoDB's limits: 37 to 40 digits, trailing zeros, exponents from below 1E-130 (and below
+# boto3's 1E-165) to past 9.99E+125, integers past 10**126; and hypothesis' own decimals.
+edge_numbers = st.one_of(
+    st.decimals(allow_nan=False, allow_infinity=False),
+    st.builds(
+        _scientific,
+        st.booleans(),
+        st.integers(min_value=0, max_value=10**40)
+        | st.builds(lambda c, z: c * 10**z, st.integers(0, 10**38), st.integers(0, 4)),
+        st.integers(min_value=-175, max_value=130),
+    ),
+    st.integers(min_value=-(10**127), max_value=10**127),
+    st.builds(lambda c, z: c * 10**z, st.integers(-(10**39), 10**39), st.integers(0, 100)),
+)
+
 wire_values = st.recursive(
     json_leaf
+    | edge_numbers
+    | st.frozensets(edge_numbers, min_size=1, max_size=3)
     | st.datetimes()
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.binary(max_size=8)
@@ -134,8 +159,43 @@ wire_values = st.recursive(
 )
 
 
-# The oracle: boto3's own TypeSerializer/TypeDeserializer, fed values converted here, independently of
-# lizzy.dynamodb.codec, by the rules the codec promises (floats exact, datetimes ISO 8601 UTC "Z").
+# DynamoDB's Number, by hand from the developer guide ("Data types"), not through the codec nor a decimal
+# context: "up to 38 digits of precision ... Positive range: 1E-130 to 9.9999999999999999999999999999999999999E+125,
+# Negative range: -9.9999999999999999999999999999999999999E+125 to -1E-130 ... Leading and trailing zeroes are
+# trimmed." Decimal comparisons are exact whatever the context.
+DYNAMODB_LARGEST = Decimal("9.9999999999999999999999999999999999999E+125")
+DYNAMODB_SMALLEST = Decimal("1E-130")
+
+
+def dynamodb_refuses(number):
+    """The reason DynamoDB refuses a finite number, or None."""
+    mantissa = f"{Decimal(number):E}".split("E")[0]  # the digits as written, one before the point
+    significant = mantissa.lstrip("-").replace(".", "").strip("0")
+    if len(significant) > 38:
+        return REASON_DIGITS
+    if number == 0:
+        return None
+    if Decimal(number).copy_abs() > DYNAMODB_LARGEST:  # copy_abs: exact (abs() rounds to 28 digits)
+        return REASON_LARGE
+    if Decimal(number).copy_abs() < DYNAMODB_SMALLEST:
+        return REASON_SMALL
+    return None
+
+
+class DynamoDBSerializer(TypeSerializer):
+    """boto3's TypeSerializer with DynamoDB's own number rule instead of boto3's decimal context (which takes
+    1E-131 and 1E+126 and refuses 10**40): refused numbers raise, trailing zeros past 38 digits are trimmed."""
+
+    def _serialize_n(self, value):
+        if dynamodb_refuses(value):
+            raise ArithmeticError(dynamodb_refuses(value))
+        if isinstance(value, Decimal) and len(value.as_tuple().digits) > 38:
+            return str(value.normalize(decimal.Context(prec=1000)))
+        return str(value)
+
+
+# The oracle: boto3's TypeSerializer/TypeDeserializer (numbers by DynamoDB's rule), fed values converted here,
+# independently of lizzy.dynamodb.codec, by the rules the codec promises (floats exact, datetimes ISO 8601 UTC "Z").
 def oracle_storable(value):
     if isinstance(value, float):
         return Decimal(repr(value))
@@ -186,8 +246,8 @@ def sorted_sets(wire):
 @given(st.dictionaries(st.text(min_size=1, max_size=10), wire_values, max_size=6))
 def test_the_serializer_and_its_size_agree_with_boto3_and_the_documented_size_rules(item):
     try:
-        expected = {name: TypeSerializer().serialize(oracle_storable(value)) for name, value in item.items()}
-    except (TypeError, ArithmeticError):  # boto3 refuses numbers it cannot store exactly: so must we
+        expected = {name: DynamoDBSerializer().serialize(oracle_storable(value)) for name, value in item.items()}
+    except (TypeError, ArithmeticError):  # numbers DynamoDB cannot store exactly: we refuse them too
         with pytest.raises(CodecError) as excinfo:
             serialize_checked(item)
         assert excinfo.value.code == "unstorable_value"
@@ -197,6 +257,14 @@ def test_the_serializer_and_its_size_agree_with_boto3_and_the_documented_size_ru
     assert sorted_sets(serialize_item(item)) == sorted_sets(expected)
     assert size == sum(len(name.encode()) + oracle_size(value) for name, value in expected.items())
     assert item_size(item) == size
+
+
+class ExactDeserializer(TypeDeserializer):
+    """boto3's TypeDeserializer without its decimal context, which refuses numbers DynamoDB holds (10**40 as
+    41 digits, 38 digits near 1E-130: boto/boto3#2500)."""
+
+    def _deserialize_n(self, value):
+        return Decimal(value)
 
 
 def oracle_value(value):
@@ -220,7 +288,7 @@ def test_the_deserializer_agrees_with_boto3(item):
         wire = serialize_item(item)
     except CodecError:
         return
-    expected = {name: oracle_value(TypeDeserializer().deserialize(value)) for name, value in wire.items()}
+    expected = {name: oracle_value(ExactDeserializer().deserialize(value)) for name, value in wire.items()}
     assert deserialize_item(wire) == expected
     assert {name: deserialize_value(value) for name, value in wire.items()} == expected
 
@@ -239,7 +307,7 @@ def test_the_deserializer_keeps_integers_int_and_fractions_decimal():
         ({"a": {"b": {1, "x"}}}, ERR_MIXED_SET.format(path="a.b")),
         ({"a": {"b": {1: "x"}}}, ERR_MAP_KEY.format(path="a.b")),
         ({"a": [object()]}, ERR_TYPE.format(type="object", path="a[0]")),
-        ({"a": {"n": 10**40 + 1}}, ERR_NUMBER.format(value=10**40 + 1, path="a.n")),
+        ({"a": {"n": 10**40 + 1}}, ERR_NUMBER.format(value=10**40 + 1, reason=REASON_DIGITS, path="a.n")),
         ({"a": [frozenset({1.5, float("inf")})]}, ERR_NAN.format(path="a[0]{}")),
     ],
 )
@@ -257,3 +325,72 @@ def test_a_refused_value_in_an_expression_names_its_placeholder():
     with pytest.raises(CodecError) as excinfo:
         serialize_value({"x": float("inf")}, ":v")
     assert excinfo.value.message == ERR_NAN.format(path=":v.x")
+
+
+@settings(max_examples=200, deadline=None)
+@given(edge_numbers)
+def test_the_codec_takes_exactly_the_numbers_dynamodb_takes(number):
+    reason = dynamodb_refuses(number)
+    assert number_refusal(number) == reason
+    if reason:
+        with pytest.raises(CodecError) as excinfo:
+            serialize_checked({"PK": "k", "n": {"deep": [number]}})
+        assert excinfo.value.message == ERR_NUMBER.format(value=number, reason=reason, path="n.deep[0]")
+        return
+    ((_kind, text),) = serialize_value(number).items()
+    assert Decimal(text) == number  # exact: never rounded
+    assert deserialize_value({"N": text}) == number
+
+
+@pytest.mark.parametrize(
+    ("number", "reason"),
+    [
+        (Decimal("1E-131"), REASON_SMALL),
+        (Decimal("-1E-131"), REASON_SMALL),
+        (Decimal("9.9999999999999999999999999999999999999E-131"), REASON_SMALL),
+        (Decimal("1E-165"), REASON_SMALL),  # boto3's smallest subnormal
+        (Decimal("1E+126"), REASON_LARGE),
+        (10**126, REASON_LARGE),
+        (Decimal("1.2345678901234567890123456789012345678E+126"), REASON_LARGE),
+        (10**38 + 1, REASON_DIGITS),
+        (Decimal("0.123456789012345678901234567890123456789"), REASON_DIGITS),
+        (Decimal("1E-130"), None),
+        (Decimal("-1E-130"), None),
+        (Decimal("1.2345678901234567890123456789012345678E-129"), None),  # 38 digits near 1E-130: boto3 refuses
+        (Decimal("9.9999999999999999999999999999999999999E+125"), None),
+        (10**40, None),  # one significant digit, 41 written: DynamoDB trims trailing zeros, boto3 refuses
+        (Decimal("1.0000000000000000000000000000000000000000"), None),
+        (Decimal("0E-200"), None),
+    ],
+)
+def test_dynamodbs_number_limits_by_example(number, reason):
+    assert dynamodb_refuses(number) == reason  # the oracle itself, checked on hand-picked values
+    assert number_refusal(number) == reason
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edge_numbers)
+def test_what_the_codec_sends_the_endpoint_takes_and_what_it_refuses_moto_refuses(dynamodb, number):
+    """moto enforces DynamoDB's range (by float, so only clear of the limits) but not the 38 digits."""
+    client = get_client()
+    if "codec-numbers" not in client.list_tables()["TableNames"]:
+        client.create_table(
+            TableName="codec-numbers",
+            KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "PK", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    reason = dynamodb_refuses(number)
+    if reason is None:
+        client.put_item(TableName="codec-numbers", Item=serialize_item({"PK": "k", "n": number}))
+        stored = client.get_item(TableName="codec-numbers", Key={"PK": {"S": "k"}})["Item"]["n"]
+        assert Decimal(stored["N"]) == number
+        return
+    with pytest.raises(CodecError):
+        serialize_item({"n": number})
+    magnitude = Decimal(number).copy_abs()
+    if (reason == REASON_SMALL and magnitude < Decimal("0.999E-130")) or (
+        reason == REASON_LARGE and magnitude > Decimal("1.001E+126")
+    ):
+        with pytest.raises(client.exceptions.ClientError, match="Number (underflow|overflow)|numeric value"):
+            client.put_item(TableName="codec-numbers", Item={"PK": {"S": "k"}, "n": {"N": str(number)}})

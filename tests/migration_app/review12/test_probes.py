@@ -96,9 +96,10 @@ def test_a_json_integer_beyond_dynamodbs_range_is_a_row_error_not_a_failed_batch
 
 
 def test_storable_refuses_every_integer_outside_dynamodbs_range():
-    for value in (10**126, -(10**126), 10**200, 10**40):  # 10**40: 41 digits the writer's codec refuses
+    for value in (10**126, -(10**126), 10**200, 10**38 + 1):
         with pytest.raises(ValueRefused):
             storable(value, "n")
+    assert storable(10**40, "n") == 10**40  # 41 digits written, one significant: DynamoDB trims trailing zeros
     assert storable(Decimal("1E+125"), "n") == Decimal("1E+125")  # inside the range, written as 1E+125
     assert storable(10**38 - 1, "n") == 10**38 - 1
 
@@ -311,6 +312,53 @@ def test_an_infinite_postgres_timestamp_is_a_row_error_not_a_stopped_source(db, 
     _plan, run = _migrate("inf", {"rules": [_select("events")]}, url, max_bad_rows=1)
     assert run.status == "succeeded", run.last_error
     assert [row.source_key for row in QuarantinedRow.objects.filter(run=run)] == [{"id": 2}]
+
+
+PG_TYPE_NAMES = {"timestamptz": "timestamp with time zone", "timestamp": "timestamp without time zone", "date": "date"}
+
+
+@pytest.mark.parametrize("engine", ["postgres"])
+@pytest.mark.parametrize("declared", ["timestamptz", "timestamp", "date"])
+def test_an_infinite_postgres_key_is_a_row_error_not_a_stopped_source(db, dynamodb, make_source, declared):
+    url = make_source(
+        f"CREATE TABLE moments (at {declared} PRIMARY KEY, n integer); "  # noqa: S608 (a test's own DDL)
+        "INSERT INTO moments VALUES ('-infinity', 1), ('2024-01-01', 2), ('infinity', 3), ('2024-06-01', 4), "
+        "('2000-01-01 BC', 5), ('2024-09-01', 6)",
+        {},
+    )
+    _plan, run = _migrate("infkey", {"rules": [_select("moments")]}, url, segments=2, max_bad_rows=3)
+    assert run.status == "succeeded", run.last_error
+    bad = QuarantinedRow.objects.filter(run=run).order_by("id")
+    keys = sorted(str(row.source_key["at"]) for row in bad)  # the server's text, as the driver could not read it
+    assert [keys[0], keys[2]] == ["-infinity", "infinity"]
+    assert keys[1].startswith("2000-01-01 ")
+    assert keys[1].endswith(" BC")
+    for row in bad:
+        assert row.reason.startswith(f"column 'at' ({PG_TYPE_NAMES[declared]}): "), row.reason
+        assert "has no DynamoDB form (years 1 to 9999 only)" in row.reason, row.reason
+    assert sorted(int(item["n"]) for item in _items("moments")) == [2, 4, 6]
+
+
+@pytest.mark.parametrize("engine", ["postgres"])
+def test_an_infinite_timestamp_in_a_composite_key_or_an_array_is_a_row_error(db, dynamodb, make_source):
+    url = make_source(
+        "CREATE TABLE arr (id integer, at timestamptz, ats timestamptz[], PRIMARY KEY (id, at)); "
+        "INSERT INTO arr VALUES (1, 'infinity', '{2024-01-01}'), (2, '2024-01-01', '{2024-01-02,infinity}'), "
+        "(3, '2024-01-01', '{2024-01-02}')",
+        {},
+    )
+    _plan, run = _migrate("arr", {"rules": [_select("arr")]}, url, max_bad_rows=2)
+    assert run.status == "succeeded", run.last_error
+    bad = {row.source_key["id"]: row for row in QuarantinedRow.objects.filter(run=run)}
+    assert sorted(bad) == [1, 2]
+    assert bad[1].source_key["at"] == "infinity"
+    assert (
+        bad[1].reason
+        == "column 'at' (timestamp with time zone): 'infinity' has no DynamoDB form (years 1 to 9999 only)"
+    )
+    assert bad[2].reason == "column 'ats[1]' (timestamptz): 'infinity' has no DynamoDB form (years 1 to 9999 only)"
+    assert bad[2].row["ats"][1] == "infinity"
+    assert [int(item["id"]) for item in _items("arr")] == [3]
 
 
 # --- identifiers ---------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from lizzy.dynamodb import dynamodb_get_item, dynamodb_put_item, dynamodb_scan_segment
+from migration_app.models import QuarantinedRow
 from migration_app.services.backups import backup_restore, backup_table
 from migration_app.services.mapping import MappingError
 from migration_app.services.plans import plan_save
@@ -17,7 +18,7 @@ from tests.migration_app.review12.test_probes import _migrate, _select
 pytestmark = pytest.mark.django_db
 
 BIG = Decimal("-" + "9" * 38)
-TINY = Decimal("1.234567890123456789012345678901234567E-128")  # 38 digits, the smallest exponent the codec takes
+TINY = Decimal("1.234567890123456789012345678901234567E-128")  # 37 digits near DynamoDB's smallest, 1E-130
 
 
 def _items(table):
@@ -55,7 +56,7 @@ def test_a_backup_restores_every_dynamodb_type_exactly(db, dynamodb):
 
 @pytest.mark.parametrize(
     "value",
-    [Decimal("1.234567890123456789012345678901234567E-130"), 10**40, -(10**126)],
+    [Decimal("1E-131"), Decimal("-9.9E-131"), Decimal("1E+126"), -(10**126), 10**38 + 1],
 )
 def test_a_number_the_writer_cannot_encode_is_refused_by_the_transform_too(value):
     from lizzy.dynamodb.codec import serialize_checked
@@ -66,6 +67,23 @@ def test_a_number_the_writer_cannot_encode_is_refused_by_the_transform_too(value
         serialize_checked({"PK": "x", "n": value})
     with pytest.raises(ValueRefused):
         storable(value, "n")
+
+
+@pytest.mark.parametrize(
+    "value",
+    # DynamoDB takes them (38 digits from 1E-130; trailing zeros trimmed); boto3's decimal context does not
+    [
+        Decimal("1.234567890123456789012345678901234567E-130"),
+        Decimal("1.2345678901234567890123456789012345678E-129"),
+        10**40,
+    ],
+)
+def test_a_number_dynamodb_takes_is_taken_by_the_writer_and_the_transform(value):
+    from lizzy.dynamodb.codec import serialize_checked
+    from migration_app.services.types import storable
+
+    assert Decimal(serialize_checked({"PK": "x", "n": value})[0]["n"]["N"]) == value
+    assert storable(value, "n") == value
 
 
 @pytest.mark.parametrize(
@@ -158,15 +176,49 @@ def test_a_json_number_with_an_exponent_migrates_and_validates(db, dynamodb, sql
     assert backup_restore(backup=backup)["verified"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lizzy/dynamodb/codec.py encodes numbers in boto3's DYNAMODB_CONTEXT (Emin -128), which takes the "
-    "exact subnormal 1E-131 although DynamoDB's documented range starts at 1E-130; the migration transform "
-    "refuses it (types.exact_number), direct writers (sessions, caches) would send it",
-)
 def test_the_codec_refuses_a_number_below_dynamodbs_range():
     from lizzy.dynamodb.codec import serialize_checked
     from lizzy.dynamodb.errors import CodecError
 
-    with pytest.raises(CodecError):
+    with pytest.raises(
+        CodecError, match=r"1E-131 cannot be stored in DynamoDB: magnitude below 1E-130 \(attribute n\)"
+    ):
         serialize_checked({"PK": "x", "n": Decimal("1E-131")})
+
+
+@pytest.mark.parametrize("engine", ["postgres"])
+def test_numbers_dynamodb_refuses_are_quarantined_by_key_naming_table_and_column(db, dynamodb, make_source):
+    url = make_source(
+        "CREATE TABLE amounts (id integer PRIMARY KEY, amount numeric); "
+        "INSERT INTO amounts VALUES (1, 1.5), (2, 1E-131), (3, 1E+126), (4, 1E-130), "
+        "(5, 12345678901234567890123456789012345678.9)",
+        {},
+    )
+    _plan, run = _migrate("amounts", {"rules": [_select("amounts")]}, url, max_bad_rows=3)
+    assert run.status == "succeeded", run.last_error
+    bad = {row.source_key["id"]: row for row in QuarantinedRow.objects.filter(run=run)}
+    assert sorted(bad) == [2, 3, 5]
+    for row in bad.values():
+        assert row.source_table.endswith("amounts")
+        assert "amount" in row.reason, row.reason
+    assert bad[2].reason == "Number 1E-131 cannot be stored in DynamoDB: magnitude below 1E-130 (attribute amount)."
+    assert {int(item["id"]): item["amount"] for item in _items("amounts")} == {
+        1: Decimal("1.5"),
+        4: Decimal("1E-130"),
+    }
+
+
+@pytest.mark.parametrize("engine", ["postgres"])
+def test_a_refused_number_without_a_bad_row_allowance_fails_the_run_naming_table_column_and_key(
+    db, dynamodb, make_source
+):
+    url = make_source(
+        "CREATE TABLE amounts (id integer PRIMARY KEY, amount numeric); INSERT INTO amounts VALUES (1, 1), (2, 1E-131)",
+        {},
+    )
+    _plan, run = _migrate("amounts0", {"rules": [_select("amounts")]}, url)
+    assert run.status == "failed"
+    assert run.last_error.endswith(
+        "plan amounts0, table public.amounts, rule pick, source key {'id': 2}: "
+        "Number 1E-131 cannot be stored in DynamoDB: magnitude below 1E-130 (attribute amount)."
+    ), run.last_error

@@ -10,10 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
 
-from lizzy.dynamodb import dynamodb_get_item
+from lizzy.dynamodb import dynamodb_get_item, number_refusal
 from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
 from migration_app.services.runs import run_create, run_execute
-from migration_app.services.types import timestamp_text
+from migration_app.services.types import ValueRefused, storable, timestamp_text
+from tests.lizzy.test_dynamodb_codec import dynamodb_refuses, edge_numbers
 
 DDL = """
 CREATE TABLE typed (id integer PRIMARY KEY, i bigint, n numeric, f double precision, b boolean, ts timestamptz,
@@ -109,3 +110,16 @@ def test_values_survive_exactly_and_nulls_follow_the_flag(batch, db, dynamodb, p
                     assert item.get(name) is None
                 else:
                     assert _same(item[name], original), (name, item[name], original)
+
+
+@settings(max_examples=200, deadline=None)
+@given(edge_numbers)
+def test_the_transform_refuses_a_number_exactly_when_dynamodb_and_the_codec_do(number):
+    """types.storable (a row error at transform time) and the writer's codec agree with DynamoDB's limits."""
+    reason = dynamodb_refuses(number)
+    assert number_refusal(number) == reason
+    if reason:
+        with pytest.raises(ValueRefused):
+            storable(number, "n")
+    else:
+        assert storable(number, "n") == number
