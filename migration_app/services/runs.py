@@ -344,6 +344,7 @@ def _segment_loop(lease: Lease, run: MigrationRun, context: PlanContext, on_rows
         _lease_release(lease, done=True)
         segment.refresh_from_db()
         return segment
+    checkpoint = segment.last_key
     for rows in context.source.pages(
         relation,
         after=segment.last_key,
@@ -351,13 +352,11 @@ def _segment_loop(lease: Lease, run: MigrationRun, context: PlanContext, on_rows
         page_size=min(chunk_size, remaining) if remaining else chunk_size,
         since=run.since,
     ):
-        if remaining is not None:
-            rows = rows[:remaining]
+        rows, last_key = _budgeted(context.source, relation, rows, remaining, checkpoint)
         lease_renew(lease=lease)  # the fencing check before the write: a runner that lost the unit stops here
         before = consumed_capacity()
         outcome = page_load(entity=entity, rows=rows, relation=relation, ledger=ledger)
         units = _write_units(before, entity.target_table)
-        last_key = context.source.key_of(rows[-1], relation)
         with transaction.atomic():
             checkpointed = _fenced(lease).update(
                 last_key=last_key,
@@ -375,6 +374,7 @@ def _segment_loop(lease: Lease, run: MigrationRun, context: PlanContext, on_rows
                 raise LeaseLost(f"unit {unit}: lease lost while writing after {segment.last_key}")
             if outcome.bad:
                 _quarantine(run, entity, outcome.bad)
+        checkpoint = last_key
         if outcome.bad:
             _fail_past_limit(run, entity, outcome.bad, unit=unit)
         if on_rows:
@@ -389,6 +389,22 @@ def _segment_loop(lease: Lease, run: MigrationRun, context: PlanContext, on_rows
     _lease_release(lease, done=True)
     segment.refresh_from_db()
     return segment
+
+
+def _budgeted(source, relation, rows: list, remaining: int | None, checkpoint: Any) -> tuple[list, Any]:
+    """The page cut to the row budget, and the checkpoint after it: never past a row left unread.
+
+    Rows of a source that checkpoints per page (Redis: SCAN's cursor after the page) share one checkpoint;
+    a budget ending inside such a page keeps the checkpoint before the page (its written rows are written
+    again by a resume: PutRequest is a full overwrite), not the cursor past the rows it did not copy.
+    """
+    if remaining is None or len(rows) <= remaining:
+        return rows, source.key_of(rows[-1], relation)
+    kept = rows[:remaining]
+    last_key = source.key_of(kept[-1], relation)
+    if last_key == source.key_of(rows[remaining], relation):
+        return kept, checkpoint
+    return kept, last_key
 
 
 def row_error_text(*, plan: MigrationPlan, entity: EntityMapping, bad: BadRow) -> str:
