@@ -6,10 +6,16 @@ and an OFFSET from the start) and creates the next open-ended unit after the cut
 as workers take them, each about a minute of work, and more workers on more machines take more units.
 
 A unit is worked on only under a lease (``unit_lease``): taking it is one conditional UPDATE (not done,
-lease free or expired) that adds one to its fencing token. Before every page is written the runner renews
-the lease where the token is still its own, and the page's checkpoint is written under the same
-condition: a second runner, a redelivered Celery message or a catch-up is refused while the lease holds,
-and a runner whose lease expired and was taken over stops before its next write. A SIGKILLed worker's
+lease free or expired) that adds one to its fencing token. Before every page is sent the runner writes
+under the condition that the token is still its own (a page's checkpoint, which renews the lease, or a
+renewal alone), and every checkpoint is written under the same condition: a second runner, a redelivered
+Celery message or a catch-up is refused while the lease holds, and a runner whose lease expired and was
+taken over stops before its next page, dropping the chunks it had not sent yet.
+
+Within a unit, pages are pipelined (``_UnitPipeline``): the next page is read and transformed while the
+previous pages' BatchWriteItem calls are in flight (``LIZZY_MIGRATION_WRITE_CONCURRENCY`` at a time, at
+most two queued a thread, so memory stays bounded), and a page's checkpoint is written, in page order,
+only once DynamoDB accepted every chunk of it and of the pages before it. A SIGKILLed worker's
 unit is taken over when its lease expires (``LIZZY_MIGRATION_LEASE_SECONDS``) and resumes from its
 checkpoint; a page written twice writes the same items (PutRequest is a full overwrite).
 
@@ -31,6 +37,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,13 +48,29 @@ from django.db import connection, connections, transaction
 from django.db.models import F, Max, Q, Sum
 from django.utils import timezone
 
-from lizzy.dynamodb import BatchWriteIncomplete, DynamoDBThrottled, DynamoDBUnavailable, consumed_capacity
+from lizzy.dynamodb import (
+    BatchWriteIncomplete,
+    BatchWriter,
+    DynamoDBError,
+    DynamoDBThrottled,
+    DynamoDBUnavailable,
+    consumed_capacity,
+)
 from lizzy.errors import ApplicationError, PreconditionFailed
 from migration_app.cdc.streams import cdc_guard_run
 from migration_app.models import MigrationPlan, MigrationRun, QuarantinedRow, RunKind, RunStatus, Segment
 from migration_app.services.mapping import EntityMapping
 from migration_app.services.plans import PlanContext, plan_context
-from migration_app.services.writer import BadRow, KeyLedger, page_load
+from migration_app.services.writer import (
+    BadRow,
+    KeyLedger,
+    PreparedPage,
+    page_chunk_written,
+    page_load,
+    page_prepare,
+    page_refused,
+    page_rewrite,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +95,8 @@ STOPPED = (RunStatus.PAUSED, RunStatus.CANCELLED, RunStatus.FAILED, RunStatus.SU
 RESUMABLE = (RunStatus.FAILED, RunStatus.PAUSED, RunStatus.CANCELLED)
 # Errors worth another try from the checkpoint: the endpoint was slow, away or throttling past the budget.
 TRANSIENT_ERRORS = (DynamoDBUnavailable, DynamoDBThrottled, BatchWriteIncomplete)
+# Chunks a writer thread may have waiting (sent + queued = this × concurrency): the pipeline's bound.
+PIPELINE_CHUNKS_PER_WRITER = 2
 IDLE_POLL_SECONDS = 0.2  # a runner with nothing to take looks again after this (units being cut, leases)
 COUNTERS = (
     "rows_read",
@@ -336,7 +361,6 @@ def _segment_loop(lease: Lease, run: MigrationRun, context: PlanContext, on_rows
     entity = context.entity(segment.entity)
     relation = context.source.relation(entity)
     chunk_size = settings.LIZZY_MIGRATION_CHUNK_SIZE
-    unit = _unit_name(segment)
     remaining = None
     if run.row_limit:
         remaining = max(run.row_limit - segment.rows_read, 0)
@@ -345,23 +369,144 @@ def _segment_loop(lease: Lease, run: MigrationRun, context: PlanContext, on_rows
         segment.refresh_from_db()
         return segment
     checkpoint = segment.last_key
-    for rows in context.source.pages(
+    pipeline = _UnitPipeline(lease, run, entity, relation, _unit_name(segment), ledger, on_rows)
+    pages = context.source.pages(
         relation,
         after=segment.last_key,
         upper=segment.upper_key,
         page_size=min(chunk_size, remaining) if remaining else chunk_size,
         since=run.since,
-    ):
-        rows, last_key = _budgeted(context.source, relation, rows, remaining, checkpoint)
-        lease_renew(lease=lease)  # the fencing check before the write: a runner that lost the unit stops here
-        before = consumed_capacity()
-        outcome = page_load(entity=entity, rows=rows, relation=relation, ledger=ledger)
-        units = _write_units(before, entity.target_table)
+    )
+    try:
+        while True:
+            try:
+                rows = next(pages)
+            except StopIteration:
+                break
+            except Exception:
+                pipeline.drain()  # the source failed: what DynamoDB accepted before keeps its checkpoint
+                raise
+            rows, checkpoint = _budgeted(context.source, relation, rows, remaining, checkpoint)
+            pipeline.write(rows, checkpoint)
+            if pipeline.stopped:
+                break
+            if remaining is not None:
+                remaining -= len(rows)
+                if remaining <= 0:
+                    break
+        pipeline.drain()
+    finally:
+        pipeline.close()  # after an error or a lost lease: chunks not yet sent are dropped, those in flight waited for
+        pages.close()
+    segment.refresh_from_db()
+    if pipeline.stopped:
+        return segment  # paused, cancelled or failed elsewhere: the checkpoint is written
+    _lease_release(lease, done=True)
+    segment.refresh_from_db()
+    return segment
+
+
+@dataclass
+class _Page:
+    prepared: PreparedPage
+    rows: int
+    last_key: Any
+    pending: int  # chunks not settled yet
+    refused: bool = False
+
+
+class _UnitPipeline:
+    """One unit's pages: the next page is read and transformed while the previous pages' chunks are in flight.
+
+    ``LIZZY_MIGRATION_WRITE_CONCURRENCY`` chunks are sent at a time from a writer that lives as long as the
+    unit (no thread pool per page, no pause between pages); at most ``PIPELINE_CHUNKS_PER_WRITER`` chunks a
+    thread wait to be sent, so memory stays bounded (about two pages). Checkpoints are written in page
+    order, each only once every chunk of its page and of every page before it was accepted; each checkpoint
+    is fenced and renews the lease, and a page is sent only after such a fenced write (or a renewal) since
+    the previous page: a runner that lost its lease stops there, drops the chunks not sent yet and waits for
+    those in flight (at most the concurrency). With a concurrency of 1, pages are written one after another,
+    in the caller's thread.
+    """
+
+    def __init__(self, lease, run, entity, relation, unit, ledger, on_rows) -> None:
+        self.lease, self.run, self.entity, self.relation, self.unit = lease, run, entity, relation, unit
+        self.ledger, self.on_rows = ledger, on_rows
+        self.concurrency = settings.LIZZY_MIGRATION_WRITE_CONCURRENCY
+        self.writer = (
+            BatchWriter(table=entity.target_table, concurrency=self.concurrency) if self.concurrency > 1 else None
+        )
+        self.pages: deque[_Page] = deque()
+        self.window: deque[tuple[Any, _Page]] = deque()
+        self.stopped = False
+        self.capacity = consumed_capacity()
+
+    def write(self, rows: list[dict[str, Any]], last_key: Any) -> None:
+        if self.writer is None:
+            lease_renew(lease=self.lease)  # the fencing check before the write
+            outcome = page_load(entity=self.entity, rows=rows, relation=self.relation, ledger=self.ledger)
+            self._checkpoint(len(rows), last_key, outcome)
+            return
+        if not self._settle(block=False):
+            lease_renew(lease=self.lease)  # no fenced checkpoint since the last page: the fencing check
+        if self.stopped:
+            return
+        prepared = page_prepare(entity=self.entity, rows=rows, relation=self.relation, ledger=self.ledger)
+        page = _Page(prepared, len(rows), last_key, pending=len(prepared.chunks))
+        self.pages.append(page)
+        for chunk in prepared.chunks:
+            while len(self.window) >= PIPELINE_CHUNKS_PER_WRITER * self.concurrency:
+                self._settle_one()
+                self._checkpoint_done()
+            self.window.append((self.writer.submit(chunk), page))
+
+    def drain(self) -> None:
+        """Wait for every chunk sent and write the checkpoints (none after a stop)."""
+        if self.writer is not None:
+            self._settle(block=True)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close(cancel=True)
+
+    def _settle_one(self) -> None:
+        future, page = self.window.popleft()
+        try:
+            page_chunk_written(page.prepared, future.result())
+        except DynamoDBError as exc:
+            if not page_refused(exc):
+                raise
+            page.refused = True  # rewritten item by item once its turn to be checkpointed comes
+        page.pending -= 1
+
+    def _settle(self, *, block: bool) -> bool:
+        """Settle the chunks done (all of them: ``block``), checkpointing each page as soon as it is done (a
+        chunk that hangs does not hold back the checkpoints before it); whether a checkpoint was written."""
+        written = self._checkpoint_done()
+        while self.window and (block or self.window[0][0].done()):
+            self._settle_one()
+            written = self._checkpoint_done() or written
+        return written
+
+    def _checkpoint_done(self) -> bool:
+        written = False
+        while self.pages and self.pages[0].pending == 0 and not self.stopped:
+            page = self.pages.popleft()
+            if page.refused:
+                page_rewrite(page=page.prepared, entity=self.entity, relation=self.relation)
+            self._checkpoint(page.rows, page.last_key, page.prepared.outcome)
+            written = True
+        return written
+
+    def _checkpoint(self, rows: int, last_key: Any, outcome) -> None:
+        """The page's counters and checkpoint, fenced (``LeaseLost`` otherwise); then stop if the run stopped."""
+        run, entity = self.run, self.entity
+        units = _write_units(self.capacity, entity.target_table)
+        self.capacity = consumed_capacity()
         with transaction.atomic():
-            checkpointed = _fenced(lease).update(
+            checkpointed = _fenced(self.lease).update(
                 last_key=last_key,
                 lease_expires_at=_lease_until(),
-                rows_read=F("rows_read") + len(rows),
+                rows_read=F("rows_read") + rows,
                 items_written=F("items_written") + outcome.written,
                 items_skipped=F("items_skipped") + outcome.skipped,
                 rows_quarantined=F("rows_quarantined") + len(outcome.bad),
@@ -371,24 +516,15 @@ def _segment_loop(lease: Lease, run: MigrationRun, context: PlanContext, on_rows
                 throttle_retries=F("throttle_retries") + outcome.throttle_retries,
             )
             if not checkpointed:
-                raise LeaseLost(f"unit {unit}: lease lost while writing after {segment.last_key}")
+                raise LeaseLost(f"unit {self.unit}: lease lost while writing before {last_key}")
             if outcome.bad:
                 _quarantine(run, entity, outcome.bad)
-        checkpoint = last_key
         if outcome.bad:
-            _fail_past_limit(run, entity, outcome.bad, unit=unit)
-        if on_rows:
-            on_rows(len(rows))
-        if remaining is not None:
-            remaining -= len(rows)
-            if remaining <= 0:
-                break
+            _fail_past_limit(run, entity, outcome.bad, unit=self.unit)
+        if self.on_rows:
+            self.on_rows(rows)
         if MigrationRun.objects.filter(pk=run.pk, status__in=STOPPED).exists():
-            segment.refresh_from_db()  # paused, cancelled or failed elsewhere: the checkpoint is written
-            return segment
-    _lease_release(lease, done=True)
-    segment.refresh_from_db()
-    return segment
+            self.stopped = True
 
 
 def _budgeted(source, relation, rows: list, remaining: int | None, checkpoint: Any) -> tuple[list, Any]:

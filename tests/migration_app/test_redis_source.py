@@ -313,9 +313,12 @@ def test_a_cache_migration_killed_in_the_middle_resumes_from_its_scan_cursor(
     marker = tmp_path / "blocked"
 
     # when the first worker is killed while writing a later page (pages of one SCAN, BatchWriteItem of 25)
-    kill_during_write(command=command, env=env, marker=marker)
-    with sqlite3.connect(control) as db:
-        ((rows_read, last_key, done),) = db.execute("SELECT rows_read, last_key, done FROM migration_app_segment")
+    def checkpoint():
+        with sqlite3.connect(control) as db:
+            return db.execute("SELECT rows_read, last_key, done FROM migration_app_segment").fetchall()
+
+    kill_during_write(command=command, env=env, marker=marker, ready=lambda: checkpoint()[0][0] > 0)
+    ((rows_read, last_key, done),) = checkpoint()
     assert 0 < rows_read < 300
     assert done == 0
     assert json.loads(last_key) != ["0"]  # a SCAN cursor in the middle of the keyspace
