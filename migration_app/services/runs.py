@@ -29,6 +29,7 @@ plan, table, rule, unit and source key; a failed, paused or cancelled run is res
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -378,14 +379,7 @@ def _segment_loop(lease: Lease, run: MigrationRun, context: PlanContext, on_rows
         since=run.since,
     )
     try:
-        while True:
-            try:
-                rows = next(pages)
-            except StopIteration:
-                break
-            except Exception:
-                pipeline.drain()  # the source failed: what DynamoDB accepted before keeps its checkpoint
-                raise
+        for rows in pages:
             rows, checkpoint = _budgeted(context.source, relation, rows, remaining, checkpoint)
             pipeline.write(rows, checkpoint)
             if pipeline.stopped:
@@ -395,6 +389,14 @@ def _segment_loop(lease: Lease, run: MigrationRun, context: PlanContext, on_rows
                 if remaining <= 0:
                     break
         pipeline.drain()
+    except LeaseLost:
+        raise  # nothing more is sent or checkpointed
+    except Exception:
+        # The source, a transform or a write failed: the pages DynamoDB accepted before keep their checkpoint
+        # (as when one page was written at a time), then the error goes on (retried from that checkpoint).
+        with contextlib.suppress(Exception):
+            pipeline.drain()
+        raise
     finally:
         pipeline.close()  # after an error or a lost lease: chunks not yet sent are dropped, those in flight waited for
         pages.close()
@@ -445,6 +447,8 @@ class _UnitPipeline:
             lease_renew(lease=self.lease)  # the fencing check before the write
             outcome = page_load(entity=self.entity, rows=rows, relation=self.relation, ledger=self.ledger)
             self._checkpoint(len(rows), last_key, outcome)
+            if MigrationRun.objects.filter(pk=self.run.pk, status__in=STOPPED).exists():
+                self.stopped = True  # one page at a time: stop before reading the next
             return
         if not self._settle(block=False):
             lease_renew(lease=self.lease)  # no fenced checkpoint since the last page: the fencing check
@@ -498,24 +502,33 @@ class _UnitPipeline:
         return written
 
     def _checkpoint(self, rows: int, last_key: Any, outcome) -> None:
-        """The page's counters and checkpoint, fenced (``LeaseLost`` otherwise); then stop if the run stopped."""
+        """The page's counters and checkpoint, fenced (``LeaseLost`` otherwise); none once the run stopped."""
         run, entity = self.run, self.entity
         units = _write_units(self.capacity, entity.target_table)
         self.capacity = consumed_capacity()
-        with transaction.atomic():
-            checkpointed = _fenced(self.lease).update(
-                last_key=last_key,
-                lease_expires_at=_lease_until(),
-                rows_read=F("rows_read") + rows,
-                items_written=F("items_written") + outcome.written,
-                items_skipped=F("items_skipped") + outcome.skipped,
-                rows_quarantined=F("rows_quarantined") + len(outcome.bad),
-                bytes_written=F("bytes_written") + outcome.bytes,
-                write_units=F("write_units") + units,
-                unprocessed_retries=F("unprocessed_retries") + outcome.unprocessed_retries,
-                throttle_retries=F("throttle_retries") + outcome.throttle_retries,
+        # One UPDATE a page (no transaction unless rows are quarantined with it): fenced, and refused once the
+        # run stopped (paused, cancelled, failed elsewhere), which is then told from a lost lease.
+        with transaction.atomic() if outcome.bad else contextlib.nullcontext():
+            checkpointed = (
+                _fenced(self.lease)
+                .filter(run__status__in=[RunStatus.PENDING, RunStatus.RUNNING])
+                .update(
+                    last_key=last_key,
+                    lease_expires_at=_lease_until(),
+                    rows_read=F("rows_read") + rows,
+                    items_written=F("items_written") + outcome.written,
+                    items_skipped=F("items_skipped") + outcome.skipped,
+                    rows_quarantined=F("rows_quarantined") + len(outcome.bad),
+                    bytes_written=F("bytes_written") + outcome.bytes,
+                    write_units=F("write_units") + units,
+                    unprocessed_retries=F("unprocessed_retries") + outcome.unprocessed_retries,
+                    throttle_retries=F("throttle_retries") + outcome.throttle_retries,
+                )
             )
             if not checkpointed:
+                if _fenced(self.lease).exists():
+                    self.stopped = True  # the run stopped before this page: its checkpoint is the one before
+                    return
                 raise LeaseLost(f"unit {self.unit}: lease lost while writing before {last_key}")
             if outcome.bad:
                 _quarantine(run, entity, outcome.bad)
@@ -523,8 +536,6 @@ class _UnitPipeline:
             _fail_past_limit(run, entity, outcome.bad, unit=self.unit)
         if self.on_rows:
             self.on_rows(rows)
-        if MigrationRun.objects.filter(pk=run.pk, status__in=STOPPED).exists():
-            self.stopped = True
 
 
 def _budgeted(source, relation, rows: list, remaining: int | None, checkpoint: Any) -> tuple[list, Any]:
