@@ -6,7 +6,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,6 +163,67 @@ def dynamodb_batch_write(
         return total
     _batch_write_concurrently(table, prepared(), max_attempts, concurrency, collect, total)
     return total
+
+
+@dataclass
+class BatchChunk:
+    """One BatchWriteItem call's requests, serialized and checked, not yet sent."""
+
+    requests: list[dict[str, Any]]
+    size: int
+
+
+def batch_write_chunks(
+    *, table: str, items: Iterable[Mapping[str, Any]], key_names: tuple[str, ...] | None = None
+) -> list[BatchChunk]:
+    """Items serialized into BatchWriteItem chunks (25 requests, 16 MB), nothing sent.
+
+    Raises what ``dynamodb_batch_write`` would before sending: ``ItemTooLarge`` / ``CodecError`` for an item,
+    ``DuplicateKeysInBatch`` for two items with one key in a chunk. The caller sends them with a ``BatchWriter``.
+    """
+    key_names = key_names or table_key_names(table)
+    requests = ((({"PutRequest": {"Item": wire}}), size) for wire, size in map(serialize_checked, items))
+    chunks = []
+    for chunk in _chunks(requests):
+        unique, duplicates = _unique_requests(chunk, key_names)
+        if duplicates:
+            raise DuplicateKeysInBatch(
+                ERR_DUPLICATE_KEYS.format(count=len(duplicates), table=table), details={"keys": duplicates[:10]}
+            )
+        chunks.append(BatchChunk(unique, sum(size for _request, size in chunk)))
+    return chunks
+
+
+class BatchWriter:
+    """Sends prepared chunks of one table from ``concurrency`` threads that live as long as the writer.
+
+    For a pipeline (a migration unit): the caller prepares the next chunks while earlier ones are in
+    flight, and decides which results to wait for. ``close(cancel=True)`` drops the chunks not yet started
+    and waits for those in flight (an HTTP call cannot be taken back). Each future's result is the chunk's
+    ``BatchWriteResult`` (with its ``bytes``), or raises as ``dynamodb_batch_write`` would.
+    """
+
+    def __init__(self, *, table: str, concurrency: int, max_attempts: int = BATCH_MAX_ATTEMPTS) -> None:
+        self.table = table
+        self.max_attempts = max_attempts
+        self._pool = ThreadPoolExecutor(max_workers=max(concurrency, 1), thread_name_prefix="batch-writer")
+
+    def submit(self, chunk: BatchChunk) -> Future:
+        return self._pool.submit(self._send, chunk)
+
+    def _send(self, chunk: BatchChunk) -> BatchWriteResult:
+        result = _send_chunk(self.table, chunk.requests, self.max_attempts, 0)
+        result.bytes = chunk.size
+        return result
+
+    def close(self, *, cancel: bool = False) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=cancel)
+
+    def __enter__(self) -> BatchWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
+        self.close(cancel=exc_type is not None)
 
 
 def _batch_write_concurrently(table, chunks, max_attempts, concurrency, collect, total) -> None:

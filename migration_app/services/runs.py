@@ -6,10 +6,16 @@ and an OFFSET from the start) and creates the next open-ended unit after the cut
 as workers take them, each about a minute of work, and more workers on more machines take more units.
 
 A unit is worked on only under a lease (``unit_lease``): taking it is one conditional UPDATE (not done,
-lease free or expired) that adds one to its fencing token. Before every page is written the runner renews
-the lease where the token is still its own, and the page's checkpoint is written under the same
-condition: a second runner, a redelivered Celery message or a catch-up is refused while the lease holds,
-and a runner whose lease expired and was taken over stops before its next write. A SIGKILLed worker's
+lease free or expired) that adds one to its fencing token. Before every page is sent the runner writes
+under the condition that the token is still its own (a page's checkpoint, which renews the lease, or a
+renewal alone), and every checkpoint is written under the same condition: a second runner, a redelivered
+Celery message or a catch-up is refused while the lease holds, and a runner whose lease expired and was
+taken over stops before its next page, dropping the chunks it had not sent yet.
+
+Within a unit, pages are pipelined (``_UnitPipeline``): the next page is read and transformed while the
+previous pages' BatchWriteItem calls are in flight (``LIZZY_MIGRATION_WRITE_CONCURRENCY`` at a time, at
+most two queued a thread, so memory stays bounded), and a page's checkpoint is written, in page order,
+only once DynamoDB accepted every chunk of it and of the pages before it. A SIGKILLed worker's
 unit is taken over when its lease expires (``LIZZY_MIGRATION_LEASE_SECONDS``) and resumes from its
 checkpoint; a page written twice writes the same items (PutRequest is a full overwrite).
 
@@ -23,6 +29,7 @@ plan, table, rule, unit and source key; a failed, paused or cancelled run is res
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -31,6 +38,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,14 +49,30 @@ from django.db import connection, connections, transaction
 from django.db.models import F, Max, Q, Sum
 from django.utils import timezone
 
-from lizzy.dynamodb import BatchWriteIncomplete, DynamoDBThrottled, DynamoDBUnavailable, consumed_capacity
+from lizzy.dynamodb import (
+    BatchWriteIncomplete,
+    BatchWriter,
+    DynamoDBError,
+    DynamoDBThrottled,
+    DynamoDBUnavailable,
+    consumed_capacity,
+)
 from lizzy.errors import ApplicationError, PreconditionFailed
 from lizzy.scrub import secrets_scrub
 from migration_app.cdc.streams import cdc_guard_run
 from migration_app.models import MigrationPlan, MigrationRun, QuarantinedRow, RunKind, RunStatus, Segment
 from migration_app.services.mapping import EntityMapping
 from migration_app.services.plans import PlanContext, plan_context
-from migration_app.services.writer import BadRow, KeyLedger, page_load
+from migration_app.services.writer import (
+    BadRow,
+    KeyLedger,
+    PreparedPage,
+    page_chunk_written,
+    page_load,
+    page_prepare,
+    page_refused,
+    page_rewrite,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +97,8 @@ STOPPED = (RunStatus.PAUSED, RunStatus.CANCELLED, RunStatus.FAILED, RunStatus.SU
 RESUMABLE = (RunStatus.FAILED, RunStatus.PAUSED, RunStatus.CANCELLED)
 # Errors worth another try from the checkpoint: the endpoint was slow, away or throttling past the budget.
 TRANSIENT_ERRORS = (DynamoDBUnavailable, DynamoDBThrottled, BatchWriteIncomplete)
+# Chunks a writer thread may have waiting (sent + queued = this × concurrency): the pipeline's bound.
+PIPELINE_CHUNKS_PER_WRITER = 2
 IDLE_POLL_SECONDS = 0.2  # a runner with nothing to take looks again after this (units being cut, leases)
 COUNTERS = (
     "rows_read",
@@ -338,7 +364,6 @@ def _segment_loop(lease: Lease, run: MigrationRun, context: PlanContext, on_rows
     entity = context.entity(segment.entity)
     relation = context.source.relation(entity)
     chunk_size = settings.LIZZY_MIGRATION_CHUNK_SIZE
-    unit = _unit_name(segment)
     remaining = None
     if run.row_limit:
         remaining = max(run.row_limit - segment.rows_read, 0)
@@ -346,51 +371,189 @@ def _segment_loop(lease: Lease, run: MigrationRun, context: PlanContext, on_rows
         _lease_release(lease, done=True)
         segment.refresh_from_db()
         return segment
-    for rows in context.source.pages(
+    checkpoint = segment.last_key
+    pipeline = _UnitPipeline(lease, run, entity, relation, _unit_name(segment), ledger, on_rows)
+    pages = context.source.pages(
         relation,
         after=segment.last_key,
         upper=segment.upper_key,
         page_size=min(chunk_size, remaining) if remaining else chunk_size,
         since=run.since,
-    ):
-        if remaining is not None:
-            rows = rows[:remaining]
-        lease_renew(lease=lease)  # the fencing check before the write: a runner that lost the unit stops here
-        before = consumed_capacity()
-        outcome = page_load(entity=entity, rows=rows, relation=relation, ledger=ledger)
-        units = _write_units(before, entity.target_table)
-        last_key = context.source.key_of(rows[-1], relation)
-        with transaction.atomic():
-            checkpointed = _fenced(lease).update(
-                last_key=last_key,
-                lease_expires_at=_lease_until(),
-                rows_read=F("rows_read") + len(rows),
-                items_written=F("items_written") + outcome.written,
-                items_skipped=F("items_skipped") + outcome.skipped,
-                rows_quarantined=F("rows_quarantined") + len(outcome.bad),
-                bytes_written=F("bytes_written") + outcome.bytes,
-                write_units=F("write_units") + units,
-                unprocessed_retries=F("unprocessed_retries") + outcome.unprocessed_retries,
-                throttle_retries=F("throttle_retries") + outcome.throttle_retries,
-            )
-            if not checkpointed:
-                raise LeaseLost(f"unit {unit}: lease lost while writing after {segment.last_key}")
-            if outcome.bad:
-                _quarantine(run, entity, outcome.bad)
-        if outcome.bad:
-            _fail_past_limit(run, entity, outcome.bad, unit=unit)
-        if on_rows:
-            on_rows(len(rows))
-        if remaining is not None:
-            remaining -= len(rows)
-            if remaining <= 0:
+    )
+    try:
+        for rows in pages:
+            rows, checkpoint = _budgeted(context.source, relation, rows, remaining, checkpoint)
+            pipeline.write(rows, checkpoint)
+            if pipeline.stopped:
                 break
-        if MigrationRun.objects.filter(pk=run.pk, status__in=STOPPED).exists():
-            segment.refresh_from_db()  # paused, cancelled or failed elsewhere: the checkpoint is written
-            return segment
+            if remaining is not None:
+                remaining -= len(rows)
+                if remaining <= 0:
+                    break
+        pipeline.drain()
+    except LeaseLost:
+        raise  # nothing more is sent or checkpointed
+    except Exception:
+        # The source, a transform or a write failed: the pages DynamoDB accepted before keep their checkpoint
+        # (as when one page was written at a time), then the error goes on (retried from that checkpoint).
+        with contextlib.suppress(Exception):
+            pipeline.drain()
+        raise
+    finally:
+        pipeline.close()  # after an error or a lost lease: chunks not yet sent are dropped, those in flight waited for
+        pages.close()
+    segment.refresh_from_db()
+    if pipeline.stopped:
+        return segment  # paused, cancelled or failed elsewhere: the checkpoint is written
     _lease_release(lease, done=True)
     segment.refresh_from_db()
     return segment
+
+
+@dataclass
+class _Page:
+    prepared: PreparedPage
+    rows: int
+    last_key: Any
+    pending: int  # chunks not settled yet
+    refused: bool = False
+
+
+class _UnitPipeline:
+    """One unit's pages: the next page is read and transformed while the previous pages' chunks are in flight.
+
+    ``LIZZY_MIGRATION_WRITE_CONCURRENCY`` chunks are sent at a time from a writer that lives as long as the
+    unit (no thread pool per page, no pause between pages); at most ``PIPELINE_CHUNKS_PER_WRITER`` chunks a
+    thread wait to be sent, so memory stays bounded (about two pages). Checkpoints are written in page
+    order, each only once every chunk of its page and of every page before it was accepted; each checkpoint
+    is fenced and renews the lease, and a page is sent only after such a fenced write (or a renewal) since
+    the previous page: a runner that lost its lease stops there, drops the chunks not sent yet and waits for
+    those in flight (at most the concurrency). With a concurrency of 1, pages are written one after another,
+    in the caller's thread.
+    """
+
+    def __init__(self, lease, run, entity, relation, unit, ledger, on_rows) -> None:
+        self.lease, self.run, self.entity, self.relation, self.unit = lease, run, entity, relation, unit
+        self.ledger, self.on_rows = ledger, on_rows
+        self.concurrency = settings.LIZZY_MIGRATION_WRITE_CONCURRENCY
+        self.writer = (
+            BatchWriter(table=entity.target_table, concurrency=self.concurrency) if self.concurrency > 1 else None
+        )
+        self.pages: deque[_Page] = deque()
+        self.window: deque[tuple[Any, _Page]] = deque()
+        self.stopped = False
+        self.capacity = consumed_capacity()
+
+    def write(self, rows: list[dict[str, Any]], last_key: Any) -> None:
+        if self.writer is None:
+            lease_renew(lease=self.lease)  # the fencing check before the write
+            outcome = page_load(entity=self.entity, rows=rows, relation=self.relation, ledger=self.ledger)
+            self._checkpoint(len(rows), last_key, outcome)
+            if MigrationRun.objects.filter(pk=self.run.pk, status__in=STOPPED).exists():
+                self.stopped = True  # one page at a time: stop before reading the next
+            return
+        if not self._settle(block=False):
+            lease_renew(lease=self.lease)  # no fenced checkpoint since the last page: the fencing check
+        if self.stopped:
+            return
+        prepared = page_prepare(entity=self.entity, rows=rows, relation=self.relation, ledger=self.ledger)
+        page = _Page(prepared, len(rows), last_key, pending=len(prepared.chunks))
+        self.pages.append(page)
+        for chunk in prepared.chunks:
+            while len(self.window) >= PIPELINE_CHUNKS_PER_WRITER * self.concurrency:
+                self._settle_one()
+                self._checkpoint_done()
+            self.window.append((self.writer.submit(chunk), page))
+
+    def drain(self) -> None:
+        """Wait for every chunk sent and write the checkpoints (none after a stop)."""
+        if self.writer is not None:
+            self._settle(block=True)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close(cancel=True)
+
+    def _settle_one(self) -> None:
+        future, page = self.window.popleft()
+        try:
+            page_chunk_written(page.prepared, future.result())
+        except DynamoDBError as exc:
+            if not page_refused(exc):
+                raise
+            page.refused = True  # rewritten item by item once its turn to be checkpointed comes
+        page.pending -= 1
+
+    def _settle(self, *, block: bool) -> bool:
+        """Settle the chunks done (all of them: ``block``), checkpointing each page as soon as it is done (a
+        chunk that hangs does not hold back the checkpoints before it); whether a checkpoint was written."""
+        written = self._checkpoint_done()
+        while self.window and (block or self.window[0][0].done()):
+            self._settle_one()
+            written = self._checkpoint_done() or written
+        return written
+
+    def _checkpoint_done(self) -> bool:
+        written = False
+        while self.pages and self.pages[0].pending == 0 and not self.stopped:
+            page = self.pages.popleft()
+            if page.refused:
+                page_rewrite(page=page.prepared, entity=self.entity, relation=self.relation)
+            self._checkpoint(page.rows, page.last_key, page.prepared.outcome)
+            written = True
+        return written
+
+    def _checkpoint(self, rows: int, last_key: Any, outcome) -> None:
+        """The page's counters and checkpoint, fenced (``LeaseLost`` otherwise); none once the run stopped."""
+        run, entity = self.run, self.entity
+        units = _write_units(self.capacity, entity.target_table)
+        self.capacity = consumed_capacity()
+        # One UPDATE a page (no transaction unless rows are quarantined with it): fenced, and refused once the
+        # run stopped (paused, cancelled, failed elsewhere), which is then told from a lost lease.
+        with transaction.atomic() if outcome.bad else contextlib.nullcontext():
+            checkpointed = (
+                _fenced(self.lease)
+                .filter(run__status__in=[RunStatus.PENDING, RunStatus.RUNNING])
+                .update(
+                    last_key=last_key,
+                    lease_expires_at=_lease_until(),
+                    rows_read=F("rows_read") + rows,
+                    items_written=F("items_written") + outcome.written,
+                    items_skipped=F("items_skipped") + outcome.skipped,
+                    rows_quarantined=F("rows_quarantined") + len(outcome.bad),
+                    bytes_written=F("bytes_written") + outcome.bytes,
+                    write_units=F("write_units") + units,
+                    unprocessed_retries=F("unprocessed_retries") + outcome.unprocessed_retries,
+                    throttle_retries=F("throttle_retries") + outcome.throttle_retries,
+                )
+            )
+            if not checkpointed:
+                if _fenced(self.lease).exists():
+                    self.stopped = True  # the run stopped before this page: its checkpoint is the one before
+                    return
+                raise LeaseLost(f"unit {self.unit}: lease lost while writing before {last_key}")
+            if outcome.bad:
+                _quarantine(run, entity, outcome.bad)
+        if outcome.bad:
+            _fail_past_limit(run, entity, outcome.bad, unit=self.unit)
+        if self.on_rows:
+            self.on_rows(rows)
+
+
+def _budgeted(source, relation, rows: list, remaining: int | None, checkpoint: Any) -> tuple[list, Any]:
+    """The page cut to the row budget, and the checkpoint after it: never past a row left unread.
+
+    Rows of a source that checkpoints per page (Redis: SCAN's cursor after the page) share one checkpoint;
+    a budget ending inside such a page keeps the checkpoint before the page (its written rows are written
+    again by a resume: PutRequest is a full overwrite), not the cursor past the rows it did not copy.
+    """
+    if remaining is None or len(rows) <= remaining:
+        return rows, source.key_of(rows[-1], relation)
+    kept = rows[:remaining]
+    last_key = source.key_of(kept[-1], relation)
+    if last_key == source.key_of(rows[remaining], relation):
+        return kept, checkpoint
+    return kept, last_key
 
 
 def row_error_text(*, plan: MigrationPlan, entity: EntityMapping, bad: BadRow) -> str:

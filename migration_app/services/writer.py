@@ -23,10 +23,13 @@ from typing import Any
 from django.conf import settings
 
 from lizzy.dynamodb import (
+    BatchChunk,
+    BatchWriteResult,
     CodecError,
     DuplicateKeysInBatch,
     DynamoDBError,
     ItemTooLarge,
+    batch_write_chunks,
     dynamodb_batch_write,
     dynamodb_put_item,
     serialize_checked,
@@ -114,6 +117,72 @@ def page_load(
     *, entity: EntityMapping, rows: list[dict[str, Any]], relation: Relation, ledger: KeyLedger
 ) -> PageOutcome:
     """Transform and write one page; bad rows are returned (not written), the rest written."""
+    outcome, entries = _page_items(entity, rows, relation, ledger)
+    if not entries:
+        return outcome
+    try:
+        _batch(outcome, entity.target_table, entity.key_names, [item for item, _row in entries])
+    except _ITEM_ERRORS + (DynamoDBError,) as exc:
+        if isinstance(exc, DynamoDBError) and not _refused_by_dynamodb(exc):
+            raise
+        _one_by_one(outcome, entity.target_table, entity.key_names, entries, relation)
+    return outcome
+
+
+@dataclass
+class PreparedPage:
+    """A page transformed and serialized (``page_prepare``), its chunks not sent yet."""
+
+    outcome: PageOutcome
+    entries: list[tuple[dict[str, Any], dict[str, Any]]]
+    chunks: list[BatchChunk]
+
+
+def page_prepare(
+    *, entity: EntityMapping, rows: list[dict[str, Any]], relation: Relation, ledger: KeyLedger
+) -> PreparedPage:
+    """``page_load`` for a pipeline: the page's chunks ready to send, written by the caller's ``BatchWriter``.
+
+    A page with an item the codec refuses (too large, a value DynamoDB cannot hold, two rows of one key in
+    a chunk) is written here, item by item as ``page_load`` does: it comes back with no chunks.
+    """
+    outcome, entries = _page_items(entity, rows, relation, ledger)
+    if not entries:
+        return PreparedPage(outcome, entries, [])
+    try:
+        chunks = batch_write_chunks(
+            table=entity.target_table, items=[item for item, _row in entries], key_names=entity.key_names
+        )
+    except _ITEM_ERRORS:
+        _one_by_one(outcome, entity.target_table, entity.key_names, entries, relation)
+        return PreparedPage(outcome, entries, [])
+    return PreparedPage(outcome, entries, chunks)
+
+
+def page_chunk_written(page: PreparedPage, result: BatchWriteResult) -> None:
+    """Count one of the page's chunks that DynamoDB accepted."""
+    page.outcome.written += result.written
+    page.outcome.bytes += result.bytes
+    page.outcome.unprocessed_retries += result.unprocessed_retries
+    page.outcome.throttle_retries += result.throttle_retries
+
+
+def page_refused(exc: Exception) -> bool:
+    """A chunk's error that means "find the refused item one by one" (``page_rewrite``), not "stop"."""
+    return _refused_by_dynamodb(exc)
+
+
+def page_rewrite(*, page: PreparedPage, entity: EntityMapping, relation: Relation) -> None:
+    """DynamoDB refused one of the page's chunks: the whole page again, item by item (a full overwrite)."""
+    outcome = page.outcome
+    outcome.written = outcome.bytes = 0
+    _one_by_one(outcome, entity.target_table, entity.key_names, page.entries, relation)
+
+
+def _page_items(
+    entity: EntityMapping, rows: list[dict[str, Any]], relation: Relation, ledger: KeyLedger
+) -> tuple[PageOutcome, list[tuple[dict[str, Any], dict[str, Any]]]]:
+    """Rows → items: bad rows set aside, key collisions settled; the items to write, with their rows."""
     outcome = PageOutcome()
     key_names = entity.key_names
     table = entity.target_table
@@ -149,16 +218,7 @@ def page_load(
             outcome.bad.append(BadRow(source_key_of(row, relation), reason, _row_json(row)))
             continue
         pending[key] = (item, row)
-    entries = list(pending.values())
-    if not entries:
-        return outcome
-    try:
-        _batch(outcome, table, key_names, [item for item, _row in entries])
-    except _ITEM_ERRORS + (DynamoDBError,) as exc:
-        if isinstance(exc, DynamoDBError) and not _refused_by_dynamodb(exc):
-            raise
-        _one_by_one(outcome, table, key_names, entries, relation)
-    return outcome
+    return outcome, list(pending.values())
 
 
 def _batch(outcome: PageOutcome, table: str, key_names: tuple[str, ...], items: list[dict[str, Any]]) -> None:

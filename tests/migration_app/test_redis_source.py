@@ -21,8 +21,10 @@ from django.core.management import call_command
 
 from lizzy.dynamodb import dynamodb_scan_segment
 from lizzy.tables import table_name
+from migration_app.models import Segment
 from migration_app.sources import SourceError, source_open
 from migration_app.sources.base import Relation
+from migration_app.sources.redis import RedisSource
 from tests.migration_app.kill import kill_during_write
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -311,9 +313,12 @@ def test_a_cache_migration_killed_in_the_middle_resumes_from_its_scan_cursor(
     marker = tmp_path / "blocked"
 
     # when the first worker is killed while writing a later page (pages of one SCAN, BatchWriteItem of 25)
-    kill_during_write(command=command, env=env, marker=marker)
-    with sqlite3.connect(control) as db:
-        ((rows_read, last_key, done),) = db.execute("SELECT rows_read, last_key, done FROM migration_app_segment")
+    def checkpoint():
+        with sqlite3.connect(control) as db:
+            return db.execute("SELECT rows_read, last_key, done FROM migration_app_segment").fetchall()
+
+    kill_during_write(command=command, env=env, marker=marker, ready=lambda: checkpoint()[0][0] > 0)
+    ((rows_read, last_key, done),) = checkpoint()
     assert 0 < rows_read < 300
     assert done == 0
     assert json.loads(last_key) != ["0"]  # a SCAN cursor in the middle of the keyspace
@@ -329,3 +334,28 @@ def test_a_cache_migration_killed_in_the_middle_resumes_from_its_scan_cursor(
     with sqlite3.connect(control) as db:
         assert db.execute("SELECT attempts, done FROM migration_app_segment").fetchall() == [(2, 1)]
         assert db.execute("SELECT count(*), max(status) FROM migration_app_migrationrun").fetchone() == (1, "succeeded")
+
+
+def test_a_row_budget_that_ends_inside_a_scan_page_never_checkpoints_past_its_unread_keys(
+    transactional_db, dynamodb, redis_db, redis_url, tmp_path, capsys, monkeypatch
+):
+    # given 20 keys that SCAN returns in one page although COUNT asked for 5 (COUNT is only a hint)
+    redis_db.mset({f"proj:{index}:doc": index for index in range(20)})
+    scan_pages = RedisSource.pages
+    monkeypatch.setattr(
+        RedisSource, "pages", lambda self, rel, *, page_size, **kw: scan_pages(self, rel, page_size=1000, **kw)
+    )
+    mapping = tmp_path / "projects.json"
+    mapping.write_text(json.dumps(GENERIC_MAPPING))
+
+    # when a run with a budget of 5 rows writes 5 of the page's 20
+    call_command("migrate_to_dynamodb", "--mapping", str(mapping), "--source", redis_url, "--limit", "5", "--json")
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (summary["rows_read"], summary["items_written"]) == (5, 5)
+
+    # then the unit's checkpoint does not claim the 15 keys it did not copy: read from it, nothing is lost
+    (segment,) = Segment.objects.all()
+    written = {f"proj:{item['PK'].split('#')[1]}:{item['SK']}" for item in dynamodb_scan_segment(table="RedisProjects")}
+    assert len(written) == 5
+    unread = {row["key"] for row in all_rows(source_open(url=redis_url), "proj:*:*", after=segment.last_key)}
+    assert written | unread == {f"proj:{index}:doc" for index in range(20)}

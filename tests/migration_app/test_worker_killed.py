@@ -36,12 +36,17 @@ def test_killed_backfill_resumes_from_its_checkpoint(tmp_path, sqlite_source, dy
     command = ["migrate_to_dynamodb", "--mapping", str(mapping_file), "--source", source, "--json"]
     marker = tmp_path / "blocked"
 
-    # when the first worker is killed while writing its third chunk (chunks of 50 rows, 2 calls each)
-    kill_during_write(command=command, env=env, marker=marker)
-    with sqlite3.connect(control) as db:
-        checkpoint = db.execute("SELECT rows_read, last_key, done, lease_owner FROM migration_app_segment").fetchall()
-    assert [row[:3] for row in checkpoint] == [(100, "[100]", 0)]
-    assert checkpoint[0][3]  # still leased by the dead worker
+    def checkpoint():
+        with sqlite3.connect(control) as db:
+            return db.execute("SELECT rows_read, last_key, done, lease_owner FROM migration_app_segment").fetchall()
+
+    # when the first worker is killed while writing its fifth call (pages of 50 rows, 2 calls each), once the
+    # pages DynamoDB accepted before that call are checkpointed (later calls may be in flight: the pipeline)
+    kill_during_write(command=command, env=env, marker=marker, ready=lambda: checkpoint()[0][0] >= 50)
+    ((rows_read, last_key, done, owner),) = checkpoint()
+    assert rows_read in (50, 100)  # a checkpoint never passes the page of the hung call (the 3rd or the 2nd)
+    assert (last_key, done) == (f"[{rows_read}]", 0)
+    assert owner  # still leased by the dead worker
 
     # then a new worker takes the unit over once the lease expires, resumes from row 101, validation clean
     result = subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, capture_output=True, text=True)

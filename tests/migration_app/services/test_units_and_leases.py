@@ -12,6 +12,7 @@ from django.utils import timezone
 from migration_app.models import MigrationRun, RunStatus, Segment
 from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
 from migration_app.services.runs import (
+    PIPELINE_CHUNKS_PER_WRITER,
     LeaseLost,
     UnitLeased,
     run_create,
@@ -21,6 +22,7 @@ from migration_app.services.runs import (
     unit_lease,
 )
 from migration_app.services.validation import plan_validate
+from migration_app.sources.base import SqlSource
 from migration_app.tasks import backfill_segment_task
 from tests.fixtures.dynamodb_hooks import client_error, fault_injection
 from tests.migration_app.factories import THINGS_DDL, things_mapping, things_rows
@@ -58,6 +60,7 @@ class Writes:
         self.error = error or (lambda op: client_error("InternalServerError", "boom", op))
         self.lock = threading.Lock()
         self.after_call = None
+        self.before_call = None
 
     def __call__(self, operation, params, send):
         if operation != "BatchWriteItem":
@@ -65,6 +68,8 @@ class Writes:
         with self.lock:
             self.calls += 1
             number = self.calls
+        if self.before_call:
+            self.before_call(number)
         if number in self.fail_calls or "all" in self.fail_calls:
             raise self.error(operation)
         response = send(params)
@@ -175,6 +180,70 @@ def test_runner_that_lost_its_lease_stops_writing(things_plan, settings):
     assert unit.rows_read == 50
     assert unit.last_key == [50]
     assert unit.lease_owner == "worker-b"
+
+
+@pytest.mark.django_db
+def test_a_unit_reads_its_next_page_while_the_previous_pages_writes_are_in_flight(things_plan, settings, monkeypatch):
+    # given a unit of 230 rows in pages of 50, whose first BatchWriteItem call waits until the source has
+    # handed out the second page (a serial loop would read page 2 only after page 1 is written: 5 s lost)
+    settings.LIZZY_MIGRATION_UNIT_ROWS = 1000
+    second_page_read = threading.Event()
+    pages = SqlSource.pages
+
+    def watched(self, *args, **kwargs):
+        for number, page in enumerate(pages(self, *args, **kwargs), start=1):
+            if number == 2:
+                second_page_read.set()
+            yield page
+
+    monkeypatch.setattr(SqlSource, "pages", watched)
+    writes = Writes()
+    overlapped = []
+    writes.before_call = lambda number: number == 1 and overlapped.append(second_page_read.wait(5))
+    run = _new_run(things_plan)
+
+    # when it runs
+    with fault_injection(writes):
+        unit = segment_backfill(segment_id=run.segments.get().pk)
+
+    # then page 2 was read while page 1's write was in flight, and every row was written once
+    assert overlapped == [True]
+    assert (unit.done, unit.rows_read, unit.last_key) == (True, ROWS, [ROWS])
+    assert len(writes.keys) == ROWS
+    assert set(writes.keys.values()) == {1}
+
+
+@pytest.mark.django_db
+def test_a_pipelined_runner_that_lost_its_lease_stops_sending_and_checkpointing(things_plan, settings):
+    # given pages of 25 rows (one BatchWriteItem call each, 10 in all), 4 calls in flight at a time, and a
+    # runner whose lease is taken over right after its first checkpoint, with later pages' calls in flight
+    settings.LIZZY_MIGRATION_UNIT_ROWS = 1000
+    settings.LIZZY_MIGRATION_CHUNK_SIZE = 25
+    settings.LIZZY_MIGRATION_WRITE_CONCURRENCY = 4
+    run = _new_run(things_plan)
+    unit = run.segments.get()
+    writes = Writes()
+    at_takeover = []
+
+    def take_over(_rows):
+        if not at_takeover:
+            Segment.objects.filter(pk=unit.pk).update(
+                fence=unit.fence + 100, lease_owner="worker-b", lease_expires_at=timezone.now() + timezone.timedelta(60)
+            )
+            at_takeover.append(writes.calls)
+
+    # when it goes on
+    with fault_injection(writes), pytest.raises(LeaseLost):
+        segment_backfill(segment_id=unit.pk, on_rows=take_over)
+    sent = writes.calls
+
+    # then no checkpoint after the takeover, nothing sent after it returned, and of the pages not sent when the
+    # lease was lost none but those already queued (2 a writer thread) went out: the last pages never did
+    unit.refresh_from_db()
+    assert (unit.rows_read, unit.last_key, unit.lease_owner) == (25, [25], "worker-b")
+    assert sent - at_takeover[0] <= PIPELINE_CHUNKS_PER_WRITER * 4
+    assert sent < 10
+    assert writes.calls == sent
 
 
 @pytest.mark.django_db
