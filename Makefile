@@ -4,6 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
+# The suite on every core (pytest-xdist, at most 4 workers), one test file per worker at a time: a module's
+# fixtures run once and its tests keep their order. Each worker has its own Redis database (tests/worker_env.py).
+XDIST ?= -n auto --maxprocesses=4 --dist loadfile
 
 .PHONY: install run test explore lint format bench clean browser audit django-tests screenshots soak
 
@@ -40,7 +43,7 @@ django-tests: install
 	$(PY) -m tests.lizzy.cache.django_suite
 
 test: lint browser audit django-tests
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # The console's pages for docs/OPERATIONS.md, saved by the browser tests into docs/img/.
 screenshots: install browser
@@ -48,7 +51,7 @@ screenshots: install browser
 
 # The property tests with fresh random examples (make test replays the same ones every run).
 explore: install django-tests
-	HYPOTHESIS_PROFILE=explore $(PY) -m pytest $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=explore $(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # Long runs left out of `make test`: the session store's history checker (issue 13) on many more seeds and longer
 # schedules, and the tests marked soak (a minute of change capture under random writes).

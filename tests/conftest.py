@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Generator
 
 import pytest
 from hypothesis import settings as hypothesis_settings
@@ -39,3 +40,44 @@ def _empty_caches() -> None:
         # a configured Redis that is down: the tests that need it say so; this one must not error here
         with contextlib.suppress(Exception):
             cache.clear()
+
+
+TRANSACTIONAL_FIXTURES = {"transactional_db", "live_server", "django_db_reset_sequences"}
+
+
+def _flushes_the_database(item: pytest.Item) -> bool:
+    marker = item.get_closest_marker("django_db")
+    return bool(TRANSACTIONAL_FIXTURES & set(getattr(item, "fixturenames", ()))) or bool(
+        marker and (marker.kwargs.get("transaction") or marker.kwargs.get("reset_sequences"))
+    )
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None]:
+    """After a transactional test, the rows ``migrate`` seeds are back, as every other test expects.
+
+    A transactional test ends by flushing every table; Django's flush re-runs post_migrate (the roles come
+    back) but not the data migrations, so the default prices that ``lizzy/migrations/0001_initial.py`` seeds
+    were gone for every later test in the process. pytest-django runs transactional tests last, so one process
+    never noticed; ``make test``'s workers (pytest-xdist, a file at a time) run them between other files' tests.
+    A teardown wrapper, because the flush is the last fixture finalizer."""
+    flushed = _flushes_the_database(item)
+    result = yield
+    if flushed:
+        from pytest_django.plugin import blocking_manager_key
+
+        from lizzy.models import DEFAULT_CACHE_NODES, DEFAULT_PRICES, CacheNodePrice, DynamoDBPricing
+
+        with item.config.stash[blocking_manager_key].unblock():
+            for name, write, read, storage, active, source in DEFAULT_PRICES:
+                DynamoDBPricing.objects.get_or_create(
+                    name=name,
+                    defaults={"write_per_million": write, "read_per_million": read, "storage_per_gb_month": storage,
+                              "is_active": active, "source": source},
+                )  # fmt: skip
+            for node_type, memory, monthly, replaced, source in DEFAULT_CACHE_NODES:
+                CacheNodePrice.objects.get_or_create(
+                    node_type=node_type,
+                    defaults={"memory_gb": memory, "monthly_usd": monthly, "replaced": replaced, "source": source},
+                )
+    return result
