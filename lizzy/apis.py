@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 # key -> URL name; the collection endpoints (an item's URL is in its collection's responses and the schema).
 API_ROOT_ENDPOINTS = {
     "sessions": "sessions_app:session-list",
+    "session_refs": "sessions_app:session-ref",  # POST a phone in the body, get the session's URL
     "session_events": "sessions_app:session-events",
     "sms_inbound": "sessions_app:sms-inbound",
     "crm_customers": "sessions_app:crm-customer-list",

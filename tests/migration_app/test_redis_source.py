@@ -307,6 +307,8 @@ def test_a_cache_migration_killed_in_the_middle_resumes_from_its_scan_cursor(
         "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_server_url,
         "LIZZY_ENV": f"k{uuid.uuid4().hex[:8]}",
         "LIZZY_BACKUP_DIR": str(tmp_path / "backups"),
+        # the dead worker's lease: the resume takes its unit over 3 s after its last page, not 300 s
+        "LIZZY_MIGRATION_LEASE_SECONDS": "3",
     }
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
     command = ["migrate_to_dynamodb", "--mapping", str(PLAN), "--source", f"{redis_url}?values=django-redis", "--json"]
