@@ -205,3 +205,17 @@ class SessionStore(abc.ABC):
 
     @abc.abstractmethod
     def expire(self, phone: str, *, expected_version: int | None = None) -> bool: ...
+
+
+class RetiringSessionStore(SessionStore):
+    """A store whose delete and expire are one conditional step, ``_retire``, that leaves a tombstone of the
+    given kind (``"deleted"`` or ``"expired"``) so the session never comes back."""
+
+    def delete(self, phone: str, *, expected_version: int | None = None) -> bool:
+        return self._retire(phone, expected_version, "deleted")
+
+    def expire(self, phone: str, *, expected_version: int | None = None) -> bool:
+        return self._retire(phone, expected_version, "expired")
+
+    @abc.abstractmethod
+    def _retire(self, phone: str, expected_version: int | None, kind: str) -> bool: ...

@@ -29,7 +29,7 @@ from lizzy.redis import (
     redis_session_tombstone,
 )
 from sessions_app.models import StoreMode
-from sessions_app.services.store.base import Session, SessionConflict, SessionStore
+from sessions_app.services.store.base import RetiringSessionStore, Session, SessionConflict
 from sessions_app.services.store.breaker import CircuitBreaker, redis_breaker
 from sessions_app.services.store.dynamodb_only import DynamoDBSessionStore
 from sessions_app.services.store.redis_only import RedisSessionStore, redis_document, session_from_redis
@@ -52,7 +52,7 @@ def bypassed_forget() -> None:
         _BYPASSED.clear()
 
 
-class CachedSessionStore(SessionStore):
+class CachedSessionStore(RetiringSessionStore):
     mode = StoreMode.CACHED
 
     def __init__(self, dynamodb_store: DynamoDBSessionStore, *, breaker: CircuitBreaker | None = None) -> None:
@@ -135,13 +135,6 @@ class CachedSessionStore(SessionStore):
         if not self._fill(stored):
             self._bypass(stored.phone)
         return stored
-
-    def delete(self, phone: str, *, expected_version: int | None = None) -> bool:
-        return self._retire(phone, expected_version, "deleted")
-
-    def expire(self, phone: str, *, expected_version: int | None = None) -> bool:
-        """Expire the session so no process serves it again (see ``_retire``)."""
-        return self._retire(phone, expected_version, "expired")
 
     def _retire(self, phone: str, expected_version: int | None, kind: str) -> bool:
         """DynamoDB (the store of record) checks the version, then Redis gets a tombstone (a conflict

@@ -8,7 +8,7 @@ import logging
 from lizzy import metrics
 from lizzy.phone import mask_phone
 from lizzy.redis import RedisUnavailable, redis_session_set_if_newer, redis_session_tombstone
-from sessions_app.services.store.base import Session, SessionStore
+from sessions_app.services.store.base import RetiringSessionStore, Session
 from sessions_app.services.store.dynamodb_only import DynamoDBSessionStore
 from sessions_app.services.store.redis_only import redis_document
 from sessions_app.services.store.timing import timed
@@ -16,7 +16,7 @@ from sessions_app.services.store.timing import timed
 logger = logging.getLogger(__name__)
 
 
-class CutoverSessionStore(SessionStore):
+class CutoverSessionStore(RetiringSessionStore):
     """Seed 000 phase 3: DynamoDB is the store of record; Redis still gets every write (rollback safety)."""
 
     def __init__(self, dynamodb_store: DynamoDBSessionStore) -> None:
@@ -36,12 +36,6 @@ class CutoverSessionStore(SessionStore):
             metrics.SESSION_MIRROR_ERRORS.labels("redis", exc.code).inc()
             logger.warning("Redis mirror write failed for %s", mask_phone(stored.phone))
         return stored
-
-    def delete(self, phone: str, *, expected_version: int | None = None) -> bool:
-        return self._retire(phone, expected_version, "deleted")
-
-    def expire(self, phone: str, *, expected_version: int | None = None) -> bool:
-        return self._retire(phone, expected_version, "expired")
 
     def _retire(self, phone: str, expected_version: int | None, kind: str) -> bool:
         leftover = self.dynamodb.retire(phone, expected_version=expected_version, kind=kind)

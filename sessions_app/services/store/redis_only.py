@@ -19,9 +19,9 @@ from lizzy.redis import (
 )
 from sessions_app.services.store.base import (
     ERR_CONFLICT,
+    RetiringSessionStore,
     Session,
     SessionConflict,
-    SessionStore,
     session_conflict,
     session_expiry,
     session_stamped,
@@ -48,7 +48,7 @@ def canonical(session: Session | None) -> dict[str, Any] | None:
     return None if session is None else json_loads(json_dumps(redis_document(session)))
 
 
-class RedisSessionStore(SessionStore):
+class RedisSessionStore(RetiringSessionStore):
     def get_document(self, phone: str) -> dict[str, Any] | None:
         """The raw document under the phone's key (a session or a tombstone), or None: one GET."""
         with timed("redis", "get"):
@@ -88,14 +88,8 @@ class RedisSessionStore(SessionStore):
             raise session_conflict(session, expected_version)
         return stored
 
-    def delete(self, phone: str, *, expected_version: int | None = None) -> bool:
-        return self._retire(phone, expected_version, "deleted")
-
-    def expire(self, phone: str, *, expected_version: int | None = None) -> bool:
-        """In Redis a session past its expiry is an absent key: expiring now is a conditional tombstone."""
-        return self._retire(phone, expected_version, "expired")
-
     def _retire(self, phone: str, expected_version: int | None, kind: str) -> bool:
+        """In Redis a session past its expiry is an absent key: expiring now is a conditional tombstone."""
         result = redis_session_tombstone(phone=phone, expected_version=expected_version, kind=kind)
         if result < 0:
             raise SessionConflict(ERR_CONFLICT.format(expected=expected_version))
