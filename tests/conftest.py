@@ -61,7 +61,8 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     were gone for every later test in the process. pytest-django runs transactional tests last, so one process
     never noticed; ``make test``'s workers (pytest-xdist, a file at a time) run them between other files' tests.
     A teardown wrapper, because the flush is the last fixture finalizer."""
-    flushed = _flushes_the_database(item)
+    # the last test of the process: the test database is already gone with the session's fixtures
+    flushed = _flushes_the_database(item) and nextitem is not None
     result = yield
     if flushed:
         from pytest_django.plugin import blocking_manager_key
