@@ -249,3 +249,19 @@ def compare(runs: int, product: Callable[[], float], raw: Callable[[], float]) -
         a_runs.append(product())
         b_runs.append(raw())
     return statistics.median(a_runs), statistics.median(b_runs)
+
+
+def compare_many(
+    runs: int, product: Callable[[], float], baselines: list[Callable[[], float]]
+) -> tuple[float, list[float]]:
+    """``compare`` with several baselines: A, B1, B2, A, B1, B2... after one warm-up of each; medians."""
+    product()
+    for baseline in baselines:
+        baseline()
+    a_runs: list[float] = []
+    b_runs: list[list[float]] = [[] for _ in baselines]
+    for _ in range(runs):
+        a_runs.append(product())
+        for index, baseline in enumerate(baselines):
+            b_runs[index].append(baseline())
+    return statistics.median(a_runs), [statistics.median(values) for values in b_runs]

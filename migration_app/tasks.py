@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery import shared_task
+from celery import chord, shared_task
+from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
@@ -18,7 +19,7 @@ from migration_app.cdc.worker import cdc_run
 from migration_app.models import MigrationPlan, Phase, RunKind, Segment
 from migration_app.services import runs as run_services
 from migration_app.services.plans import plan_context
-from migration_app.services.validation import plan_validate, validation_merge, validation_part_run
+from migration_app.services.validation import plan_validate, validation_merge, validation_part_run, validation_parts
 
 logger = logging.getLogger(__name__)
 
@@ -89,14 +90,38 @@ def catch_up_task(plan_id: int, segments: int = 1) -> int | None:
         cache.delete(LOCK_KEY.format(plan=plan_id, job="catch-up"))
 
 
-@shared_task(acks_late=True)
-def validate_task(plan_id: int, mode: str = "full") -> int | None:
-    if not cache.add(LOCK_KEY.format(plan=plan_id, job="validate"), "1", LOCK_SECONDS):
+@shared_task(bind=True, acks_late=True)
+def validate_task(self, plan_id: int, mode: str = "full", distributed: bool | None = None) -> int | None:
+    """Validate a plan (admin, API, beat). One at a time per plan: a second request while one runs is skipped.
+
+    ``distributed`` (default ``LIZZY_VALIDATION_DISTRIBUTED``): the parts (Scan segments, source key ranges)
+    run as Celery tasks on the migrations queue and a chord callback merges them into the report and
+    releases the plan's validation lock; returns the report's id when the chord ran inline (eager Celery),
+    else None (the report appears when the last part is merged). Otherwise the parts run in this process.
+    """
+    lock = LOCK_KEY.format(plan=plan_id, job="validate")
+    if not cache.add(lock, "1", LOCK_SECONDS):
+        logger.info("validation of plan %s already running; skipped", plan_id)
         return None
+    plan = MigrationPlan.objects.get(pk=plan_id)
+    if distributed is None:
+        distributed = settings.LIZZY_VALIDATION_DISTRIBUTED
+    if not distributed:
+        try:
+            return plan_validate(plan=plan, mode=mode).pk
+        finally:
+            cache.delete(lock)
     try:
-        return plan_validate(plan=MigrationPlan.objects.get(pk=plan_id), mode=mode).pk
-    finally:
-        cache.delete(LOCK_KEY.format(plan=plan_id, job="validate"))
+        with plan_context(plan=plan) as context:
+            specs = validation_parts(context=context)
+        merge = validation_merge_task.s(plan_id, mode, release_lock=True).on_error(
+            validation_failed_task.s(plan_id=plan_id)
+        )
+        result = chord(validation_part_task.s(plan_id, spec, mode) for spec in specs)(merge)
+    except Exception:
+        cache.delete(lock)  # nothing was queued (or the chord could not be sent): the next request may start
+        raise
+    return result.get(disable_sync_subtasks=False) if self.request.is_eager else None
 
 
 @shared_task(acks_late=True)
@@ -107,10 +132,29 @@ def validation_part_task(plan_id: int, spec: dict[str, Any], mode: str = "full")
 
 
 @shared_task(acks_late=True)
-def validation_merge_task(parts: list[dict[str, Any]], plan_id: int, mode: str = "full") -> int:
+def validation_merge_task(
+    parts: list[dict[str, Any]], plan_id: int, mode: str = "full", release_lock: bool = False
+) -> int:
     """The chord's callback: the parts' digests merged into one report (differing buckets detailed)."""
-    with plan_context(plan=MigrationPlan.objects.get(pk=plan_id)) as context:
-        return validation_merge(context=context, parts=parts, mode=mode).pk
+    try:
+        with plan_context(plan=MigrationPlan.objects.get(pk=plan_id)) as context:
+            return validation_merge(context=context, parts=parts, mode=mode).pk
+    finally:
+        if release_lock:
+            cache.delete(LOCK_KEY.format(plan=plan_id, job="validate"))
+
+
+@shared_task
+def validation_failed_task(
+    request: Any, exc: BaseException | None = None, traceback: Any = None, *, plan_id: int
+) -> str:
+    """Error callback of a distributed validation: a part or the merge failed; no report, the lock goes."""
+    cache.delete(LOCK_KEY.format(plan=plan_id, job="validate"))
+    # The exception's text may quote source values: the log names its type and the task whose result holds it.
+    problem = type(exc).__name__ if exc is not None else "a validation task failed"
+    task = getattr(request, "id", request)
+    logger.error("distributed validation of plan %s failed in task %s: %s; no report was made", plan_id, task, problem)
+    return problem
 
 
 @shared_task(acks_late=True)
