@@ -125,6 +125,9 @@ def setup_django(endpoint_url: str | None = None, env_suffix: str | None = None)
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     # the benchmarks' PostgreSQL sources are the machine's server reached as its superuser, a trusted source here
     os.environ.setdefault("LIZZY_SOURCE_ALLOW_PRIVILEGED_ROLE", "1")
+    # No cost-ledger writes (once a minute, to Django's database, which most benchmark processes never
+    # migrate: each attempt logged a traceback); what is measured is the DynamoDB and Redis path.
+    os.environ.setdefault("LIZZY_CAPACITY_FLUSH_SECONDS", "-1")
     if endpoint_url:
         os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint_url
     os.environ["LIZZY_ENV"] = env_suffix or f"bench{uuid.uuid4().hex[:6]}"
