@@ -123,3 +123,15 @@ def _measure(url: str, kind: str, turns: int, runs: int) -> list[Result]:
             endpoint=kind,
         ),
     ]
+
+
+if __name__ == "__main__":
+    # python -m bench.session_turn [RUNS]: the store's turn on the stub endpoint only (no moto work, no
+    # condition evaluated): benchmark 8's last row, alone, from any checkout.
+    import sys
+
+    with endpoint("stub") as stub_url:
+        store, raw = turn_timings(
+            stub_url, 300, int(sys.argv[1]) if len(sys.argv) > 1 else 9, phone="+12065550199", create_table=False
+        )
+    print(f"stub turn: store {store * 1000:.3f} ms, raw {raw * 1000:.3f} ms, A/B {store / raw:.3f}")
