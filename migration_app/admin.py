@@ -265,13 +265,15 @@ class MigrationPlanAdmin(admin.ModelAdmin):
         lag = stream.lag_seconds
         return format_html(
             '<span class="cdc-stream" data-lag-seconds="{}">slot {}: applied up to {}; lag {} and {} bytes of WAL; '
-            "last read {}{}</span>",
+            "last read {}; {} row(s) quarantined (of {} allowed){}</span>",
             "" if lag is None else f"{lag:.1f}",
             stream.slot_name,
             stream.confirmed_lsn,
             "never caught up" if lag is None else f"{lag:.1f} s",
             stream.lag_bytes,
             stream.last_read_at or "never",
+            stream.quarantined_rows.count(),
+            plan.max_bad_rows,
             f"; last error: {secrets_scrub(stream.last_error)}" if stream.last_error else "",
         )
 
@@ -549,16 +551,22 @@ class ValidationReportAdmin(admin.ModelAdmin):
 
 @admin.register(QuarantinedRow)
 class QuarantinedRowAdmin(admin.ModelAdmin):
-    """Rows a run set aside (could not be transformed or written), with why; exportable as JSON Lines."""
+    """Rows a run or change capture set aside (could not be transformed or written), with why; exportable."""
 
-    list_display = ["id", "plan", "run", "rule", "source_table", "source_key", "reason", "created_at"]
-    list_filter = ["plan", "run", "rule"]
+    list_display = ["id", "plan", "origin", "rule", "source_table", "source_key", "reason", "created_at"]
+    list_filter = ["plan", "run", "stream", "change", "rule"]
     search_fields = ["reason"]
     readonly_fields = [field.name for field in QuarantinedRow._meta.fields]
     actions = ["export_jsonl"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    @admin.display(description="set aside by", ordering="id")
+    def origin(self, row: QuarantinedRow) -> str:
+        if row.stream_id is not None:
+            return format_html("change capture: {} committed at {}", row.change, row.commit_lsn)
+        return format_html("run #{}", row.run_id)
 
     @admin.action(description="Export as JSON Lines", permissions=["view"])
     def export_jsonl(self, request, queryset):
