@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 
 from lizzy.errors import ApplicationError
 from lizzy.scrub import secrets_scrub, url_display
+from migration_app.cdc.quarantine import cdc_quarantined_rows
 from migration_app.cdc.streams import cdc_stream_active
 from migration_app.models import (
     PHASE_ORDER,
@@ -272,7 +273,7 @@ class MigrationPlanAdmin(admin.ModelAdmin):
             "never caught up" if lag is None else f"{lag:.1f} s",
             stream.lag_bytes,
             stream.last_read_at or "never",
-            stream.quarantined_rows.count(),
+            cdc_quarantined_rows(stream=stream),
             plan.max_bad_rows,
             f"; last error: {secrets_scrub(stream.last_error)}" if stream.last_error else "",
         )

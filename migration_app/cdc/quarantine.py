@@ -49,6 +49,12 @@ def _crossing(rows, limit: int) -> QuarantinedRow:
     raise AssertionError("called only when the stream has more distinct rows than the limit")  # pragma: no cover
 
 
+def cdc_quarantined_rows(*, stream: CdcStream) -> int:
+    """Distinct source rows the stream quarantined: what the plan's ``max_bad_rows`` is compared with."""
+    rows = QuarantinedRow.objects.filter(stream=stream).order_by()  # no ordering column in the DISTINCT
+    return rows.values_list(*ROW_IDENTITY).distinct().count()
+
+
 def row_text(*, plan: MigrationPlan, row: QuarantinedRow) -> str:
     return ERR_ROW.format(
         plan=plan.name,
@@ -103,7 +109,7 @@ def changes_quarantine(*, stream: CdcStream, plan: MigrationPlan, bad: list[BadC
         )
     plan.refresh_from_db(fields=["max_bad_rows"])
     limit = plan.max_bad_rows
-    distinct = rows.order_by().values_list(*ROW_IDENTITY).distinct().count()  # no ordering column in DISTINCT
+    distinct = cdc_quarantined_rows(stream=stream)
     if distinct > limit:
         raise CdcApplyError(
             ERR_TOO_MANY_BAD_CHANGES.format(

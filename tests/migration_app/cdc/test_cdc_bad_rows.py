@@ -96,6 +96,12 @@ def _source(url: str, *statements: str | tuple[str, list]) -> None:
             db.execute(sql, params)
 
 
+def _admin(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
 def _quarantined(plan) -> list[tuple[dict, str, str]]:
     return [
         (row.source_key, row.change, row.reason)
@@ -130,8 +136,7 @@ def test_a_bad_row_is_quarantined_once_and_the_changes_after_it_arrive(cdc_db, d
     assert row.row["id"] == 4
     assert '"change": "insert"' in next(quarantine_lines(rows=QuarantinedRow.objects.filter(pk=row.pk)))
     # the admin's quarantine list says where it came from; the plan page counts it against the allowance
-    client = Client()
-    client.force_login(admin_user)
+    client = _admin(admin_user)
     listing = client.get("/admin/migration_app/quarantinedrow/").content.decode()
     assert f"change capture: insert committed at {row.commit_lsn}" in listing
     page = client.get(f"/admin/migration_app/migrationplan/{plan.pk}/change/").content.decode()
@@ -163,7 +168,9 @@ def test_a_bad_update_deletes_the_old_item_and_validation_reports_the_row_missin
     assert _items(table) == {"SKU#b": 2}
 
 
-def test_past_max_bad_rows_capture_stops_naming_the_change_and_resumes_once_allowed(cdc_db, dynamodb, cdc_source):
+def test_past_max_bad_rows_capture_stops_naming_the_change_and_resumes_once_allowed(
+    cdc_db, dynamodb, cdc_source, admin_user
+):
     plan, table = _ready_plan(cdc_source, "allowance", max_bad_rows=1)
     confirmed = CdcStream.objects.get(plan=plan).confirmed_lsn
     _source(
@@ -194,6 +201,8 @@ def test_past_max_bad_rows_capture_stops_naming_the_change_and_resumes_once_allo
         cdc_run(plan=plan, until_idle=True)
     assert QuarantinedRow.objects.filter(plan=plan).count() == 3
     # once the plan allows more, capture goes on from there
+    page = _admin(admin_user).get(f"/admin/migration_app/migrationplan/{plan.pk}/change/").content.decode()
+    assert "2 row(s) quarantined (of 1 allowed)" in page  # source rows, as the allowance counts: not 3 changes
     plan.max_bad_rows = 2
     plan.save(update_fields=["max_bad_rows"])
     assert cdc_run(plan=plan, until_idle=True).quarantined == 0
