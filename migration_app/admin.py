@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 
 from lizzy.errors import ApplicationError
 from lizzy.scrub import secrets_scrub, url_display
+from migration_app.cdc.quarantine import cdc_quarantined_rows
 from migration_app.cdc.streams import cdc_stream_active
 from migration_app.models import (
     PHASE_ORDER,
@@ -265,13 +266,15 @@ class MigrationPlanAdmin(admin.ModelAdmin):
         lag = stream.lag_seconds
         return format_html(
             '<span class="cdc-stream" data-lag-seconds="{}">slot {}: applied up to {}; lag {} and {} bytes of WAL; '
-            "last read {}{}</span>",
+            "last read {}; {} row(s) quarantined (of {} allowed){}</span>",
             "" if lag is None else f"{lag:.1f}",
             stream.slot_name,
             stream.confirmed_lsn,
             "never caught up" if lag is None else f"{lag:.1f} s",
             stream.lag_bytes,
             stream.last_read_at or "never",
+            cdc_quarantined_rows(stream=stream),
+            plan.max_bad_rows,
             f"; last error: {secrets_scrub(stream.last_error)}" if stream.last_error else "",
         )
 
@@ -549,16 +552,22 @@ class ValidationReportAdmin(admin.ModelAdmin):
 
 @admin.register(QuarantinedRow)
 class QuarantinedRowAdmin(admin.ModelAdmin):
-    """Rows a run set aside (could not be transformed or written), with why; exportable as JSON Lines."""
+    """Rows a run or change capture set aside (could not be transformed or written), with why; exportable."""
 
-    list_display = ["id", "plan", "run", "rule", "source_table", "source_key", "reason", "created_at"]
-    list_filter = ["plan", "run", "rule"]
+    list_display = ["id", "plan", "origin", "rule", "source_table", "source_key", "reason", "created_at"]
+    list_filter = ["plan", "run", "stream", "change", "rule"]
     search_fields = ["reason"]
     readonly_fields = [field.name for field in QuarantinedRow._meta.fields]
     actions = ["export_jsonl"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    @admin.display(description="set aside by", ordering="id")
+    def origin(self, row: QuarantinedRow) -> str:
+        if row.stream_id is not None:
+            return format_html("change capture: {} committed at {}", row.change, row.commit_lsn)
+        return format_html("run #{}", row.run_id)
 
     @admin.action(description="Export as JSON Lines", permissions=["view"])
     def export_jsonl(self, request, queryset):

@@ -30,7 +30,9 @@ class MigrationPlan(models.Model):
     target_tables = models.JSONField(default=list)
     created_tables = models.JSONField(default=list, help_text="Target tables this plan created (rollback drops data).")
     max_bad_rows = models.PositiveIntegerField(
-        default=0, help_text="Rows a run may quarantine (untransformable or unwritable) before it fails."
+        default=0,
+        help_text="Rows a run may quarantine (untransformable or unwritable) before it fails; change capture "
+        "stops past as many over its stream.",
     )
     cdc = models.BooleanField(
         default=False,
@@ -232,11 +234,37 @@ class PhaseTransition(models.Model):
         return f"{self.plan.name}: {self.from_phase} → {self.to_phase}"
 
 
+class ChangeKind(models.TextChoices):
+    INSERT = "insert", "Insert"
+    UPDATE = "update", "Update"
+    DELETE = "delete", "Delete"
+
+
 class QuarantinedRow(models.Model):
-    """A source row a run could not transform or write, with why; the run fails past ``max_bad_rows``."""
+    """A source row a run (or the CDC worker) could not transform or write, with why.
+
+    A run fails past its ``max_bad_rows``; change capture stops past the plan's. A CDC row is the row of
+    one change (``stream``, ``commit_lsn``, ``change_position``): a worker killed after quarantining it
+    and before confirming the slot decodes the change again, and the constraint keeps it once.
+    """
 
     plan = models.ForeignKey(MigrationPlan, on_delete=models.CASCADE, related_name="quarantined_rows")
-    run = models.ForeignKey(MigrationRun, on_delete=models.CASCADE, related_name="quarantined_rows")
+    run = models.ForeignKey(
+        MigrationRun, null=True, blank=True, on_delete=models.CASCADE, related_name="quarantined_rows"
+    )
+    stream = models.ForeignKey(
+        "CdcStream",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="quarantined_rows",
+        help_text="Set aside by change capture (no run): the stream whose change it was.",
+    )
+    change = models.CharField(max_length=10, choices=ChangeKind.choices, blank=True, help_text="CDC: the change.")
+    commit_lsn = models.CharField(max_length=32, blank=True, help_text="CDC: the change's commit position.")
+    change_position = models.PositiveIntegerField(
+        null=True, blank=True, help_text="CDC: the change's place in its transaction (0 = first)."
+    )
     rule = models.CharField(max_length=200)
     source_table = models.CharField(max_length=300)
     target_table = models.CharField(max_length=255)
@@ -247,6 +275,13 @@ class QuarantinedRow(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stream", "commit_lsn", "change_position", "rule"],
+                condition=models.Q(stream__isnull=False),
+                name="one_quarantined_row_per_cdc_change",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.plan.name} {self.source_table} {self.source_key}"

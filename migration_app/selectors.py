@@ -212,13 +212,19 @@ def plan_progress(*, plan: MigrationPlan) -> dict[str, Any]:
 
 
 def quarantine_lines(*, rows: QuerySet[QuarantinedRow]) -> Iterator[str]:
-    """Quarantined rows as JSON Lines (one object per row: plan, run, rule, tables, source key, reason, row)."""
+    """Quarantined rows as JSON Lines (one object per row: plan, run, rule, tables, source key, reason, row).
+
+    A row change capture set aside has no run: ``stream`` and the change (``change``, ``commit_lsn``) instead.
+    """
     for row in rows.select_related("plan").order_by("id").iterator():
         yield (
             json.dumps(
                 {
                     "plan": row.plan.name,
                     "run": row.run_id,
+                    "stream": row.stream_id,
+                    "change": row.change or None,
+                    "commit_lsn": row.commit_lsn or None,
                     "rule": row.rule,
                     "source_table": row.source_table,
                     "target_table": row.target_table,

@@ -7,13 +7,15 @@ One loop step:
    (at most ``LIZZY_CDC_BATCH_CHANGES`` messages, whole transactions);
 3. turn them into DynamoDB operations with the plan's mapping and write them, fenced (the lease must
    still have a margin before each table's BatchWriteItem);
-4. only then advance the slot: to ``X`` when the peek returned everything before it, else to the end of
+4. put the batch's bad changes (rows the mapping or DynamoDB refuses, key collisions: apply.py) in the
+   quarantine, and stop past the plan's ``max_bad_rows`` (quarantine.py);
+5. only then advance the slot: to ``X`` when the peek returned everything before it, else to the end of
    the last transaction written; and record the position, the lag and the counts (fenced by the token).
 
-Killed between 3 and 4, the next worker peeks the same transactions again and writes the same final
-states (puts are full overwrites, deletes of absent items are no-ops): nothing is lost, nothing is
-applied out of order per key. The slot itself is a second fence: PostgreSQL lets one session at a time
-decode from it.
+Killed between 3 and 5, the next worker peeks the same transactions again and writes the same final
+states (puts are full overwrites, deletes of absent items are no-ops) and quarantines the same bad changes
+once: nothing is lost, nothing is applied out of order per key. The slot itself is a second fence:
+PostgreSQL lets one session at a time decode from it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from lizzy.errors import ApplicationError, PreconditionFailed
 from migration_app.cdc import slots
 from migration_app.cdc.apply import ChangeApplier, operations_write
 from migration_app.cdc.pgoutput import RelationMessage, lsn_to_int, lsn_to_text, transactions_parse
+from migration_app.cdc.quarantine import changes_quarantine
 from migration_app.cdc.streams import cdc_stream_active
 from migration_app.models import CdcStream, MigrationPlan, MigrationRun, Phase, RunKind, RunStatus
 from migration_app.services.plans import plan_context
@@ -123,6 +126,7 @@ class CdcOutcome:
     changes: int = 0
     puts: int = 0
     deletes: int = 0
+    quarantined: int = 0
     waiting: str = ""
     stopped: str = ""
     confirmed_lsn: str = ""
@@ -215,6 +219,7 @@ def cdc_run(
                 outcome.changes += applied["changes"]
                 outcome.puts += applied["puts"]
                 outcome.deletes += applied["deletes"]
+                outcome.quarantined += applied["quarantined"]
                 outcome.confirmed_lsn, outcome.lag_bytes = applied["confirmed_lsn"], applied["lag_bytes"]
                 if on_step is not None:
                     on_step(applied)
@@ -263,9 +268,14 @@ def cdc_step(
     decoded = transactions_parse(messages, relations)
     transactions = [transaction for transaction in decoded if transaction.changes]  # empty ones carry nothing
     planned = applier.operations(transactions, relations)
-    puts = deletes = 0
+    puts = deletes = quarantined = 0
+    bad = planned.bad
     if planned.operations:
-        puts, deletes = operations_write(planned.operations, fence=lease.fence)
+        written = operations_write(planned.operations, fence=lease.fence)
+        puts, deletes, bad = written.puts, written.deletes, bad + written.bad
+    if bad:
+        lease.fence()
+        quarantined = changes_quarantine(stream=stream, plan=stream.plan, bad=bad)
     confirmed = lsn_to_int(stream.confirmed_lsn) if stream.confirmed_lsn else 0
     target = upto if complete else (decoded[-1].end_lsn if decoded else confirmed)
     lease.fence()  # the slot moves only while this worker still holds the lease
@@ -295,6 +305,7 @@ def cdc_step(
         "changes": planned.changes,
         "puts": puts,
         "deletes": deletes,
+        "quarantined": quarantined,
         "complete": complete,
         "confirmed_lsn": stream.confirmed_lsn,
         "lag_bytes": state["lag_bytes"],

@@ -46,7 +46,7 @@ ERR_KEY_TYPE = "key attribute {name!r} is a {type}; DynamoDB keys are strings, n
 ERR_TOO_LARGE_ROW = "the item is {size} bytes; DynamoDB's item limit is {limit} bytes (400 KB)"
 ERR_REFUSED_ROW = "DynamoDB refused the item: {problem}"
 ROW_TEXT_LIMIT = 2000  # characters of one value kept in the quarantine (a 400 KB value is not copied whole)
-_ITEM_ERRORS = (CodecError, ItemTooLarge, DuplicateKeysInBatch)
+ITEM_ERRORS = (CodecError, ItemTooLarge, DuplicateKeysInBatch)
 _KEY_TYPES = frozenset({str, int, bytes, Decimal})  # what a DynamoDB key can be (S, N, B); bool is not
 
 
@@ -87,7 +87,7 @@ def source_key_of(row: dict[str, Any], relation: Relation) -> dict[str, Any]:
     return dict(zip(relation.key, row[KEY], strict=True))
 
 
-def _row_json(row: dict[str, Any]) -> dict[str, Any]:
+def row_json(row: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for name, value in row.items():
         if name in (KEY, ROW_ERROR):
@@ -101,12 +101,21 @@ def _row_json(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _item_problem(exc: Exception) -> str:
+def item_problem(exc: Exception) -> str:
     if isinstance(exc, ItemTooLarge):
         return ERR_TOO_LARGE_ROW.format(size=exc.details.get("size"), limit=exc.details.get("limit"))
     if isinstance(exc, DynamoDBError):
         return ERR_REFUSED_ROW.format(problem=exc.message.split(": ", 1)[-1])
     return exc.message if hasattr(exc, "message") else str(exc)
+
+
+def item_key(item: dict[str, Any], key_names: tuple[str, ...]) -> tuple[Any, ...]:
+    """The item's key; RowError when an attribute is of a type DynamoDB keys cannot have."""
+    key = tuple(item[name] for name in key_names)
+    for name, value in zip(key_names, key, strict=True):
+        if type(value) not in _KEY_TYPES:
+            raise RowError(ERR_KEY_TYPE.format(name=name, type=type(value).__name__))
+    return key
 
 
 def _refused_by_dynamodb(exc: Exception) -> bool:
@@ -122,7 +131,7 @@ def page_load(
         return outcome
     try:
         _batch(outcome, entity.target_table, entity.key_names, [item for item, _row in entries])
-    except _ITEM_ERRORS + (DynamoDBError,) as exc:
+    except ITEM_ERRORS + (DynamoDBError,) as exc:
         if isinstance(exc, DynamoDBError) and not _refused_by_dynamodb(exc):
             raise
         _one_by_one(outcome, entity.target_table, entity.key_names, entries, relation)
@@ -153,7 +162,7 @@ def page_prepare(
         chunks = batch_write_chunks(
             table=entity.target_table, items=[item for item, _row in entries], key_names=entity.key_names
         )
-    except _ITEM_ERRORS:
+    except ITEM_ERRORS:
         _one_by_one(outcome, entity.target_table, entity.key_names, entries, relation)
         return PreparedPage(outcome, entries, [])
     return PreparedPage(outcome, entries, chunks)
@@ -190,16 +199,13 @@ def _page_items(
     pending: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any]]] = {}
     for row in rows:
         if row.get(ROW_ERROR):
-            outcome.bad.append(BadRow(source_key_of(row, relation), row[ROW_ERROR], _row_json(row)))
+            outcome.bad.append(BadRow(source_key_of(row, relation), row[ROW_ERROR], row_json(row)))
             continue
         try:
             item = entity.transform(row)
-            key = tuple(item[name] for name in key_names)
-            for name, value in zip(key_names, key, strict=True):
-                if type(value) not in _KEY_TYPES:
-                    raise RowError(ERR_KEY_TYPE.format(name=name, type=type(value).__name__))
+            key = item_key(item, key_names)
         except RowError as exc:
-            outcome.bad.append(BadRow(source_key_of(row, relation), exc.message, _row_json(row)))
+            outcome.bad.append(BadRow(source_key_of(row, relation), exc.message, row_json(row)))
             continue
         if last_wins:
             if key in pending:
@@ -215,7 +221,7 @@ def _page_items(
                 first=dict(zip(relation.key, owner, strict=True)),
                 second=source_key_of(row, relation),
             )
-            outcome.bad.append(BadRow(source_key_of(row, relation), reason, _row_json(row)))
+            outcome.bad.append(BadRow(source_key_of(row, relation), reason, row_json(row)))
             continue
         pending[key] = (item, row)
     return outcome, list(pending.values())
@@ -242,8 +248,8 @@ def _one_by_one(outcome, table, key_names, entries, relation) -> None:
     for item, row in entries:
         try:
             serialize_checked(item)
-        except _ITEM_ERRORS as exc:
-            outcome.bad.append(BadRow(source_key_of(row, relation), _item_problem(exc), _row_json(row)))
+        except ITEM_ERRORS as exc:
+            outcome.bad.append(BadRow(source_key_of(row, relation), item_problem(exc), row_json(row)))
             continue
         good.append((item, row))
     try:
@@ -259,4 +265,4 @@ def _one_by_one(outcome, table, key_names, entries, relation) -> None:
         except DynamoDBError as exc:
             if not _refused_by_dynamodb(exc):
                 raise
-            outcome.bad.append(BadRow(source_key_of(row, relation), _item_problem(exc), _row_json(row)))
+            outcome.bad.append(BadRow(source_key_of(row, relation), item_problem(exc), row_json(row)))

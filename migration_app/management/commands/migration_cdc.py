@@ -34,6 +34,6 @@ class Command(BaseCommand):
         else:
             self.stdout.write(
                 f"plan {plan.name}: {outcome.transactions} transaction(s), {outcome.changes} change(s) applied "
-                f"({outcome.puts} put, {outcome.deletes} deleted), confirmed up to {outcome.confirmed_lsn or '-'}"
-                + (f"; {outcome.waiting}" if outcome.waiting else "")
+                f"({outcome.puts} put, {outcome.deletes} deleted, {outcome.quarantined} quarantined), "
+                f"confirmed up to {outcome.confirmed_lsn or '-'}" + (f"; {outcome.waiting}" if outcome.waiting else "")
             )

@@ -1,4 +1,4 @@
-"""Export a plan's quarantined rows (rows a run could not transform or write) as JSON Lines on stdout."""
+"""Export a plan's quarantined rows (rows a run or change capture could not transform or write) as JSON Lines."""
 
 from django.core.management.base import BaseCommand, CommandError
 
