@@ -257,14 +257,17 @@ def compare(runs: int, product: Callable[[], float], raw: Callable[[], float]) -
 def compare_many(
     runs: int, product: Callable[[], float], baselines: list[Callable[[], float]]
 ) -> tuple[float, list[float]]:
-    """``compare`` with several baselines: A, B1, B2, A, B1, B2... after one warm-up of each; medians."""
-    product()
-    for baseline in baselines:
-        baseline()
-    a_runs: list[float] = []
-    b_runs: list[list[float]] = [[] for _ in baselines]
-    for _ in range(runs):
-        a_runs.append(product())
-        for index, baseline in enumerate(baselines):
-            b_runs[index].append(baseline())
-    return statistics.median(a_runs), [statistics.median(values) for values in b_runs]
+    """``compare`` with several baselines, after one warm-up of each; medians.
+
+    The order rotates every round (A, B1, B2; B1, B2, A; B2, A, B1...), so that no side always runs right
+    after the same other one (a write leaves state the next one pays for, a burst lands on one position).
+    """
+    sides = [product, *baselines]
+    for side in sides:
+        side()
+    measured: list[list[float]] = [[] for _ in sides]
+    for round_ in range(runs):
+        for offset in range(len(sides)):
+            index = (round_ + offset) % len(sides)
+            measured[index].append(sides[index]())
+    return statistics.median(measured[0]), [statistics.median(values) for values in measured[1:]]
