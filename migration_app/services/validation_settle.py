@@ -188,6 +188,10 @@ def validation_settle(
                     continue
                 if now.expected is not UNKNOWN:
                     pending.now = "missing" if got is None else "extra" if now.expected is None else "different"
+                if now.state == ("absent",) and got is not None:
+                    # its row is gone, its item is not: another row may have taken the item key (a template
+                    # without the primary key), so the next snapshot looks for every row that maps to it
+                    pending.entity, pending.source_key = None, None
                 last[id(pending)] = now
                 still.append(pending)
             open_ = still

@@ -199,3 +199,17 @@ def test_a_source_that_cannot_say_where_the_worker_is_leaves_the_keys_unsettled_
         "permission denied for function pg_logical_emit_message"
     ]
     assert outcome.in_flight == outcome.differences == []
+
+
+def test_a_key_whose_row_is_gone_while_another_row_took_its_item_key_is_looked_for_among_all_rows(history, monkeypatch):
+    # row 1 (item ID#1) was deleted; row 7 now maps to ID#1 (a template without the primary key): in flight
+    monkeypatch.setattr(
+        _Entity,
+        "transform",
+        staticmethod(lambda row: {"PK": "ID#1" if row["id"] == 7 else f"ID#{row['id']}", "v": row["v"]}),
+    )
+    pending = _pending(1)
+    snapshots = [{1: ABSENT}, {1: ABSENT, 7: (3, "x3")}, {1: ABSENT, 7: (3, "x3")}]
+    outcome = history([pending], snapshots=snapshots, reads=[{1: 3}, {1: 3}])
+    assert [p.key for p in outcome.in_flight] == [_key(1)]
+    assert outcome.differences == []
