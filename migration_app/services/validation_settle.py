@@ -18,14 +18,16 @@ rounds (at most ``LIZZY_VALIDATION_SETTLE_ROUNDS``):
 
 A key that still differs is read again in the next round's snapshot ``S'`` (taken after the item read). Same
 version in ``S`` and ``S'``: nothing changed the row between the two reads, yet after the worker had passed
-everything in ``S`` the item disagreed: a **difference**, counted as the comparison named it. A new version:
+everything in ``S`` the item disagreed: a **difference**, counted as the last item read found it. A new version:
 the row is still changing, and the key goes round again. After the last round, a key that changed every
 time is **unsettled** ("still changing"), and so is every key left when the worker did not reach ``L`` in
-time ("worker not advancing"): unsettled keys make the report unclean, never clean by accident.
+time ("worker not advancing") or the source could not say where the slot is: the step then stops at once.
+Unsettled keys make the report unclean, never clean by accident.
 
 A key the target holds and the source did not select (an *extra*) has no source key to read by: the rows
-that map to it are found by one pass over its table's entities in the round's snapshot (only for extras
-whose item is still there, and only while the key is open).
+that map to it are found by one pass over its table's entities in the round's snapshot (only while the key
+is open). So is a key whose row is gone while its item is not (another row may have taken the item key),
+and one whose row now maps to another item key.
 """
 
 from __future__ import annotations
