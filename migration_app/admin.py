@@ -539,6 +539,8 @@ class ValidationReportAdmin(admin.ModelAdmin):
         "different",
         "count_mismatches",
         "contract_violations",
+        "in_flight",
+        "unsettled",
         "expired_ignored",
         "is_clean",
     ]

@@ -168,6 +168,15 @@ class ValidationReport(models.Model):
     contract_violations = models.BigIntegerField(
         default=0, help_text="Attributes whose DynamoDB type or value breaks the source schema's type contract."
     )
+    in_flight = models.BigIntegerField(
+        default=0,
+        help_text="Keys that differed only because a change was on its way: equal once the CDC worker applied it.",
+    )
+    unsettled = models.BigIntegerField(
+        default=0,
+        help_text="Keys (and counts) still changing, or not settled because the CDC worker did not advance: "
+        "neither a difference nor a match; the report is not clean.",
+    )
     counts = models.JSONField(default=list, blank=True, help_text="Per entity: source rows selected, target items.")
     samples = models.JSONField(default=dict, help_text="Sampled keys and field-level diffs.")
     created_at = models.DateTimeField(default=timezone.now)
@@ -180,7 +189,15 @@ class ValidationReport(models.Model):
 
     @property
     def clean(self) -> bool:
-        return not (self.missing or self.extra or self.different or self.count_mismatches or self.contract_violations)
+        """No difference, and nothing left unsettled (keys in flight that settled do not count against it)."""
+        return not (
+            self.missing
+            or self.extra
+            or self.different
+            or self.count_mismatches
+            or self.contract_violations
+            or self.unsettled
+        )
 
     @property
     def quick(self) -> bool:
@@ -193,6 +210,8 @@ class ValidationReport(models.Model):
             "different": self.different,
             "count_mismatches": self.count_mismatches,
             "contract_violations": self.contract_violations,
+            "in_flight": self.in_flight,
+            "unsettled": self.unsettled,
         }
 
 

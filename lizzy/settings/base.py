@@ -379,6 +379,11 @@ LIZZY_VALIDATION_MAX_KEYS = env.int("LIZZY_VALIDATION_MAX_KEYS", default=200_000
 LIZZY_VALIDATION_RANGE_ROWS = env.int("LIZZY_VALIDATION_RANGE_ROWS", default=500_000)  # source rows per part
 # validate_task (admin, API, beat): its parts as Celery tasks merged by a chord, or all in one process
 LIZZY_VALIDATION_DISTRIBUTED = env.bool("LIZZY_VALIDATION_DISTRIBUTED", default=True)
+# While a plan's CDC stream is active, keys that differ are followed until their changes in flight arrive
+# (services/validation_settle.py): at most this many keys, rounds, and seconds of waiting for the worker per round.
+LIZZY_VALIDATION_SETTLE_MAX_KEYS = env.int("LIZZY_VALIDATION_SETTLE_MAX_KEYS", default=10_000)
+LIZZY_VALIDATION_SETTLE_ROUNDS = env.int("LIZZY_VALIDATION_SETTLE_ROUNDS", default=3)
+LIZZY_VALIDATION_SETTLE_SECONDS = env.float("LIZZY_VALIDATION_SETTLE_SECONDS", default=30.0)
 LIZZY_MIGRATION_UNIT_ROWS = env.int("LIZZY_MIGRATION_UNIT_ROWS", default=100_000)
 LIZZY_MIGRATION_LEASE_SECONDS = env.float("LIZZY_MIGRATION_LEASE_SECONDS", default=300.0)
 LIZZY_MIGRATION_UNIT_RETRIES = env.int("LIZZY_MIGRATION_UNIT_RETRIES", default=5)

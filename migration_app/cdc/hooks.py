@@ -13,7 +13,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from migration_app.cdc.streams import cdc_stream_active, cdc_stream_create, cdc_stream_drop
-from migration_app.models import MigrationPlan, Phase
+from migration_app.models import MigrationPlan, Phase, ValidationReport
 
 ERR_CUTOVER_NO_STREAM = "Cutover of a CDC plan needs its change stream; plan {plan} has none (rolled back?)."
 ERR_CUTOVER_LAG = (
@@ -22,6 +22,10 @@ ERR_CUTOVER_LAG = (
     "CDC worker (migration_cdc)."
 )
 ERR_CUTOVER_NEVER = "Cutover needs change capture caught up: the CDC worker of plan {plan} has never caught up."
+ERR_CUTOVER_IN_FLIGHT = (
+    " Validation #{report} found {count} key(s) in flight and saw them arrive; it vouches for the source only "
+    "as of its snapshots, so changes committed since are DynamoDB's only through the worker."
+)
 
 
 def cdc_before_advance(*, plan: MigrationPlan, to_phase: str) -> None:
@@ -33,7 +37,9 @@ def cdc_before_advance(*, plan: MigrationPlan, to_phase: str) -> None:
         cdc_stream_drop(plan=plan, reason=f"plan entered {to_phase}")
 
 
-def cdc_cutover_guard(*, plan: MigrationPlan, error: type[Exception]) -> None:
+def cdc_cutover_guard(*, plan: MigrationPlan, error: type[Exception], report: ValidationReport | None = None) -> None:
+    """The worker caught up lately (``LIZZY_CDC_CUTOVER_MAX_LAG_SECONDS``). A clean validation with keys in
+    flight does not replace this: it checked the source as of its snapshots, not the changes made since."""
     if not plan.cdc:
         return
     stream = cdc_stream_active(plan=plan)
@@ -41,10 +47,13 @@ def cdc_cutover_guard(*, plan: MigrationPlan, error: type[Exception]) -> None:
         raise error(ERR_CUTOVER_NO_STREAM.format(plan=plan.name))
     lag = stream.lag_seconds
     limit = settings.LIZZY_CDC_CUTOVER_MAX_LAG_SECONDS
+    in_flight = ""
+    if report is not None and report.in_flight:
+        in_flight = ERR_CUTOVER_IN_FLIGHT.format(report=report.pk, count=report.in_flight)
     if lag is None:
-        raise error(ERR_CUTOVER_NEVER.format(plan=plan.name))
+        raise error(ERR_CUTOVER_NEVER.format(plan=plan.name) + in_flight)
     if lag > limit:
-        raise error(ERR_CUTOVER_LAG.format(plan=plan.name, lag=f"{lag:.1f} s", limit=limit))
+        raise error(ERR_CUTOVER_LAG.format(plan=plan.name, lag=f"{lag:.1f} s", limit=limit) + in_flight)
 
 
 def cdc_after_rollback(*, plan: MigrationPlan, reason: str) -> None:

@@ -6,7 +6,8 @@ being left (for a table the plan created, that backup is empty, so restoring it 
 wrote) and moves the phase back, recorded the same way.
 
 Guards: cutover only with no run in flight and after a clean *full* validation newer than the last run
-that wrote to the target (a quick, keys-only validation never counts);
+that wrote to the target (a quick, keys-only validation never counts; one with keys left unsettled is not
+clean), and for a CDC plan with the worker's lag under its limit;
 cleanup only ``LIZZY_MIGRATION_CLEANUP_WAIT_SECONDS`` after cutover.
 """
 
@@ -36,6 +37,11 @@ ERR_CUTOVER_QUICK = (
 )
 ERR_CUTOVER_RUNNING = "Cutover needs every run finished; run #{run} is {status} and may still write."
 ERR_CUTOVER_DIRTY = "Cutover needs a clean validation; the latest found {summary}."
+ERR_CUTOVER_UNSETTLED = (
+    "Cutover needs a clean validation; the latest (#{report}) left {unsettled} key(s) or count(s) unsettled "
+    "({reason}): changes still in flight are neither a match nor a difference. Stop writes to the source, wait "
+    "for the CDC worker (migration_cdc {plan} --until-idle), then validate again."
+)
 ERR_CLEANUP_WAIT = "Cleanup is allowed {wait} after cutover, at {allowed:%Y-%m-%d %H:%M:%S} UTC."
 ERR_TABLES_MISSING = "Backfill needs the target tables; missing: {tables}. Run setup first."
 ERR_TABLES_GONE = (
@@ -107,12 +113,25 @@ def phase_guard(*, plan: MigrationPlan, to_phase: str, now: dt.datetime | None =
             raise PhaseGuardFailed(ERR_CUTOVER_QUICK.format(report=latest.pk))
         if report is None:
             raise PhaseGuardFailed(ERR_CUTOVER_NO_VALIDATION.format(at=last_end or "never"))
-        if not report.clean:
+        differences = {
+            name: count for name, count in report.summary().items() if name not in ("in_flight", "unsettled")
+        }
+        if any(differences.values()):
             raise PhaseGuardFailed(ERR_CUTOVER_DIRTY.format(summary=report.summary()))
+        if report.unsettled:
+            reasons = sorted({sample.get("reason", "") for sample in report.samples.get("unsettled", [])} - {""})
+            raise PhaseGuardFailed(
+                ERR_CUTOVER_UNSETTLED.format(
+                    report=report.pk,
+                    unsettled=report.unsettled,
+                    reason="; ".join(reasons) or "see the report",
+                    plan=plan.name,
+                )
+            )
         recreated = tables_created_after(descriptions=descriptions, when=report.created_at)
         if recreated:
             raise PhaseGuardFailed(ERR_CUTOVER_TABLES_RECREATED.format(tables=", ".join(recreated), report=report.pk))
-        cdc_cutover_guard(plan=plan, error=PhaseGuardFailed)
+        cdc_cutover_guard(plan=plan, error=PhaseGuardFailed, report=report)
     if to_phase == Phase.CLEANUP:
         wait = dt.timedelta(seconds=settings.LIZZY_MIGRATION_CLEANUP_WAIT_SECONDS)
         cutover = plan.transitions.filter(to_phase=Phase.CUTOVER, rollback=False).order_by("-created_at").first()

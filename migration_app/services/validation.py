@@ -38,13 +38,21 @@ from django.conf import settings
 from django.utils import timezone
 
 from lizzy.dynamodb import dynamodb_get_item, dynamodb_parallel_scan, dynamodb_scan
+from migration_app.cdc.streams import cdc_stream_active
 from migration_app.models import MigrationPlan, ValidationMode, ValidationReport
 from migration_app.services.canonical import canonical_text, item_hash, item_to_json, key_text
 from migration_app.services.mapping import EntityMapping, RowError
 from migration_app.services.plans import PlanContext, plan_context
 from migration_app.services.scans import ERR_VALIDATION_UNREADABLE, SCAN_ERRORS, SCAN_PROFILE, scan_unreadable
 from migration_app.services.types import type_family
-from migration_app.sources.base import ROW_ERROR
+from migration_app.services.validation_settle import (
+    REASON_COUNTS_MOVED,
+    Pending,
+    Pendings,
+    SettleOutcome,
+    validation_settle,
+)
+from migration_app.sources.base import KEY, ROW_ERROR
 
 SAMPLE_SIZE = 10
 SCAN_SEGMENTS = 4
@@ -248,9 +256,11 @@ def validation_parts(*, context: PlanContext, total_segments: int = SCAN_SEGMENT
     """The independent parts of a validation (JSON, for Celery): each Scan segment of each target table, and
     each key range of each entity's source rows (cut by keyset probes, ``LIZZY_VALIDATION_RANGE_ROWS``)."""
     specs: list[dict[str, Any]] = []
+    # the CDC worker's applied changes before any part reads: more at the merge, and the target moved meanwhile
+    applied = {"cdc_changes": _cdc_changes(context.plan)}
     for table in dict.fromkeys(entity.target_table for entity in context.entities):
         specs += [
-            {"side": "target", "table": table, "segment": segment, "total": total_segments}
+            {"side": "target", "table": table, "segment": segment, "total": total_segments, **applied}
             for segment in range(total_segments)
         ]
     for entity in context.entities:
@@ -258,7 +268,7 @@ def validation_parts(*, context: PlanContext, total_segments: int = SCAN_SEGMENT
         lower = None
         while True:
             cut = context.source.key_after(relation, after=lower, rows=settings.LIZZY_VALIDATION_RANGE_ROWS)
-            specs.append({"side": "source", "entity": entity.name, "lower": lower, "upper": cut})
+            specs.append({"side": "source", "entity": entity.name, "lower": lower, "upper": cut, **applied})
             if cut is None:
                 break
             lower = cut
@@ -307,6 +317,7 @@ def validation_part_run(
     began_at = timezone.now().isoformat()
     part: dict[str, Any] = {"side": spec["side"], "expired_ignored": 0, "expected": 0, "unmappable": 0}
     part["began_at"] = began_at
+    part["cdc_changes"] = spec.get("cdc_changes")
     part["missing_samples"] = []
     part |= {"owned": Counter(), "contract_by_bucket": Counter(), "contract_samples": [], "expired_expected": {}}
     if spec["side"] == "target":
@@ -327,35 +338,36 @@ def validation_part_run(
         relation = context.source.relation(entity)
         table = entity.target_table
         expired_rows = 0
-        for rows in context.source.pages(relation, after=spec["lower"], upper=spec["upper"], page_size=1000):
-            for row in rows:
-                try:
-                    if row.get(ROW_ERROR):
-                        raise RowError(row[ROW_ERROR])  # the source could not read it: quarantined, not copied
-                    expected = entity.transform(row)
-                except RowError as exc:
-                    part["unmappable"] += 1  # a row the mapping cannot turn into an item is not in the target
-                    if len(part["missing_samples"]) < sample_size:
-                        source_key = context.source.key_of(row, relation)
-                        part["missing_samples"].append(
-                            {"table": table, "key": ERR_ROW_UNMAPPABLE.format(key=source_key, problem=exc.message)}
-                        )
-                    continue
-                if _expired(expected, ttl_of[table], now):
-                    expired_rows += 1
-                    continue
-                part["expected"] += 1
-                key = key_text(expected, keys_of[table])
-                bucket = _bucket_of(table, key, buckets)
-                digests.add(bucket, _item_digest(expected, key, full))
-                if full:
-                    problems = contract_violations(entity, row, expected)  # counted where the bucket matches
-                    if problems:
-                        part["contract_by_bucket"][bucket] += 1
-                        if len(part["contract_samples"]) < sample_size * 4:
-                            part["contract_samples"].append(
-                                [bucket, {"table": table, "key": key, "problems": problems}]
+        with context.source.snapshot():  # one snapshot per part where the engine has one (PostgreSQL)
+            for rows in context.source.pages(relation, after=spec["lower"], upper=spec["upper"], page_size=1000):
+                for row in rows:
+                    try:
+                        if row.get(ROW_ERROR):
+                            raise RowError(row[ROW_ERROR])  # the source could not read it: quarantined, not copied
+                        expected = entity.transform(row)
+                    except RowError as exc:
+                        part["unmappable"] += 1  # a row the mapping cannot turn into an item is not in the target
+                        if len(part["missing_samples"]) < sample_size:
+                            source_key = context.source.key_of(row, relation)
+                            part["missing_samples"].append(
+                                {"table": table, "key": ERR_ROW_UNMAPPABLE.format(key=source_key, problem=exc.message)}
                             )
+                        continue
+                    if _expired(expected, ttl_of[table], now):
+                        expired_rows += 1
+                        continue
+                    part["expected"] += 1
+                    key = key_text(expected, keys_of[table])
+                    bucket = _bucket_of(table, key, buckets)
+                    digests.add(bucket, _item_digest(expected, key, full))
+                    if full:
+                        problems = contract_violations(entity, row, expected)  # counted where the bucket matches
+                        if problems:
+                            part["contract_by_bucket"][bucket] += 1
+                            if len(part["contract_samples"]) < sample_size * 4:
+                                part["contract_samples"].append(
+                                    [bucket, {"table": table, "key": key, "problems": problems}]
+                                )
         part["expired_expected"] = {entity.name: expired_rows}
     part["counts"] = digests.counts
     part["sums"] = [format(value, "x") for value in digests.sums]
@@ -421,7 +433,28 @@ def validation_merge(
     equal = set(range(buckets)) - set(differing)
     report.contract_violations += sum(count for bucket, count in contract_by_bucket.items() if bucket in equal)
     samples["contract"] = [sample for bucket, sample in contract_samples if bucket in equal][:sample_size]
-    _detail(context, report, samples, differing, target, maps, full=full, now=now, sample_size=sample_size)
+    stream = cdc_stream_active(plan=context.plan) if context.plan.cdc else None
+    pendings = Pendings(settings.LIZZY_VALIDATION_SETTLE_MAX_KEYS) if stream is not None else None
+    detail = {"full": full, "now": now, "sample_size": sample_size, "pendings": pendings}
+    _detail(context, report, samples, differing, target, maps, **detail)
+    moving: set[str] = set()  # tables whose keys were in flight or unsettled
+    if pendings is not None and (pendings.items or pendings.skipped):
+        outcome = validation_settle(
+            context=context,
+            stream=stream,
+            pendings=pendings.items,
+            digest=lambda item, key: _item_digest(item, key, full),
+            target_view=lambda table, items: [
+                (key, item) for key, _owner, item in _target_items(table, items, maps, now, lambda: None)
+            ],
+            expired=lambda table, item: _expired(item, ttl_of[table], now),
+        )
+        moving = _settled(report, samples, outcome, pendings, stream, sample_size)
+    if stream is not None:
+        began_changes = [part["cdc_changes"] for part in parts if part.get("cdc_changes") is not None]
+        stream.refresh_from_db(fields=["changes_applied"])
+        if began_changes and stream.changes_applied > min(began_changes):
+            moving |= set(context.plan.target_tables)  # the worker wrote to the target while it was read
     counts = []
     for (table, entity_type), entities in _groups(context).items():
         selected = sum(context.source.count(context.source.relation(entity)) for entity in entities)
@@ -437,16 +470,96 @@ def validation_merge(
         }
         counts.append(entry)
         if selected - expired != items:
-            report.count_mismatches += 1
-            samples["counts"].append({**entry, "difference": items - (selected - expired)})
+            difference = {**entry, "difference": items - (selected - expired)}
+            if table in moving:
+                # counted at different moments of a moving source: neither a difference nor a match
+                report.unsettled += 1
+                samples.setdefault("unsettled", []).append({**difference, "reason": REASON_COUNTS_MOVED})
+            else:
+                report.count_mismatches += 1
+                samples["counts"].append(difference)
     report.counts = counts
     report.samples = samples
     report.save()
     return report
 
 
-def _detail(context, report, samples, differing, target, maps, *, full, now, sample_size) -> None:
-    """Missing, different and extra items of the differing buckets, in rounds of bounded size."""
+def _settled(report, samples, outcome: SettleOutcome, pendings: Pendings, stream, sample_size: int) -> set[str]:
+    """The settle step's verdicts into the report; returns the tables whose keys were in flight or unsettled.
+
+    In-flight and unsettled keys leave the difference counts (and samples) the comparison put them in; a
+    confirmed difference is counted as the last item read found it (a *missing* item that arrived different
+    is *different*)."""
+    followed = outcome.in_flight + [pending for pending, _reason in outcome.unsettled] + outcome.differences
+    moved = {(pending.table, pending.key) for pending in followed}
+    for pending in followed:
+        setattr(report, pending.kind, getattr(report, pending.kind) - 1)
+    for pending in outcome.differences:
+        setattr(report, pending.final, getattr(report, pending.final) + 1)
+    original = {
+        (sample.get("table"), sample.get("key"), kind): sample
+        for kind in ("missing", "different", "extra")
+        for sample in samples[kind]
+    }
+    for kind in ("missing", "different", "extra"):
+        kept = [sample for sample in samples[kind] if (sample.get("table"), sample.get("key")) not in moved]
+        for pending in outcome.differences:
+            if pending.final == kind:
+                sample = original.get((pending.table, pending.key, kind)) or {
+                    "table": pending.table,
+                    "key": pending.key,
+                }
+                if kind == "different" and pending.expected is not None and len(kept) < sample_size:
+                    # the field diffs as the settle step last saw them (the comparison's may be of an older state)
+                    actual = dynamodb_get_item(table=pending.table, key=pending.item_key, consistent=True)
+                    sample = {**sample, "fields": _field_diff(pending.expected, actual)}
+                kept.append(sample if pending.kind == kind else {**sample, "was": pending.kind})
+        samples[kind] = kept[:sample_size]
+    report.in_flight += len(outcome.in_flight)
+    report.unsettled += len(outcome.unsettled)
+    samples["in_flight"] = [
+        {"table": pending.table, "key": pending.key, "was": pending.kind} for pending in outcome.in_flight[:sample_size]
+    ]
+    samples["unsettled"] = [
+        {"table": pending.table, "key": pending.key, "was": pending.kind, "reason": reason}
+        for pending, reason in outcome.unsettled[:sample_size]
+    ]
+    samples["settle"] = [  # one entry: a list like every other sample kind
+        {
+            "stream": stream.slot_name,
+            "keys": len(pendings.items),
+            "over_limit": pendings.skipped,  # not followed (LIZZY_VALIDATION_SETTLE_MAX_KEYS): counted as named
+            "rounds": outcome.rounds,
+            "positions": outcome.positions,
+            "in_flight": len(outcome.in_flight),
+            "differences": len(outcome.differences),
+            "unsettled": len(outcome.unsettled),
+            "stalled": outcome.stalled,
+        }
+    ]
+    return {pending.table for pending in outcome.in_flight} | {pending.table for pending, _r in outcome.unsettled}
+
+
+def _cdc_changes(plan: MigrationPlan) -> int | None:
+    """Changes the plan's CDC worker has applied so far (None: no active stream): a validation during which
+    it grows read a target that moved."""
+    if not plan.cdc:
+        return None
+    stream = cdc_stream_active(plan=plan)
+    return None if stream is None else stream.changes_applied
+
+
+def _detail(context, report, samples, differing, target, maps, *, full, now, sample_size, pendings=None) -> None:
+    """Missing, different and extra items of the differing buckets, in rounds of bounded size.
+
+    ``pendings`` (for a plan whose CDC stream is active) collects the keys named, up to
+    ``LIZZY_VALIDATION_SETTLE_MAX_KEYS``, for the settle step; a key two source rows share is not collected
+    (a collision is a difference, whatever is in flight)."""
+
+    def collect(pending: Pending) -> None:
+        if pendings is not None:
+            pendings.add(pending)
+
     ttl_of, keys_of, _types = maps
     buckets = settings.LIZZY_VALIDATION_BUCKETS
     limit = settings.LIZZY_VALIDATION_MAX_KEYS
@@ -459,6 +572,7 @@ def _detail(context, report, samples, differing, target, maps, *, full, now, sam
     lock = threading.Lock()
     for chosen in rounds:
         found: dict[tuple[str, str], bytes] = {}
+        matched: set[tuple[str, str]] = set()
         for table in tables:
 
             def keep(items, table=table, chosen=chosen, found=found) -> None:
@@ -474,42 +588,50 @@ def _detail(context, report, samples, differing, target, maps, *, full, now, sam
                 dynamodb_parallel_scan(table=table, total_segments=SCAN_SEGMENTS, consume=keep, profile=SCAN_PROFILE)
             except SCAN_ERRORS as exc:
                 raise scan_unreadable(exc, table=table, template=ERR_VALIDATION_UNREADABLE) from exc
-        for entity in context.entities:
-            relation = context.source.relation(entity)
-            table = entity.target_table
-            for rows in context.source.pages(relation, after=None, upper=None, page_size=1000):
-                for row in rows:
-                    try:
-                        expected = entity.transform(row)
-                    except RowError:
-                        continue  # counted as missing by its part
-                    key = key_text(expected, keys_of[table])
-                    if _expired(expected, ttl_of[table], now) or _bucket_of(table, key, buckets) not in chosen:
-                        continue
-                    actual_hash = found.pop((table, key), None)
-                    if actual_hash is None:
-                        report.missing += 1
-                        if len(samples["missing"]) < sample_size:
-                            samples["missing"].append({"table": table, "key": key})
-                        continue
-                    if not full:
-                        continue
-                    if actual_hash != item_hash(expected):
-                        report.different += 1
-                        if len(samples["different"]) < sample_size:
-                            actual = dynamodb_get_item(table=table, key=entity.key_of(expected), consistent=True)
-                            samples["different"].append(
-                                {"table": table, "key": key, "fields": _field_diff(expected, actual)}
-                            )
-                        continue
-                    problems = contract_violations(entity, row, expected)
-                    if problems:
-                        report.contract_violations += 1
-                        if len(samples["contract"]) < sample_size:
-                            samples["contract"].append({"table": table, "key": key, "problems": problems})
+        with context.source.snapshot():  # one snapshot per round: a row moved mid-read is not read twice
+            for entity in context.entities:
+                relation = context.source.relation(entity)
+                table = entity.target_table
+                for rows in context.source.pages(relation, after=None, upper=None, page_size=1000):
+                    for row in rows:
+                        try:
+                            expected = entity.transform(row)
+                        except RowError:
+                            continue  # counted as missing by its part
+                        key = key_text(expected, keys_of[table])
+                        if _expired(expected, ttl_of[table], now) or _bucket_of(table, key, buckets) not in chosen:
+                            continue
+                        actual_hash = found.pop((table, key), None)
+                        if actual_hash is None:
+                            report.missing += 1
+                            if len(samples["missing"]) < sample_size:
+                                samples["missing"].append({"table": table, "key": key})
+                            if (table, key) not in matched:
+                                collect(Pending(table, key, "missing", entity.name, row[KEY]))
+                            continue
+                        if pendings is not None:
+                            matched.add((table, key))
+                        if not full:
+                            continue
+                        if actual_hash != item_hash(expected):
+                            report.different += 1
+                            collect(Pending(table, key, "different", entity.name, row[KEY]))
+                            if len(samples["different"]) < sample_size:
+                                actual = dynamodb_get_item(table=table, key=entity.key_of(expected), consistent=True)
+                                samples["different"].append(
+                                    {"table": table, "key": key, "fields": _field_diff(expected, actual)}
+                                )
+                            continue
+                        problems = contract_violations(entity, row, expected)
+                        if problems:
+                            report.contract_violations += 1
+                            if len(samples["contract"]) < sample_size:
+                                samples["contract"].append({"table": table, "key": key, "problems": problems})
         report.extra += len(found)
         for table, key in list(found)[: max(sample_size - len(samples["extra"]), 0)]:
             samples["extra"].append({"table": table, "key": key})
+        for table, key in found:
+            collect(Pending(table, key, "extra"))
 
 
 def report_summary(report: ValidationReport) -> dict[str, Any]:

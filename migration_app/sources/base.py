@@ -32,6 +32,7 @@ list tables, find primary keys and declared types, and turn driver values into t
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import math
 import uuid
@@ -65,6 +66,8 @@ KEY = "__key"  # every row read carries its encoded source key under this name (
 # A row the source read but cannot hand over as it is (a Redis value django-redis cannot read, a key that is
 # not UTF-8): the reason under this name; the engine quarantines the row instead of writing it (never written).
 ROW_ERROR = "__error"
+VERSION = "__version"  # validation's settle step: the row version a source reports (PostgreSQL: xmin)
+ROWS_BY_KEYS_CHUNK = 500  # keys per query of rows_by_keys (a two-column key binds 1,000 parameters)
 
 # DMS filter operators: name → (values it takes, SQL with {c} for the column and ? for each value)
 FILTER_OPERATORS: dict[str, tuple[int, str]] = {
@@ -463,6 +466,47 @@ class SqlSource:
             after = last
             if len(rows) < page_size:
                 return
+
+    # -- validation's settle step: a consistent snapshot, rows by key with their version ------------------
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[bool]:
+        """Read every query inside one consistent snapshot; yields whether this engine gives one.
+
+        Here (engines whose settle step is never needed: change capture is PostgreSQL only) it gives none:
+        each query reads the source as it is then.
+        """
+        yield False
+
+    def _versioned_select(self, relation: Relation) -> str:
+        """``_select`` plus a ``__version`` column that changes whenever the row changes (none here)."""
+        return f"SELECT *, NULL AS {VERSION} FROM ({self._select(relation)}) AS unversioned"  # noqa: S608
+
+    def rows_by_keys(self, relation: Relation, *, keys: list[list[Any]]) -> list[tuple[dict[str, Any], Any]]:
+        """(row, version) of the rows whose source key is one of ``keys`` (encoded, as ``row[KEY]`` holds
+        them) and that pass the relation's filters, converted exactly as ``pages`` converts them."""
+        declared = {
+            **self.column_types(schema=relation.schema, table=relation.table, query=relation.query),
+            **dict(relation.types),
+        }
+        columns = [self.quote(column) for column in relation.key]
+        found: list[tuple[dict[str, Any], Any]] = []
+        for start in range(0, len(keys), ROWS_BY_KEYS_CHUNK):
+            chunk = keys[start : start + ROWS_BY_KEYS_CHUNK]
+            where, params = self._where(relation, lower=None, upper=None, since=None)
+            marks = "(" + ", ".join("?" for _ in columns) + ")"
+            wanted = f"({', '.join(columns)}) IN ({', '.join(marks for _ in chunk)})"
+            for key in chunk:
+                params += self._bind_key(relation, decode_key(key))
+            sql = (
+                f"SELECT * FROM ({self._versioned_select(relation)}) AS picked"  # noqa: S608
+                f"{where}{' AND ' if where else ' WHERE '}{self._sql(wanted)}"
+            )
+            for row in self._fetch(sql, params):
+                version = row.pop(VERSION, None)
+                out = self._convert(row, declared)
+                out[KEY] = encode_key([row[column] for column in relation.key])
+                found.append((out, version))
+        return found
 
     def key_of(self, row: dict[str, Any], relation: Relation) -> list[Any]:
         """A row's source key as a checkpoint holds it (JSON), taken before any conversion."""

@@ -9,7 +9,9 @@ The connection is read-only twice over: ``default_transaction_read_only`` for th
 ``read_only`` (every transaction opens with ``BEGIN READ ONLY``, so a query that turns the session default
 off with ``set_config`` still cannot write); and every transaction ends with ROLLBACK, never COMMIT, since
 PostgreSQL lets the large-object functions (``lo_create``, ``lo_import``) write inside a read-only one.
-``connect_timeout`` and ``statement_timeout`` come from settings.
+``connect_timeout`` and ``statement_timeout`` come from settings. ``snapshot()`` holds one ``REPEATABLE READ``
+transaction open across queries (a validation part, a settle round: one consistent view, rolled back at the end);
+``rows_by_keys`` reads rows with their ``xmin``, which any committed change to a row replaces.
 Every query goes through the extended protocol (a server-side cursor, or ``prepare=True``), which refuses
 more than one statement: ``SELECT 1; CREATE TABLE x()`` is an error, not a table.
 """
@@ -21,6 +23,7 @@ import json
 import logging
 import math
 import re
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -38,6 +41,7 @@ from migration_app.sources.base import (
     KEY,
     RECONNECT_ATTEMPTS,
     ROWID,
+    VERSION,
     Relation,
     SourceError,
     SqlSource,
@@ -127,6 +131,7 @@ class PostgresSource(SqlSource):
 
     def __init__(self, url: str) -> None:
         super().__init__(url.replace("postgres://", "postgresql://", 1))
+        self._snapshot = ""  # "" | "pending" (REPEATABLE READ set, no query yet) | "taken"
         self.connection = self._connect()
         self._cursor_number = 0
 
@@ -302,6 +307,38 @@ class PostgresSource(SqlSource):
             f"OR length(trim(both '0' from translate(abs({column})::text, '.-', ''))) > 38"
         )
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[bool]:
+        """Every query until the end of the block in one ``REPEATABLE READ READ ONLY`` transaction: one
+        snapshot, taken by the first query (rolled back at the end, as every transaction here)."""
+        self._rollback()
+        if self.connection.closed or self.connection.broken:
+            self._reconnect(psycopg.OperationalError("connection lost before a snapshot"))
+        self.connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        self._snapshot = "pending"
+        try:
+            yield True
+        finally:
+            self._snapshot = ""
+            self._rollback()
+            with contextlib.suppress(psycopg.Error):
+                self.connection.isolation_level = None
+
+    @property
+    def _snapshot_open(self) -> bool:
+        return self._snapshot != ""
+
+    def _may_reconnect(self) -> bool:
+        """Not once a snapshot has been taken: a new connection would read another one, silently."""
+        return self._snapshot != "taken"
+
+    def _versioned_select(self, relation: Relation) -> str:
+        if not relation.table:
+            return super()._versioned_select(relation)
+        source = self._relation_sql(relation.schema, relation.table, relation.query)
+        # xmin: the transaction that wrote this row version; any committed UPDATE makes a new one
+        return f"SELECT xmin::text AS {VERSION}, {self._columns_sql(relation)} FROM {source}"  # noqa: S608
+
     def _fetch(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
         for attempt in range(RECONNECT_ATTEMPTS + 1):
             self._cursor_number += 1
@@ -313,10 +350,14 @@ class PostgresSource(SqlSource):
                     rows = [dict(zip(names, values, strict=True)) for values in cursor]
                 # Rolled back, never committed: a read has nothing to commit, and PostgreSQL lets some
                 # functions write inside a READ ONLY transaction (lo_create, lo_import, lo_from_bytea).
-                self.connection.rollback()
+                # Inside a snapshot the transaction stays open until the snapshot ends (rolled back then).
+                if self._snapshot_open:
+                    self._snapshot = "taken"
+                else:
+                    self.connection.rollback()
                 return rows
             except psycopg.Error as exc:
-                if self._lost(exc) and attempt < RECONNECT_ATTEMPTS:
+                if self._lost(exc) and attempt < RECONNECT_ATTEMPTS and self._may_reconnect():
                     self._reconnect(exc)
                     continue
                 self._rollback()
@@ -328,9 +369,11 @@ class PostgresSource(SqlSource):
             try:
                 cursor = self.connection.cursor()
                 cursor.execute(sql, params, prepare=True)  # the extended protocol: one statement only
+                if self._snapshot_open:
+                    self._snapshot = "taken"
                 return cursor
             except psycopg.Error as exc:
-                if self._lost(exc) and attempt < RECONNECT_ATTEMPTS:
+                if self._lost(exc) and attempt < RECONNECT_ATTEMPTS and self._may_reconnect():
                     self._reconnect(exc)
                     continue
                 self._rollback()
@@ -339,7 +382,9 @@ class PostgresSource(SqlSource):
 
     # A dropped connection (failover, pg_terminate_backend, an idle timeout) is not a broken source: every
     # query is a keyset page that starts after the last checkpointed key, so it is safe to reconnect and
-    # ask again. Anything else (a syntax error, a missing table) is reported as it is.
+    # ask again. Anything else (a syntax error, a missing table) is reported as it is. Once a snapshot has been
+    # taken a new connection would read another one: the error is reported instead (the validation fails, naming
+    # it), never two snapshots mixed in one part.
     def _lost(self, exc: Exception) -> bool:
         return isinstance(exc, psycopg.OperationalError) and (self.connection.broken or self.connection.closed)
 
@@ -348,6 +393,8 @@ class PostgresSource(SqlSource):
         with contextlib.suppress(psycopg.Error):
             self.connection.close()
         self.connection = self._connect()
+        if self._snapshot == "pending":  # no query read the snapshot yet: the new connection takes it instead
+            self.connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
 
     def _rollback(self) -> None:
         """Roll back the failed statement; on a connection that is gone there is nothing to roll back."""

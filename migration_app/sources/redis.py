@@ -333,6 +333,11 @@ class RedisSource:
             problem = ERR_UNREADABLE_VALUE.format(serializer=type(self.serializer).__name__, problem=exc)
             raise _UnreadableValue(problem[:500]) from exc
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[bool]:
+        """Redis has no read snapshot: a SCAN sees keys as they are when it reaches them (SqlSource.snapshot)."""
+        yield False
+
     def key_of(self, row: dict[str, Any], relation: Relation) -> list[Any]:
         """The checkpoint after the row's page: SCAN's next cursor, or ``done`` after the last page."""
         return row.checkpoint if isinstance(row, _Row) else row[KEY]

@@ -43,9 +43,7 @@ def parts_run(monkeypatch):
     return ran
 
 
-def test_the_scheduled_validation_runs_as_parts_and_merges_into_the_one_process_report(
-    migrated, parts_run, settings
-):
+def test_the_scheduled_validation_runs_as_parts_and_merges_into_the_one_process_report(migrated, parts_run, settings):
     settings.LIZZY_VALIDATION_DISTRIBUTED = True
     dynamodb_delete_item(table="Things", key={"PK": "THING#7"})
     with plan_context(plan=migrated) as context:
@@ -58,14 +56,13 @@ def test_the_scheduled_validation_runs_as_parts_and_merges_into_the_one_process_
     assert [spec["side"] for spec in specs].count("source") == 3
     local = plan_validate(plan=migrated)
     assert report.summary() == local.summary()
-    assert report.missing == 1 and not report.clean
+    assert report.missing == 1
+    assert not report.clean
     assert (report.expected, report.found) == (20, 19)
     assert cache.get(LOCK_KEY.format(plan=migrated.pk, job="validate")) is None  # the merge released it
 
 
-def test_a_failing_part_fails_the_validation_makes_no_report_and_releases_the_lock(
-    migrated, monkeypatch, settings
-):
+def test_a_failing_part_fails_the_validation_makes_no_report_and_releases_the_lock(migrated, monkeypatch, settings):
     settings.LIZZY_VALIDATION_DISTRIBUTED = True
 
     def broken(*, context, spec, mode):

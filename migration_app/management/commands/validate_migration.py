@@ -51,7 +51,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"plan {plan.name}: {mode} validation {state}: {report.expected} expected, {report.missing} missing, "
                 f"{report.extra} extra, {report.different} different, {report.count_mismatches} count mismatch(es), "
-                f"{report.contract_violations} type-contract violation(s) ({report.expired_ignored} expired ignored)"
+                f"{report.contract_violations} type-contract violation(s), {report.in_flight} in flight (settled), "
+                f"{report.unsettled} unsettled ({report.expired_ignored} expired ignored)"
             )
         if not report.clean:
             sys.exit(1)

@@ -41,6 +41,8 @@ def test_one_modified_one_missing_one_extra_are_each_reported(db, dynamodb, sqli
         "different": 1,
         "count_mismatches": 0,  # one item gone, one stray: the count alone cannot see it
         "contract_violations": 0,
+        "in_flight": 0,  # no CDC stream: nothing is followed, a difference is one
+        "unsettled": 0,
     }
     assert not report.clean
     assert report.samples["different"][0]["fields"] == [
@@ -144,6 +146,8 @@ def test_distributed_validation_as_celery_tasks_gives_the_same_report(db, dynamo
             "different": 1,
             "count_mismatches": 0,
             "contract_violations": 0,
+            "in_flight": 0,
+            "unsettled": 0,
         }
     )
     assert (distributed.expected, distributed.found) == (local.expected, local.found) == (20, 20)
