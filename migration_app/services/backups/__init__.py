@@ -31,6 +31,7 @@ from migration_app.services.backups.choose import (
 )
 from migration_app.services.backups.export import ERR_BACKUP_CORRUPT, ERR_BACKUP_FILE, backup_verify
 from migration_app.services.backups.native import (
+    ERR_NATIVE_GONE,
     ERR_NATIVE_NOT_AVAILABLE,
     ERR_NATIVE_TARGET_EXISTS,
     PITR_OFF,
@@ -42,6 +43,7 @@ __all__ = [
     "ERR_BACKUP_CORRUPT",
     "ERR_BACKUP_FILE",
     "ERR_METHOD_UNKNOWN",
+    "ERR_NATIVE_GONE",
     "ERR_NATIVE_NOT_AVAILABLE",
     "ERR_NATIVE_TARGET_EXISTS",
     "ERR_NATIVE_UNSUPPORTED",

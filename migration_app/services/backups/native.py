@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from typing import Any
 
 from django.conf import settings
@@ -24,6 +25,7 @@ from lizzy.dynamodb import (
     dynamodb_describe_table,
     dynamodb_enable_point_in_time_recovery,
     dynamodb_enable_ttl,
+    dynamodb_endpoint_text,
     dynamodb_point_in_time_recovery,
     dynamodb_restore_table_from_backup,
     dynamodb_wait_until_active,
@@ -43,11 +45,17 @@ ERR_NATIVE_NOT_AVAILABLE = (
     "Backup #{id} of {source}: DynamoDB reports the on-demand backup {arn} as {status}, not AVAILABLE; nothing "
     "was restored."
 )
+ERR_NATIVE_GONE = (
+    "Backup #{id} of {source}: DynamoDB has no on-demand backup {arn} any more (deleted, or another account or "
+    "region: {endpoint}); nothing was restored."
+)
 PITR_UNSUPPORTED = "unsupported"  # the endpoint has no point-in-time recovery (DynamoDB Local)
 PITR_OFF = "off (LIZZY_BACKUP_PITR)"
 
 logger = logging.getLogger(__name__)
 
+# A new backup is CREATING for a moment (longer for a large table) before it can be restored.
+BACKUP_AVAILABLE_WAIT_SECONDS = 600
 # DynamoDB takes a restore of a large table a long while (hours for hundreds of GB); the wait is bounded.
 RESTORE_WAIT_SECONDS = 12 * 3600
 
@@ -127,6 +135,34 @@ def native_restore_refusal(*, backup: Backup, target_table: str | None = None) -
     return None
 
 
+def _wait_until_available(backup: Backup) -> None:
+    """Until DescribeBackup says AVAILABLE (a CREATING backup cannot be restored yet); a backup that is gone or
+    DELETED is an error naming it."""
+    deadline = time.monotonic() + BACKUP_AVAILABLE_WAIT_SECONDS
+    delay = 0.2
+    while True:
+        try:
+            details = dynamodb_describe_backup(table=backup.table, arn=backup.aws_backup_arn)["BackupDetails"]
+        except DynamoDBError as exc:
+            if getattr(exc, "aws_code", "") != "BackupNotFoundException":
+                raise
+            message = ERR_NATIVE_GONE.format(
+                id=backup.pk, source=backup.table, arn=backup.aws_backup_arn, endpoint=dynamodb_endpoint_text()
+            )
+            raise BackupError(message) from exc
+        status = details.get("BackupStatus")
+        if status == "AVAILABLE":
+            return
+        if status != "CREATING" or time.monotonic() > deadline:
+            raise BackupError(
+                ERR_NATIVE_NOT_AVAILABLE.format(
+                    id=backup.pk, source=backup.table, arn=backup.aws_backup_arn, status=status
+                )
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
 def native_restore(*, backup: Backup, target_table: str | None = None) -> dict[str, Any]:
     """RestoreTableFromBackup into a table that does not exist (default: the backup's own, once deleted), wait
     until ACTIVE, set TTL again (DynamoDB does not restore it), then count and checksum the restored table."""
@@ -134,11 +170,7 @@ def native_restore(*, backup: Backup, target_table: str | None = None) -> dict[s
     refusal = native_restore_refusal(backup=backup, target_table=table)
     if refusal:
         raise BackupError(refusal, details={"table": table, "backup": backup.pk})
-    status = dynamodb_describe_backup(table=backup.table, arn=backup.aws_backup_arn)["BackupDetails"]["BackupStatus"]
-    if status != "AVAILABLE":
-        raise BackupError(
-            ERR_NATIVE_NOT_AVAILABLE.format(id=backup.pk, source=backup.table, arn=backup.aws_backup_arn, status=status)
-        )
+    _wait_until_available(backup)
     try:
         dynamodb_restore_table_from_backup(table=table, arn=backup.aws_backup_arn)
     except DynamoDBError as exc:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
+from moto.dynamodb.models import DynamoDBBackend
 
 from lizzy.dynamodb import (
     dynamodb_batch_write,
@@ -28,11 +29,13 @@ from lizzy.dynamodb import (
     dynamodb_scan_segment,
     dynamodb_ttl_attribute,
     dynamodb_wait_until_active,
+    get_client,
 )
 from lizzy.errors import ValidationFailed
 from migration_app.models import Backup, BackupMethod, Phase
 from migration_app.services import phases
 from migration_app.services.backups import (
+    ERR_NATIVE_GONE,
     ERR_NATIVE_TARGET_EXISTS,
     VERIFIED_BY_APPROXIMATE,
     VERIFIED_BY_CHECKSUM,
@@ -229,7 +232,43 @@ def test_a_native_backup_is_never_restored_into_a_table_that_exists(things):
     assert _items("Things") == before  # nothing touched
 
 
-def test_two_restores_racing_for_one_new_table_name_one_wins_the_other_is_refused(things):
+def test_a_backup_still_creating_is_waited_for_and_one_deleted_in_dynamodb_is_named(things):
+    backup = backup_table(table="Things", method="native")
+    answers = []
+
+    def creating_first(operation, params, send):
+        response = send(params)
+        if operation == "DescribeBackup":
+            answers.append(response["BackupDescription"]["BackupDetails"]["BackupStatus"])
+            if len(answers) == 1:
+                response["BackupDescription"]["BackupDetails"]["BackupStatus"] = "CREATING"
+        return response
+
+    with fault_injection(creating_first):
+        result = backup_restore(backup=backup, target_table="ThingsRestored")
+    assert result["verified"] is True
+    assert len(answers) == 2  # asked again after CREATING, restored once AVAILABLE
+
+    get_client().delete_backup(BackupArn=backup.aws_backup_arn)
+    with pytest.raises(BackupError) as raised:
+        backup_restore(backup=backup, target_table="ThingsAgain")
+    assert raised.value.message == ERR_NATIVE_GONE.format(
+        id=backup.pk, source="Things", arn=backup.aws_backup_arn, endpoint="AWS DynamoDB (us-east-1)"
+    )
+    assert dynamodb_describe_table(table="ThingsAgain") is None
+
+
+def test_two_restores_racing_for_one_new_table_name_one_wins_the_other_is_refused(things, monkeypatch):
+    # moto checks "table exists" and then adds it without a lock; DynamoDB does both at once (the second restore
+    # gets TableAlreadyExistsException). One lock makes the emulator behave, so the test measures us.
+    lock = threading.Lock()
+    real_restore = DynamoDBBackend.restore_table_from_backup
+
+    def restore_atomically(self, *args, **kwargs):
+        with lock:
+            return real_restore(self, *args, **kwargs)
+
+    monkeypatch.setattr(DynamoDBBackend, "restore_table_from_backup", restore_atomically)
     backup = backup_table(table="Things", method="native")
     barrier = threading.Barrier(2)
     outcomes: list[object] = []
