@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -174,6 +175,31 @@ def test_native_round_trip_of_a_composite_key_table_with_a_gsi_ttl_and_awkward_v
     assert [key["AttributeName"] for key in described["KeySchema"]] == ["PK", "SK"]
     assert [index["IndexName"] for index in described["GlobalSecondaryIndexes"]] == ["by-email"]
     assert dynamodb_ttl_attribute(table="CompositeRestored") == "expires_at"  # DynamoDB does not restore TTL
+
+
+def test_native_round_trip_over_a_real_http_endpoint(db, live_dynamodb):
+    table = f"Http{uuid.uuid4().hex[:10]}"  # the HTTP endpoint is shared by the session: a name of its own
+    dynamodb_create_table(
+        table=table,
+        definition={
+            "AttributeDefinitions": [{"AttributeName": "PK", "AttributeType": "S"}],
+            "KeySchema": [{"AttributeName": "PK", "KeyType": "HASH"}],
+            "BillingMode": "PAY_PER_REQUEST",
+        },
+    )
+    dynamodb_batch_write(table=table, items=[{"PK": f"k#{n}", "n": n} for n in range(60)], key_names=("PK",))
+    try:
+        backup = backup_table(table=table, method="native")
+        result = backup_restore(backup=backup, target_table=f"{table}R")
+
+        assert backup.native_details["backup_created_at"]  # a datetime over the wire, stored as ISO 8601
+        assert result["verified"] is True
+        assert result["item_count"] == 60
+        assert _items(f"{table}R") == _items(table)
+    finally:
+        for name in (table, f"{table}R"):
+            if dynamodb_describe_table(table=name):
+                dynamodb_delete_table(table=name)
 
 
 def test_a_restored_copy_that_lost_an_item_is_reported_not_verified_with_the_numbers(things, monkeypatch):
