@@ -359,7 +359,7 @@ LIZZY_MAPPING_HMAC_KEY = env("LIZZY_MAPPING_HMAC_KEY", default="")
 LIZZY_BACKUP_DIR = env("LIZZY_BACKUP_DIR", default=str(VAR_DIR / "backups"))
 LIZZY_BACKUP_SEGMENTS = env.int("LIZZY_BACKUP_SEGMENTS", default=4)  # parallel Scan segments of an export
 # How a backup is taken (docs/MIGRATIONS.md, "Backups and restore"): auto = DynamoDB's on-demand CreateBackup where
-# the endpoint has it and the export is expected to take longer than LIZZY_BACKUP_EXPORT_MAX_SECONDS, else the
+# the endpoint has it and the export is expected to take at least LIZZY_BACKUP_EXPORT_MAX_SECONDS, else the
 # JSON Lines export; native = always CreateBackup (an error where the endpoint lacks it); export = always the export.
 LIZZY_BACKUP_METHOD = env("LIZZY_BACKUP_METHOD", default="auto")
 if LIZZY_BACKUP_METHOD not in ("auto", "native", "export"):

@@ -2,9 +2,9 @@
 
 ``LIZZY_BACKUP_METHOD`` (or ``method=``): ``export`` always writes the JSON Lines export; ``native`` always
 calls CreateBackup (an error naming the table and endpoint where the endpoint lacks it); ``auto`` takes the
-export when it is expected to finish within ``LIZZY_BACKUP_EXPORT_MAX_SECONDS``, else CreateBackup (and the
+export when it is expected to take less than ``LIZZY_BACKUP_EXPORT_MAX_SECONDS``, else CreateBackup (and the
 export after all on an endpoint without CreateBackup). A native backup's count and checksum Scan is taken only
-when it is expected within the same limit; without it a restore is never reported as verified.
+when it is expected to take less than the same limit (0: never); without it a restore is never reported as verified.
 """
 
 from __future__ import annotations
@@ -65,23 +65,23 @@ def backup_choose(*, table: str, method: str | None = None, segments: int | None
     estimate = backup_estimate(table=table, segments=segments)
     limit = settings.LIZZY_BACKUP_EXPORT_MAX_SECONDS
     seconds = estimate.export_seconds
-    cheap = seconds <= limit
+    cheap = seconds < limit
     if requested == BackupMethod.EXPORT:
         return BackupChoice(table, requested, BackupMethod.EXPORT.value, True, "export requested", estimate)
     if requested == BackupMethod.NATIVE:
         why = (
-            f"native requested; the count and checksum Scan, about {seconds:,.0f} s <= {limit:g} s, is taken"
+            f"native requested; the count and checksum Scan, about {seconds:,.0f} s < {limit:g} s, is taken"
             if cheap
-            else f"native requested; the count and checksum Scan would take about {seconds:,.0f} s > {limit:g} s "
+            else f"native requested; the count and checksum Scan would take about {seconds:,.0f} s >= {limit:g} s "
             "(LIZZY_BACKUP_EXPORT_MAX_SECONDS): not taken, so a restore is only compared with DescribeBackup's "
             "approximate item count and not verified"
         )
         return BackupChoice(table, requested, BackupMethod.NATIVE.value, cheap, why, estimate)
     if cheap:
-        why = f"auto: the export takes about {seconds:,.0f} s <= LIZZY_BACKUP_EXPORT_MAX_SECONDS ({limit:g} s)"
+        why = f"auto: the export takes about {seconds:,.0f} s < LIZZY_BACKUP_EXPORT_MAX_SECONDS ({limit:g} s)"
         return BackupChoice(table, requested, BackupMethod.EXPORT.value, True, why, estimate)
     why = (
-        f"auto: the export would take about {seconds:,.0f} s > LIZZY_BACKUP_EXPORT_MAX_SECONDS ({limit:g} s), so "
+        f"auto: the export would take about {seconds:,.0f} s >= LIZZY_BACKUP_EXPORT_MAX_SECONDS ({limit:g} s), so "
         "CreateBackup instead (the export where the endpoint has none); no checksum Scan, so a restore is only "
         "compared with DescribeBackup's approximate item count and not verified"
     )

@@ -120,6 +120,30 @@ def test_the_choice_says_method_why_time_and_size_before_starting(things, too_lo
         backup_choose(table="Things", method="fast")
 
 
+def test_a_limit_of_zero_never_scans_even_a_table_estimated_empty(db, dynamodb, settings):
+    """ItemCount lags by hours on AWS: a freshly filled table reads as empty. A limit of 0 must still mean no Scan."""
+    dynamodb_create_table(
+        table="LooksEmpty",
+        definition={
+            "AttributeDefinitions": [{"AttributeName": "PK", "AttributeType": "S"}],
+            "KeySchema": [{"AttributeName": "PK", "KeyType": "HASH"}],
+            "BillingMode": "PAY_PER_REQUEST",
+        },
+    )
+    settings.LIZZY_BACKUP_EXPORT_MAX_SECONDS = 0
+
+    assert backup_choose(table="LooksEmpty").estimate.export_seconds == 0
+    assert (
+        backup_choose(table="LooksEmpty").method,
+        backup_choose(table="LooksEmpty", method="native").checksummed,
+    ) == (
+        "native",
+        False,
+    )
+    settings.LIZZY_BACKUP_EXPORT_MAX_SECONDS = 300
+    assert backup_choose(table="LooksEmpty").method == "export"
+
+
 # --- native round trips: verified only by an exact count and checksum ---------------------------------------
 
 
