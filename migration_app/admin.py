@@ -42,9 +42,9 @@ from migration_app.selectors import (
     run_latest,
     run_progress,
 )
-from migration_app.services.backups import backup_table
+from migration_app.services.backups import backup_choose, backup_table, backup_text
 from migration_app.services.dispatch import plan_backfill_start, run_resume
-from migration_app.services.phases import plan_advance, plan_rollback
+from migration_app.services.phases import plan_advance, plan_backup_choices, plan_rollback
 from migration_app.services.runs import run_pause
 from migration_app.tasks import catch_up_task, validate_task
 
@@ -55,6 +55,32 @@ RUNS_SHOWN = 10
 ERR_NO_RUN = "Plan {plan} has no run to {verb}."
 ERR_REASON = "Say why you roll back (it is recorded with your name)."
 ERR_UNKNOWN_ACTION = "Unknown console action {action!r}."
+
+
+def approximate_text(count: int | None) -> str:
+    return "item count unknown" if count is None else f"about {count} items"
+
+
+def restored_text(restored: list[dict[str, Any]]) -> str:
+    """What a rollback's restores proved, table by table: verified (exact) or what weaker check was made."""
+    parts = []
+    for result in restored:
+        if result["verified"]:
+            parts.append(f"{result['table']}: {result['item_count']} items, verified by {result['verified_by']}")
+        else:
+            parts.append(
+                f"{result['table']}: {result['item_count']} items, NOT verified (checksum not taken at backup "
+                f"time; {result['verified_by']}: {approximate_text(result.get('approximate_item_count'))})"
+            )
+    return "; ".join(parts) or "no backups to restore"
+
+
+def backup_plan_lines(plan: MigrationPlan) -> list[str]:
+    """What the next phase change would back up, shown before anyone presses Advance."""
+    try:
+        return [choice.text() for choice in plan_backup_choices(plan=plan)]
+    except ApplicationError as exc:
+        return [f"The backups' estimate is unavailable: {secrets_scrub(exc.message)}"]
 
 
 def duration_display(seconds: float | None) -> str:
@@ -404,6 +430,7 @@ class MigrationPlanAdmin(admin.ModelAdmin):
                     "report": report,
                     "diffs": report_diffs(report),
                     "backups": list(plan.backups.order_by("-created_at", "-id")[:RUNS_SHOWN]),
+                    "backup_plan": backup_plan_lines(plan) if plan_next_phase(plan=plan) else None,
                     "transitions": list(plan.transitions.order_by("-created_at", "-id")[:RUNS_SHOWN]),
                     "can_act": self.has_change_permission(request, plan),
                     "poll_ms": POLL_MS,
@@ -453,14 +480,18 @@ class MigrationPlanAdmin(admin.ModelAdmin):
                 raise ApplicationError(f"{plan.phase} is the last phase.")
             if problem := plan_tables_problem(plan=plan):
                 raise ApplicationError(problem)
-            plan_advance(plan=plan, to_phase=to_phase, actor=user, reason=request.POST.get("reason", "") or "console")
-            return f"{plan.name} advanced to {to_phase} (target tables backed up first)."
+            transition = plan_advance(
+                plan=plan, to_phase=to_phase, actor=user, reason=request.POST.get("reason", "") or "console"
+            )
+            backed_up = "; ".join(transition.backup_texts) or "no target table to back up"
+            return f"{plan.name} advanced to {to_phase}. Backed up first: {backed_up}."
         if action == "rollback":
             reason = request.POST.get("reason", "").strip()
             if not reason:
                 raise ApplicationError(ERR_REASON)
             transition = plan_rollback(plan=plan, actor=user, reason=reason)
-            return f"{plan.name} rolled back to {transition.to_phase}: {reason}"
+            restored = restored_text(transition.restored)
+            return f"{plan.name} rolled back to {transition.to_phase}: {reason}. Restored: {restored}."
         raise ApplicationError(ERR_UNKNOWN_ACTION.format(action=action))
 
     def _each(self, request, queryset, action, done_message):
@@ -480,16 +511,24 @@ class MigrationPlanAdmin(admin.ModelAdmin):
             index = PHASE_ORDER.index(plan.phase)
             if index + 1 >= len(PHASE_ORDER):
                 raise ApplicationError(f"{plan.phase} is the last phase.")
-            plan_advance(plan=plan, to_phase=PHASE_ORDER[index + 1], actor=request.user, reason="admin action")
+            transition = plan_advance(
+                plan=plan, to_phase=PHASE_ORDER[index + 1], actor=request.user, reason="admin action"
+            )
+            for line in transition.backup_texts:
+                self.message_user(request, f"{plan.name}: {line}", messages.INFO)
 
         self._each(request, queryset, advance, lambda n: ngettext("%d plan advanced.", "%d plans advanced.", n) % n)
 
     @admin.action(description="Roll back the last phase (restores its backups)", permissions=["change"])
     def rollback_phase(self, request, queryset):
+        def rollback(plan):
+            transition = plan_rollback(plan=plan, actor=request.user, reason="admin rollback")
+            self.message_user(request, f"{plan.name}: restored {restored_text(transition.restored)}", messages.INFO)
+
         self._each(
             request,
             queryset,
-            lambda plan: plan_rollback(plan=plan, actor=request.user, reason="admin rollback"),
+            rollback,
             lambda n: ngettext("%d plan rolled back.", "%d plans rolled back.", n) % n,
         )
 
@@ -515,7 +554,12 @@ class MigrationPlanAdmin(admin.ModelAdmin):
     def backup_now(self, request, queryset):
         def backup(plan):
             for table in plan.target_tables:
-                backup_table(table=table, plan=plan, reason=f"admin backup by {request.user.get_username()}")
+                choice = backup_choose(table=table)
+                logger.info("plan %s, admin backup by %s: %s", plan.name, request.user.get_username(), choice.text())
+                done = backup_table(
+                    table=table, plan=plan, reason=f"admin backup by {request.user.get_username()}", choice=choice
+                )
+                self.message_user(request, f"{plan.name}: expected {choice.text()} Done: {backup_text(done)}")
 
         self._each(
             request,
@@ -580,9 +624,19 @@ class QuarantinedRowAdmin(admin.ModelAdmin):
 
 @admin.register(Backup)
 class BackupAdmin(admin.ModelAdmin):
-    list_display = ["id", "table", "plan", "reason", "item_count", "created_at", "aws_backup_arn"]
-    list_filter = ["table"]
-    readonly_fields = [field.name for field in Backup._meta.fields]
+    list_display = ["id", "table", "plan", "reason", "method", "item_count", "restore_check", "created_at"]
+    list_filter = ["table", "method"]
+    readonly_fields = [*(field.name for field in Backup._meta.fields), "restore_check"]
+
+    @admin.display(description="a restore is checked by")
+    def restore_check(self, backup: Backup) -> str:
+        """Exact (count and checksum taken at backup time) or the weaker check, named as weaker."""
+        if backup.checksummed:
+            return format_html('<span class="restore-check exact">{}</span>', backup.verification_text)
+        return format_html(
+            '<span class="restore-check approximate" style="color:#b45309">{} (never reported verified)</span>',
+            backup.verification_text,
+        )
 
 
 @admin.register(PhaseTransition)

@@ -215,14 +215,34 @@ class ValidationReport(models.Model):
         }
 
 
+class BackupMethod(models.TextChoices):
+    EXPORT = "export", "JSON Lines export (parallel Scan)"
+    NATIVE = "native", "DynamoDB on-demand backup (CreateBackup)"
+
+
 class Backup(models.Model):
+    """One backup of one table, and what a restore of it can be checked against.
+
+    ``item_count`` and ``checksum`` are exact (a Scan of every item at backup time): always for an export, for a
+    native backup only when the Scan was cheap (docs/MIGRATIONS.md, "Backups and restore"). Without them a restore
+    is compared with DescribeBackup's ItemCount, which AWS documents as approximate, and is never "verified".
+    """
+
     plan = models.ForeignKey(MigrationPlan, null=True, blank=True, on_delete=models.SET_NULL, related_name="backups")
     table = models.CharField(max_length=255)
     reason = models.CharField(max_length=200, blank=True)
-    location = models.CharField(max_length=1000, help_text="JSON Lines export path.")
+    method = models.CharField(max_length=10, choices=BackupMethod.choices, default=BackupMethod.EXPORT)
+    location = models.CharField(max_length=1000, blank=True, help_text="JSON Lines export path (export method).")
     aws_backup_arn = models.CharField(max_length=1000, blank=True)
-    item_count = models.BigIntegerField(default=0)
-    checksum = models.CharField(max_length=64)
+    item_count = models.BigIntegerField(
+        null=True, blank=True, help_text="Items counted by a Scan at backup time; empty: not counted."
+    )
+    checksum = models.CharField(
+        max_length=64, blank=True, help_text="SetChecksum of a Scan at backup time; empty: not taken."
+    )
+    native_details = models.JSONField(
+        default=dict, blank=True, help_text="DescribeBackup's details and the table's PITR status (native method)."
+    )
     table_definition = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -231,6 +251,19 @@ class Backup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.table} @ {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def checksummed(self) -> bool:
+        """A restore of this backup can be verified exactly (count and checksum were taken at backup time)."""
+        return bool(self.checksum) and self.item_count is not None
+
+    @property
+    def verification_text(self) -> str:
+        if self.checksummed:
+            return "item count and checksum (exact)"
+        approximate = self.native_details.get("approximate_item_count")
+        counted = "its ItemCount unknown" if approximate is None else f"approximate: {approximate} items"
+        return f"item count vs DescribeBackup ({counted}); checksum not taken"
 
 
 class PhaseTransition(models.Model):

@@ -9,7 +9,7 @@ Callers import from ``lizzy.dynamodb``; the modules behind it are:
 ``codec``   Python values to the wire format and back, and DynamoDB's item-size rules
 ``items``   get / put / update / delete / query / scan, parallel scans and paging cursors
 ``batch``   BatchGetItem and BatchWriteItem: chunks, duplicate keys, retries, concurrency
-``tables``  create / update / delete / wait / TTL / backups / describe / list
+``tables``  create / update / delete / wait / TTL / backups, restores, PITR / describe / list
 ``capacity`` the consumed-capacity ledger and the error listeners (the ops console's alarms)
 ==========  ==========================================================================================
 """
@@ -58,6 +58,7 @@ from lizzy.dynamodb.errors import (
     ERR_THROTTLED,
     ERR_UNAVAILABLE,
     THROTTLING_CODES,
+    BackupsUnsupported,
     BatchWriteIncomplete,
     CodecError,
     ConditionFailed,
@@ -82,12 +83,19 @@ from lizzy.dynamodb.items import (
     encode_cursor,
 )
 from lizzy.dynamodb.tables import (
+    BACKUP_UNSUPPORTED_CODES,
+    ERR_BACKUPS_UNSUPPORTED,
     dynamodb_create_backup,
     dynamodb_create_table,
     dynamodb_delete_table,
+    dynamodb_describe_backup,
     dynamodb_describe_table,
+    dynamodb_enable_point_in_time_recovery,
     dynamodb_enable_ttl,
+    dynamodb_endpoint_text,
     dynamodb_list_tables,
+    dynamodb_point_in_time_recovery,
+    dynamodb_restore_table_from_backup,
     dynamodb_ttl_attribute,
     dynamodb_update_table,
     dynamodb_wait_until_active,
@@ -95,6 +103,9 @@ from lizzy.dynamodb.tables import (
 )
 
 __all__ = [
+    "BACKUP_UNSUPPORTED_CODES",
+    "ERR_BACKUPS_UNSUPPORTED",
+    "BackupsUnsupported",
     "BATCH_BACKOFF_BASE_SECONDS",
     "BATCH_BACKOFF_CAP_SECONDS",
     "BATCH_GET_MAX_KEYS",
@@ -143,13 +154,18 @@ __all__ = [
     "dynamodb_create_table",
     "dynamodb_delete_item",
     "dynamodb_delete_table",
+    "dynamodb_describe_backup",
     "dynamodb_describe_table",
+    "dynamodb_enable_point_in_time_recovery",
     "dynamodb_enable_ttl",
+    "dynamodb_endpoint_text",
     "dynamodb_get_item",
     "dynamodb_list_tables",
     "dynamodb_parallel_scan",
+    "dynamodb_point_in_time_recovery",
     "dynamodb_put_item",
     "dynamodb_query",
+    "dynamodb_restore_table_from_backup",
     "dynamodb_scan",
     "dynamodb_scan_segment",
     "dynamodb_ttl_attribute",

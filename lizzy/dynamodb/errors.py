@@ -73,6 +73,13 @@ class DuplicateKeysInBatch(ValidationFailed):
     code = "duplicate_keys_in_batch"
 
 
+class BackupsUnsupported(DynamoDBError):
+    """The endpoint has no on-demand backups or point-in-time recovery (DynamoDB Local, some emulators)."""
+
+    code = "backups_unsupported"
+    http_status = status.HTTP_501_NOT_IMPLEMENTED
+
+
 def _translate(operation: str, table: str, exc: Exception) -> Exception:
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "Unknown")

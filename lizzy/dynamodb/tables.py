@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
+from django.conf import settings
+
 from lizzy.dynamodb import client
-from lizzy.dynamodb.errors import ERR_TABLE_MISSING, DynamoDBError, TableNotFound
+from lizzy.dynamodb.errors import ERR_TABLE_MISSING, BackupsUnsupported, DynamoDBError, TableNotFound
 
 
 def dynamodb_describe_table(*, table: str) -> dict[str, Any] | None:
@@ -78,19 +81,71 @@ def dynamodb_list_tables() -> list[str]:
         params["ExclusiveStartTableName"] = response["LastEvaluatedTableName"]
 
 
-def dynamodb_create_backup(*, table: str, name: str) -> str | None:
-    """On-demand CreateBackup; returns the backup ARN, or None when the endpoint lacks the feature."""
+# What an endpoint without on-demand backups answers (DynamoDB Local: UnknownOperationException).
+BACKUP_UNSUPPORTED_CODES = frozenset({"UnknownOperationException", "NotImplementedError"})
+ERR_BACKUPS_UNSUPPORTED = "{operation} on {table}: the DynamoDB endpoint {endpoint} does not support it ({code})."
+
+
+def dynamodb_endpoint_text() -> str:
+    """The endpoint calls go to, for messages: the configured URL, or AWS and its region."""
+    return settings.AWS_ENDPOINT_URL_DYNAMODB or f"AWS DynamoDB ({settings.AWS_REGION})"
+
+
+@contextmanager
+def _backups_supported(operation: str, *, table: str) -> Iterator[None]:
+    """Around a backup API call: an endpoint that lacks the feature raises BackupsUnsupported, naming the table and
+    the endpoint. (Each call names its operation literally: tests/lizzy/test_iam_policy.py reads them.)"""
     try:
-        response = client._call("CreateBackup", table=table, TableName=table, BackupName=name)
+        yield
     except DynamoDBError as exc:
-        if getattr(exc, "aws_code", "") in {
-            "UnknownOperationException",
-            "NotImplementedError",
-            "ContinuousBackupsUnavailableException",
-        }:
-            return None
+        code = getattr(exc, "aws_code", "")
+        if code in BACKUP_UNSUPPORTED_CODES:
+            message = ERR_BACKUPS_UNSUPPORTED.format(
+                operation=operation, table=table, endpoint=dynamodb_endpoint_text(), code=code
+            )
+            raise BackupsUnsupported(message, details={"table": table, "code": code}) from exc
         raise
+
+
+def dynamodb_create_backup(*, table: str, name: str) -> str:
+    """On-demand CreateBackup (a full copy in seconds whatever the size, no capacity consumed); the backup ARN."""
+    with _backups_supported("CreateBackup", table=table):
+        response = client._call("CreateBackup", table=table, TableName=table, BackupName=name)
     return response["BackupDetails"]["BackupArn"]
+
+
+def dynamodb_describe_backup(*, table: str, arn: str) -> dict[str, Any]:
+    """DescribeBackup's BackupDescription: BackupDetails (status, size) and SourceTableDetails (ItemCount, which
+    AWS documents as approximate)."""
+    with _backups_supported("DescribeBackup", table=table):
+        return client._call("DescribeBackup", table=table, BackupArn=arn)["BackupDescription"]
+
+
+def dynamodb_restore_table_from_backup(*, table: str, arn: str) -> dict[str, Any]:
+    """RestoreTableFromBackup into ``table``, which must not exist: DynamoDB only restores into a new table. TTL,
+    streams, tags, auto scaling and PITR are not restored (AWS's API reference)."""
+    with _backups_supported("RestoreTableFromBackup", table=table):
+        response = client._call("RestoreTableFromBackup", table=table, TargetTableName=table, BackupArn=arn)
+    return response["TableDescription"]
+
+
+def dynamodb_enable_point_in_time_recovery(*, table: str) -> str:
+    """UpdateContinuousBackups with PITR on; the PointInTimeRecoveryStatus DynamoDB answers (ENABLED)."""
+    with _backups_supported("UpdateContinuousBackups", table=table):
+        response = client._call(
+            "UpdateContinuousBackups",
+            table=table,
+            TableName=table,
+            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+        )
+    return response["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"]
+
+
+def dynamodb_point_in_time_recovery(*, table: str) -> dict[str, Any]:
+    """DescribeContinuousBackups' PointInTimeRecoveryDescription (status, earliest/latest restorable time)."""
+    with _backups_supported("DescribeContinuousBackups", table=table):
+        response = client._call("DescribeContinuousBackups", table=table, TableName=table)
+    return response["ContinuousBackupsDescription"].get("PointInTimeRecoveryDescription", {})
 
 
 def table_key_names(table: str) -> tuple[str, ...]:

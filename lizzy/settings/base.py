@@ -358,6 +358,18 @@ CELERY_BEAT_SCHEDULE |= {
 LIZZY_MAPPING_HMAC_KEY = env("LIZZY_MAPPING_HMAC_KEY", default="")
 LIZZY_BACKUP_DIR = env("LIZZY_BACKUP_DIR", default=str(VAR_DIR / "backups"))
 LIZZY_BACKUP_SEGMENTS = env.int("LIZZY_BACKUP_SEGMENTS", default=4)  # parallel Scan segments of an export
+# How a backup is taken (docs/MIGRATIONS.md, "Backups and restore"): auto = DynamoDB's on-demand CreateBackup where
+# the endpoint has it and the export is expected to take at least LIZZY_BACKUP_EXPORT_MAX_SECONDS, else the
+# JSON Lines export; native = always CreateBackup (an error where the endpoint lacks it); export = always the export.
+LIZZY_BACKUP_METHOD = env("LIZZY_BACKUP_METHOD", default="auto")
+if LIZZY_BACKUP_METHOD not in ("auto", "native", "export"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"LIZZY_BACKUP_METHOD must be auto, native or export, not {LIZZY_BACKUP_METHOD!r}.")
+LIZZY_BACKUP_EXPORT_MAX_SECONDS = env.float("LIZZY_BACKUP_EXPORT_MAX_SECONDS", default=300.0)
+# Point-in-time recovery on a plan's target tables, switched on by setup where the endpoint has it (AWS bills it
+# by table size: off for accounts that do not want it).
+LIZZY_BACKUP_PITR = env.bool("LIZZY_BACKUP_PITR", default=True)
 LIZZY_MIGRATION_CHUNK_SIZE = env.int("LIZZY_MIGRATION_CHUNK_SIZE", default=500)
 # Migration source connections (migration_app/sources/base.py): how long to wait for a connection, and for one
 # query (a COUNT(*) or a segment boundary over a large table is the slowest).

@@ -1,9 +1,10 @@
 """Phases of a plan, their guards, and rollback.
 
 setup → backfill → parallel → validate → cutover → cleanup. Every forward step backs up each target
-table first and records who, when and why; rollback restores the backups taken before the phase
-being left (for a table the plan created, that backup is empty, so restoring it removes what the plan
-wrote) and moves the phase back, recorded the same way.
+table first (the method and expected time and size logged before it starts) and records who, when and why;
+rollback restores the backups taken before the phase being left (for a table the plan created, that backup
+is empty, so restoring it removes what the plan wrote) and moves the phase back, recorded the same way. A
+native backup (CreateBackup) restores only into a new table: rollback refuses while the table exists.
 
 Guards: cutover only with no run in flight and after a clean *full* validation newer than the last run
 that wrote to the target (a quick, keys-only validation never counts; one with keys left unsettled is not
@@ -14,6 +15,7 @@ cleanup only ``LIZZY_MIGRATION_CLEANUP_WAIT_SECONDS`` after cutover.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 from django.conf import settings
@@ -24,7 +26,14 @@ from lizzy.dynamodb import dynamodb_describe_table
 from lizzy.errors import PreconditionFailed, ValidationFailed
 from migration_app.cdc.hooks import cdc_after_rollback, cdc_before_advance, cdc_cutover_guard
 from migration_app.models import PHASE_ORDER, MigrationPlan, Phase, PhaseTransition, RunStatus, ValidationMode
-from migration_app.services.backups import backup_restore, backup_table
+from migration_app.services.backups import (
+    BackupChoice,
+    backup_choose,
+    backup_restore,
+    backup_restore_refusal,
+    backup_table,
+    backup_text,
+)
 
 ERR_PHASE_UNKNOWN = "Unknown phase {phase!r}; phases are {phases}."
 ERR_PHASE_ORDER = "Plan {plan} is in {current}; the next phase is {expected}, not {phase}."
@@ -56,6 +65,15 @@ ERR_CUTOVER_TABLES_RECREATED = (
 ERR_NOTHING_TO_ROLL_BACK = "Plan {plan} has no phase transition to roll back."
 ERR_PHASE_MOVED = "Plan {plan} left {phase} while this change was prepared (now {current}); nothing was recorded."
 ERR_REASON_REQUIRED = "A rollback needs a reason (it is recorded with who and when)."
+ERR_ROLLBACK_NATIVE = (
+    "Plan {plan} cannot roll back from {phase}: backup(s) {backups} of {tables} are native DynamoDB backups, "
+    "which RestoreTableFromBackup restores only into a table that does not exist, and {tables} exist. Nothing "
+    "was restored and the phase was not moved (the rollback never writes to another table in their place). To "
+    "roll back, delete {tables} (the backups keep what they held before {phase}), then roll back again: each "
+    "native backup is restored under its table's own name and checked."
+)
+
+logger = logging.getLogger(__name__)
 
 
 class PhaseGuardFailed(PreconditionFailed):
@@ -140,14 +158,26 @@ def phase_guard(*, plan: MigrationPlan, to_phase: str, now: dt.datetime | None =
             raise PhaseGuardFailed(ERR_CLEANUP_WAIT.format(wait=wait, allowed=allowed))
 
 
+def plan_backup_choices(*, plan: MigrationPlan) -> list[BackupChoice]:
+    """The backups a phase change of ``plan`` would take now (existing target tables): method, time, size."""
+    return [
+        backup_choose(table=table) for table in plan.target_tables if dynamodb_describe_table(table=table) is not None
+    ]
+
+
 def plan_advance(*, plan: MigrationPlan, to_phase: str, actor: Any = None, reason: str = "") -> PhaseTransition:
-    """Move a plan one phase forward: guards, then a backup of every existing target table."""
+    """Move a plan one phase forward: guards, then a backup of every existing target table.
+
+    Each backup's method and its expected time and size are logged before any starts, and kept on the
+    returned transition (``backup_choices``, ``backup_texts``) for the caller to show.
+    """
     phase_guard(plan=plan, to_phase=to_phase)
     cdc_before_advance(plan=plan, to_phase=to_phase)
+    choices = plan_backup_choices(plan=plan)
+    for choice in choices:
+        logger.info("plan %s, before %s, backing up: %s", plan.name, to_phase, choice.text())
     backups = [
-        backup_table(table=table, plan=plan, reason=f"before {to_phase}")
-        for table in plan.target_tables
-        if dynamodb_describe_table(table=table) is not None
+        backup_table(table=choice.table, plan=plan, reason=f"before {to_phase}", choice=choice) for choice in choices
     ]
     from_phase = plan.phase
     with transaction.atomic():
@@ -165,17 +195,35 @@ def plan_advance(*, plan: MigrationPlan, to_phase: str, actor: Any = None, reaso
         )
         transition.backups.set(backups)
     plan.phase, plan.phase_changed_at = to_phase, now
+    transition.backup_choices = choices
+    transition.backup_texts = [backup_text(backup) for backup in backups]
     return transition
 
 
 def plan_rollback(*, plan: MigrationPlan, actor: Any, reason: str) -> PhaseTransition:
-    """Undo the last forward transition: restore its backups (verified), move the phase back."""
+    """Undo the last forward transition: restore its backups (verified), move the phase back.
+
+    A native backup restores only into a table that does not exist: while a target table it would replace
+    exists, the rollback is refused before anything is restored (ERR_ROLLBACK_NATIVE says what to do).
+    """
     if not reason.strip():
         raise ValidationFailed(ERR_REASON_REQUIRED)
     last = plan.transitions.filter(rollback=False, to_phase=plan.phase).order_by("-created_at", "-id").first()
     if last is None:
         raise PhaseGuardFailed(ERR_NOTHING_TO_ROLL_BACK.format(plan=plan.name))
-    restored = [backup_restore(backup=backup) for backup in last.backups.all()]
+    backups = list(last.backups.all())
+    refused = [backup for backup in backups if backup_restore_refusal(backup=backup)]
+    if refused:
+        raise PhaseGuardFailed(
+            ERR_ROLLBACK_NATIVE.format(
+                plan=plan.name,
+                phase=plan.phase,
+                backups=", ".join(f"#{backup.pk}" for backup in refused),
+                tables=", ".join(backup.table for backup in refused),
+            ),
+            details={"tables": [backup.table for backup in refused]},
+        )
+    restored = [backup_restore(backup=backup) for backup in backups]
     with transaction.atomic():
         transition = PhaseTransition.objects.create(
             plan=plan,

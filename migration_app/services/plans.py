@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lizzy.dynamodb import dynamodb_describe_table
 from lizzy.errors import NotFound
 from lizzy.tables import TableSpec, table_ensure
 from migration_app.models import MigrationPlan
+from migration_app.services.backups import backup_pitr_enable
 from migration_app.services.mapping import (
     EntityMapping,
     MappingError,
@@ -38,6 +39,7 @@ class PlanContext:
     entities: list[EntityMapping]
     source: SqlSource
     specs: list[TableSpec]
+    pitr: dict[str, str] = field(default_factory=dict)  # plan_setup_tables: point-in-time recovery per table
 
     def entity(self, name: str) -> EntityMapping:
         return next(entity for entity in self.entities if entity.name == name)
@@ -103,13 +105,15 @@ def plan_save(
 
 
 def plan_setup_tables(*, context: PlanContext) -> list[str]:
-    """Create missing target tables from the mapping's keys and GSIs (on demand, TTL), as DMS does."""
+    """Create missing target tables from the mapping's keys and GSIs (on demand, TTL), as DMS does, and switch
+    point-in-time recovery on for each where the endpoint has it (``context.pitr``: table → status)."""
     created = []
     for spec in context.specs:
         existed = dynamodb_describe_table(table=spec.base_name) is not None
         table_ensure(spec=spec, name=spec.base_name)
         if not existed:
             created.append(spec.base_name)
+        context.pitr[spec.base_name] = backup_pitr_enable(table=spec.base_name)
     if created:
         plan = context.plan
         plan.created_tables = sorted(set(plan.created_tables) | set(created))

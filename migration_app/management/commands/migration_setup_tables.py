@@ -1,5 +1,7 @@
 """Create a plan's missing target tables (keys, GSIs, TTL from its mapping); existing tables are left alone.
 
+Point-in-time recovery is switched on for every target table where the endpoint has it (``LIZZY_BACKUP_PITR``).
+
 ``ensure_tables`` creates the product's own tables only; a migration plan's target tables come from its
 mapping. After a local endpoint restart (it keeps nothing) this puts them back, empty: start the backfill
 again, then validate.
@@ -24,6 +26,8 @@ class Command(BaseCommand):
                 created = plan_setup_tables(context=context)
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
+        pitr = ", ".join(f"{table}: {status}" for table, status in context.pitr.items())
+        self.stdout.write(f"{plan.name}: point-in-time recovery {pitr}.")
         if not created:
             self.stdout.write(f"{plan.name}: every target table exists ({', '.join(plan.target_tables)}).")
             return

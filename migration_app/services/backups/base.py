@@ -1,0 +1,169 @@
+"""What every backup method shares: errors, the estimate shown before starting, checksums and verification.
+
+A restore is *verified* only when the restored table's item count and order-independent checksum equal the
+ones taken by a Scan at backup time. Anything weaker (a native backup too large for that Scan: compared with
+DescribeBackup's ItemCount, which AWS documents as approximate) says so and is never reported as verified.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+from lizzy.dynamodb import dynamodb_describe_table, dynamodb_parallel_scan, dynamodb_scan
+from lizzy.errors import ApplicationError, NotFound
+from migration_app.models import Backup
+from migration_app.services.canonical import SetChecksum, canonical_text
+from migration_app.services.scans import ERR_BACKUP_UNREADABLE, SCAN_ERRORS, SCAN_PROFILE, scan_unreadable
+
+ERR_TABLE_MISSING = "Table {table} does not exist; there is nothing to back up."
+ERR_RESTORE_MISMATCH = (
+    "Restore into {table} is NOT verified against backup #{id}: the restored table holds {count} items with "
+    "checksum {checksum}; at backup time a Scan found {expected_count} items with checksum {expected_checksum}. "
+    "Table {table} was left as restored, for inspection."
+)
+
+VERIFIED_BY_CHECKSUM = "item count and checksum taken at backup time (exact)"
+VERIFIED_BY_APPROXIMATE = "item count vs DescribeBackup (approximate)"
+
+ESTIMATE_SAMPLE_ITEMS = 200  # the first Scan page of this many items times the rest
+
+
+class BackupError(ApplicationError):
+    code = "backup_error"
+
+
+@dataclass(frozen=True)
+class BackupEstimate:
+    """What a backup of one table will cost, shown before it starts."""
+
+    table: str
+    items: int  # DescribeTable's ItemCount (DynamoDB updates it about every six hours)
+    table_bytes: int  # DescribeTable's TableSizeBytes
+    export_bytes: int  # the JSON Lines export: items × bytes per item of a sample
+    export_seconds: float  # items × seconds per item of the sample ÷ segments (a checksum-only Scan: the same)
+    segments: int
+    sample_items: int
+
+    def text(self) -> str:
+        return (
+            f"{self.table}: about {self.items:,} items ({self.table_bytes / 1e6:,.1f} MB in DynamoDB); the JSON "
+            f"Lines export with {self.segments} parallel segment(s) takes about {self.export_seconds:,.0f} s and "
+            f"{self.export_bytes / 1e6:,.1f} MB (from a {self.sample_items}-item sample; ItemCount is refreshed "
+            "by DynamoDB about every six hours). The on-demand backup (CreateBackup, where the endpoint has it) "
+            "takes seconds whatever the size and consumes no capacity."
+        )
+
+
+def backup_estimate(*, table: str, segments: int | None = None) -> BackupEstimate:
+    """Expected time and size of an export (or a checksum Scan), from DescribeTable and one timed sample page."""
+    description = dynamodb_describe_table(table=table)
+    if description is None:
+        raise NotFound(ERR_TABLE_MISSING.format(table=table))
+    segments = segments or settings.LIZZY_BACKUP_SEGMENTS
+    started = time.perf_counter()
+    try:
+        page = dynamodb_scan(table=table, limit=ESTIMATE_SAMPLE_ITEMS, consistent=True, profile=SCAN_PROFILE)
+    except SCAN_ERRORS as exc:
+        raise scan_unreadable(exc, table=table, template=ERR_BACKUP_UNREADABLE) from exc
+    sample_bytes = sum(len(canonical_text(item)) + 1 for item in page.items)
+    seconds = time.perf_counter() - started
+    sampled = max(len(page.items), 1)
+    items = int(description.get("ItemCount") or 0)
+    return BackupEstimate(
+        table=table,
+        items=items,
+        table_bytes=int(description.get("TableSizeBytes") or 0),
+        export_bytes=round(items * sample_bytes / sampled),
+        export_seconds=items * seconds / sampled / segments,
+        segments=segments,
+        sample_items=len(page.items),
+    )
+
+
+def table_definition(description: dict[str, Any], ttl_attribute: str | None) -> dict[str, Any]:
+    """What CreateTable needs to rebuild the table (keys, GSIs, on demand) and its TTL setting."""
+    definition: dict[str, Any] = {
+        "AttributeDefinitions": description["AttributeDefinitions"],
+        "KeySchema": description["KeySchema"],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    indexes = [
+        {"IndexName": gsi["IndexName"], "KeySchema": gsi["KeySchema"], "Projection": gsi["Projection"]}
+        for gsi in description.get("GlobalSecondaryIndexes", [])
+    ]
+    if indexes:
+        definition["GlobalSecondaryIndexes"] = indexes
+    return {"create": definition, "ttl_attribute": ttl_attribute}
+
+
+def table_checksum(*, table: str, segments: int | None = None) -> SetChecksum:
+    """Count and order-independent checksum of every item, by a parallel Scan of ``segments`` segments."""
+    checksum = SetChecksum()
+    lock = threading.Lock()
+
+    def consume(items: list[dict[str, Any]]) -> None:
+        lines = [canonical_text(item) for item in items]
+        with lock:
+            for line in lines:
+                checksum.add_text(line)
+
+    dynamodb_parallel_scan(
+        table=table,
+        total_segments=segments or settings.LIZZY_BACKUP_SEGMENTS,
+        consume=consume,
+        consistent=True,
+        profile=SCAN_PROFILE,
+    )
+    return checksum
+
+
+def restore_verification(*, backup: Backup, table: str, checksum: SetChecksum) -> dict[str, Any]:
+    """Compare a restored table with what the backup recorded; raise when an exact record disagrees.
+
+    ``verified`` is True only for an exact match of count and checksum taken at backup time. A backup without
+    them (a native backup too large for a checksum Scan) is compared with DescribeBackup's approximate
+    ItemCount: ``verified`` False, the numbers and what was compared in ``verified_by``.
+    """
+    found = {"item_count": checksum.count, "checksum": checksum.hexdigest()}
+    if backup.checksummed:
+        if (checksum.count, checksum.hexdigest()) != (backup.item_count, backup.checksum):
+            raise BackupError(
+                ERR_RESTORE_MISMATCH.format(
+                    table=table,
+                    id=backup.pk,
+                    count=checksum.count,
+                    checksum=checksum.hexdigest(),
+                    expected_count=backup.item_count,
+                    expected_checksum=backup.checksum,
+                ),
+                details={
+                    "table": table,
+                    "backup": backup.pk,
+                    "verified": False,
+                    **found,
+                    "expected_item_count": backup.item_count,
+                    "expected_checksum": backup.checksum,
+                },
+            )
+        return {
+            "verified": True,
+            "verified_by": VERIFIED_BY_CHECKSUM,
+            **found,
+            "expected_item_count": backup.item_count,
+            "expected_checksum": backup.checksum,
+        }
+    approximate = backup.native_details.get("approximate_item_count")
+    return {
+        "verified": False,
+        "verified_by": VERIFIED_BY_APPROXIMATE,
+        **found,
+        "expected_item_count": None,
+        "expected_checksum": None,
+        "approximate_item_count": approximate,
+        "count_matches_approximate": approximate is not None and checksum.count == approximate,
+    }
