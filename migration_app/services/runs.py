@@ -267,15 +267,21 @@ def segment_backfill(
     if segment.done or run.status in STOPPED:
         return segment  # a stopped run's redelivered or queued units wait for resume
     lease = unit_lease(segment_id=segment_id, owner=owner or runner_name())
-    MigrationRun.objects.filter(pk=run.pk, status=RunStatus.PENDING).update(status=RunStatus.RUNNING)
+    if run.status == RunStatus.PENDING:  # a run's (or a resume's) first units: not one more UPDATE every unit
+        MigrationRun.objects.filter(pk=run.pk, status=RunStatus.PENDING).update(status=RunStatus.RUNNING)
     ledger = KeyLedger()  # one per unit: its memory is bounded by the unit's rows (writer.py says what it sees)
+    done = False
     try:
         if context is None:
             with plan_context(plan=run.plan) as own:
-                return _segment_guarded(lease, run, own, on_rows, ledger, on_unit)
-        return _segment_guarded(lease, run, context, on_rows, ledger, on_unit)
+                segment = _segment_guarded(lease, run, own, on_rows, ledger, on_unit)
+        else:
+            segment = _segment_guarded(lease, run, context, on_rows, ledger, on_unit)
+        done = segment.done  # released with ``done`` by its last step
+        return segment
     finally:
-        _lease_release(lease)  # no-op once done (or lost); otherwise the unit is free for the next runner
+        if not done:
+            _lease_release(lease)  # no-op once lost; otherwise the unit is free for the next runner
         run_totals_refresh(run_id=run.pk)
 
 
