@@ -12,7 +12,7 @@ from typing import Any
 
 from lizzy import metrics
 from lizzy.dynamodb import client
-from lizzy.dynamodb.capacity import _notify_error
+from lizzy.dynamodb.capacity import _notify_error, write_units_of
 from lizzy.dynamodb.codec import deserialize_item, item_size, serialize_checked, serialize_item
 from lizzy.dynamodb.errors import BatchWriteIncomplete, DuplicateKeysInBatch, DynamoDBThrottled
 from lizzy.dynamodb.tables import table_key_names
@@ -71,10 +71,12 @@ class BatchWriteResult:
     unprocessed_retries: int = 0
     throttle_retries: int = 0
     bytes: int = 0
+    write_units: float = 0.0  # as the responses' ConsumedCapacity reported them (0 where an endpoint reports none)
     duplicates: list[dict[str, Any]] = field(default_factory=list)
 
     def merge(self, other: BatchWriteResult) -> None:
         self.written += other.written
+        self.write_units += other.write_units
         self.calls += other.calls
         self.unprocessed_retries += other.unprocessed_retries
         self.throttle_retries += other.throttle_retries
@@ -282,8 +284,9 @@ def _send_chunk(table: str, requests: list[dict[str, Any]], max_attempts: int, w
     attempt = 0
     while pending:
         try:
-            response = client._call("BatchWriteItem", table=table, RequestItems={table: pending})
+            response = client._call("BatchWriteItem", table=table, profile="bulk", RequestItems={table: pending})
             result.calls += 1
+            result.write_units += write_units_of("BatchWriteItem", response.get("ConsumedCapacity"), table=table)
             unprocessed = response.get("UnprocessedItems", {}).get(table, [])
             result.written += len(pending) - len(unprocessed)
             if unprocessed:

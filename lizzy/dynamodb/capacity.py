@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from lizzy import metrics
@@ -50,12 +50,11 @@ def _notify_error(kind: str, operation: str, table: str, code: str) -> None:
             logger.exception("DynamoDB error listener failed")
 
 
-def _record_capacity(operation: str, consumed: Any) -> None:
-    entries = consumed if isinstance(consumed, list) else [consumed]
-    for entry in entries:
+def _entries(operation: str, consumed: Any) -> Iterator[tuple[str, float, float]]:
+    """(table, read units, write units) of each entry of a response's ``ConsumedCapacity``."""
+    for entry in consumed if isinstance(consumed, list) else [consumed]:
         if not entry:
             continue
-        table = entry.get("TableName", "?")
         read = float(entry.get("ReadCapacityUnits", 0) or 0)
         write = float(entry.get("WriteCapacityUnits", 0) or 0)
         total = float(entry.get("CapacityUnits", 0) or 0)
@@ -65,6 +64,20 @@ def _record_capacity(operation: str, consumed: Any) -> None:
                 read = total
             else:
                 write = total
+        yield entry.get("TableName", "?"), read, write
+
+
+def write_units_of(operation: str, consumed: Any, *, table: str) -> float:
+    """The write units one response's ``ConsumedCapacity`` reports for ``table`` (0 when it reports none).
+
+    What a caller counts for its own calls (a migration unit's ``write_units``): the process-wide totals
+    of ``consumed_capacity`` mix every thread's calls and are reset by each flush to the cost ledger.
+    """
+    return sum(write for name, _read, write in _entries(operation, consumed) if name == table)
+
+
+def _record_capacity(operation: str, consumed: Any) -> None:
+    for table, read, write in _entries(operation, consumed):
         with _capacity_lock:
             bucket = _capacity.setdefault((table, operation), {"read": 0.0, "write": 0.0, "calls": 0})
             bucket["read"] += read

@@ -13,9 +13,9 @@ Celery message or a catch-up is refused while the lease holds, and a runner whos
 taken over stops before its next page, dropping the chunks it had not sent yet.
 
 Within a unit, pages are pipelined (``_UnitPipeline``): the next page is read and transformed while the
-previous pages' BatchWriteItem calls are in flight (``LIZZY_MIGRATION_WRITE_CONCURRENCY`` at a time, at
-most two queued a thread, so memory stays bounded), and a page's checkpoint is written, in page order,
-only once DynamoDB accepted every chunk of it and of the pages before it. A SIGKILLed worker's
+previous pages' BatchWriteItem calls are in flight (``LIZZY_MIGRATION_WRITE_CONCURRENCY`` at a time, with
+at most one page queued behind them, so memory stays bounded), and a page's checkpoint is written, in page
+order, only once DynamoDB accepted every chunk of it and of the pages before it. A SIGKILLed worker's
 unit is taken over when its lease expires (``LIZZY_MIGRATION_LEASE_SECONDS``) and resumes from its
 checkpoint; a page written twice writes the same items (PutRequest is a full overwrite).
 
@@ -39,7 +39,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -50,12 +50,12 @@ from django.db.models import F, Max, Q, Sum
 from django.utils import timezone
 
 from lizzy.dynamodb import (
+    BATCH_WRITE_MAX_ITEMS,
     BatchWriteIncomplete,
     BatchWriter,
     DynamoDBError,
     DynamoDBThrottled,
     DynamoDBUnavailable,
-    consumed_capacity,
 )
 from lizzy.errors import ApplicationError, PreconditionFailed
 from lizzy.scrub import secrets_scrub
@@ -97,8 +97,14 @@ STOPPED = (RunStatus.PAUSED, RunStatus.CANCELLED, RunStatus.FAILED, RunStatus.SU
 RESUMABLE = (RunStatus.FAILED, RunStatus.PAUSED, RunStatus.CANCELLED)
 # Errors worth another try from the checkpoint: the endpoint was slow, away or throttling past the budget.
 TRANSIENT_ERRORS = (DynamoDBUnavailable, DynamoDBThrottled, BatchWriteIncomplete)
-# Chunks a writer thread may have waiting (sent + queued = this × concurrency): the pipeline's bound.
+# The window (chunks sent + queued) after a page is handed over: PIPELINE_CHUNKS_PER_WRITER × concurrency, or
+# the concurrency and one page, whichever is more. One page waits behind the calls in flight (pages of one
+# chunk: 2 a writer thread) while the next is prepared.
 PIPELINE_CHUNKS_PER_WRITER = 2
+FRESH_LEASE_SECONDS = 5.0  # a lease taken this recently (at most a tenth of the lease) is the first page's check
+# A unit's first pages grow by this factor up to LIZZY_MIGRATION_CHUNK_SIZE: preparing a page costs less
+# than writing it (about 0.3 against 1 ms a row with 4 calls of 25 in flight at 100 ms each, loaded machine).
+PAGE_RAMP = 3
 IDLE_POLL_SECONDS = 0.2  # a runner with nothing to take looks again after this (units being cut, leases)
 COUNTERS = (
     "rows_read",
@@ -133,6 +139,7 @@ class Lease:
     segment_id: int
     fence: int
     owner: str
+    taken_at: float = 0.0  # time.monotonic() of the fenced UPDATE that took it
 
 
 def runner_name() -> str:
@@ -198,12 +205,6 @@ def run_pending(*, plan: MigrationPlan) -> MigrationRun | None:
     return plan.runs.filter(status__in=[RunStatus.PENDING, RunStatus.RUNNING]).first()
 
 
-def _write_units(before: dict, table: str) -> float:
-    after = consumed_capacity()
-    key = (table, "BatchWriteItem")
-    return after.get(key, {}).get("write", 0.0) - before.get(key, {}).get("write", 0.0)
-
-
 # --- leases ---------------------------------------------------------------------------------------------
 
 
@@ -228,7 +229,7 @@ def unit_lease(*, segment_id: int, owner: str) -> Lease:
     if not taken:
         state = "done" if done else f"leased by {holder} until {expires:%H:%M:%S}"
         raise UnitLeased(f"unit {segment_id} is {state}", details={"expires_at": expires, "done": done})
-    return Lease(segment_id=segment_id, fence=fence, owner=owner)
+    return Lease(segment_id=segment_id, fence=fence, owner=owner, taken_at=time.monotonic())
 
 
 def _fenced(lease: Lease):
@@ -253,7 +254,6 @@ def segment_backfill(
     segment_id: int,
     context: PlanContext | None = None,
     on_rows: Callable[[int], None] | None = None,
-    ledger: KeyLedger | None = None,
     on_unit: Callable[[int], None] | None = None,
     owner: str | None = None,
 ) -> Segment:
@@ -267,15 +267,21 @@ def segment_backfill(
     if segment.done or run.status in STOPPED:
         return segment  # a stopped run's redelivered or queued units wait for resume
     lease = unit_lease(segment_id=segment_id, owner=owner or runner_name())
-    MigrationRun.objects.filter(pk=run.pk, status=RunStatus.PENDING).update(status=RunStatus.RUNNING)
-    ledger = ledger or KeyLedger()
+    if run.status == RunStatus.PENDING:  # a run's (or a resume's) first units: not one more UPDATE every unit
+        MigrationRun.objects.filter(pk=run.pk, status=RunStatus.PENDING).update(status=RunStatus.RUNNING)
+    ledger = KeyLedger()  # one per unit: its memory is bounded by the unit's rows (writer.py says what it sees)
+    done = False
     try:
         if context is None:
             with plan_context(plan=run.plan) as own:
-                return _segment_guarded(lease, run, own, on_rows, ledger, on_unit)
-        return _segment_guarded(lease, run, context, on_rows, ledger, on_unit)
+                segment = _segment_guarded(lease, run, own, on_rows, ledger, on_unit)
+        else:
+            segment = _segment_guarded(lease, run, context, on_rows, ledger, on_unit)
+        done = segment.done  # released with ``done`` by its last step
+        return segment
     finally:
-        _lease_release(lease)  # no-op once done (or lost); otherwise the unit is free for the next runner
+        if not done:
+            _lease_release(lease)  # no-op once lost; otherwise the unit is free for the next runner
         run_totals_refresh(run_id=run.pk)
 
 
@@ -373,12 +379,12 @@ def _segment_loop(lease: Lease, run: MigrationRun, context: PlanContext, on_rows
         return segment
     checkpoint = segment.last_key
     pipeline = _UnitPipeline(lease, run, entity, relation, _unit_name(segment), ledger, on_rows)
-    pages = context.source.pages(
-        relation,
-        after=segment.last_key,
-        upper=segment.upper_key,
-        page_size=min(chunk_size, remaining) if remaining else chunk_size,
-        since=run.since,
+    page_size = min(chunk_size, remaining) if remaining else chunk_size
+    # A unit's writer starts empty: a first page of one chunk a thread puts calls in flight sooner than a
+    # whole page would (500 rows take 100-150 ms to read and prepare on a busy machine); then ``PAGE_RAMP``.
+    first_size = page_size if pipeline.writer is None else min(page_size, pipeline.concurrency * BATCH_WRITE_MAX_ITEMS)
+    pages = _unit_pages(
+        context.source, relation, segment=segment, page_size=page_size, first_size=first_size, since=run.since
     )
     try:
         for rows in pages:
@@ -402,12 +408,32 @@ def _segment_loop(lease: Lease, run: MigrationRun, context: PlanContext, on_rows
     finally:
         pipeline.close()  # after an error or a lost lease: chunks not yet sent are dropped, those in flight waited for
         pages.close()
-    segment.refresh_from_db()
-    if pipeline.stopped:
-        return segment  # paused, cancelled or failed elsewhere: the checkpoint is written
-    _lease_release(lease, done=True)
-    segment.refresh_from_db()
+    if not pipeline.stopped:
+        _lease_release(lease, done=True)
+    segment.refresh_from_db()  # stopped (paused, cancelled or failed elsewhere): the checkpoint is written
     return segment
+
+
+def _unit_pages(source, relation, *, segment: Segment, page_size: int, first_size: int, since) -> Iterator[list]:
+    """The unit's pages from its checkpoint: the first of ``first_size`` rows, each next one up to
+    ``PAGE_RAMP`` times larger (read and prepared while the smaller one is in flight), then ``page_size``.
+
+    Each size is read from the previous page's checkpoint, as a resume would read it (every source pages so).
+    """
+    after, size = segment.last_key, first_size
+    while size < page_size:
+        with contextlib.closing(
+            source.pages(relation, after=after, upper=segment.upper_key, page_size=size, since=since)
+        ) as ramp:
+            page = next(ramp, None)
+        if page is None:
+            return
+        yield page
+        after, size = source.key_of(page[-1], relation), size * PAGE_RAMP
+    with contextlib.closing(
+        source.pages(relation, after=after, upper=segment.upper_key, page_size=page_size, since=since)
+    ) as rest:
+        yield from rest
 
 
 @dataclass
@@ -423,13 +449,17 @@ class _UnitPipeline:
     """One unit's pages: the next page is read and transformed while the previous pages' chunks are in flight.
 
     ``LIZZY_MIGRATION_WRITE_CONCURRENCY`` chunks are sent at a time from a writer that lives as long as the
-    unit (no thread pool per page, no pause between pages); at most ``PIPELINE_CHUNKS_PER_WRITER`` chunks a
-    thread wait to be sent, so memory stays bounded (about two pages). Checkpoints are written in page
-    order, each only once every chunk of its page and of every page before it was accepted; each checkpoint
-    is fenced and renews the lease, and a page is sent only after such a fenced write (or a renewal) since
-    the previous page: a runner that lost its lease stops there, drops the chunks not sent yet and waits for
-    those in flight (at most the concurrency). With a concurrency of 1, pages are written one after another,
-    in the caller's thread.
+    unit (no thread pool per page, no pause between pages). A page is handed to the writer once it is
+    prepared and no more than the concurrency's chunks are left before it (``PIPELINE_CHUNKS_PER_WRITER``
+    a thread for pages of few chunks), so one page waits behind the calls in flight while the next is read
+    and prepared: the writer's threads have a page of work queued when the caller goes back to the source,
+    and memory stays bounded (the page being prepared, one page queued, the chunks in flight). A last-wins
+    page that overwrites a key of an earlier page waits until the window is empty. Checkpoints are written
+    in page order, each only once every chunk of its page and of every page before it was accepted; each
+    checkpoint is fenced and renews the lease, and a page is handed over only after such a fenced write (or
+    a renewal) since the previous page: a runner that lost its lease stops there, drops the chunks not sent
+    yet and waits for those in flight (at most the concurrency). With a concurrency of 1, pages are written
+    one after another, in the caller's thread.
     """
 
     def __init__(self, lease, run, entity, relation, unit, ledger, on_rows) -> None:
@@ -442,7 +472,9 @@ class _UnitPipeline:
         self.pages: deque[_Page] = deque()
         self.window: deque[tuple[Any, _Page]] = deque()
         self.stopped = False
-        self.capacity = consumed_capacity()
+        # The lease was taken by a fenced UPDATE moments ago: that is the first page's fencing check, unless
+        # the source took long to answer (a takeover needs the lease expired: hundreds of seconds).
+        self.fenced_until = lease.taken_at + min(FRESH_LEASE_SECONDS, settings.LIZZY_MIGRATION_LEASE_SECONDS / 10)
 
     def write(self, rows: list[dict[str, Any]], last_key: Any) -> None:
         if self.writer is None:
@@ -452,17 +484,29 @@ class _UnitPipeline:
             if MigrationRun.objects.filter(pk=self.run.pk, status__in=STOPPED).exists():
                 self.stopped = True  # one page at a time: stop before reading the next
             return
-        if not self._settle(block=False):
+        if not self._settle(block=False) and time.monotonic() >= self.fenced_until:
             lease_renew(lease=self.lease)  # no fenced checkpoint since the last page: the fencing check
+        self.fenced_until = 0.0
         if self.stopped:
             return
+        # Prepared while the previous page's chunks are queued behind the ones in flight: the writers stay busy.
         prepared = page_prepare(entity=self.entity, rows=rows, relation=self.relation, ledger=self.ledger)
+        chunks = len(prepared.chunks)
+        limit = max(PIPELINE_CHUNKS_PER_WRITER * self.concurrency, self.concurrency + chunks)
+        if prepared.outcome.overwrites:
+            limit = 0  # last-wins over a key an earlier page wrote: that page's writes are accepted first
+        while self.window and len(self.window) + chunks > limit:
+            self._settle_one()
+            self._checkpoint_done()
+        if self.stopped:
+            return
+        if prepared.refused:  # the codec refused an item: the page item by item, now that its turn came
+            page_rewrite(page=prepared, entity=self.entity, relation=self.relation)
         page = _Page(prepared, len(rows), last_key, pending=len(prepared.chunks))
         self.pages.append(page)
+        if not prepared.chunks:  # every row set aside, or written item by item: checkpointed in its turn
+            self._checkpoint_done()
         for chunk in prepared.chunks:
-            while len(self.window) >= PIPELINE_CHUNKS_PER_WRITER * self.concurrency:
-                self._settle_one()
-                self._checkpoint_done()
             self.window.append((self.writer.submit(chunk), page))
 
     def drain(self) -> None:
@@ -506,8 +550,6 @@ class _UnitPipeline:
     def _checkpoint(self, rows: int, last_key: Any, outcome) -> None:
         """The page's counters and checkpoint, fenced (``LeaseLost`` otherwise); none once the run stopped."""
         run, entity = self.run, self.entity
-        units = _write_units(self.capacity, entity.target_table)
-        self.capacity = consumed_capacity()
         # One UPDATE a page (no transaction unless rows are quarantined with it): fenced, and refused once the
         # run stopped (paused, cancelled, failed elsewhere), which is then told from a lost lease.
         with transaction.atomic() if outcome.bad else contextlib.nullcontext():
@@ -522,7 +564,7 @@ class _UnitPipeline:
                     items_skipped=F("items_skipped") + outcome.skipped,
                     rows_quarantined=F("rows_quarantined") + len(outcome.bad),
                     bytes_written=F("bytes_written") + outcome.bytes,
-                    write_units=F("write_units") + units,
+                    write_units=F("write_units") + outcome.write_units,
                     unprocessed_retries=F("unprocessed_retries") + outcome.unprocessed_retries,
                     throttle_retries=F("throttle_retries") + outcome.throttle_retries,
                 )
@@ -671,7 +713,6 @@ def run_execute(
     MigrationRun.objects.filter(pk=run.pk, status__in=[RunStatus.PENDING, RunStatus.RUNNING]).update(
         status=RunStatus.RUNNING, last_error=""
     )
-    ledger = KeyLedger()  # one per run in this process: collisions between its units are caught too
     # SQLite serialises writers (and an in-memory test database cannot be shared between threads):
     # with it, units run one after another; parallelism then comes from Celery workers.
     if connection.vendor == "sqlite":
@@ -691,7 +732,7 @@ def run_execute(
                 continue
             for segment_id in free:
                 try:
-                    segment_backfill(segment_id=segment_id, context=own, on_rows=callback, ledger=ledger, owner=owner)
+                    segment_backfill(segment_id=segment_id, context=own, on_rows=callback, owner=owner)
                 except (UnitLeased, LeaseLost):
                     continue  # another runner has it
                 except RunFailed as exc:

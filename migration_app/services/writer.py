@@ -1,20 +1,31 @@
 """The load stage: a page of source rows → items → BatchWriteItem, with every bad row named and set aside.
 
 For each row: transform (a row that cannot become an item is a *bad row*), then the item key is claimed in
-the run's key ledger: two source rows that give one item key are an error naming both source keys (the
-default), or, under the rule's documented ``key-collisions: "last-wins"``, the later row wins and the
-earlier one is counted as skipped. The page is then written with ``dynamodb_batch_write``; if DynamoDB or
+the unit's key ledger: two source rows that give one item key are an error naming both source keys (the
+default), or, under the rule's documented ``key-collisions: "last-wins"``, the later row wins: in one
+page the earlier one is not written and is counted as skipped; in an earlier page of the unit it was
+written, and the later page is sent only once DynamoDB accepted the pages before it (``overwrites``), so
+the later row is the one left. The page is then written with ``dynamodb_batch_write``; if DynamoDB or
 the codec refuses something in it (an item over 400 KB, a value it cannot store, a key of the wrong type),
 the page is written again item by item so that only the offending rows are set aside (PutRequest is a full
 overwrite: writing a good item twice is harmless). Bad rows go back to the caller, which quarantines them.
 
-The ledger holds one entry per item key a run wrote in this process (about 200 bytes each). Segments run
-by separate Celery workers have separate ledgers: a collision between two of them is caught by
-validation's count reconciliation (source rows ≠ target items), which the cutover guard requires.
+The key ledger's scope is one work unit (``runs.segment_backfill`` makes one per unit it runs, a Celery
+task and a ``migrate_to_dynamodb`` thread alike), so its memory is bounded by ``LIZZY_MIGRATION_UNIT_ROWS``
+(100,000 by default), not by the table: an entry is a 16-byte BLAKE2b digest of the item key and the
+source key, about 130 bytes with a one-column source key (tracemalloc, 100,000 entries), 13 MB for a unit
+of 100,000 rows, freed when the unit ends. Two rows of one unit that give one item key are named (both
+source keys), whichever pages they are in. Not seen by the ledger, and found instead by validation's count
+reconciliation (source rows ≠ target items: the report is unclean and the cutover guard refuses): two rows
+in different units (on one machine or many), and, in a unit resumed from its checkpoint with a new ledger
+(a takeover after a lost lease, a redelivered task, ``run_reopen``; a transient error's retry keeps its
+ledger), a row before the checkpoint and one after it. A false collision would need two keys of one unit
+with one 128-bit digest: odds below 10^-28 at 100,000 keys.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -47,6 +58,7 @@ ERR_TOO_LARGE_ROW = "the item is {size} bytes; DynamoDB's item limit is {limit} 
 ERR_REFUSED_ROW = "DynamoDB refused the item: {problem}"
 ROW_TEXT_LIMIT = 2000  # characters of one value kept in the quarantine (a 400 KB value is not copied whole)
 ITEM_ERRORS = (CodecError, ItemTooLarge, DuplicateKeysInBatch)
+KEY_DIGEST_BYTES = 16  # BLAKE2b-128: a false collision among 10^5 keys has odds below 10^-28
 _KEY_TYPES = frozenset({str, int, bytes, Decimal})  # what a DynamoDB key can be (S, N, B); bool is not
 
 
@@ -61,26 +73,71 @@ class BadRow:
 class PageOutcome:
     written: int = 0
     skipped: int = 0
+    # last-wins: items whose key an earlier page of the unit wrote; the page must be sent after those pages
+    overwrites: int = 0
     bytes: int = 0
+    write_units: float = 0.0  # consumed, as DynamoDB reported it (a page rewritten item by item: both writes)
     unprocessed_retries: int = 0
     throttle_retries: int = 0
     bad: list[BadRow] = field(default_factory=list)
 
 
 class KeyLedger:
-    """Item key → the source key that wrote it, for every item of a run written in this process."""
+    """Item key → the source key that wrote it, for every item of one work unit (see the module's docstring).
+
+    Entries are compact: the item key as a 16-byte digest (``_key_digest``: the table's key types and
+    DynamoDB's number equality, so ``1`` and ``Decimal("1.0")`` are one key, as they are in DynamoDB), the
+    source key as its one value, or a tuple of its values.
+    """
 
     def __init__(self) -> None:
-        self._owners: dict[tuple[str, tuple[Any, ...]], list[Any]] = {}
+        self._owners: dict[bytes, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self._owners)
 
     def claim(self, table: str, key: tuple[Any, ...], source_key: list[Any]) -> list[Any] | None:
         """None when ``key`` is free or already this source key's; otherwise the other source key.
 
-        No lock: ``dict.setdefault`` with a key of str/int/bytes/Decimal is one atomic step under the GIL
-        (hashing and comparing them runs no Python code), so two segment threads cannot both win a key.
+        A unit's pages are prepared in one thread; ``dict.setdefault`` on a bytes key is one atomic step
+        under the GIL besides, so two threads sharing a ledger could not both win a key.
         """
-        owner = self._owners.setdefault((table, key), source_key)
-        return None if owner == source_key else owner
+        compact = source_key[0] if len(source_key) == 1 else tuple(source_key)
+        owner = self._owners.setdefault(_key_digest(table, key), compact)
+        if owner == compact:
+            return None
+        return list(owner) if type(owner) is tuple else [owner]
+
+
+def _key_digest(table: str, key: tuple[Any, ...]) -> bytes:
+    """The item key as DynamoDB tells keys apart: by type (S, N, B) and value, numbers by numeric value."""
+    digest = hashlib.blake2b(digest_size=KEY_DIGEST_BYTES)
+    for value in (table, *key):
+        if type(value) is str:
+            kind, data = b"S", value.encode("utf-8", "surrogatepass")
+        elif type(value) is bytes:
+            kind, data = b"B", value
+        else:
+            kind, data = b"N", _number_text(value).encode()
+        digest.update(kind + len(data).to_bytes(8, "big") + data)
+    return digest.digest()
+
+
+def _number_text(value: int | Decimal) -> str:
+    """One text per numeric value (``100``, ``Decimal("1E+2")`` and ``Decimal("100.00")`` → ``1e2``), exact at
+    any number of digits (``Decimal.normalize`` would round to the context's 28)."""
+    if type(value) is int:
+        sign, digits, exponent = value < 0, str(abs(value)), 0
+    else:
+        number = value.as_tuple()
+        if not isinstance(number.exponent, int):  # NaN, Infinity: no DynamoDB number (the codec refuses it)
+            return str(value)
+        sign, digits, exponent = bool(number.sign), "".join(map(str, number.digits)), number.exponent
+    stripped = digits.lstrip("0").rstrip("0")
+    if not stripped:
+        return "0"  # -0 and 0.00 are 0
+    exponent += len(digits.lstrip("0")) - len(stripped)
+    return f"{'-' if sign else ''}{stripped}e{exponent}"
 
 
 def source_key_of(row: dict[str, Any], relation: Relation) -> dict[str, Any]:
@@ -145,6 +202,7 @@ class PreparedPage:
     outcome: PageOutcome
     entries: list[tuple[dict[str, Any], dict[str, Any]]]
     chunks: list[BatchChunk]
+    refused: bool = False  # the codec refused an item: no chunks, the caller writes it with ``page_rewrite``
 
 
 def page_prepare(
@@ -153,7 +211,8 @@ def page_prepare(
     """``page_load`` for a pipeline: the page's chunks ready to send, written by the caller's ``BatchWriter``.
 
     A page with an item the codec refuses (too large, a value DynamoDB cannot hold, two rows of one key in
-    a chunk) is written here, item by item as ``page_load`` does: it comes back with no chunks.
+    a chunk) comes back ``refused``, with no chunks: the caller writes it item by item (``page_rewrite``),
+    in its turn (after the pages before it, where a last-wins overwrite needs that).
     """
     outcome, entries = _page_items(entity, rows, relation, ledger)
     if not entries:
@@ -163,8 +222,7 @@ def page_prepare(
             table=entity.target_table, items=[item for item, _row in entries], key_names=entity.key_names
         )
     except ITEM_ERRORS:
-        _one_by_one(outcome, entity.target_table, entity.key_names, entries, relation)
-        return PreparedPage(outcome, entries, [])
+        return PreparedPage(outcome, entries, [], refused=True)
     return PreparedPage(outcome, entries, chunks)
 
 
@@ -172,6 +230,7 @@ def page_chunk_written(page: PreparedPage, result: BatchWriteResult) -> None:
     """Count one of the page's chunks that DynamoDB accepted."""
     page.outcome.written += result.written
     page.outcome.bytes += result.bytes
+    page.outcome.write_units += result.write_units
     page.outcome.unprocessed_retries += result.unprocessed_retries
     page.outcome.throttle_retries += result.throttle_retries
 
@@ -211,6 +270,8 @@ def _page_items(
             if key in pending:
                 outcome.skipped += 1
                 del pending[key]  # re-inserted below: the later row is written, in its own position
+            elif ledger.claim(table, key, row[KEY]) is not None:
+                outcome.overwrites += 1  # an earlier page of the unit wrote this key: sent after that page
             pending[key] = (item, row)
             continue
         owner = ledger.claim(table, key, row[KEY])
@@ -238,6 +299,7 @@ def _batch(outcome: PageOutcome, table: str, key_names: tuple[str, ...], items: 
     )
     outcome.written += result.written
     outcome.bytes += result.bytes
+    outcome.write_units += result.write_units
     outcome.unprocessed_retries += result.unprocessed_retries
     outcome.throttle_retries += result.throttle_retries
 

@@ -4,6 +4,7 @@ import random
 
 import pytest
 
+from lizzy.cost import capacity_flush
 from lizzy.dynamodb import dynamodb_get_item, dynamodb_scan_segment
 from migration_app.models import QuarantinedRow, Segment
 from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
@@ -132,3 +133,30 @@ def test_limit_reads_at_most_n_rows(things_plan):
 
     assert run.rows_read == 10
     assert len(list(dynamodb_scan_segment(table="Things"))) == 10
+
+
+def test_write_units_are_what_dynamodb_reported_for_the_run_even_with_a_cost_ledger_flush_mid_run(
+    transactional_db, things_plan, settings
+):
+    # given pages of 25 rows, four units at once in threads of one process (PostgreSQL control database),
+    # the endpoint reporting 2 units an item, and the process's capacity counters moved to the cost ledger
+    # (which resets them) after every page
+    settings.LIZZY_MIGRATION_CHUNK_SIZE = 25
+    reported = []
+
+    def report_two_units_an_item(operation, params, send):
+        response = send(params)
+        if operation == "BatchWriteItem":
+            ((table, requests),) = params["RequestItems"].items()
+            response["ConsumedCapacity"] = [{"TableName": table, "CapacityUnits": 2.0 * len(requests)}]
+            reported.append(2.0 * len(requests))
+        return response
+
+    with fault_injection(report_two_units_an_item), plan_context(plan=things_plan) as context:
+        run = run_create(context=context, segments=4)
+        run = run_execute(run=run, context=context, workers=4, on_rows=lambda _rows: capacity_flush())
+
+    # then the run counts every unit once, none lost to the resets, none counted by two units
+    assert run.status == "succeeded", run.last_error
+    assert sum(reported) == 460.0
+    assert run.write_units == 460.0
