@@ -11,12 +11,16 @@ import os
 
 import pytest
 
+from sessions_app.models import StoreMode
 from tests.figures import record_figure
-from tests.sessions_app.store.history import History
+from tests.sessions_app.store.history import History, TwoProcessHistory, Worker
 
 SOAK = os.environ.get("LIZZY_SOAK") == "1"
 SEEDS = range(100, 100 + int(os.environ.get("LIZZY_SOAK_SEEDS", "40"))) if SOAK else (1, 2, 3)
 STEPS = int(os.environ.get("LIZZY_SOAK_STEPS", "400")) if SOAK else 120
+# Two processes (the partial partition): fewer seeds, the worker's start costs ~2 s each.
+TWO_PROCESS_SEEDS = range(500, 500 + int(os.environ.get("LIZZY_SOAK_SEEDS", "40")) // 2) if SOAK else (1, 2)
+HOT_TIER_MODES = (StoreMode.DYNAMODB_ONLY, StoreMode.CACHED, StoreMode.CACHED_WRITE_BEHIND)
 
 
 @pytest.fixture
@@ -29,12 +33,9 @@ def checker_settings(settings, live_dynamodb, own_redis):
     return settings
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_no_acknowledged_operation_is_lost_resurrected_reordered_or_duplicated(seed, checker_settings, own_redis):
-    history = History(seed=seed, phones=3, redis_server=own_redis, settings=checker_settings)
-    counts = history.run(STEPS)
+def assert_history_holds(name: str, counts) -> None:
     record_figure(
-        f"store/history-checker-seed-{seed}",
+        name,
         steps=STEPS,
         acknowledged=counts.acknowledged,
         refused=counts.refused,
@@ -44,6 +45,8 @@ def test_no_acknowledged_operation_is_lost_resurrected_reordered_or_duplicated(s
         out_of_order=counts.out_of_order,
         duplicated=counts.duplicated,
         windowed=counts.windowed,
+        partial=counts.partial,
+        stale=counts.stale,
         faults=dict(counts.faults),
         by_mode={mode: dict(c) for mode, c in counts.by_mode.items()},
     )
@@ -51,3 +54,20 @@ def test_no_acknowledged_operation_is_lost_resurrected_reordered_or_duplicated(s
         print("\n".join(counts.trace[-3000:]))  # noqa: T201 - the schedule that broke, for the reader
     assert counts.acknowledged > STEPS // 8  # the schedule did real work (long DynamoDB outages refuse much)
     assert (counts.lost, counts.resurrected, counts.out_of_order, counts.duplicated) == (0, 0, 0, 0), counts.by_mode
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_no_acknowledged_operation_is_lost_resurrected_reordered_or_duplicated(seed, checker_settings, own_redis):
+    history = History(seed=seed, phones=3, redis_server=own_redis, settings=checker_settings)
+    assert_history_holds(f"store/history-checker-seed-{seed}", history.run(STEPS))
+
+
+@pytest.mark.parametrize("seed", TWO_PROCESS_SEEDS)
+def test_two_processes_and_a_partial_partition_lose_only_inside_its_window(seed, checker_settings, own_redis):
+    # given a worker process with its own Redis client, breaker and stores, and Redis cut off from it alone
+    worker = Worker(name="p1", settings=checker_settings, seed=seed)
+    history = TwoProcessHistory(
+        worker=worker, seed=seed, phones=3, redis_server=own_redis, settings=checker_settings, modes=HOT_TIER_MODES
+    )
+    # when the schedule's steps go to either process; then only the documented windows lose anything
+    assert_history_holds(f"store/history-checker-two-processes-seed-{seed}", history.run(STEPS))
