@@ -3,6 +3,7 @@ mirror that never moves backwards; a sample of reads is compared (shadow reads) 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import random
 import time
@@ -153,24 +154,47 @@ def _dynamodb_sessions() -> Any:
             return
 
 
+def _written_at(document: dict[str, Any]) -> dt.datetime | None:
+    """When a document was last written (its ``lastActivity``, whole seconds), None when unreadable."""
+    try:
+        stamped = dt.datetime.fromisoformat(document.get("lastActivity") or "")
+    except (TypeError, ValueError):
+        return None
+    return stamped if stamped.tzinfo else stamped.replace(tzinfo=dt.UTC)
+
+
+def _written_after(later: dt.datetime | None, earlier: dt.datetime | None) -> bool:
+    """``later`` is not before ``earlier`` (unknown times compare as "may be")."""
+    return later is None or earlier is None or later >= earlier
+
+
 def redis_catch_up_from_dynamodb() -> int:
     """Back to Redis as the store of record (cutover → parallel, parallel → redis_only): DynamoDB may hold
     versions Redis never got (a Redis mirror write that failed in cutover; a session only DynamoDB had,
     which parallel read on a Redis miss and redis_only cannot). Each newer live item is written into Redis
     ("set if newer"); each newer delete or expiry becomes a tombstone over the older live copy (a CAS on
-    that copy's version). Never replaces a newer Redis version. Returns how many phones were changed.
-    Raises ``RedisUnavailable``/``DynamoDBError``: the caller refuses the change."""
+    that copy's version). Never replaces a newer Redis version, nor a Redis copy written after the DynamoDB
+    item (a lifetime Redis started after losing its keys restarts its versions low). Returns how many
+    phones were changed. Raises ``RedisUnavailable``/``DynamoDBError``: the caller refuses the change."""
     changed = 0
     for item in _dynamodb_sessions():
         found = Session.from_document(item)
+        there = redis_session_get(phone=found.phone)
+        live_there = there is not None and not is_tombstone(there)
+        if live_there and int(there.get("version", 0)) >= found.version:
+            continue
         if not found.is_expired():
+            if live_there and not _written_after(_written_at(item), _written_at(there)):
+                continue
             changed += redis_session_set_if_newer(
                 phone=found.phone, document=redis_document(found), expire_at=found.ttl
             )
             continue
-        there = redis_session_get(phone=found.phone)
-        if there is None or is_tombstone(there) or int(there.get("version", 0)) >= found.version:
-            continue
+        if not live_there:
+            continue  # nothing live in Redis to end
+        ended_at = dt.datetime.fromtimestamp(found.ttl or 0, tz=dt.UTC)  # a delete or expiry sets ttl = now
+        if not _written_after(ended_at, _written_at(there)):
+            continue  # Redis's copy was written after DynamoDB's end: a later lifetime
         kind = "expired" if "sessionData" in item else "deleted"  # a delete's leftover has no content
         result = redis_session_tombstone(
             phone=found.phone, expected_version=int(there["version"]), kind=kind, floor_version=found.version

@@ -1,28 +1,32 @@
 """A history checker for the session store (issue 13): randomized schedules, an independent model, counts.
 
 A run is a seeded schedule of steps on a few phones: turns (read, append a turn id to the session's log,
-conditional save), deletes and expiries (of the version read), flushes, mode changes (dynamodb_only ↔
-cached ↔ cached_write_behind, with store_mode_set's guards and revalidation), Redis partitioned (every
-Redis call fails: the breaker opens, the stores bypass it) and healed, Redis killed and restarted
-(a diskless server: every key lost), DynamoDB throttled or unreachable for a while. Any step may also run
-*inside* another one: a fault hook on the DynamoDB client runs a second, random step in the middle of the
-first one's call (a delete landing while the flush writes, a turn between a read and its fill...).
+conditional save), deletes and expiries (of the version read), flushes, mode changes (one step at a time
+along redis_only ↔ parallel ↔ cutover ↔ dynamodb_only ↔ cached ↔ cached_write_behind, with store_mode_set's
+guards, the hot-tier and the store-of-record revalidations), Redis partitioned (every Redis call fails: the
+breaker opens, the stores bypass it) and healed, Redis killed and restarted (a diskless server: every key
+lost), DynamoDB throttled or unreachable for a while. Any step may also run *inside* another one: a fault
+hook on the DynamoDB client runs a second, random step in the middle of the first one's call (a delete
+landing while the flush writes, a turn between a read and its fill...). ``TwoProcessHistory`` sends half the
+steps to a second process (history_worker.py) and adds the partial partition: Redis cut off from it alone.
 
 The checker keeps, per phone, the log every acknowledged operation implies (turn ids, increasing) or
-"ended" after an acknowledged delete or expire, and compares every read (and, at the end, the store and
-DynamoDB after a final flush) with it:
+"ended" after an acknowledged delete or expire, and compares every read (and, at the end, the store and,
+where DynamoDB is the store of record, DynamoDB after a final flush) with it:
 
 * lost: an acknowledged turn id missing from a later read of the same lifetime;
 * resurrected: a session (or a turn of an ended lifetime) read after its acknowledged delete or expire;
 * out of order: a log whose ids do not increase (a turn applied on top of a later one);
 * duplicated: a turn id twice in one log.
 
-Documented windows (docs/SESSION_STORE.md, loss-window table): when Redis dies or is cut off in
-``cached_write_behind``, the turns (and deletes) not yet in DynamoDB at that moment may be lost; the
-checker asks DynamoDB which those are at the moment of the fault and counts them as ``windowed`` instead.
-(A window opened in write-behind may be observed after a mode change: it is counted in the mode of the
-read.) Nothing else is allowed. The harness runs in one process; what it cannot show is listed in
-docs/SESSION_STORE.md ("What the history checker does not cover").
+Documented windows (docs/SESSION_STORE.md, loss-window table), counted as ``windowed`` instead: when Redis
+dies or is cut off in ``cached_write_behind`` or ``parallel``, what DynamoDB lacks at that moment (unflushed
+writes; writes whose DynamoDB mirror failed), asked of DynamoDB at the moment of the fault; when Redis dies in
+``redis_only``, everything (and DynamoDB's copy of an earlier period may show again). A window opened in one
+mode may be observed after a mode change: it is counted in the mode of the read. The partial partition has
+its own count (``partial``, and ``stale`` for the reads of the stale copy): ``TwoProcessHistory``. Nothing
+else is allowed. What it cannot show is listed in docs/SESSION_STORE.md ("What the history checker does not
+cover").
 """
 
 from __future__ import annotations
@@ -117,7 +121,6 @@ class History:
         self.phones = [f"+1206559{n:04d}" for n in range(phones)]
         self.model: dict[str, list[int] | str | None] = _Tracked(dict.fromkeys(self.phones))
         self.allowed: dict[str, set[int]] = {p: set() for p in self.phones}  # ids that may be lost (window)
-        self.allowed_partial: dict[str, set[int]] = {p: set() for p in self.phones}  # the partial-partition window
         # an unflushed end (or a redis_only lifetime) may be undone: False, or the window's name
         self.allowed_back: dict[str, str | bool] = dict.fromkeys(self.phones, False)
         self.counts = Counts(trace=[])
@@ -283,14 +286,13 @@ class History:
                 self.counts.note(mode, "resurrected")  # ids the model never had for this lifetime
         if not missing:
             return True
-        for kind, allowed_ids in (("windowed", self.allowed[phone]), ("partial", self.allowed_partial[phone])):
-            allowed = missing & allowed_ids
-            if allowed:
-                self.counts.note(mode, kind, len(allowed))
-                allowed_ids -= allowed
-                missing -= allowed
-                if not missing:
-                    self.revivable[phone] = list(model)
+        allowed = missing & self.allowed[phone]
+        if allowed:
+            self.counts.note(mode, "windowed", len(allowed))
+            self.allowed[phone] -= allowed
+            missing -= allowed
+            if not missing:
+                self.revivable[phone] = list(model)
         if missing:
             self.counts.note(mode, "lost", len(missing))
         self.model[phone] = ids if ids is not None else None  # continue from what the product now says
@@ -300,6 +302,8 @@ class History:
         self.counts.acknowledged += 1
         self.counts.by_mode.setdefault(mode, Counter())["acknowledged"] += 1
         self.counts.trace.append(f"ack {what} on {phone[-1]} by {by}")
+        if by != "p0":
+            self.counts.faults[f"acknowledged_by_{by}"] += 1
         self.allowed_back[phone] = False  # DynamoDB's older copy is older than this write too
 
     def on_stale_ack(self, phone: str, ids: list[int] | None) -> None:
@@ -548,10 +552,11 @@ class TwoProcessHistory(History):
     The partial-partition window (docs/SESSION_STORE.md, loss-window table): once p1, cut off, writes a
     phone (through to DynamoDB, in ``cached``/``cached_write_behind``), p0 may still read the Redis copy
     of that phone as it was when p1 was cut off, or as p0 moved it since (``stale``, not a loss), and what
-    p0 acknowledges on it, and what p0 wrote to Redis of that phone meanwhile that DynamoDB lacks when p1
-    reaches Redis again and drops its copy, may be lost (``partial``). What p1 itself drops when it touches
-    a phone while cut off (DynamoDB lacks p0's unflushed turns) is the first write-behind row (``windowed``).
-    Nothing else may be lost or come back."""
+    p0 acknowledges on that stale copy is lost when p1 reaches Redis again and drops the copy, or a flush
+    drops it as a fork (``partial``). What p1 itself drops when it touches a phone while cut off (DynamoDB
+    lacks p0's unflushed turns) is the first write-behind row (``windowed``). Nothing else may be lost or
+    come back: p0's writes on top of p1's write survive p1's recovery.
+    """
 
     HOT_MODES = (StoreMode.CACHED, StoreMode.CACHED_WRITE_BEHIND)
 
@@ -561,7 +566,7 @@ class TwoProcessHistory(History):
         self.cut_off = False  # Redis unreachable from the worker only (the partial partition)
         self.p1_cut = False  # the worker cannot reach Redis: cut off, or the whole of Redis partitioned
         self.cut_since: dict[str, int] = {}  # phone -> index of its model state when p1 was cut off
-        self.forked: dict[str, int] = {}  # phone -> the turn id counter when p1 first wrote it cut off
+        self.forked: dict[str, bool] = {}  # phones p1 wrote while cut off (until it reaches Redis again)
         self.hot: dict[str, list[list[int] | None]] = {}  # p0's states on the stale copy, per forked phone
         self.pending: Counter = Counter()  # p0's acknowledgements on the stale copy, per forked phone
 
@@ -583,7 +588,7 @@ class TwoProcessHistory(History):
 
     def after_ack(self, phone: str, via: Worker | None) -> None:
         if via is not None and self._worker_cut_off() and phone not in self.forked:
-            self.forked[phone] = self.next_id
+            self.forked[phone] = True
             self.hot[phone] = []
             self.counts.faults["fork"] += 1
             self.counts.trace.append(f"fork {phone[-1]}: p1 wrote it while cut off")
@@ -600,20 +605,13 @@ class TwoProcessHistory(History):
         self.pending[phone] += 1
 
     def _heal_worker(self) -> None:
-        """p1 reaches Redis again: its first Redis use drops the copies of the phones it wrote cut off.
-        What p0 acknowledged on the stale copies, and p0's writes of those phones DynamoDB lacks, are
-        the partial window."""
+        """p1 reaches Redis again: its first Redis use drops the copies older than what it wrote cut off.
+        What p0 acknowledged on those stale copies is the partial window; nothing else of p0's may go."""
         answer = self.worker.call(command="partition", on=False, phone=self.phones[0])
         self.counts.trace.append(f"p1 reaches Redis again: {answer}")
-        for phone, since_id in self.forked.items():
+        for phone in self.forked:
             if self.pending[phone]:
                 self.counts.note(store_mode_current(), "partial", self.pending[phone])
-            durable = self._durable_ids(phone)
-            model = self.model[phone]
-            if isinstance(model, list):
-                self.allowed_partial[phone] |= {i for i in model if i > since_id} - set(durable or [])
-            elif model == ENDED and durable is not None:
-                self.allowed_back[phone] = "partial"
         self.forked.clear()
         self.hot.clear()
         self.pending.clear()

@@ -7,11 +7,15 @@ parallel from redis_only preferred DynamoDB leftovers of an earlier period by th
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
 import lizzy.redis
+from lizzy.dynamodb import dynamodb_put_item
 from lizzy.redis import RedisUnavailable
+from lizzy.tables import SESSIONS
 from sessions_app.selectors import session_get
 from sessions_app.services.sessions import session_delete, session_new, session_save
 from sessions_app.services.store import cutover
@@ -116,3 +120,19 @@ def test_a_rollback_is_refused_while_dynamodb_cannot_be_read(dynamodb, session_r
     # forced, the change goes ahead (and logs what it could not do)
     with fault_injection(unreachable):
         assert store_of_record_revalidate(current="cutover", target="parallel", force=True, phase="before") == 0
+
+
+def test_the_catch_up_keeps_a_redis_lifetime_started_after_dynamodb_ended_the_last_one(
+    dynamodb, session_redis, use_mode
+):
+    # given DynamoDB's leftover of a session deleted 10 s ago (version 4), and Redis, which lost its keys
+    # since, holding a new lifetime at version 1 whose mirror write DynamoDB refused
+    use_mode("parallel")
+    dynamodb_put_item(table=SESSIONS.name, item={"phone": SEED_PHONE, "version": 4, "ttl": int(time.time()) - 10})
+    with fault_injection(refuse_dynamodb_writes):
+        assert turns(["new-1"]) == 1
+    # when the store rolls back to redis_only
+    revalidate("parallel", "redis_only")
+    use_mode("redis_only")
+    # then the new lifetime stays: its version is lower, but it was written after the end
+    assert log_of(SEED_PHONE) == ["new-1"]
