@@ -534,6 +534,7 @@ class Worker:
             raise ServiceUnavailable(f"refused in the worker ({outcome})")
 
     def close(self) -> None:
+        """Stop the worker (idempotent)."""
         if self.process.poll() is None:
             try:
                 self.process.stdin.write(json.dumps({"command": "stop"}) + "\n")

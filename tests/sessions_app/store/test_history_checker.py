@@ -1,8 +1,9 @@
 """Issue 13's proof: randomized schedules checked against an independent model (tests/sessions_app/store/history.py).
 
-``make test`` runs a few fixed seeds of a short schedule; ``make soak`` (LIZZY_SOAK=1) runs many more seeds,
-longer. Lost, resurrected, out-of-order and duplicated acknowledged operations must all be 0; losses inside
-the documented write-behind window (Redis gone before a flush) are counted apart and reported.
+``make test`` runs a few fixed seeds of a short schedule, and one in two processes; ``make soak`` (LIZZY_SOAK=1)
+runs many more seeds, longer. Lost, resurrected, out-of-order and duplicated acknowledged operations must all be
+0; losses inside the documented windows (write-behind or parallel: Redis gone before a flush or a mirror write;
+redis_only: Redis killed; the partial partition) are counted apart and reported.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from tests.figures import record_figure
 from tests.sessions_app.store.history import History, TwoProcessHistory, Worker
 
 SOAK = os.environ.get("LIZZY_SOAK") == "1"
-SEEDS = range(100, 100 + int(os.environ.get("LIZZY_SOAK_SEEDS", "40"))) if SOAK else (1, 2, 3)
+# Seed 102 (like 103 and 110, at 120 steps) found losses in the Redis-backed modes before the parallel tombstone
+# and store-of-record fixes of 2026-12-01: make test replays it.
+SEEDS = range(100, 100 + int(os.environ.get("LIZZY_SOAK_SEEDS", "40"))) if SOAK else (1, 2, 3, 102)
 STEPS = int(os.environ.get("LIZZY_SOAK_STEPS", "400")) if SOAK else 120
 # Two processes (the partial partition): half the seeds. make test runs one seed of soak's, long enough for its
 # partial partitions to meet writes (shorter schedules of seeds 1-4 never opened the window).
@@ -68,11 +71,14 @@ def test_no_acknowledged_operation_is_lost_resurrected_reordered_or_duplicated(s
 def test_two_processes_and_a_partial_partition_lose_only_inside_its_window(seed, checker_settings, own_redis):
     # given a worker process with its own Redis client, breaker and stores, and Redis cut off from it alone
     worker = Worker(name="p1", settings=checker_settings, seed=seed)
-    history = TwoProcessHistory(
-        worker=worker, seed=seed, phones=3, redis_server=own_redis, settings=checker_settings, modes=HOT_TIER_MODES
-    )
-    # when the schedule's steps go to either process; then only the documented windows lose anything
-    counts = history.run(TWO_PROCESS_STEPS)
+    try:
+        history = TwoProcessHistory(
+            worker=worker, seed=seed, phones=3, redis_server=own_redis, settings=checker_settings, modes=HOT_TIER_MODES
+        )
+        # when the schedule's steps go to either process; then only the documented windows lose anything
+        counts = history.run(TWO_PROCESS_STEPS)
+    finally:
+        worker.close()
     assert_history_holds(f"store/history-checker-two-processes-seed-{seed}", counts, steps=TWO_PROCESS_STEPS)
     assert counts.faults["partial_partition"]
     assert counts.faults["acknowledged_by_p1"] > TWO_PROCESS_STEPS // 8
