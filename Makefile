@@ -53,7 +53,7 @@ screenshots: install browser
 explore: install django-tests
 	HYPOTHESIS_PROFILE=explore $(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
-# Long runs left out of `make test`: the session store's history checker (issue 13) on many more seeds and longer
+# Long runs left out of `make test`: the session store's history checker (issue 13, one and two processes) on more seeds, longer
 # schedules, and the tests marked soak (a minute of change capture under random writes).
 soak: install
 	LIZZY_SOAK=1 $(PY) -m pytest -q -p no:cacheprovider tests/sessions_app/store/test_history_checker.py $(PYTEST_ARGS)

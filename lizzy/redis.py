@@ -290,11 +290,17 @@ def redis_session_tombstone(
     return int(redis_call(_script(client, _TOMBSTONE_SCRIPT), keys=_session_keys(phone), args=args))
 
 
-def redis_session_drop(*, phone: str, expected_base: int | str | None = None) -> bool:
-    """DynamoDB won a fork: drop the copy, its dirty mark and its base (only while the base is unchanged)."""
+def redis_session_drop(*, phone: str, expected_base: int | str | None = None, older_than: int | None = None) -> bool:
+    """DynamoDB won a fork: drop the copy, its dirty mark and its base (only while the base is unchanged;
+    with ``older_than``, a version written to DynamoDB without Redis, only a copy that does not descend
+    from that write: lizzy/redis_scripts/session_drop.lua)."""
     client = get_redis()
     keys = [key(SESSION_KEY, phone=phone), key(DIRTY_HASH_KEY), key(DIRTY_SINCE_KEY), key(BASE_HASH_KEY)]
-    args = [phone, "" if expected_base is None else str(expected_base)]
+    args = [
+        phone,
+        "" if expected_base is None else str(expected_base),
+        "" if older_than is None else str(older_than),
+    ]
     return bool(redis_call(_script(client, _DROP_SCRIPT), keys=keys, args=args))
 
 

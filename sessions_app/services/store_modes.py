@@ -22,10 +22,15 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 from rest_framework import status
 
-from lizzy.errors import ApplicationError
+from lizzy.dynamodb import DynamoDBError
+from lizzy.errors import ApplicationError, ServiceUnavailable
 from lizzy.redis import RedisUnavailable, phone_from_session_key, redis_session_forget_clean, redis_session_keys
 from sessions_app.models import SessionStoreModeChange, SessionStoreSetting, StoreMode
-from sessions_app.services.store.parallel import shadow_read_stats
+from sessions_app.services.store.parallel import (
+    dynamodb_retire_stale_mirrors,
+    redis_catch_up_from_dynamodb,
+    shadow_read_stats,
+)
 from sessions_app.services.store.write_behind import flush_backlog
 
 logger = logging.getLogger(__name__)
@@ -173,7 +178,8 @@ def store_mode_set(*, mode: str, actor: str, reason: str = "", force: bool = Fal
 
     Leaving ``dynamodb_only`` for a mode that reads Redis revalidates the hot tier: every clean copy is
     dropped before the change (refused, unless forced, when Redis cannot be reached) and once more when
-    every process follows the new mode (``hot_tier_revalidate``).
+    every process follows the new mode (``hot_tier_revalidate``). Moving the store of record between
+    Redis and DynamoDB in seed 000's phases revalidates the other store (``store_of_record_revalidate``).
     """
     reason = (reason or "").strip()
     with transaction.atomic():
@@ -181,6 +187,7 @@ def store_mode_set(*, mode: str, actor: str, reason: str = "", force: bool = Fal
         current = row.mode if row else settings.LIZZY_SESSION_STORE_DEFAULT_MODE
         store_mode_check_transition(current=current, target=mode, reason=reason, force=force)
         hot_tier_revalidate(current=current, target=mode, force=force, phase="before")
+        store_of_record_revalidate(current=current, target=mode, force=force, phase="before")
         now = timezone.now()
         SessionStoreSetting.objects.update_or_create(
             pk=1, defaults={"mode": mode, "changed_at": now, "changed_by": actor, "reason": reason}
@@ -191,6 +198,7 @@ def store_mode_set(*, mode: str, actor: str, reason: str = "", force: bool = Fal
     store_mode_forget_cache()
     logger.info("session store mode %s -> %s by %s%s", current, mode, actor, " (forced)" if force else "")
     hot_tier_revalidate(current=current, target=mode, force=force, phase="after")
+    store_of_record_revalidate(current=current, target=mode, force=force, phase="after")
     return change
 
 
@@ -233,3 +241,49 @@ def hot_tier_purge() -> int:
             removed += redis_session_forget_clean(phone=phone_from_session_key(name)) == 1
         if cursor == 0:
             return removed
+
+
+ERR_STORE_OF_RECORD = (
+    "Refusing {current} → {target}: {what} first, and a store cannot be reached ({reason}). Try again when "
+    "both answer, or force with a reason."
+)
+# (current, target) → what must happen before Redis is the store of record (again): see the function.
+_RECORD_CHANGES = {
+    (StoreMode.CUTOVER, StoreMode.PARALLEL): "Redis must catch up with DynamoDB's newer sessions",
+    (StoreMode.PARALLEL, StoreMode.REDIS_ONLY): "Redis must catch up with DynamoDB's newer sessions",
+    (StoreMode.REDIS_ONLY, StoreMode.PARALLEL): "DynamoDB's copies older than Redis must be expired",
+}
+
+
+def store_of_record_revalidate(*, current: str, target: str, force: bool, phase: str) -> int:
+    """Seed 000's phases move the store of record; the store that becomes it again may be behind.
+
+    ``cutover → parallel`` and ``parallel → redis_only`` (rollbacks): DynamoDB holds versions Redis lacks
+    (a failed Redis mirror write in cutover; sessions only DynamoDB had, which parallel served on a Redis
+    miss and redis_only would not see), so Redis catches up: newer items are copied, newer deletes and
+    expiries become tombstones, before the change and once more when every process follows it.
+    ``redis_only → parallel``: DynamoDB's live copies that Redis does not hold at the same version are
+    leftovers of an earlier period, which parallel's fallback and shadow reads would prefer; they are
+    expired, before the change (processes in redis_only never write DynamoDB). Refused, unless forced,
+    when a store cannot be reached before the change; logged after it. Returns how many were changed.
+    """
+    what = _RECORD_CHANGES.get((current, target))
+    if what is None or (phase == "after" and current == StoreMode.REDIS_ONLY):
+        return 0
+    if phase == "after":
+        time.sleep(settings.LIZZY_MODE_CACHE_SECONDS + 0.05)
+    try:
+        if target == StoreMode.PARALLEL and current == StoreMode.REDIS_ONLY:
+            changed = dynamodb_retire_stale_mirrors()
+        else:
+            changed = redis_catch_up_from_dynamodb()
+    except (DynamoDBError, ServiceUnavailable) as exc:
+        reason = getattr(exc, "message", str(exc))
+        if phase == "before" and not force:
+            raise ModeChangeRefused(
+                ERR_STORE_OF_RECORD.format(current=current, target=target, what=what, reason=reason)
+            ) from exc
+        logger.warning("store of record revalidation (%s %s -> %s) failed: %s", phase, current, target, reason)
+        return 0
+    logger.info("store of record revalidation (%s %s -> %s): %s sessions changed", phase, current, target, changed)
+    return changed

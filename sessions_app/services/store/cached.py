@@ -42,7 +42,7 @@ _CACHE_MISS = metrics.SESSION_CACHE_REQUESTS.labels("miss")
 
 # One memory per process, shared by the cached stores: a phone written while Redis was away in `cached`
 # must be healed even if this process is in `cached_write_behind` when Redis returns.
-_BYPASSED: set[str] = set()  # phones this process wrote to DynamoDB while Redis was away
+_BYPASSED: dict[str, int] = {}  # phone -> the version this process wrote to DynamoDB while Redis was away
 _BYPASSED_LOCK = threading.Lock()
 
 
@@ -81,20 +81,23 @@ class CachedSessionStore(RetiringSessionStore):
         self.breaker.success()
         return True, result
 
-    def _bypass(self, phone: str) -> None:
-        """A write reached DynamoDB without Redis: the Redis copy (if any) is now older than DynamoDB."""
+    def _bypass(self, phone: str, version: int) -> None:
+        """A write reached DynamoDB without Redis: a Redis copy older than ``version`` is now stale."""
         with self._bypassed_lock:
-            self._bypassed.add(phone)
+            self._bypassed[phone] = max(version, self._bypassed.get(phone, 0))
 
     def _heal(self) -> None:
-        """Drop the Redis copies of the phones written while Redis was away (raises RedisUnavailable)."""
+        """Drop the Redis copies older than what this process wrote while Redis was away (raises
+        RedisUnavailable). A copy another process wrote on top of that write since, once Redis was back for
+        it, is newer and stays: the heal may run long after (this process's first Redis use)."""
         with self._bypassed_lock:
-            phones = list(self._bypassed)
-        for phone in phones:
-            if redis_session_drop(phone=phone):
+            written = dict(self._bypassed)
+        for phone, version in written.items():
+            if redis_session_drop(phone=phone, older_than=version):
                 metrics.SESSION_FORKS.labels("recovery").inc()
             with self._bypassed_lock:
-                self._bypassed.discard(phone)
+                if self._bypassed.get(phone) == version:
+                    del self._bypassed[phone]
 
     def _fill(self, session: Session) -> bool:
         answered, _ = self._try_redis(
@@ -133,7 +136,7 @@ class CachedSessionStore(RetiringSessionStore):
             self._forget_clean(session.phone)  # so the caller's retry reads DynamoDB
             raise
         if not self._fill(stored):
-            self._bypass(stored.phone)
+            self._bypass(stored.phone, stored.version)
         return stored
 
     def _retire(self, phone: str, expected_version: int | None, kind: str) -> bool:
@@ -149,5 +152,5 @@ class CachedSessionStore(RetiringSessionStore):
             return False
         answered, _ = self._try_redis(lambda: redis_session_tombstone(phone=phone, kind=kind, floor_version=leftover))
         if not answered:
-            self._bypass(phone)
+            self._bypass(phone, leftover)
         return True

@@ -3,6 +3,7 @@ mirror that never moves backwards; a sample of reads is compared (shadow reads) 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import random
 import time
@@ -12,15 +13,18 @@ from django.conf import settings
 from django.utils import timezone
 
 from lizzy import metrics
-from lizzy.dynamodb import DynamoDBError
+from lizzy.dynamodb import DynamoDBError, dynamodb_scan
 from lizzy.errors import ServiceUnavailable
 from lizzy.phone import hash_phone
 from lizzy.redis import (
     DIVERGENCE_KEY,
     RedisUnavailable,
+    is_tombstone,
     json_dumps,
     json_loads,
+    redis_session_get,
     redis_session_set_if_newer,
+    redis_session_tombstone,
     redis_window_add,
     redis_window_count,
     redis_window_latest,
@@ -41,10 +45,14 @@ class ParallelSessionStore(SessionStore):
 
     def load(self, phone: str) -> Session | None:
         try:
-            found = self.redis.load(phone)
+            found, ended_at = self.redis.peek(phone)
         except RedisUnavailable:
             metrics.SESSION_FALLBACKS.labels("parallel", "redis_error").inc()
             return self.dynamodb.load(phone)
+        if found is None and ended_at:
+            # A tombstone: Redis, the store of record, ended the session. DynamoDB's copy may still be live
+            # (the delete's mirror write failed): falling back to it would bring the session back.
+            return None
         if found is None:
             metrics.SESSION_FALLBACKS.labels("parallel", "redis_miss").inc()
             return self.dynamodb.load(phone)
@@ -127,3 +135,91 @@ def shadow_read_stats() -> dict[str, Any]:
         "window_seconds": settings.LIZZY_SHADOW_WINDOW_SECONDS,
         "samples": samples,
     }
+
+
+# --- Changing which store is the store of record (store_modes.store_of_record_revalidate) --------------
+
+SCAN_PAGE = 500  # items per Scan page while revalidating: bounded memory, one page in flight
+
+
+def _dynamodb_sessions() -> Any:
+    """Every session item (live, expired or a delete's leftover), one Scan page at a time."""
+    store = DynamoDBSessionStore()
+    start_key = None
+    while True:
+        page = dynamodb_scan(table=store.table, limit=SCAN_PAGE, start_key=start_key, consistent=True)
+        yield from page.items
+        start_key = page.last_key
+        if not start_key:
+            return
+
+
+def _written_at(document: dict[str, Any]) -> dt.datetime | None:
+    """When a document was last written (its ``lastActivity``, whole seconds), None when unreadable."""
+    try:
+        stamped = dt.datetime.fromisoformat(document.get("lastActivity") or "")
+    except (TypeError, ValueError):
+        return None
+    return stamped if stamped.tzinfo else stamped.replace(tzinfo=dt.UTC)
+
+
+def _written_after(later: dt.datetime | None, earlier: dt.datetime | None) -> bool:
+    """``later`` is not before ``earlier`` (unknown times compare as "may be")."""
+    return later is None or earlier is None or later >= earlier
+
+
+def redis_catch_up_from_dynamodb() -> int:
+    """Back to Redis as the store of record (cutover → parallel, parallel → redis_only): DynamoDB may hold
+    versions Redis never got (a Redis mirror write that failed in cutover; a session only DynamoDB had,
+    which parallel read on a Redis miss and redis_only cannot). Each newer live item is written into Redis
+    ("set if newer"); each newer delete or expiry becomes a tombstone over the older live copy (a CAS on
+    that copy's version). Never replaces a newer Redis version, nor a Redis copy written after the DynamoDB
+    item (a lifetime Redis started after losing its keys restarts its versions low). Returns how many
+    phones were changed. Raises ``RedisUnavailable``/``DynamoDBError``: the caller refuses the change."""
+    changed = 0
+    for item in _dynamodb_sessions():
+        found = Session.from_document(item)
+        there = redis_session_get(phone=found.phone)
+        live_there = there is not None and not is_tombstone(there)
+        if live_there and int(there.get("version", 0)) >= found.version:
+            continue
+        if not found.is_expired():
+            if live_there and not _written_after(_written_at(item), _written_at(there)):
+                continue
+            changed += redis_session_set_if_newer(
+                phone=found.phone, document=redis_document(found), expire_at=found.ttl
+            )
+            continue
+        if not live_there:
+            continue  # nothing live in Redis to end
+        ended_at = dt.datetime.fromtimestamp(found.ttl or 0, tz=dt.UTC)  # a delete or expiry sets ttl = now
+        if not _written_after(ended_at, _written_at(there)):
+            continue  # Redis's copy was written after DynamoDB's end: a later lifetime
+        kind = "expired" if "sessionData" in item else "deleted"  # a delete's leftover has no content
+        result = redis_session_tombstone(
+            phone=found.phone, expected_version=int(there["version"]), kind=kind, floor_version=found.version
+        )
+        changed += result == 1
+    return changed
+
+
+def dynamodb_retire_stale_mirrors() -> int:
+    """Entering parallel from redis_only: DynamoDB may hold copies from an earlier parallel or cutover
+    period, older than Redis (the store of record in redis_only, whose versions restart after a Redis
+    loss). Parallel reads DynamoDB on a Redis miss and prefers its copy when its version is higher, so
+    each live item Redis does not hold at that very version is expired (conditionally on its version:
+    a mirror write made meanwhile wins). Returns how many were expired. Raises like the calls it makes."""
+    store = DynamoDBSessionStore()
+    expired = 0
+    for item in _dynamodb_sessions():
+        found = Session.from_document(item)
+        if found.is_expired():
+            continue
+        there = redis_session_get(phone=found.phone)
+        if there is not None and not is_tombstone(there) and int(there.get("version", 0)) == found.version:
+            continue
+        try:
+            expired += store.expire(found.phone, expected_version=found.version)
+        except SessionConflict:
+            continue
+    return expired

@@ -1,38 +1,47 @@
 """A history checker for the session store (issue 13): randomized schedules, an independent model, counts.
 
 A run is a seeded schedule of steps on a few phones: turns (read, append a turn id to the session's log,
-conditional save), deletes and expiries (of the version read), flushes, mode changes (dynamodb_only ↔
-cached ↔ cached_write_behind, with store_mode_set's guards and revalidation), Redis partitioned (every
-Redis call fails: the breaker opens, the stores bypass it) and healed, Redis killed and restarted
-(a diskless server: every key lost), DynamoDB throttled or unreachable for a while. Any step may also run
-*inside* another one: a fault hook on the DynamoDB client runs a second, random step in the middle of the
-first one's call (a delete landing while the flush writes, a turn between a read and its fill...).
+conditional save), deletes and expiries (of the version read), flushes, mode changes (one step at a time
+along redis_only ↔ parallel ↔ cutover ↔ dynamodb_only ↔ cached ↔ cached_write_behind, with store_mode_set's
+guards, the hot-tier and the store-of-record revalidations), Redis partitioned (every Redis call fails: the
+breaker opens, the stores bypass it) and healed, Redis killed and restarted (a diskless server: every key
+lost), DynamoDB throttled or unreachable for a while. Any step may also run *inside* another one: a fault
+hook on the DynamoDB client runs a second, random step in the middle of the first one's call (a delete
+landing while the flush writes, a turn between a read and its fill...). ``TwoProcessHistory`` sends half the
+steps to a second process (history_worker.py) and adds the partial partition: Redis cut off from it alone.
 
 The checker keeps, per phone, the log every acknowledged operation implies (turn ids, increasing) or
-"ended" after an acknowledged delete or expire, and compares every read (and, at the end, the store and
-DynamoDB after a final flush) with it:
+"ended" after an acknowledged delete or expire, and compares every read (and, at the end, the store and,
+where DynamoDB is the store of record, DynamoDB after a final flush) with it:
 
 * lost: an acknowledged turn id missing from a later read of the same lifetime;
 * resurrected: a session (or a turn of an ended lifetime) read after its acknowledged delete or expire;
 * out of order: a log whose ids do not increase (a turn applied on top of a later one);
 * duplicated: a turn id twice in one log.
 
-Documented windows (docs/SESSION_STORE.md, loss-window table): when Redis dies or is cut off in
-``cached_write_behind``, the turns (and deletes) not yet in DynamoDB at that moment may be lost; the
-checker asks DynamoDB which those are at the moment of the fault and counts them as ``windowed`` instead.
-(A window opened in write-behind may be observed after a mode change: it is counted in the mode of the
-read.) Nothing else is allowed. The harness runs in one process; what it cannot show is listed in
-docs/SESSION_STORE.md ("What the history checker does not cover").
+Documented windows (docs/SESSION_STORE.md, loss-window table), counted as ``windowed`` instead: when Redis
+dies or is cut off in ``cached_write_behind`` or ``parallel``, what DynamoDB lacks at that moment (unflushed
+writes; writes whose DynamoDB mirror failed), asked of DynamoDB at the moment of the fault; when Redis dies in
+``redis_only``, everything (and DynamoDB's copy of an earlier period may show again). A window opened in one
+mode may be observed after a mode change: it is counted in the mode of the read. The partial partition has
+its own count (``partial``, and ``stale`` for the reads of the stale copy): ``TwoProcessHistory``. Nothing
+else is allowed. What it cannot show is listed in docs/SESSION_STORE.md ("What the history checker does not
+cover").
 """
 
 from __future__ import annotations
 
+import json
 import random
+import subprocess
+import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import EndpointConnectionError
@@ -50,14 +59,19 @@ from sessions_app.services.store.breaker import redis_breaker
 from sessions_app.services.store.factory import stores_reset
 from sessions_app.services.store.write_behind import sessions_flush
 from sessions_app.services.store_modes import (
+    MODE_ORDER,
     ModeChangeRefused,
     hot_tier_revalidate,
     store_mode_check_transition,
     store_mode_current,
+    store_of_record_revalidate,
 )
 from tests.fixtures.dynamodb_hooks import client_error, fault_injection
 
-MODES = (StoreMode.DYNAMODB_ONLY, StoreMode.CACHED, StoreMode.CACHED_WRITE_BEHIND)
+MODES = MODE_ORDER  # every mode, one step at a time as store_mode_set allows (rollbacks with a reason)
+# Where a Redis fault can lose what DynamoDB lacks (docs/SESSION_STORE.md, loss-window table): write-behind
+# (unflushed writes) and parallel (Redis is the store of record: a write whose DynamoDB mirror failed).
+DURABLE_WINDOW_MODES = (StoreMode.CACHED_WRITE_BEHIND, StoreMode.PARALLEL)
 ENDED = "ended"
 
 
@@ -70,7 +84,9 @@ class Counts:
     resurrected: int = 0
     out_of_order: int = 0
     duplicated: int = 0
-    windowed: int = 0  # lost inside a documented window (write-behind, Redis gone)
+    windowed: int = 0  # lost inside a documented window (write-behind or parallel: Redis gone; redis_only: killed)
+    partial: int = 0  # lost inside the partial-partition window (another process's turns on a stale hot copy)
+    stale: int = 0  # reads of that stale hot copy while the partial partition lasts (documented, not a loss)
     faults: Counter = field(default_factory=Counter)
     by_mode: dict[str, Counter] = field(default_factory=dict)
     trace: list[str] | None = None
@@ -81,7 +97,7 @@ class Counts:
     def note(self, mode: str, what: str, n: int = 1) -> None:
         self.by_mode.setdefault(mode, Counter())[what] += n
         setattr(self, what, getattr(self, what) + n)
-        if self.trace is not None and what != "windowed":
+        if self.trace is not None and what not in ("windowed", "partial", "stale"):
             self.trace.append(f"!! {what} x{n} in {mode}")
 
 
@@ -98,12 +114,15 @@ class _Tracked(dict):
 
 
 class History:
-    def __init__(self, *, seed: int, phones: int, redis_server: Any, settings: Any) -> None:
+    def __init__(
+        self, *, seed: int, phones: int, redis_server: Any, settings: Any, modes: tuple[str, ...] = MODES
+    ) -> None:
         self.rng = random.Random(seed)
         self.phones = [f"+1206559{n:04d}" for n in range(phones)]
         self.model: dict[str, list[int] | str | None] = _Tracked(dict.fromkeys(self.phones))
         self.allowed: dict[str, set[int]] = {p: set() for p in self.phones}  # ids that may be lost (window)
-        self.allowed_back: dict[str, bool] = dict.fromkeys(self.phones, False)  # an unflushed end may be undone
+        # an unflushed end (or a redis_only lifetime) may be undone: False, or the window's name
+        self.allowed_back: dict[str, str | bool] = dict.fromkeys(self.phones, False)
         self.counts = Counts(trace=[])
         # A model hidden by a window (Redis cut off, nothing written since): Redis may serve it again.
         self.revivable: dict[str, Any] = dict.fromkeys(self.phones)
@@ -115,6 +134,7 @@ class History:
         self.nesting = 0
         self.oracle = False
         self.nested_rate = 0.08
+        self.modes: tuple[str, ...] = modes
         self.log: list[str] = []
 
     # --- faults ---------------------------------------------------------------------------------
@@ -142,41 +162,52 @@ class History:
 
         return call
 
-    def _window(self) -> None:
-        """Redis is going away in write-behind: what DynamoDB lacks now may be lost (documented)."""
-        if store_mode_current() != StoreMode.CACHED_WRITE_BEHIND:
+    def _durable_ids(self, phone: str) -> list[int] | None:
+        """The checker's own look at DynamoDB (no fault, no nested step): the live item's log, or None."""
+        self.oracle = True
+        try:
+            item = dynamodb_get_item(table=SESSIONS.name, key={"phone": phone}, consistent=True)
+        finally:
+            self.oracle = False
+        live = item is not None and int(item.get("ttl", 0)) > time.time()
+        return [int(i) for i in item.get("sessionData", {}).get("log", [])] if live else None
+
+    def _window(self, kind: str = "partition", phones: list[str] | None = None) -> None:
+        """Redis is going away (``kind``: partition or kill): open the window the mode documents.
+
+        write-behind and parallel: what DynamoDB lacks now may be lost (unflushed, or a failed mirror);
+        redis_only, killed: everything Redis held (DynamoDB's leftovers of earlier modes may show again);
+        redis_only partitioned, and the DynamoDB-backed modes: nothing (503s, or DynamoDB serves)."""
+        mode = store_mode_current()
+        everything = mode == StoreMode.REDIS_ONLY and kind == "kill"
+        if mode not in DURABLE_WINDOW_MODES and not everything:
             return
-        for phone in self.phones:
-            self.oracle = True
-            try:
-                item = dynamodb_get_item(table=SESSIONS.name, key={"phone": phone}, consistent=True)
-            finally:
-                self.oracle = False
-            live = item is not None and int(item.get("ttl", 0)) > time.time()
-            durable_ids = set(item.get("sessionData", {}).get("log", [])) if live else set()
+        for phone in phones or self.phones:
+            durable = self._durable_ids(phone)
             model = self.model[phone]
             if isinstance(model, list):
-                self.allowed[phone] |= set(model) - {int(i) for i in durable_ids}
-            if model == ENDED and live:
-                self.allowed_back[phone] = True
+                self.allowed[phone] |= set(model) - (set() if everything else set(durable or []))
+            if (model == ENDED or everything) and durable is not None:
+                self.allowed_back[phone] = "windowed"
 
     # --- steps ----------------------------------------------------------------------------------
 
     def step(self, *, nested: bool = False) -> None:
         roll = self.rng.random()
         phone = self.rng.choice(self.phones)
-        self.counts.trace.append(f"step roll={roll:.2f} phone={phone[-1]} nested={nested}")
+        via = self.pick_client()
+        self.counts.trace.append(f"step roll={roll:.2f} phone={phone[-1]} nested={nested} via={self.name_of(via)}")
         try:
             if roll < 0.55:
-                self.turn(phone)
+                self.turn(phone, via)
             elif roll < 0.62:
-                self.end(phone, "delete")
+                self.end(phone, "delete", via)
             elif roll < 0.68:
-                self.end(phone, "expire")
+                self.end(phone, "expire", via)
             elif roll < 0.80:
-                self.flush()
+                self.flush(via)
             elif nested:
-                self.turn(phone)
+                self.turn(phone, via)
             elif roll < 0.87:
                 self.change_mode()
             elif roll < 0.92:
@@ -189,48 +220,64 @@ class History:
             self.counts.trace.append(f"refused {type(exc).__name__}")
             self.counts.refused += 1
 
+    # One process here; TwoProcessHistory sends some steps to a worker process (a ``Worker``).
+    def pick_client(self) -> Worker | None:
+        return None
+
+    def name_of(self, via: Worker | None) -> str:
+        return "p0" if via is None else via.name
+
     def _ids(self, session: Any) -> list[int] | None:
         return None if session is None else [int(i) for i in session.session_data.get("log", [])]
 
-    def check_read(self, phone: str, ids: list[int] | None, mode: str, since: int | None = None) -> None:
+    def stale_read(self, phone: str, ids: list[int] | None, by: str) -> bool:
+        """A read of a copy a documented window allows to be stale (the partial partition): none here."""
+        return False
+
+    def check_read(
+        self, phone: str, ids: list[int] | None, mode: str, since: int | None = None, by: str = "p0"
+    ) -> bool:
         """``since``: how many model states the phone had when the read began. A read overlapping writes
         (nested steps acknowledged while it ran) may return any state the phone passed through meanwhile:
-        linearizable, not a loss."""
+        linearizable, not a loss. Returns False when the read was of a stale copy inside a documented
+        window (what a write based on it then acknowledges is on that copy, not on the model)."""
         self.counts.reads += 1
         model = self.model[phone]
         if since is not None:
             passed = self.model.states[phone][since - 1 : -1]
             if any((ids == state) if isinstance(state, list) else ids is None for state in passed):
                 self.counts.trace.append(f"read {phone[-1]} overlapped writes, got an earlier state: {ids}")
-                return
+                return True
         self.counts.trace.append(
-            f"read {phone[-1]} {mode} nest={self.nesting} got={ids} model={model} allowed={sorted(self.allowed[phone])}"
+            f"read {phone[-1]} {mode} by={by} nest={self.nesting} got={ids} model={model} "
+            f"allowed={sorted(self.allowed[phone])}"
         )
+        if ids != (model if isinstance(model, list) else None) and self.stale_read(phone, ids, by):
+            self.counts.trace.append(f"read {phone[-1]} by {by}: the stale hot copy of the partial partition")
+            self.counts.note(mode, "stale")
+            return False
         hidden = self.revivable[phone]
         if hidden is not None and (ids == hidden or (hidden == ENDED and ids is None)):
             self.counts.trace.append(f"read {phone[-1]} got the state a window had hidden back: {ids}")
             self.model[phone] = hidden
             self.revivable[phone] = None
-            return
+            return True
         if ids is not None:
             if len(set(ids)) != len(ids):
                 self.counts.note(mode, "duplicated")
             if any(b <= a for a, b in zip(ids, ids[1:], strict=False)):
                 self.counts.note(mode, "out_of_order")
-        if model is None:
-            if ids is not None:
-                self.counts.note(mode, "resurrected")  # no acknowledged session ever: nothing may appear
-            return
-        if model == ENDED:
+        if model is None or model == ENDED:
             if ids is not None:
                 if self.allowed_back[phone]:
-                    self.counts.note(mode, "windowed")
+                    # an end (or, redis_only killed, a whole lifetime) inside a window: DynamoDB's older copy
+                    self.counts.note(mode, self.allowed_back[phone])
                     self.allowed_back[phone] = False
                     self.model[phone] = ids
-                    self.revivable[phone] = ENDED
+                    self.revivable[phone] = model
                 else:
-                    self.counts.note(mode, "resurrected")
-            return
+                    self.counts.note(mode, "resurrected")  # ended, or never acknowledged: nothing may appear
+            return True
         if ids is None:
             missing = set(model)
         else:
@@ -238,31 +285,56 @@ class History:
             if set(ids) - set(model) and not missing:
                 self.counts.note(mode, "resurrected")  # ids the model never had for this lifetime
         if not missing:
-            return
+            return True
         allowed = missing & self.allowed[phone]
         if allowed:
             self.counts.note(mode, "windowed", len(allowed))
             self.allowed[phone] -= allowed
-            if allowed == missing:
+            missing -= allowed
+            if not missing:
                 self.revivable[phone] = list(model)
-        if missing - allowed:
-            self.counts.note(mode, "lost", len(missing - allowed))
+        if missing:
+            self.counts.note(mode, "lost", len(missing))
         self.model[phone] = ids if ids is not None else None  # continue from what the product now says
+        return True
 
-    def turn(self, phone: str) -> None:
-        mode = store_mode_current()
-        since = len(self.model.states[phone])
-        current = session_get(phone=phone)
-        read_ids = self._ids(current)
-        self.check_read(phone, read_ids, mode, since)
-        self.next_id += 1
-        turn_id = self.next_id
-        session = current or session_new(phone=phone)
-        session.session_data = {**session.session_data, "log": [*(read_ids or []), turn_id]}
-        session_save(session=session, expected_version=current.version if current else None)
+    def _acknowledged(self, phone: str, mode: str, by: str, what: str) -> None:
         self.counts.acknowledged += 1
         self.counts.by_mode.setdefault(mode, Counter())["acknowledged"] += 1
-        self.counts.trace.append(f"ack turn {turn_id} on {phone[-1]} v{current.version if current else None}")
+        self.counts.trace.append(f"ack {what} on {phone[-1]} by {by}")
+        if by != "p0":
+            self.counts.faults[f"acknowledged_by_{by}"] += 1
+        self.allowed_back[phone] = False  # DynamoDB's older copy is older than this write too
+
+    def on_stale_ack(self, phone: str, ids: list[int] | None) -> None:
+        """An acknowledged write on a stale copy inside a documented window (TwoProcessHistory)."""
+        raise AssertionError("a stale read outside a documented window")
+
+    def turn(self, phone: str, via: Worker | None = None) -> None:
+        mode = store_mode_current()
+        since = len(self.model.states[phone])
+        if via is None:
+            current = session_get(phone=phone)
+            read_ids = self._ids(current)
+            on_model = self.check_read(phone, read_ids, mode, since)
+            self.next_id += 1  # after the read: a nested step (inside it) takes an earlier id
+            turn_id = self.next_id
+            session = current or session_new(phone=phone)
+            session.session_data = {**session.session_data, "log": [*(read_ids or []), turn_id]}
+            session_save(session=session, expected_version=current.version if current else None)
+        else:
+            self.next_id += 1  # nothing nests in the worker's call
+            turn_id = self.next_id
+            answer = via.call(command="turn", phone=phone, turn=turn_id)
+            if "read" not in answer:
+                via.raise_refusal(answer)  # the read itself was refused
+            read_ids, mode = answer["read"], answer["mode"]
+            on_model = self.check_read(phone, read_ids, mode, since, by=via.name)
+            via.raise_refusal(answer)
+        self._acknowledged(phone, mode, self.name_of(via), f"turn {turn_id}")
+        if not on_model:
+            self.on_stale_ack(phone, [*(read_ids or []), turn_id])
+            return
         # what was acknowledged: the read's log plus this turn. If the model moved meanwhile (a nested
         # step acknowledged something), the save should have been refused: whatever it dropped is lost.
         model = self.model[phone]
@@ -272,29 +344,52 @@ class History:
             self.counts.note(mode, "resurrected")
         self.model[phone] = [*(read_ids or []), turn_id]
         self.revivable[phone] = None
+        self.after_ack(phone, via)
 
-    def end(self, phone: str, how: str) -> None:
+    def after_ack(self, phone: str, via: Worker | None) -> None:
+        """TwoProcessHistory: a write by a process Redis is cut off from opens the partial window."""
+
+    def end(self, phone: str, how: str, via: Worker | None = None) -> None:
         mode = store_mode_current()
         since = len(self.model.states[phone])
-        current = session_get(phone=phone)
-        self.check_read(phone, self._ids(current), mode, since)
-        if current is None:
-            return
-        if how == "delete":
-            if not session_delete(phone=phone, expected_version=current.version):
-                raise SessionConflict("nothing deleted")
+        if via is None:
+            current = session_get(phone=phone)
+            read_ids = self._ids(current)
+            on_model = self.check_read(phone, read_ids, mode, since)
+            if current is None:
+                return
+            if how == "delete":
+                if not session_delete(phone=phone, expected_version=current.version):
+                    raise SessionConflict("nothing deleted")
+            else:
+                session_expire(phone=phone, expected_version=current.version)
         else:
-            session_expire(phone=phone, expected_version=current.version)
-        self.counts.acknowledged += 1
-        self.counts.by_mode.setdefault(mode, Counter())["acknowledged"] += 1
-        self.counts.trace.append(f"ack {how} {phone[-1]} v{current.version}")
+            answer = via.call(command="end", phone=phone, how=how)
+            if "read" not in answer:
+                via.raise_refusal(answer)  # the read itself was refused
+            read_ids, mode = answer["read"], answer["mode"]
+            on_model = self.check_read(phone, read_ids, mode, since, by=via.name)
+            if answer["outcome"] == "nothing":
+                return
+            via.raise_refusal(answer)
+        self._acknowledged(phone, mode, self.name_of(via), how)
+        if not on_model:
+            self.on_stale_ack(phone, None)
+            return
         model = self.model[phone]
-        if isinstance(model, list) and set(model) - set(self._ids(current) or []):
-            self.counts.note(mode, "lost", len(set(model) - set(self._ids(current) or [])))
+        if isinstance(model, list) and set(model) - set(read_ids or []):
+            self.counts.note(mode, "lost", len(set(model) - set(read_ids or [])))
         self.model[phone] = ENDED
         self.revivable[phone] = None
+        self.after_ack(phone, via)
 
-    def flush(self) -> None:
+    def flush(self, via: Worker | None = None) -> None:
+        if via is not None:
+            answer = via.call(command="flush")
+            self.counts.trace.append(f"flush by {via.name} {answer}")
+            if answer["outcome"] != "ack":
+                self.counts.refused += 1
+            return
         try:
             result = sessions_flush()
             self.counts.trace.append(f"flush {result}")
@@ -303,8 +398,8 @@ class History:
 
     def change_mode(self) -> None:
         current = store_mode_current()
-        here = MODES.index(current) if current in MODES else 0
-        target = MODES[max(0, min(len(MODES) - 1, here + self.rng.choice((-1, 1))))]
+        here = self.modes.index(current) if current in self.modes else 0
+        target = self.modes[max(0, min(len(self.modes) - 1, here + self.rng.choice((-1, 1))))]
         if target == current:
             return
         # What store_mode_set does, minus the database row (the pinned setting is this "process"'s mode;
@@ -312,11 +407,13 @@ class History:
         try:
             store_mode_check_transition(current=current, target=target, reason="history checker", force=False)
             hot_tier_revalidate(current=current, target=target, force=False, phase="before")
+            store_of_record_revalidate(current=current, target=target, force=False, phase="before")
         except ModeChangeRefused:
             self.counts.faults["mode_change_refused"] += 1
             return
         self.settings.LIZZY_SESSION_STORE_MODE = target
         hot_tier_revalidate(current=current, target=target, force=False, phase="after")
+        store_of_record_revalidate(current=current, target=target, force=False, phase="after")
         self.counts.faults[f"mode:{current}->{target}"] += 1
         self.counts.trace.append(f"mode {current} -> {target}")
 
@@ -330,7 +427,7 @@ class History:
     def kill_redis(self) -> None:
         if self.partitioned:
             return
-        self._window()
+        self._window("kill")
         self.redis_server.kill()
         self.redis_server.start()
         reset_redis()
@@ -368,9 +465,200 @@ class History:
             sessions_flush()
         for phone in self.phones:
             self.check_read(phone, self._ids(session_get(phone=phone)), mode)
+        if mode in (StoreMode.REDIS_ONLY, StoreMode.PARALLEL):
+            return  # Redis is the store of record there: DynamoDB holds a copy, not the answer
         stores_reset()
         for phone in self.phones:
-            item = dynamodb_get_item(table=SESSIONS.name, key={"phone": phone}, consistent=True)
-            live = item is not None and int(item.get("ttl", 0)) > time.time()
-            ids = [int(i) for i in item.get("sessionData", {}).get("log", [])] if live else None
-            self.check_read(phone, ids, f"{mode}:durable")
+            self.check_read(phone, self._durable_ids(phone), f"{mode}:durable")
+
+
+# --- several processes --------------------------------------------------------------------------------
+
+ERR_WORKER_DIED = "history worker {name} died (exit code {code}); its stderr ends with:\n{tail}"
+WORKER_SETTINGS = (
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "LIZZY_ENV",
+    "LIZZY_SESSION_REDIS_URL",
+    "LIZZY_REDIS_PREFIX",
+    "REDIS_SOCKET_TIMEOUT",
+    "LIZZY_SESSION_STORE_MODE",
+    "LIZZY_MODE_CACHE_SECONDS",
+    "LIZZY_BREAKER_RESET_SECONDS",
+    "LIZZY_BREAKER_THRESHOLD",
+    "LIZZY_FLUSH_CONCURRENCY",
+    "LIZZY_SHADOW_WINDOW_SECONDS",
+)
+
+
+class Worker:
+    """A second product process (tests/sessions_app/store/history_worker.py) driven over a pipe."""
+
+    def __init__(self, *, name: str, settings: Any, seed: int) -> None:
+        self.name = name
+        overrides = {setting: getattr(settings, setting) for setting in WORKER_SETTINGS}
+        overrides["LIZZY_HISTORY_SEED"] = seed
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in close()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.sessions_app.store.history_worker", json.dumps(overrides)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+            cwd=Path(__file__).resolve().parents[3],
+        )
+        self._answer()  # "ready"
+
+    def _answer(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.wait(timeout=10)
+            self.stderr.seek(0)
+            tail = self.stderr.read()[-3000:]
+            raise RuntimeError(ERR_WORKER_DIED.format(name=self.name, code=self.process.returncode, tail=tail))
+        return json.loads(line)
+
+    def call(self, **command: Any) -> dict:
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+        answer = self._answer()
+        if answer["outcome"] == "error":
+            raise RuntimeError(answer["error"])
+        return answer
+
+    @staticmethod
+    def raise_refusal(answer: dict) -> None:
+        outcome = answer["outcome"]
+        if outcome == "refused:SessionConflict":
+            raise SessionConflict(f"refused in the worker ({outcome})")
+        if outcome.startswith("refused:"):
+            raise ServiceUnavailable(f"refused in the worker ({outcome})")
+
+    def close(self) -> None:
+        """Stop the worker (idempotent)."""
+        if self.process.poll() is None:
+            try:
+                self.process.stdin.write(json.dumps({"command": "stop"}) + "\n")
+                self.process.stdin.close()
+                self.process.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.stderr.close()
+
+
+class TwoProcessHistory(History):
+    """The schedule's clients in two processes: this one (p0) and a worker (p1) with its own Redis client,
+    breaker, stores and bypass memory. Adds the partial partition: Redis unreachable from p1 only.
+
+    The partial-partition window (docs/SESSION_STORE.md, loss-window table): once p1, cut off, writes a
+    phone (through to DynamoDB, in ``cached``/``cached_write_behind``), p0 may still read the Redis copy
+    of that phone as it was when p1 was cut off, or as p0 moved it since (``stale``, not a loss), and what
+    p0 acknowledges on that stale copy is lost when p1 reaches Redis again and drops the copy, or a flush
+    drops it as a fork (``partial``). What p1 itself drops when it touches a phone while cut off (DynamoDB
+    lacks p0's unflushed turns) is the first write-behind row (``windowed``). Nothing else may be lost or
+    come back: p0's writes on top of p1's write survive p1's recovery.
+    """
+
+    HOT_MODES = (StoreMode.CACHED, StoreMode.CACHED_WRITE_BEHIND)
+
+    def __init__(self, *, worker: Worker, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.worker = worker
+        self.cut_off = False  # Redis unreachable from the worker only (the partial partition)
+        self.p1_cut = False  # the worker cannot reach Redis: cut off, or the whole of Redis partitioned
+        self.cut_since: dict[str, int] = {}  # phone -> index of its model state when p1 was cut off
+        self.forked: dict[str, bool] = {}  # phones p1 wrote while cut off (until it reaches Redis again)
+        self.hot: dict[str, list[list[int] | None]] = {}  # p0's states on the stale copy, per forked phone
+        self.pending: Counter = Counter()  # p0's acknowledgements on the stale copy, per forked phone
+
+    def pick_client(self) -> Worker | None:
+        return self.worker if self.rng.random() < 0.5 else None
+
+    def _worker_cut_off(self) -> bool:
+        return self.p1_cut and store_mode_current() in self.HOT_MODES
+
+    def turn(self, phone: str, via: Worker | None = None) -> None:
+        if via is not None and self._worker_cut_off():
+            self._window(phones=[phone])  # p1 reads DynamoDB: p0's unflushed turns of it may be dropped
+        super().turn(phone, via)
+
+    def end(self, phone: str, how: str, via: Worker | None = None) -> None:
+        if via is not None and self._worker_cut_off():
+            self._window(phones=[phone])
+        super().end(phone, how, via)
+
+    def after_ack(self, phone: str, via: Worker | None) -> None:
+        if via is not None and self._worker_cut_off() and phone not in self.forked:
+            self.forked[phone] = True
+            self.hot[phone] = []
+            self.counts.faults["fork"] += 1
+            self.counts.trace.append(f"fork {phone[-1]}: p1 wrote it while cut off")
+
+    def stale_read(self, phone: str, ids: list[int] | None, by: str) -> bool:
+        if by != "p0" or phone not in self.forked:
+            return False
+        since = self.cut_since.get(phone, len(self.model.states[phone]) - 1)
+        states = [*self.model.states[phone][since:], *self.hot[phone]]
+        return any(ids == state if isinstance(state, list) else ids is None for state in states)
+
+    def on_stale_ack(self, phone: str, ids: list[int] | None) -> None:
+        self.hot[phone].append(ids)
+        self.pending[phone] += 1
+
+    def _heal_worker(self) -> None:
+        """p1 reaches Redis again: its first Redis use drops the copies older than what it wrote cut off.
+        What p0 acknowledged on those stale copies is the partial window; nothing else of p0's may go."""
+        answer = self.worker.call(command="partition", on=False, phone=self.phones[0])
+        self.counts.trace.append(f"p1 reaches Redis again: {answer}")
+        for phone in self.forked:
+            if self.pending[phone]:
+                self.counts.note(store_mode_current(), "partial", self.pending[phone])
+        self.forked.clear()
+        self.hot.clear()
+        self.pending.clear()
+        self.cut_since.clear()
+
+    def toggle_partition(self) -> None:
+        if self.rng.random() < 0.5:
+            super().toggle_partition()  # the whole of Redis, from both processes
+        else:
+            self.cut_off = not self.cut_off
+            self.counts.faults["partial_partition" if self.cut_off else "partial_partition_healed"] += 1
+            self.counts.trace.append("partial partition: Redis cut off from p1" if self.cut_off else "p1 healed")
+        p1_cut = self.partitioned or self.cut_off
+        if p1_cut and not self.p1_cut:
+            self.cut_since = {phone: len(self.model.states[phone]) - 1 for phone in self.phones}
+            self.worker.call(command="partition", on=True)
+        elif self.p1_cut and not p1_cut:
+            self._heal_worker()
+        self.p1_cut = p1_cut
+
+    def kill_redis(self) -> None:
+        killed = not self.partitioned
+        super().kill_redis()
+        if killed:
+            self.worker.call(command="reset_redis")
+
+    def toggle_dynamodb(self) -> None:
+        super().toggle_dynamodb()
+        self.worker.call(command="dynamodb", fault=self.dynamodb_fault)
+
+    def change_mode(self) -> None:
+        before = store_mode_current()
+        super().change_mode()
+        after = store_mode_current()
+        if after != before:
+            self.worker.call(command="mode", mode=after)
+
+    def run(self, steps: int) -> Counts:
+        try:
+            return super().run(steps)
+        finally:
+            self.worker.close()
+
+    def final_check(self) -> None:
+        self.worker.call(command="dynamodb", fault=None)
+        if self.p1_cut:
+            self.cut_off = self.p1_cut = False
+            self._heal_worker()
+        super().final_check()

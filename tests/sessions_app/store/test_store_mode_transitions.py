@@ -30,8 +30,9 @@ FORWARD = ["redis_only", "parallel", "cutover", "dynamodb_only", "cached", "cach
 
 
 @pytest.fixture
-def db_mode(settings, db):
-    """Follow the database row (not a pinned mode), starting from the legacy store."""
+def db_mode(settings, db, dynamodb):
+    """Follow the database row (not a pinned mode), starting from the legacy store. Moving the store of
+    record between Redis and DynamoDB revalidates the other store, so DynamoDB (moto) is there too."""
     settings.LIZZY_SESSION_STORE_MODE = None
     settings.LIZZY_SESSION_STORE_DEFAULT_MODE = "redis_only"
     store_mode_forget_cache()

@@ -9,12 +9,21 @@ import pytest
 
 from lizzy import metrics
 from lizzy.dynamodb import dynamodb_get_item, dynamodb_put_item
-from lizzy.redis import DIRTY_HASH_KEY, FLUSH_LOCK_KEY, SESSION_KEY, key, redis_lock_acquire, redis_lock_release
+from lizzy.redis import (
+    DIRTY_HASH_KEY,
+    FLUSH_LOCK_KEY,
+    SESSION_KEY,
+    RedisUnavailable,
+    key,
+    redis_lock_acquire,
+    redis_lock_release,
+)
 from lizzy.tables import SESSIONS
 from sessions_app import tasks
 from sessions_app.selectors import session_get
 from sessions_app.services.sessions import SessionConflict, session_new, session_save
-from sessions_app.services.store import write_behind
+from sessions_app.services.store import cached, write_behind
+from sessions_app.services.store.breaker import redis_breaker
 from sessions_app.services.store.write_behind import flush_backlog, sessions_flush
 from tests.fixtures.dynamodb_hooks import record_calls
 
@@ -325,3 +334,41 @@ def test_a_write_made_while_redis_was_away_is_not_overwritten_by_the_older_dirty
     assert (result.written, result.stale_skipped) == (0, 1)
     assert durable(PHONES[0])["currentNode"] == "WRITTEN_WHILE_AWAY"
     assert session_get(phone=PHONES[0]).current_node == "WRITTEN_WHILE_AWAY"
+
+
+def test_the_late_recovery_of_a_process_keeps_what_another_process_wrote_on_top_of_its_write(
+    write_behind_mode, session_redis, monkeypatch
+):
+    # Found by the two-process history checker: a process wrote a phone while Redis was away from it, then
+    # did not use its session store for a while; another process, Redis back, wrote on top of that write.
+    # The first process's recovery (its next Redis use) dropped those newer, unflushed turns.
+    first = session_save(session=session_new(phone=PHONES[0]), expected_version=None)
+    sessions_flush()  # durable: version 1
+
+    def redis_away(**kwargs):
+        raise RedisUnavailable("Redis is unreachable (ConnectionError).")
+
+    # given: this process writes version 2 straight to DynamoDB and remembers it
+    with monkeypatch.context() as away:
+        away.setattr("sessions_app.services.store.redis_only.redis_session_cas", redis_away)
+        away.setattr("sessions_app.services.store.redis_only.redis_session_get", redis_away)
+        away.setattr("sessions_app.services.store.cached.redis_session_set_if_newer", redis_away)
+        session_save(session=first, expected_version=1)
+    redis_breaker.reset()
+    remembered = dict(cached._BYPASSED)
+    assert remembered == {PHONES[0]: 2}
+    # and another process (its own memory: empty) drops the stale copy, reads version 2 and writes version 3
+    cached._BYPASSED.clear()
+    session_redis.delete(key(SESSION_KEY, phone=PHONES[0]))
+    on_top = session_get(phone=PHONES[0])
+    assert on_top.version == 2
+    on_top.current_node = "WRITTEN_ON_TOP"
+    session_save(session=on_top, expected_version=2)  # dirty in Redis, base 2
+    # when: this process uses Redis again (its recovery runs)
+    cached._BYPASSED.update(remembered)
+    found = session_get(phone=PHONES[0])
+    # then: the newer turn stays, and goes out with the next flush
+    assert (found.version, found.current_node) == (3, "WRITTEN_ON_TOP")
+    assert cached._BYPASSED == {}
+    sessions_flush()
+    assert durable(PHONES[0])["currentNode"] == "WRITTEN_ON_TOP"
