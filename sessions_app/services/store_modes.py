@@ -27,6 +27,7 @@ from lizzy.errors import ApplicationError, ServiceUnavailable
 from lizzy.redis import RedisUnavailable, phone_from_session_key, redis_session_forget_clean, redis_session_keys
 from sessions_app.models import SessionStoreModeChange, SessionStoreSetting, StoreMode
 from sessions_app.services.store.parallel import (
+    dynamodb_catch_up_from_redis,
     dynamodb_retire_stale_mirrors,
     redis_catch_up_from_dynamodb,
     shadow_read_stats,
@@ -249,6 +250,7 @@ ERR_STORE_OF_RECORD = (
 )
 # (current, target) → what must happen before Redis is the store of record (again): see the function.
 _RECORD_CHANGES = {
+    (StoreMode.PARALLEL, StoreMode.CUTOVER): "DynamoDB must catch up with Redis's newer sessions",
     (StoreMode.CUTOVER, StoreMode.PARALLEL): "Redis must catch up with DynamoDB's newer sessions",
     (StoreMode.PARALLEL, StoreMode.REDIS_ONLY): "Redis must catch up with DynamoDB's newer sessions",
     (StoreMode.REDIS_ONLY, StoreMode.PARALLEL): "DynamoDB's copies older than Redis must be expired",
@@ -262,6 +264,9 @@ def store_of_record_revalidate(*, current: str, target: str, force: bool, phase:
     (a failed Redis mirror write in cutover; sessions only DynamoDB had, which parallel served on a Redis
     miss and redis_only would not see), so Redis catches up: newer items are copied, newer deletes and
     expiries become tombstones, before the change and once more when every process follows it.
+    ``parallel → cutover``: Redis, the store of record until now, holds what a failed DynamoDB mirror write
+    missed (the turn was acknowledged): DynamoDB catches up, before the change and once more when every
+    process follows it (a process still in parallel during the mode cache may have mirrored nothing).
     ``redis_only → parallel``: DynamoDB's live copies that Redis does not hold at the same version are
     leftovers of an earlier period, which parallel's fallback and shadow reads would prefer; they are
     expired, before the change (processes in redis_only never write DynamoDB). Refused, unless forced,
@@ -275,6 +280,8 @@ def store_of_record_revalidate(*, current: str, target: str, force: bool, phase:
     try:
         if target == StoreMode.PARALLEL and current == StoreMode.REDIS_ONLY:
             changed = dynamodb_retire_stale_mirrors()
+        elif target == StoreMode.CUTOVER:
+            changed = dynamodb_catch_up_from_redis()
         else:
             changed = redis_catch_up_from_dynamodb()
     except (DynamoDBError, ServiceUnavailable) as exc:

@@ -13,16 +13,19 @@ from django.conf import settings
 from django.utils import timezone
 
 from lizzy import metrics
-from lizzy.dynamodb import DynamoDBError, dynamodb_scan
+from lizzy.dynamodb import ConditionFailed, DynamoDBError, dynamodb_get_item, dynamodb_put_item, dynamodb_scan
 from lizzy.errors import ServiceUnavailable
 from lizzy.phone import hash_phone
 from lizzy.redis import (
     DIVERGENCE_KEY,
+    TOMBSTONE,
     RedisUnavailable,
     is_tombstone,
     json_dumps,
     json_loads,
+    phone_from_session_key,
     redis_session_get,
+    redis_session_keys,
     redis_session_set_if_newer,
     redis_session_tombstone,
     redis_window_add,
@@ -31,7 +34,7 @@ from lizzy.redis import (
 )
 from sessions_app.services.store.base import Session, SessionConflict, SessionStore
 from sessions_app.services.store.dynamodb_only import DynamoDBSessionStore, dynamodb_mirror
-from sessions_app.services.store.redis_only import RedisSessionStore, canonical, redis_document
+from sessions_app.services.store.redis_only import RedisSessionStore, canonical, redis_document, session_from_redis
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +204,53 @@ def redis_catch_up_from_dynamodb() -> int:
         )
         changed += result == 1
     return changed
+
+
+def dynamodb_catch_up_from_redis() -> int:
+    """Into cutover (DynamoDB becomes the store of record): Redis, the store of record in parallel, may hold
+    versions DynamoDB never got: a turn, delete or expiry acknowledged from Redis whose DynamoDB mirror write
+    failed (``dynamodb_mirror`` counts it and goes on). Each newer live Redis copy is written into DynamoDB
+    with the mirror's own condition (never over a newer live item); each newer tombstone ends DynamoDB's
+    older live copy (conditionally on that copy's version). One GetItem per Redis session. Returns how many
+    phones were changed. Raises ``RedisUnavailable``/``DynamoDBError``: the caller refuses the change."""
+    store = DynamoDBSessionStore()
+    changed, cursor = 0, 0
+    while True:
+        cursor, names = redis_session_keys(cursor=cursor)
+        for name in names:
+            phone = phone_from_session_key(name)
+            there = redis_session_get(phone=phone)
+            if there is None:
+                continue  # expired since the SCAN saw it
+            version = int(there.get("version", 0))
+            item = dynamodb_get_item(table=store.table, key={"phone": phone}, consistent=True)
+            current = None if item is None else Session.from_document(item)
+            live = current is not None and not current.is_expired()
+            if live and current.version >= version:
+                continue
+            if is_tombstone(there):
+                if not live:
+                    continue  # nothing live in DynamoDB to end
+                try:
+                    ended = store.retire(phone, expected_version=current.version, kind=str(there[TOMBSTONE]))
+                except SessionConflict:
+                    continue  # written meanwhile: that write is newer than this comparison
+                changed += ended is not None
+                continue
+            session = session_from_redis(there)
+            try:
+                dynamodb_put_item(
+                    table=store.table,
+                    item=session.to_document(),
+                    condition="attribute_not_exists(#phone) OR #ttl <= :now OR #v < :v",
+                    names={"#phone": "phone", "#v": "version", "#ttl": "ttl"},
+                    values={":v": session.version, ":now": int(time.time())},
+                )
+            except ConditionFailed:
+                continue
+            changed += 1
+        if cursor == 0:
+            return changed
 
 
 def dynamodb_retire_stale_mirrors() -> int:

@@ -136,3 +136,44 @@ def test_the_catch_up_keeps_a_redis_lifetime_started_after_dynamodb_ended_the_la
     use_mode("redis_only")
     # then the new lifetime stays: its version is lower, but it was written after the end
     assert log_of(SEED_PHONE) == ["new-1"]
+
+
+OTHER_PHONE = "+12065550177"
+
+
+def refuse_dynamodb_reads(operation, params, send):
+    if operation in ("GetItem", "Scan"):
+        raise EndpointConnectionError(endpoint_url="http://dynamodb.invalid")
+    return send(params)
+
+
+def test_entering_cutover_carries_the_parallel_writes_whose_dynamodb_mirror_failed(dynamodb, session_redis, use_mode):
+    # given, in parallel, a turn and a delete acknowledged from Redis while DynamoDB refused their mirror writes
+    use_mode("parallel")
+    turns(["a"])
+    session_save(session=session_new(phone=OTHER_PHONE), expected_version=None)
+    with fault_injection(refuse_dynamodb_writes):
+        current = session_get(phone=SEED_PHONE)
+        current.session_data = {"log": ["a", "b"]}
+        assert session_save(session=current, expected_version=current.version).version == 2
+        assert session_delete(phone=OTHER_PHONE, expected_version=1)
+    use_mode("cutover")
+    assert log_of(SEED_PHONE) == ["a"]  # what cutover (DynamoDB the store of record) would serve unrevalidated
+    assert session_get(phone=OTHER_PHONE) is not None
+    use_mode("parallel")
+
+    # when the store moves to cutover
+    revalidate("parallel", "cutover")
+    use_mode("cutover")
+
+    # then DynamoDB has the acknowledged turn and the delete, and a second pass changes nothing
+    assert log_of(SEED_PHONE) == ["a", "b"]
+    assert session_get(phone=OTHER_PHONE) is None
+    assert store_of_record_revalidate(current="parallel", target="cutover", force=False, phase="before") == 0
+
+
+def test_entering_cutover_is_refused_while_dynamodb_cannot_be_read(dynamodb, session_redis, use_mode):
+    use_mode("parallel")
+    turns(["a"])
+    with fault_injection(refuse_dynamodb_reads), pytest.raises(ModeChangeRefused, match="DynamoDB must catch up"):
+        revalidate("parallel", "cutover")
