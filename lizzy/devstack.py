@@ -120,9 +120,11 @@ class Child:
         if self.alive():
             self.process.send_signal(signal.SIGTERM)
 
-    def wait(self) -> None:
+    def wait(self, deadline: float) -> None:
+        """Until ``deadline`` (``time.monotonic()``), shared by every child: all were signalled at once, so
+        the stack stops within STOP_SECONDS however many of them are slow, not STOP_SECONDS each."""
         try:
-            self.process.wait(timeout=STOP_SECONDS)
+            self.process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             print(f"[{self.name}] did not stop in {STOP_SECONDS} s; killed.", flush=True)
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -260,8 +262,9 @@ def main() -> int:
     finally:
         for child in reversed(children):  # web first, the endpoint last
             child.stop()
+        deadline = time.monotonic() + STOP_SECONDS
         for child in reversed(children):
-            child.wait()
+            child.wait(deadline)
         print("Stopped.", flush=True)
 
 
