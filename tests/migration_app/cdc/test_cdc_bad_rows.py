@@ -25,10 +25,10 @@ from migration_app.cdc.worker import CdcBusy, cdc_run
 from migration_app.models import CdcStream, Phase, QuarantinedRow
 from migration_app.selectors import quarantine_lines
 from migration_app.services.phases import PhaseGuardFailed, phase_guard, plan_advance
-from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
-from migration_app.services.runs import run_create, run_execute
+from migration_app.services.plans import plan_save
 from migration_app.services.validation import plan_validate
 from tests.fixtures.dynamodb_hooks import client_error, fault_injection
+from tests.migration_app.cdc.workload import plan_backfilled_and_caught_up
 
 ROOT = Path(__file__).resolve().parents[3]
 BIG = "x" * 500_000  # one text column over DynamoDB's 400 KB item limit
@@ -76,13 +76,7 @@ def _ready_plan(url: str, name: str, *, max_bad_rows: int, collisions: str = "er
     plan = plan_save(
         name=name, source_url=url, mapping=_mapping(table, collisions), cdc=True, max_bad_rows=max_bad_rows
     )
-    with plan_context(plan=plan) as context:
-        plan_setup_tables(context=context)
-    plan_advance(plan=plan, to_phase=Phase.BACKFILL, actor="test")
-    with plan_context(plan=plan) as context:
-        assert run_execute(run=run_create(context=context), context=context).status == "succeeded"
-    plan_advance(plan=plan, to_phase=Phase.PARALLEL, actor="test")
-    cdc_run(plan=plan, until_idle=True)
+    plan_backfilled_and_caught_up(plan)
     return plan, table
 
 

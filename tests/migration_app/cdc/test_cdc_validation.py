@@ -21,10 +21,9 @@ from migration_app.cdc.worker import cdc_run
 from migration_app.models import CdcStream, MigrationPlan, Phase
 from migration_app.services import validation, validation_settle
 from migration_app.services.phases import PhaseGuardFailed, phase_guard, plan_advance
-from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
-from migration_app.services.runs import run_create, run_execute
+from migration_app.services.plans import plan_save
 from migration_app.services.validation import plan_validate
-from tests.migration_app.cdc.workload import Writers, mapping, setup_source
+from tests.migration_app.cdc.workload import Writers, mapping, plan_backfilled_and_caught_up, setup_source
 
 pytestmark = pytest.mark.integration
 
@@ -54,13 +53,7 @@ def _caught_up_plan(url: str) -> tuple[MigrationPlan, str]:
     plan = plan_save(name=f"settle-{uuid.uuid4().hex[:6]}", source_url=url, mapping=mapping(table))
     plan.cdc = True
     plan.save(update_fields=["cdc"])
-    with plan_context(plan=plan) as context:
-        plan_setup_tables(context=context)
-    plan_advance(plan=plan, to_phase=Phase.BACKFILL, actor="test")
-    with plan_context(plan=plan) as context:
-        assert run_execute(run=run_create(context=context), context=context).status == "succeeded"
-    plan_advance(plan=plan, to_phase=Phase.PARALLEL, actor="test")
-    cdc_run(plan=plan, until_idle=True)
+    plan_backfilled_and_caught_up(plan)
     return plan, table
 
 

@@ -22,6 +22,12 @@ from typing import Any
 import psycopg
 from moto.dynamodb.models import DynamoDBBackend
 
+from migration_app.cdc.worker import cdc_run
+from migration_app.models import MigrationPlan, Phase
+from migration_app.services.phases import plan_advance
+from migration_app.services.plans import plan_context, plan_setup_tables
+from migration_app.services.runs import run_create, run_execute
+
 DDL = """
 CREATE SEQUENCE vseq;
 CREATE TABLE stock (
@@ -221,3 +227,14 @@ class WriteRecorder:
                 problems.append(f"{key}: put v{version} after v{previous} (incarnation {incarnation})")
             last[slot] = version
         return problems
+
+
+def plan_backfilled_and_caught_up(plan: MigrationPlan) -> None:
+    """A CDC plan through setup and a succeeded backfill into the parallel phase, its worker caught up."""
+    with plan_context(plan=plan) as context:
+        plan_setup_tables(context=context)
+    plan_advance(plan=plan, to_phase=Phase.BACKFILL, actor="test")
+    with plan_context(plan=plan) as context:
+        assert run_execute(run=run_create(context=context), context=context).status == "succeeded"
+    plan_advance(plan=plan, to_phase=Phase.PARALLEL, actor="test")
+    cdc_run(plan=plan, until_idle=True)
