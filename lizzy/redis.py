@@ -236,7 +236,8 @@ def redis_session_cas(
 ) -> tuple[bool, int]:
     """Write ``document`` if the stored version is ``expected_version`` (None: no live session).
 
-    Returns (True, dirty counter) or (False, current version; -1 when absent, -2 when a tombstone).
+    Returns (True, dirty counter) or (False, current version; -1 when absent, -2 when a tombstone, -3 when
+    a create's version is not above the tombstone it would replace).
     With ``mark_dirty`` the phone enters the write-behind dirty set in the same atomic step, so an
     acknowledged write is always either flushed or still marked (lizzy/redis_scripts/session_cas.lua).
     """

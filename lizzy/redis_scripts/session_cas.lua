@@ -4,11 +4,13 @@
 -- DynamoDB item this lineage descends from is kept as its flush base: for an update, the clean copy's
 -- version (a clean copy is the durable one); for a create, the version it was stamped above (the
 -- leftover's or the flushed tombstone's; 0 when DynamoDB has no item). The flusher writes only over it.
--- A tombstone (a deleted or expired session) counts as absent for a create and as a conflict for an update.
+-- A tombstone (a deleted or expired session) counts as absent for a create and as a conflict for an update;
+-- a create must be stamped above the tombstone's version (versions never go back within a phone's keys).
 -- KEYS: session, dirty hash, dirty since, dirty seq, base hash.
 -- ARGV: expected version ("" = must not exist), value JSON, expire-at epoch s, mark dirty (0/1), phone, now ms,
 --       the new value's version.
--- Returns {1, new counter or 0} written; {0, current version} mismatch; {0, -1} absent; {0, -2} tombstone.
+-- Returns {1, new counter or 0} written; {0, current version} mismatch; {0, -1} absent; {0, -2} tombstone;
+-- {0, -3} a create stamped at or below the tombstone's version (the caller stamps it above and retries).
 local current = redis.call('GET', KEYS[1])
 local current_version = -1
 local tombstone = false
@@ -19,6 +21,7 @@ if current then
 end
 if ARGV[1] == '' then
   if current and not tombstone then return {0, current_version} end
+  if tombstone and current_version >= tonumber(ARGV[7]) then return {0, -3} end
 elseif tombstone then
   return {0, -2}
 elseif current_version ~= tonumber(ARGV[1]) then

@@ -32,7 +32,7 @@ from lizzy.redis import (
     redis_window_count,
     redis_window_latest,
 )
-from sessions_app.services.store.base import Session, SessionConflict, SessionStore
+from sessions_app.services.store.base import Session, SessionConflict, SessionStore, session_conflict
 from sessions_app.services.store.dynamodb_only import DynamoDBSessionStore, dynamodb_mirror
 from sessions_app.services.store.redis_only import RedisSessionStore, canonical, redis_document, session_from_redis
 
@@ -81,8 +81,9 @@ class ParallelSessionStore(SessionStore):
         return from_redis
 
     def save(self, session: Session, *, expected_version: int | None) -> Session:
+        floor = self._create_floor(session) if expected_version is None else 0
         try:
-            stored = self.redis.save(session, expected_version=expected_version)
+            stored = self.redis.save(session, expected_version=expected_version, version_floor=floor)
         except SessionConflict:
             # Not in Redis (expired there, or written during cutover): DynamoDB decides.
             if expected_version is None or self.redis.load(session.phone) is not None:
@@ -92,6 +93,22 @@ class ParallelSessionStore(SessionStore):
             return stored
         dynamodb_mirror(self.dynamodb, stored)
         return stored
+
+    def _create_floor(self, session: Session) -> int:
+        """The version a create starts above. Redis knows when it holds the phone (a live copy: the CAS
+        refuses the create; a tombstone: the CAS stamps above it). When it holds nothing, DynamoDB may:
+        a live session Redis lost (which ``load`` serves, so a create is refused as there) or an earlier
+        lifetime's leftover, which the new lifetime's versions must stay above (issue 13: an expired
+        leftover is never "newer" than a live session). Creates only (a Redis GET and a DynamoDB GetItem
+        more); a turn's save is unchanged."""
+        found, floor = self.redis.peek(session.phone)
+        if found is not None or floor:
+            return floor
+        # DynamoDB unreachable raises, as ``load`` does on a Redis miss: whether a session exists is unknown.
+        durable, floor = self.dynamodb.load_with_floor(session.phone)
+        if durable is not None:
+            raise session_conflict(session, None)
+        return floor
 
     def delete(self, phone: str, *, expected_version: int | None = None) -> bool:
         deleted = self.redis.delete(phone, expected_version=expected_version)

@@ -28,6 +28,8 @@ from sessions_app.services.store.base import (
 )
 from sessions_app.services.store.timing import timed
 
+BELOW_TOMBSTONE = -3  # session_cas.lua: a create stamped at or below the tombstone it would replace
+
 
 def redis_document(session: Session) -> dict[str, Any]:
     """The camelCase document as Redis holds it: the DynamoDB item without ``ttl`` (the key expires)."""
@@ -83,7 +85,14 @@ class RedisSessionStore(RetiringSessionStore):
     ) -> Session:
         stamped_from = expected_version if expected_version is not None else version_floor
         stored = session_stamped(session=session, expected_version=stamped_from)
-        written, _ = self.cas(stored, expected_version=expected_version, mark_dirty=mark_dirty)
+        written, current = self.cas(stored, expected_version=expected_version, mark_dirty=mark_dirty)
+        if not written and current == BELOW_TOMBSTONE:
+            # A create over a deleted or expired session's tombstone: the new lifetime starts above it, so
+            # no copy of the old lifetime (a DynamoDB leftover, a mirror) is ever "newer" than this one.
+            # Only such creates pay the extra GET.
+            _, floor = self.peek(session.phone)
+            stored = session_stamped(session=session, expected_version=max(floor, version_floor))
+            written, current = self.cas(stored, expected_version=None, mark_dirty=mark_dirty)
         if not written:
             raise session_conflict(session, expected_version)
         return stored

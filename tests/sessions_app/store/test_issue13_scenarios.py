@@ -9,9 +9,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
 
 from lizzy import metrics
 from lizzy.dynamodb import dynamodb_get_item, dynamodb_put_item
+from lizzy.errors import ServiceUnavailable
 from lizzy.redis import (
     DIRTY_HASH_KEY,
     FLUSH_LOCK_KEY,
@@ -116,11 +118,57 @@ def test_1_parallel_mirrors_the_returning_customer_over_the_expired_leftover(sto
     settings.LIZZY_SHADOW_READ_RATE = 1.0
     leave_expired_leftover(PHONE, 9)
     created = turn("A")
-    assert created.version == 1  # Redis is the store of record here and knows nothing of the leftover
+    assert created.version == 10  # Redis knows nothing of the leftover; the create asked DynamoDB
     assert live_durable()["currentNode"] == "A"  # the mirror wrote it: an expired item is no session
     turn("B")
     assert session_get(phone=PHONE).current_node == "B"
     assert shadow_read_stats()["divergences"] == 0
+
+
+def test_1_parallel_refuses_a_create_over_a_live_session_redis_lost(stores, session_redis):
+    stores("parallel")
+    turn("A")
+    turn("B")  # version 2, in Redis and mirrored
+    session_redis.delete(key(SESSION_KEY, phone=PHONE))  # Redis lost it (a restart without persistence)
+    assert session_get(phone=PHONE).current_node == "B"  # parallel reads DynamoDB on a Redis miss
+    with pytest.raises(SessionConflict):
+        session_save(session=session_new(phone=PHONE), expected_version=None)  # an API create
+    after = turn("C")  # the webhook continues the session DynamoDB served
+    assert (after.version, live_durable()["version"]) == (3, 3)
+
+
+def test_1_parallel_refuses_a_create_when_dynamodb_cannot_say(stores):
+    stores("parallel")
+    leave_expired_leftover(PHONE, 9)
+
+    def unreachable(operation, params, send):
+        raise EndpointConnectionError(endpoint_url="http://dynamodb.invalid")
+
+    with fault_injection(unreachable), pytest.raises(ServiceUnavailable):
+        # An API create (no read first): whether a live session exists is unknown, as for a read on a miss.
+        session_save(session=session_new(phone=PHONE), expected_version=None)
+    assert redis_session_get(phone=PHONE) is None  # nothing acknowledged, nothing half-written
+    assert turn("A").version == 10  # once DynamoDB answers, the create starts above the leftover
+
+
+@pytest.mark.parametrize("mode", ["redis_only", "parallel"])
+def test_1_a_create_after_a_delete_starts_above_the_tombstone(stores, mode):
+    stores(mode)
+    for node in ("A", "B", "C"):
+        turn(node)  # versions 1..3
+    assert session_delete(phone=PHONE, expected_version=3)
+    assert turn("NEW").version == 5  # above the tombstone (version 4), never 1 again
+
+
+def test_1_a_create_racing_a_delete_is_stamped_above_the_new_tombstone(stores):
+    stores("redis_only")
+    for node in ("A", "B"):
+        turn(node)
+    session_delete(phone=PHONE, expected_version=2)  # tombstone at version 3
+    # A create that read the phone before the delete (it saw no floor) is stamped above the tombstone anyway.
+    created = RedisSessionStore().save(session_new(phone=PHONE), expected_version=None, version_floor=0)
+    assert created.version == 4
+    assert redis_session_get(phone=PHONE)["version"] == 4
 
 
 def test_1_the_legacy_copy_replaces_an_expired_leftover(stores, session_redis, settings):

@@ -126,11 +126,27 @@ def test_the_catch_up_keeps_a_redis_lifetime_started_after_dynamodb_ended_the_la
     dynamodb, session_redis, use_mode
 ):
     # given DynamoDB's leftover of a session deleted 10 s ago (version 4), and Redis, which lost its keys
-    # since, holding a new lifetime at version 1 whose mirror write DynamoDB refused
+    # since, holding a new lifetime whose mirror write DynamoDB refused
     use_mode("parallel")
     dynamodb_put_item(table=SESSIONS.name, item={"phone": SEED_PHONE, "version": 4, "ttl": int(time.time()) - 10})
     with fault_injection(refuse_dynamodb_writes):
-        assert turns(["new-1"]) == 1
+        assert turns(["new-1"]) == 5  # a parallel create starts above DynamoDB's leftover
+    # when the store rolls back to redis_only
+    revalidate("parallel", "redis_only")
+    use_mode("redis_only")
+    # then the new lifetime stays: it was written after the end
+    assert log_of(SEED_PHONE) == ["new-1"]
+
+
+def test_the_catch_up_keeps_a_lower_redis_lifetime_started_after_dynamodb_ended_the_last_one(
+    dynamodb, session_redis, use_mode
+):
+    # given the same, where the new lifetime began while Redis alone was the store (redis_only: versions
+    # restart at 1 after a Redis loss) and entered parallel with its mirror refused
+    use_mode("redis_only")
+    dynamodb_put_item(table=SESSIONS.name, item={"phone": SEED_PHONE, "version": 4, "ttl": int(time.time()) - 10})
+    assert turns(["new-1"]) == 1
+    use_mode("parallel")
     # when the store rolls back to redis_only
     revalidate("parallel", "redis_only")
     use_mode("redis_only")
