@@ -11,7 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -20,6 +26,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from lizzy.dynamodb import (
+    dynamodb_create_table,
     dynamodb_describe_table,
     dynamodb_list_backups,
     dynamodb_put_item,
@@ -52,6 +59,7 @@ from migration_app.services.runs import run_create, run_execute
 from tests.fixtures.dynamodb_hooks import client_error, fault_injection, record_calls
 from tests.migration_app.factories import THINGS_DDL, things_mapping, things_rows
 
+ROOT = Path(__file__).resolve().parents[3]
 ROWS = 230
 ENDPOINT = "AWS DynamoDB (us-east-1)"  # moto stands in for AWS
 
@@ -382,3 +390,60 @@ def test_a_backup_goes_on_when_the_estimate_cache_is_away(things, monkeypatch):
 
     assert (backup.state, backup.item_count) == (BackupState.DONE, ROWS)
     assert backup_estimate_cached(table="Things") is None  # shown as not estimated
+
+
+@pytest.mark.integration
+def test_a_backup_process_sigkilled_after_create_backup_leaves_what_the_next_command_finds(tmp_path, live_dynamodb):
+    # given a table on a real HTTP endpoint and a control database, shared by three processes
+    table = f"Killed{uuid.uuid4().hex[:8]}"
+    dynamodb_create_table(
+        table=table,
+        definition={
+            "AttributeDefinitions": [{"AttributeName": "PK", "AttributeType": "S"}],
+            "KeySchema": [{"AttributeName": "PK", "KeyType": "HASH"}],
+            "BillingMode": "PAY_PER_REQUEST",
+        },
+    )
+    dynamodb_put_item(table=table, item={"PK": "k#1"})
+    control = tmp_path / "control.sqlite3"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "lizzy.settings.test",
+        "DATABASE_URL": f"sqlite:///{control}",
+        "AWS_ENDPOINT_URL_DYNAMODB": live_dynamodb,
+        "LIZZY_BACKUP_DIR": str(tmp_path / "backups"),
+    }
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+    marker = tmp_path / "blocked"
+
+    # when the backup is SIGKILLed once CreateBackup has been done by DynamoDB, before its answer is used
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tests.migration_app.killable_command", str(marker), "CreateBackup", "--"]
+        + ["backup_table", table, "--method", "native"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert worker.poll() is None, worker.communicate()[1].decode()[-2000:]
+        assert time.monotonic() < deadline, "the backup never reached CreateBackup"
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    (left,) = dynamodb_list_backups(table=table)  # one on-demand backup, billed
+
+    # then the next command finds it by the name its record carried, and deletes it with the record
+    def manage(*args):
+        done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    listed = manage("backup_table", "--orphans")
+    assert f"name {left['BackupName']}) was recorded at" in listed
+    assert f"it left on-demand backup {left['BackupArn']}" in listed
+    assert left["BackupName"].startswith("lizzy-1-")
+    assert "1 unfinished backup(s) deleted." in manage("backup_table", "--orphans", "--delete", "--older-than", "0")
+    assert dynamodb_list_backups(table=table) == []
+    assert "0 orphan(s)." in manage("backup_table", "--orphans")
