@@ -12,6 +12,7 @@ import json
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -42,7 +43,13 @@ from migration_app.selectors import (
     run_latest,
     run_progress,
 )
-from migration_app.services.backups import backup_choose, backup_table, backup_text
+from migration_app.services.backups import (
+    backup_choose,
+    backup_choose_cached,
+    backup_delete,
+    backup_table,
+    backup_text,
+)
 from migration_app.services.dispatch import plan_backfill_start, run_resume
 from migration_app.services.phases import plan_advance, plan_backup_choices, plan_rollback
 from migration_app.services.runs import run_pause
@@ -55,6 +62,10 @@ RUNS_SHOWN = 10
 ERR_NO_RUN = "Plan {plan} has no run to {verb}."
 ERR_REASON = "Say why you roll back (it is recorded with your name)."
 ERR_UNKNOWN_ACTION = "Unknown console action {action!r}."
+NOT_ESTIMATED_TEXT = (
+    "{table}: not estimated in the last {seconds} s, or the table does not exist yet (press Estimate backups: a "
+    "DescribeTable and a 200-item Scan per table)."
+)
 
 
 def approximate_text(count: int | None) -> str:
@@ -76,11 +87,17 @@ def restored_text(restored: list[dict[str, Any]]) -> str:
 
 
 def backup_plan_lines(plan: MigrationPlan) -> list[str]:
-    """What the next phase change would back up, shown before anyone presses Advance."""
-    try:
-        return [choice.text() for choice in plan_backup_choices(plan=plan)]
-    except ApplicationError as exc:
-        return [f"The backups' estimate is unavailable: {secrets_scrub(exc.message)}"]
+    """What the next phase change would back up, shown before anyone presses Advance, from the cached estimates:
+    a page load never calls DynamoDB (an estimate is a DescribeTable and a 200-item Scan per table). *Estimate
+    backups*, any backup and any phase change refresh them."""
+    lines = []
+    for table in plan.target_tables:
+        choice = backup_choose_cached(table=table)
+        if choice is None:
+            lines.append(NOT_ESTIMATED_TEXT.format(table=table, seconds=settings.LIZZY_BACKUP_ESTIMATE_CACHE_SECONDS))
+        else:
+            lines.append(f"{choice.text()} [{choice.estimate.age_text()}]")
+    return lines
 
 
 def duration_display(seconds: float | None) -> str:
@@ -485,6 +502,9 @@ class MigrationPlanAdmin(admin.ModelAdmin):
             )
             backed_up = "; ".join(transition.backup_texts) or "no target table to back up"
             return f"{plan.name} advanced to {to_phase}. Backed up first: {backed_up}."
+        if action == "estimate":
+            lines = [choice.text() for choice in plan_backup_choices(plan=plan)]
+            return "Backup estimate: " + (" ".join(lines) or "no target table exists yet: nothing to back up.")
         if action == "rollback":
             reason = request.POST.get("reason", "").strip()
             if not reason:
@@ -624,9 +644,33 @@ class QuarantinedRowAdmin(admin.ModelAdmin):
 
 @admin.register(Backup)
 class BackupAdmin(admin.ModelAdmin):
-    list_display = ["id", "table", "plan", "reason", "method", "item_count", "restore_check", "created_at"]
-    list_filter = ["table", "method"]
+    """Backups with what a restore of each is checked by. Deleting one deletes what it made too (its on-demand
+    backup in DynamoDB, its export file): ``backup_delete``. Unfinished ones (state ``taking``) are listed here;
+    ``backup_table --orphans`` also lists on-demand backups that no record names."""
+
+    list_display = ["id", "table", "plan", "reason", "method", "state", "item_count", "restore_check", "created_at"]
+    list_filter = ["table", "method", "state"]
     readonly_fields = [*(field.name for field in Backup._meta.fields), "restore_check"]
+
+    def delete_model(self, request: HttpRequest, obj: Backup) -> None:
+        self._delete_made(request, [obj])
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        self._delete_made(request, list(queryset))
+
+    def _delete_made(self, request: HttpRequest, backups: list[Backup]) -> None:
+        for backup in backups:
+            try:
+                result = backup_delete(backup=backup)
+            except ApplicationError as exc:
+                self.message_user(
+                    request, f"backup #{backup.pk} of {backup.table}: {secrets_scrub(exc.message)}", messages.ERROR
+                )
+                continue
+            made = [*result["deleted_aws_backups"], *filter(None, [result["deleted_file"]])]
+            self.message_user(
+                request, f"backup #{result['backup']} of {result['table']}: deleted {', '.join(made) or 'the record'}"
+            )
 
     @admin.display(description="a restore is checked by")
     def restore_check(self, backup: Backup) -> str:

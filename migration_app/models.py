@@ -220,6 +220,11 @@ class BackupMethod(models.TextChoices):
     NATIVE = "native", "DynamoDB on-demand backup (CreateBackup)"
 
 
+class BackupState(models.TextChoices):
+    TAKING = "taking", "being taken, or interrupted"
+    DONE = "done", "done"
+
+
 class Backup(models.Model):
     """One backup of one table, and what a restore of it can be checked against.
 
@@ -234,6 +239,17 @@ class Backup(models.Model):
     method = models.CharField(max_length=10, choices=BackupMethod.choices, default=BackupMethod.EXPORT)
     location = models.CharField(max_length=1000, blank=True, help_text="JSON Lines export path (export method).")
     aws_backup_arn = models.CharField(max_length=1000, blank=True)
+    backup_name = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="The BackupName given to CreateBackup, recorded before the call: an interrupted one is found by it.",
+    )
+    state = models.CharField(
+        max_length=10,
+        choices=BackupState.choices,
+        default=BackupState.DONE,
+        help_text="taking: recorded before the backup started and not finished (still running, or interrupted).",
+    )
     item_count = models.BigIntegerField(
         null=True, blank=True, help_text="Items counted by a Scan at backup time; empty: not counted."
     )
@@ -259,6 +275,8 @@ class Backup(models.Model):
 
     @property
     def verification_text(self) -> str:
+        if self.state != BackupState.DONE:
+            return "nothing: never finished (interrupted, or still being taken); not restorable"
         if self.checksummed:
             return "item count and checksum (exact)"
         approximate = self.native_details.get("approximate_item_count")

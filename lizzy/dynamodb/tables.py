@@ -1,7 +1,8 @@
-"""Table administration: create, update, delete, wait until active, TTL, backups, describe, list."""
+"""Table administration: create, update, delete, wait until active, TTL, backups and PITR restores, describe, list."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -126,6 +127,39 @@ def dynamodb_restore_table_from_backup(*, table: str, arn: str) -> dict[str, Any
     streams, tags, auto scaling and PITR are not restored (AWS's API reference)."""
     with _backups_supported("RestoreTableFromBackup", table=table):
         response = client._call("RestoreTableFromBackup", table=table, TargetTableName=table, BackupArn=arn)
+    return response["TableDescription"]
+
+
+def dynamodb_delete_backup(*, table: str, arn: str) -> None:
+    """DeleteBackup of one on-demand backup of ``table`` (AWS bills a backup's storage until it is deleted)."""
+    with _backups_supported("DeleteBackup", table=table):
+        client._call("DeleteBackup", table=table, BackupArn=arn)
+
+
+def dynamodb_list_backups(*, table: str) -> list[dict[str, Any]]:
+    """ListBackups' BackupSummaries of the on-demand (USER) backups of ``table``, every page."""
+    summaries: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"TableName": table, "BackupType": "USER"}
+    while True:
+        with _backups_supported("ListBackups", table=table):
+            response = client._call("ListBackups", table=table, **params)
+        summaries.extend(response.get("BackupSummaries", []))
+        if not response.get("LastEvaluatedBackupArn"):
+            return summaries
+        params["ExclusiveStartBackupArn"] = response["LastEvaluatedBackupArn"]
+
+
+def dynamodb_restore_table_to_point_in_time(*, source: str, table: str, when: dt.datetime | None) -> dict[str, Any]:
+    """RestoreTableToPointInTime of ``source`` as it was at ``when`` (None: the latest restorable time) into
+    ``table``, which DynamoDB creates: it never restores over a table. TTL, streams, tags, auto scaling and PITR
+    are not restored (AWS's API reference)."""
+    params: dict[str, Any] = {"SourceTableName": source, "TargetTableName": table}
+    if when is None:
+        params["UseLatestRestorableTime"] = True
+    else:
+        params["RestoreDateTime"] = when
+    with _backups_supported("RestoreTableToPointInTime", table=source):
+        response = client._call("RestoreTableToPointInTime", table=source, **params)
     return response["TableDescription"]
 
 

@@ -370,6 +370,9 @@ LIZZY_BACKUP_EXPORT_MAX_SECONDS = env.float("LIZZY_BACKUP_EXPORT_MAX_SECONDS", d
 # Point-in-time recovery on a plan's target tables, switched on by setup where the endpoint has it (AWS bills it
 # by table size: off for accounts that do not want it).
 LIZZY_BACKUP_PITR = env.bool("LIZZY_BACKUP_PITR", default=True)
+# How long a backup estimate (DescribeTable plus a 200-item Scan per table) is kept for the pages that show it:
+# a plan page shows the cached one and its age, and never Scans on load.
+LIZZY_BACKUP_ESTIMATE_CACHE_SECONDS = env.int("LIZZY_BACKUP_ESTIMATE_CACHE_SECONDS", default=600)
 LIZZY_MIGRATION_CHUNK_SIZE = env.int("LIZZY_MIGRATION_CHUNK_SIZE", default=500)
 # Migration source connections (migration_app/sources/base.py): how long to wait for a connection, and for one
 # query (a COUNT(*) or a segment boundary over a large table is the slowest).

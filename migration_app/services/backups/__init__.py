@@ -5,6 +5,8 @@
 ``export``  the ``export`` method: JSON Lines by a parallel Scan, restorable into any table on any endpoint
 ``native``  the ``native`` method: CreateBackup / RestoreTableFromBackup (into a new table only)
 ``choose``  the one place that picks the method (``LIZZY_BACKUP_METHOD``), backs up and restores
+``records`` what a backup made, found and deleted: interrupted backups (orphans), ``backup_delete``
+``pitr``    RestoreTableToPointInTime into a new table (never over the live one; never "verified")
 ==========  ==============================================================================================
 """
 
@@ -16,14 +18,19 @@ from migration_app.services.backups.base import (
     BackupError,
     BackupEstimate,
     backup_estimate,
+    backup_estimate_cached,
     table_checksum,
 )
 from migration_app.services.backups.choose import (
+    ERR_BACKUP_UNFINISHED,
     ERR_METHOD_UNKNOWN,
     ERR_NATIVE_UNSUPPORTED,
     METHODS,
     BackupChoice,
+    backup_choice,
     backup_choose,
+    backup_choose_cached,
+    backup_name_for,
     backup_restore,
     backup_restore_refusal,
     backup_table,
@@ -38,10 +45,45 @@ from migration_app.services.backups.native import (
     PITR_UNSUPPORTED,
     backup_pitr_enable,
 )
+from migration_app.services.backups.pitr import (
+    ERR_PITR_OFF,
+    ERR_PITR_OUTSIDE,
+    ERR_PITR_SAME_TABLE,
+    ERR_PITR_SOURCE_MISSING,
+    ERR_PITR_TARGET_EXISTS,
+    ERR_PITR_UNSUPPORTED,
+    LATEST,
+    VERIFIED_BY_NOTHING,
+    backup_restore_point_in_time,
+)
+from migration_app.services.backups.records import (
+    BackupOrphan,
+    backup_delete,
+    backup_orphans,
+    backup_orphans_delete,
+)
 
 __all__ = [
     "ERR_BACKUP_CORRUPT",
     "ERR_BACKUP_FILE",
+    "ERR_BACKUP_UNFINISHED",
+    "ERR_PITR_OFF",
+    "ERR_PITR_OUTSIDE",
+    "ERR_PITR_SAME_TABLE",
+    "ERR_PITR_SOURCE_MISSING",
+    "ERR_PITR_TARGET_EXISTS",
+    "ERR_PITR_UNSUPPORTED",
+    "LATEST",
+    "VERIFIED_BY_NOTHING",
+    "BackupOrphan",
+    "backup_choice",
+    "backup_choose_cached",
+    "backup_delete",
+    "backup_estimate_cached",
+    "backup_name_for",
+    "backup_orphans",
+    "backup_orphans_delete",
+    "backup_restore_point_in_time",
     "ERR_METHOD_UNKNOWN",
     "ERR_NATIVE_GONE",
     "ERR_NATIVE_NOT_AVAILABLE",

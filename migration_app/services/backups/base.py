@@ -7,12 +7,16 @@ DescribeBackup's ItemCount, which AWS documents as approximate) says so and is n
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
 
 from lizzy.dynamodb import dynamodb_describe_table, dynamodb_parallel_scan, dynamodb_scan
 from lizzy.errors import ApplicationError, NotFound
@@ -30,7 +34,16 @@ ERR_RESTORE_MISMATCH = (
 VERIFIED_BY_CHECKSUM = "item count and checksum taken at backup time (exact)"
 VERIFIED_BY_APPROXIMATE = "item count vs DescribeBackup (approximate)"
 
+logger = logging.getLogger(__name__)
+
 ESTIMATE_SAMPLE_ITEMS = 200  # the first Scan page of this many items times the rest
+ESTIMATE_CACHE_KEY = "lizzy:backup-estimate:{table}:{segments}"
+# What the estimate's item count rests on (AWS's DescribeTable reference: "DynamoDB updates this value
+# approximately every six hours. Recent changes might not be reflected in this value.")
+ITEM_COUNT_LAG_TEXT = (
+    "approximate: DescribeTable's ItemCount and TableSizeBytes, which DynamoDB updates about every 6 hours, so "
+    "writes of the last hours may be missing"
+)
 
 
 class BackupError(ApplicationError):
@@ -48,19 +61,42 @@ class BackupEstimate:
     export_seconds: float  # items × seconds per item of the sample ÷ segments (a checksum-only Scan: the same)
     segments: int
     sample_items: int
+    taken_at: dt.datetime  # when DescribeTable and the sample were read (a cached estimate shows its age)
 
     def text(self) -> str:
         return (
-            f"{self.table}: about {self.items:,} items ({self.table_bytes / 1e6:,.1f} MB in DynamoDB); the JSON "
-            f"Lines export with {self.segments} parallel segment(s) takes about {self.export_seconds:,.0f} s and "
-            f"{self.export_bytes / 1e6:,.1f} MB (from a {self.sample_items}-item sample; ItemCount is refreshed "
-            "by DynamoDB about every six hours). The on-demand backup (CreateBackup, where the endpoint has it) "
-            "takes seconds whatever the size and consumes no capacity."
+            f"{self.table}: about {self.items:,} items ({self.table_bytes / 1e6:,.1f} MB in DynamoDB; "
+            f"{ITEM_COUNT_LAG_TEXT}); the JSON Lines export with {self.segments} parallel segment(s) takes about "
+            f"{self.export_seconds:,.0f} s and {self.export_bytes / 1e6:,.1f} MB (from a {self.sample_items}-item "
+            "sample). The on-demand backup (CreateBackup, where the endpoint has it) takes seconds whatever the size "
+            "and consumes no capacity."
         )
+
+    def age_text(self, now: dt.datetime | None = None) -> str:
+        """``estimated 3 min ago (01:02:03 UTC)``: a cached estimate says how old it is."""
+        seconds = max(((now or timezone.now()) - self.taken_at).total_seconds(), 0)
+        ago = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+        return f"estimated {ago} ago ({self.taken_at:%Y-%m-%d %H:%M:%S} UTC)"
+
+    def as_cached(self) -> dict[str, Any]:
+        # The cache serializes as JSON (lizzy/settings/base.py, CACHES): plain values only.
+        return {**asdict(self), "taken_at": self.taken_at.isoformat()}
+
+    @classmethod
+    def from_cached(cls, value: dict[str, Any]) -> BackupEstimate:
+        return cls(**{**value, "taken_at": dt.datetime.fromisoformat(value["taken_at"])})
+
+
+def _estimate_key(table: str, segments: int) -> str:
+    return ESTIMATE_CACHE_KEY.format(table=table, segments=segments)
 
 
 def backup_estimate(*, table: str, segments: int | None = None) -> BackupEstimate:
-    """Expected time and size of an export (or a checksum Scan), from DescribeTable and one timed sample page."""
+    """Expected time and size of an export (or a checksum Scan), from DescribeTable and one timed sample page.
+
+    Always read afresh (a backup is chosen from it); kept in the cache for ``LIZZY_BACKUP_ESTIMATE_CACHE_SECONDS``
+    so pages that only show it (``backup_estimate_cached``) need no DynamoDB call.
+    """
     description = dynamodb_describe_table(table=table)
     if description is None:
         raise NotFound(ERR_TABLE_MISSING.format(table=table))
@@ -74,7 +110,7 @@ def backup_estimate(*, table: str, segments: int | None = None) -> BackupEstimat
     seconds = time.perf_counter() - started
     sampled = max(len(page.items), 1)
     items = int(description.get("ItemCount") or 0)
-    return BackupEstimate(
+    estimate = BackupEstimate(
         table=table,
         items=items,
         table_bytes=int(description.get("TableSizeBytes") or 0),
@@ -82,7 +118,25 @@ def backup_estimate(*, table: str, segments: int | None = None) -> BackupEstimat
         export_seconds=items * seconds / sampled / segments,
         segments=segments,
         sample_items=len(page.items),
+        taken_at=timezone.now(),
     )
+    try:
+        cache.set(
+            _estimate_key(table, segments), estimate.as_cached(), timeout=settings.LIZZY_BACKUP_ESTIMATE_CACHE_SECONDS
+        )
+    except Exception:  # best effort: a backup never fails because the cache (Redis) is away
+        logger.warning("could not cache the backup estimate of %s", table, exc_info=True)
+    return estimate
+
+
+def backup_estimate_cached(*, table: str, segments: int | None = None) -> BackupEstimate | None:
+    """The last estimate of ``table`` if it is still in the cache, else None; never calls DynamoDB."""
+    try:
+        value = cache.get(_estimate_key(table, segments or settings.LIZZY_BACKUP_SEGMENTS))
+    except Exception:  # the cache (Redis) away: shown as not estimated
+        logger.warning("could not read the cached backup estimate of %s", table, exc_info=True)
+        return None
+    return None if value is None else BackupEstimate.from_cached(value)
 
 
 def table_definition(description: dict[str, Any], ttl_attribute: str | None) -> dict[str, Any]:

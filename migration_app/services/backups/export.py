@@ -2,8 +2,8 @@
 
 One canonical DynamoDB-JSON item per line, with its item count and an order-independent checksum. The export
 is what restore reads: into the same table or a new one, and the restored table is checked against the count
-and checksum. Where the endpoint has CreateBackup an on-demand copy is taken too (its ARN is recorded; the
-restore does not use it).
+and checksum. One method per backup: an export takes no on-demand copy (CreateBackup) beside it, so it leaves
+nothing in DynamoDB to pay for or to delete.
 """
 
 from __future__ import annotations
@@ -17,10 +17,7 @@ from typing import Any
 from django.conf import settings
 
 from lizzy.dynamodb import (
-    BackupsUnsupported,
-    DynamoDBError,
     dynamodb_batch_write,
-    dynamodb_create_backup,
     dynamodb_create_table,
     dynamodb_describe_table,
     dynamodb_enable_ttl,
@@ -41,26 +38,13 @@ ERR_BACKUP_CORRUPT = (
 logger = logging.getLogger(__name__)
 
 
-def _extra_native_copy(*, table: str, name: str) -> str:
-    """CreateBackup beside the export where the endpoint has it; an export never fails for want of it."""
-    try:
-        return dynamodb_create_backup(table=table, name=name)
-    except BackupsUnsupported:
-        return ""
-    except DynamoDBError as exc:
-        # ContinuousBackupsUnavailableException: AWS enables backups on a new table a little after creating it.
-        logger.warning("backup of %s: no on-demand copy beside the export (%s)", table, exc.message)
-        return ""
-
-
-def export_take(*, table: str, path: Path, backup_name: str, segments: int | None) -> dict[str, Any]:
+def export_take(*, table: str, path: Path, segments: int | None) -> dict[str, Any]:
     """Write the export of ``table`` to ``path``; the Backup fields it fills.
 
     ``segments`` (``LIZZY_BACKUP_SEGMENTS``) Scan segments run at once, each streaming its pages into the
     one export file (a line per item, under a lock); the checksum is order-independent, so the order in
     which segments finish does not matter. Memory: one page per segment.
     """
-    arn = _extra_native_copy(table=table, name=backup_name)
     checksum = SetChecksum()
     lock = threading.Lock()
     try:
@@ -86,7 +70,6 @@ def export_take(*, table: str, path: Path, backup_name: str, segments: int | Non
     return {
         "method": BackupMethod.EXPORT,
         "location": str(path),
-        "aws_backup_arn": arn,
         "item_count": checksum.count,
         "checksum": checksum.hexdigest(),
     }
