@@ -141,6 +141,31 @@ def test_a_lock_lost_mid_flush_stops_the_writes_of_both_pages_in_flight(
     assert flush_backlog().size == 60  # no mark cleared: the writes that landed go out again, conditionally
 
 
+def test_the_lock_watcher_stops_the_writes_within_the_window_after_the_lock_is_lost(
+    write_behind_mode, session_redis, monkeypatch
+):
+    for phone in PHONES:
+        session_save(session=session_new(phone=phone), expected_version=None)
+    window = 0.2
+    monkeypatch.setattr(write_behind, "LOCK_CHECK_SECONDS", window)
+    real_put = write_behind.dynamodb_put_item
+    started, lost_at = [], []
+
+    def put(**kwargs):
+        started.append(time.monotonic())
+        if len(started) == 5:
+            session_redis.delete(key(FLUSH_LOCK_KEY))  # the lock expires between two writes
+            lost_at.append(time.monotonic())
+        time.sleep(0.02)  # a write slow enough that the writers outlive the window
+        return real_put(**kwargs)
+
+    monkeypatch.setattr(write_behind, "dynamodb_put_item", put)
+    assert sessions_flush().status == "lock_lost"
+    assert len(started) < len(PHONES)  # the writers stopped: nobody asked but the watcher
+    assert max(started) <= lost_at[0] + window + 0.05  # no write started later than the window allows
+    assert flush_backlog().size == len(PHONES)  # no mark cleared
+
+
 def test_a_second_flusher_waits_for_the_lock(write_behind_mode):
     session_save(session=session_new(phone=PHONES[0]), expected_version=None)
     token = redis_lock_acquire(name=FLUSH_LOCK_KEY, ttl_seconds=30)
