@@ -234,7 +234,8 @@ class _Digests:
 def plan_validate(
     *, plan: MigrationPlan, mode: str = "full", sample_size: int = SAMPLE_SIZE, total_segments: int = SCAN_SEGMENTS
 ) -> ValidationReport:
-    """Compare source and target in this process (the parts in turn, target segments in threads), one report."""
+    """Compare source and target in this process, one report: the target's Scan segments in threads while
+    this thread reads the source's key ranges (the source connection stays in this thread)."""
     with plan_context(plan=plan) as context:
         specs = validation_parts(context=context, total_segments=total_segments)
         target_specs = [spec for spec in specs if spec["side"] == "target"]
@@ -243,12 +244,13 @@ def plan_validate(
             return validation_part_run(context=context, spec=spec, mode=mode, sample_size=sample_size)
 
         with ThreadPoolExecutor(max_workers=max(total_segments, 1), thread_name_prefix="validate") as pool:
-            parts = list(pool.map(run_target, target_specs))
-        parts += [
-            validation_part_run(context=context, spec=spec, mode=mode, sample_size=sample_size)
-            for spec in specs
-            if spec["side"] == "source"
-        ]
+            targets = [pool.submit(run_target, spec) for spec in target_specs]
+            sources = [
+                validation_part_run(context=context, spec=spec, mode=mode, sample_size=sample_size)
+                for spec in specs
+                if spec["side"] == "source"
+            ]
+            parts = [future.result() for future in targets] + sources
         return validation_merge(context=context, parts=parts, mode=mode, sample_size=sample_size)
 
 
