@@ -270,13 +270,14 @@ def redis_session_tombstone(
     kind: str = "deleted",
     mark_dirty: bool = False,
     floor_version: int | None = None,
+    lifetime_seconds: int | None = None,
 ) -> int:
     """Replace a live session by a tombstone one version up: 1 done, 0 no live session, -(N + 1) mismatch.
 
     ``mark_dirty``: write-behind, the flusher applies it to DynamoDB (it does not expire until then).
-    Otherwise the tombstone expires after LIZZY_TOMBSTONE_SECONDS. With no live value in Redis and
-    ``floor_version`` given (DynamoDB's leftover version after the caller deleted there), a clean
-    tombstone at that version still blocks older fills.
+    Otherwise the tombstone expires after ``lifetime_seconds`` (default LIZZY_TOMBSTONE_SECONDS). With no
+    live value in Redis and ``floor_version`` given (DynamoDB's leftover version after the caller deleted
+    there), a clean tombstone at that version still blocks older fills.
     """
     client = get_redis()
     args = [
@@ -285,7 +286,7 @@ def redis_session_tombstone(
         str(int(time.time() * 1000)),
         kind,
         "1" if mark_dirty else "0",
-        str(int(settings.LIZZY_TOMBSTONE_SECONDS)),
+        str(int(lifetime_seconds or settings.LIZZY_TOMBSTONE_SECONDS)),
         "" if floor_version is None else str(floor_version),
     ]
     return int(redis_call(_script(client, _TOMBSTONE_SCRIPT), keys=_session_keys(phone), args=args))

@@ -20,7 +20,9 @@ from sessions_app.services.store_modes import store_mode_current
 
 BUILDERS: dict[str, Callable[[], SessionStore]] = {
     StoreMode.REDIS_ONLY: RedisSessionStore,
-    StoreMode.PARALLEL: lambda: ParallelSessionStore(RedisSessionStore(), DynamoDBSessionStore()),
+    StoreMode.PARALLEL: lambda: ParallelSessionStore(
+        RedisSessionStore(tombstones_outlive_sessions=True), DynamoDBSessionStore()
+    ),
     StoreMode.CUTOVER: lambda: CutoverSessionStore(DynamoDBSessionStore()),
     StoreMode.DYNAMODB_ONLY: DynamoDBSessionStore,
     StoreMode.CACHED: lambda: CachedSessionStore(DynamoDBSessionStore()),

@@ -24,6 +24,7 @@ from lizzy.redis import (
     json_dumps,
     json_loads,
     phone_from_session_key,
+    redis_ping,
     redis_session_get,
     redis_session_keys,
     redis_session_set_if_newer,
@@ -194,7 +195,7 @@ def redis_catch_up_from_dynamodb() -> int:
     which parallel read on a Redis miss and redis_only cannot). Each newer live item is written into Redis
     ("set if newer"); each newer delete or expiry becomes a tombstone over the older live copy (a CAS on
     that copy's version). Never replaces a newer Redis version, nor a Redis copy written after the DynamoDB
-    item (a lifetime Redis started after losing its keys restarts its versions low). Returns how many
+    item's lifetime (a lifetime Redis started after losing its keys restarts its versions low). Returns how many
     phones were changed. Raises ``RedisUnavailable``/``DynamoDBError``: the caller refuses the change."""
     changed = 0
     for item in _dynamodb_sessions():
@@ -212,9 +213,16 @@ def redis_catch_up_from_dynamodb() -> int:
             continue
         if not live_there:
             continue  # nothing live in Redis to end
-        ended_at = dt.datetime.fromtimestamp(found.ttl or 0, tz=dt.UTC)  # a delete or expiry sets ttl = now
+        # When DynamoDB's lifetime was last written. A delete's leftover has only ``ttl`` (= the delete). An
+        # expired item keeps its ``lastActivity``: its ``ttl`` may date the end later than a lifetime Redis
+        # started since (Redis lost its keys, versions restarted): the item's natural expiry, or the expire
+        # with which entering parallel retired this stale copy a moment ago (dynamodb_retire_stale_mirrors).
+        if "lastActivity" in item:
+            ended_at = _written_at(item)
+        else:
+            ended_at = dt.datetime.fromtimestamp(found.ttl or 0, tz=dt.UTC)
         if not _written_after(ended_at, _written_at(there)):
-            continue  # Redis's copy was written after DynamoDB's end: a later lifetime
+            continue  # Redis's copy was written after DynamoDB's lifetime: a later lifetime
         kind = "expired" if "sessionData" in item else "deleted"  # a delete's leftover has no content
         result = redis_session_tombstone(
             phone=found.phone, expected_version=int(there["version"]), kind=kind, floor_version=found.version
@@ -275,7 +283,10 @@ def dynamodb_retire_stale_mirrors() -> int:
     period, older than Redis (the store of record in redis_only, whose versions restart after a Redis
     loss). Parallel reads DynamoDB on a Redis miss and prefers its copy when its version is higher, so
     each live item Redis does not hold at that very version is expired (conditionally on its version:
-    a mirror write made meanwhile wins). Returns how many were expired. Raises like the calls it makes."""
+    a mirror write made meanwhile wins). Returns how many were expired. Raises like the calls it makes, and
+    ``RedisUnavailable`` when Redis, the store of record, cannot be reached even if no item needs asking it
+    (in parallel every read would then fall back to DynamoDB, which holds none of redis_only's sessions yet)."""
+    redis_ping()
     store = DynamoDBSessionStore()
     expired = 0
     for item in _dynamodb_sessions():

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+
 from lizzy.redis import (
     is_tombstone,
     json_dumps,
@@ -51,6 +53,18 @@ def canonical(session: Session | None) -> dict[str, Any] | None:
 
 
 class RedisSessionStore(RetiringSessionStore):
+    def __init__(self, *, tombstones_outlive_sessions: bool = False) -> None:
+        # ``parallel``: a tombstone must outlive any DynamoDB copy of the session it ended (the delete's mirror
+        # write may have failed, and parallel reads DynamoDB on a miss), so it lasts a session's lifetime.
+        self.tombstones_outlive_sessions = tombstones_outlive_sessions
+
+    def tombstone_seconds(self) -> int:
+        """How long a tombstone of this store stays: LIZZY_TOMBSTONE_SECONDS, or a session's lifetime."""
+        seconds = settings.LIZZY_TOMBSTONE_SECONDS
+        if self.tombstones_outlive_sessions:
+            seconds = max(seconds, settings.LIZZY_SESSION_TTL_SECONDS)
+        return int(seconds)
+
     def get_document(self, phone: str) -> dict[str, Any] | None:
         """The raw document under the phone's key (a session or a tombstone), or None: one GET."""
         with timed("redis", "get"):
@@ -99,7 +113,9 @@ class RedisSessionStore(RetiringSessionStore):
 
     def _retire(self, phone: str, expected_version: int | None, kind: str) -> bool:
         """In Redis a session past its expiry is an absent key: expiring now is a conditional tombstone."""
-        result = redis_session_tombstone(phone=phone, expected_version=expected_version, kind=kind)
+        result = redis_session_tombstone(
+            phone=phone, expected_version=expected_version, kind=kind, lifetime_seconds=self.tombstone_seconds()
+        )
         if result < 0:
             raise SessionConflict(ERR_CONFLICT.format(expected=expected_version))
         return result == 1

@@ -7,6 +7,7 @@ parallel from redis_only preferred DynamoDB leftovers of an earlier period by th
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import pytest
@@ -14,6 +15,7 @@ from botocore.exceptions import EndpointConnectionError
 
 import lizzy.redis
 from lizzy.dynamodb import dynamodb_put_item
+from lizzy.dynamodb.codec import iso_utc
 from lizzy.redis import RedisUnavailable
 from lizzy.tables import SESSIONS
 from sessions_app.selectors import session_get
@@ -193,3 +195,76 @@ def test_entering_cutover_is_refused_while_dynamodb_cannot_be_read(dynamodb, ses
     turns(["a"])
     with fault_injection(refuse_dynamodb_reads), pytest.raises(ModeChangeRefused, match="DynamoDB must catch up"):
         revalidate("parallel", "cutover")
+
+
+def test_rolling_back_right_after_entering_parallel_keeps_the_lifetime_redis_restarted(
+    dynamodb, session_redis, use_mode
+):
+    # given the same as above: an earlier parallel period left version 3 in DynamoDB, Redis lost the session
+    # in redis_only and a new lifetime started at version 1, and entering parallel expired DynamoDB's copy
+    use_mode("parallel")
+    turns(["old-1", "old-2", "old-3"])
+    use_mode("redis_only")
+    session_redis.delete(lizzy.redis.key(lizzy.redis.SESSION_KEY, phone=SEED_PHONE))
+    stores_reset()
+    time.sleep(1.1)  # lifetimes a second apart at least (lastActivity has whole seconds)
+    assert turns(["new-1"]) == 1
+    revalidate("redis_only", "parallel")
+    use_mode("parallel")
+    assert log_of(SEED_PHONE) == ["new-1"]
+    # when the store rolls back to redis_only before that session's next turn (shadow reads diverged, say)
+    revalidate("parallel", "redis_only")
+    use_mode("redis_only")
+    # then the acknowledged lifetime is still there: the expiry the revalidation itself wrote into DynamoDB's
+    # older copy is no end of it
+    assert log_of(SEED_PHONE) == ["new-1"]
+
+
+def test_the_catch_up_keeps_a_redis_lifetime_started_before_dynamodb_s_older_copy_expired_by_time(
+    dynamodb, session_redis, use_mode
+):
+    # given DynamoDB's copy of an earlier parallel period (version 3, last written 5 minutes ago) that expires
+    # by time a moment from now, and Redis, which lost its keys in redis_only since, holding a new lifetime
+    use_mode("redis_only")
+    stale = {
+        "phone": SEED_PHONE,
+        "version": 3,
+        "lastActivity": iso_utc(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)),
+        "ttl": int(time.time()) + 1,
+        "sessionData": {"log": ["old-3"]},
+    }
+    dynamodb_put_item(table=SESSIONS.name, item=stale)
+    assert turns(["new-1"]) == 1
+    time.sleep(2.1)  # the stale copy's ttl passes: an expired item, ended (by ttl) after Redis's lifetime began
+    # when the store rolls back to redis_only from a parallel period
+    revalidate("parallel", "redis_only")
+    # then the new lifetime stays: it was written after the older copy's last write
+    assert log_of(SEED_PHONE) == ["new-1"]
+
+
+def test_entering_parallel_is_refused_while_redis_cannot_be_reached(dynamodb, session_redis, monkeypatch):
+    # given no live DynamoDB copy (nothing to expire) and Redis, the store of record, unreachable
+    def away(function, *args, **kwargs):
+        raise RedisUnavailable("Redis is unreachable (test)")
+
+    monkeypatch.setattr(lizzy.redis, "redis_call", away)
+    # then the change is refused as the docs say: in parallel every read would fall back to DynamoDB, which
+    # holds none of redis_only's sessions yet (the legacy copy runs after the change)
+    with pytest.raises(ModeChangeRefused, match="cannot be reached"):
+        revalidate("redis_only", "parallel")
+
+
+def test_a_parallel_delete_whose_dynamodb_mirror_failed_stays_deleted_after_the_tombstone_expires(
+    dynamodb, session_redis, use_mode, settings
+):
+    # given a session in parallel, deleted while DynamoDB refused the mirror write (its copy stays live)
+    settings.LIZZY_TOMBSTONE_SECONDS = 1  # 60 in production: the same, a minute later
+    use_mode("parallel")
+    turns(["a"])
+    with fault_injection(refuse_dynamodb_writes):
+        assert session_delete(phone=SEED_PHONE, expected_version=1)
+    # when the tombstone's own lifetime has passed (the session's ttl has not)
+    time.sleep(1.5)
+    # then the session is still deleted, and the phone may start a new one
+    assert log_of(SEED_PHONE) is None
+    assert turns(["new"]) > 2
