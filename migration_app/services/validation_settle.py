@@ -39,12 +39,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+import pymysql
 from django.conf import settings
 
 from lizzy.dynamodb import dynamodb_batch_get
 from lizzy.scrub import secrets_scrub
-from migration_app.cdc import slots
-from migration_app.cdc.pgoutput import lsn_to_text
+from migration_app.cdc.capture import capture_open
 from migration_app.models import CdcStream
 from migration_app.services.canonical import item_from_json, key_text
 from migration_app.services.mapping import RowError
@@ -146,7 +146,7 @@ def validation_settle(
     seconds = float(settings.LIZZY_VALIDATION_SETTLE_SECONDS)
     last: dict[int, _Seen] = {}  # the state of a key's previous snapshot, when the item read after it differed
     open_ = list(pendings)
-    connection = None
+    capture = None
     try:
         for number in range(rounds + 1):
             with context.source.snapshot():
@@ -163,17 +163,18 @@ def validation_settle(
                 break
             outcome.rounds += 1
             try:
-                connection = connection or slots.source_connect(context.plan.source_url)
-                position = slots.flush_lsn(connection)
-                outcome.positions.append(lsn_to_text(position))
-                reached, confirmed = _wait_for(connection, stream.slot_name, position, seconds)
+                capture = capture or capture_open(stream=stream)
+                position = capture.end_position()
+                outcome.positions.append(capture.position_text(position))
+                reached, confirmed = _wait_for(capture, position, seconds)
                 if confirmed is None:
                     outcome.stalled = REASON_SLOT_GONE.format(slot=stream.slot_name)
                 elif not reached:
                     outcome.stalled = REASON_STALLED.format(
-                        lsn=lsn_to_text(position), seconds=seconds, slot=stream.slot_name, confirmed=confirmed
+                        lsn=capture.position_text(position), seconds=seconds, slot=stream.slot_name, confirmed=confirmed
                     )
-            except psycopg.Error as exc:  # a role without the worker's rights, a source gone: said, not raised
+            # a role without the worker's rights, a source gone: said, not raised
+            except (psycopg.Error, pymysql.MySQLError) as exc:
                 text = str(exc).strip()
                 problem = secrets_scrub(text.splitlines()[0] if text else type(exc).__name__)
                 outcome.stalled = REASON_SOURCE_ERROR.format(slot=stream.slot_name, problem=problem)
@@ -203,21 +204,23 @@ def validation_settle(
             reason = REASON_UNVERSIONED if unversioned else REASON_CHANGING.format(rounds=outcome.rounds)
             outcome.unsettled.append((pending, reason))
     finally:
-        slots.close_quietly(connection)
+        if capture is not None:
+            capture.close()
     return outcome
 
 
-def _wait_for(connection, slot: str, position: int, seconds: float) -> tuple[bool, str | None]:
-    """Poll the slot until its confirmed position reaches ``position`` or ``seconds`` pass (never longer)."""
+def _wait_for(capture, position: int, seconds: float) -> tuple[bool, str | None]:
+    """Poll the confirmed position (the slot's; a binlog stream's row) until it reaches ``position`` or
+    ``seconds`` pass (never longer)."""
     deadline = time.monotonic() + seconds
     while True:
-        state = slots.slot_state(connection, slot)
+        state = capture.state()
         if state is None:
             return False, None
         if state["confirmed_lsn"] >= position:
-            return True, lsn_to_text(state["confirmed_lsn"])
+            return True, capture.position_text(state["confirmed_lsn"])
         if time.monotonic() >= deadline:
-            return False, lsn_to_text(state["confirmed_lsn"])
+            return False, capture.position_text(state["confirmed_lsn"])
         time.sleep(min(WAIT_POLL_SECONDS, max(deadline - time.monotonic(), 0)))
 
 

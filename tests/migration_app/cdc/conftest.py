@@ -1,4 +1,5 @@
-"""Fixtures of the change-capture tests: a PostgreSQL source database of their own, slots dropped after."""
+"""Fixtures of the change-capture tests: a PostgreSQL source database of their own, slots dropped after; a
+MariaDB/MySQL one for the binlog tests."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+
+from migration_app.cdc import binlog
+from tests.fixtures.services import unavailable
 
 
 @pytest.fixture(autouse=True)
@@ -66,3 +70,22 @@ def slots_of(source_url: str) -> list[str]:
 def publications_of(source_url: str) -> list[str]:
     with psycopg.connect(source_url, autocommit=True) as connection:
         return [row[0] for row in connection.execute("SELECT pubname FROM pg_publication ORDER BY 1").fetchall()]
+
+
+@pytest.fixture
+def binlog_source(mysql_url: str) -> Iterator[str]:
+    """A fresh MariaDB/MySQL database ``lizzy_cdc_binlog_<random>``, dropped afterwards; the server must write a
+    row-based binlog (skipped without one, failed under LIZZY_REQUIRE_SERVICES=1: .ci/run turns it on)."""
+    admin = binlog.source_connect(mysql_url)
+    try:
+        problems = binlog.server_problems(admin)
+        if problems:
+            unavailable("MariaDB/MySQL cannot be captured: " + "; ".join(problems))
+        name = f"lizzy_cdc_binlog_{uuid.uuid4().hex[:8]}"
+        with admin.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE `{name}`")
+        yield f"{mysql_url.rsplit('/', 1)[0]}/{name}"
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    finally:
+        admin.close()
