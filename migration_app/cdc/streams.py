@@ -9,6 +9,10 @@ at the row's latest state; nothing committed after the slot's start can be misse
 
 Order matters on the source: REPLICA IDENTITY FULL and the publication exist before the slot, so the
 slot's first change is already decoded with both.
+
+A MySQL/MariaDB stream has no slot: its start is the server's binlog end noted at the same moment, the
+binlog keeps every commit after it (for as long as the server's retention allows: binlog.py), and its
+rows only are dropped.
 """
 
 from __future__ import annotations

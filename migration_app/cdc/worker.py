@@ -1,21 +1,26 @@
-"""The CDC worker: one per plan under a lease; peek changes, write them to DynamoDB, then advance the slot.
+"""The CDC worker: one per plan under a lease; read changes, write them to DynamoDB, then confirm the position.
 
-One loop step:
+The loop is one for every source; what reads the source is the stream's capture (capture.py:
+``slots.PgCapture`` for PostgreSQL, ``binlog.BinlogCapture`` for MySQL/MariaDB). One loop step:
 
-1. renew the lease (a worker that lost it stops here, before writing anything);
-2. note the source's flushed WAL end ``X`` and peek the slot's transactions committed before it
-   (at most ``LIZZY_CDC_BATCH_CHANGES`` messages, whole transactions);
+1. renew the lease (a worker that lost it stops here, before writing anything), and stop if a rollback or
+   cleanup ended the stream;
+2. note the source's end ``X`` (PostgreSQL: the flushed WAL end; MySQL: ``SHOW MASTER STATUS``) and read
+   the transactions committed after the confirmed position (at most ``LIZZY_CDC_BATCH_CHANGES`` changes,
+   whole transactions);
 3. turn them into DynamoDB operations with the plan's mapping and write them, fenced (the lease must
    still have a margin before each table's BatchWriteItem);
 4. put the batch's bad changes (rows the mapping or DynamoDB refuses, key collisions: apply.py) in the
    quarantine, and stop past the plan's ``max_bad_rows`` (quarantine.py);
-5. only then advance the slot: to ``X`` when the peek returned everything before it, else to the end of
-   the last transaction written; and record the position, the lag and the counts (fenced by the token).
+5. only then confirm: advance the slot (PostgreSQL; the binlog keeps no position) to ``X`` when the read
+   returned everything, else to the end of the last transaction written; and record the position, the lag
+   and the counts in the stream's row (fenced by the token: for MySQL the row is the only record).
 
-Killed between 3 and 5, the next worker peeks the same transactions again and writes the same final
+Killed between 3 and 5, the next worker reads the same transactions again and writes the same final
 states (puts are full overwrites, deletes of absent items are no-ops) and quarantines the same bad changes
-once: nothing is lost, nothing is applied out of order per key. The slot itself is a second fence:
-PostgreSQL lets one session at a time decode from it.
+once: nothing is lost, nothing is applied out of order per key. The source adds a second fence: PostgreSQL
+lets one session at a time decode from a slot; MySQL drops a replica connection when another registers
+with the same server_id.
 """
 
 from __future__ import annotations

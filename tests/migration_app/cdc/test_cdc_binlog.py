@@ -279,6 +279,9 @@ def test_a_purged_binlog_stops_the_worker_and_raises_the_alarm(cdc_db, dynamodb,
     assert "cdc_source_lost:binlog-purged" in _firing()
     assert 'lizzy_cdc_source_lost{plan="binlog-purged"} 1.0' in client.get("/metrics").content.decode()
     assert "CDC position of binlog-purged gone from the source" in client.get("/admin/").content.decode()
+    page = client.get(f"/admin/migration_app/migrationplan/{plan.pk}/change/").content.decode()
+    assert f"binlog stream {stream.slot_name}: applied up to {stream.confirmed_lsn}" in page
+    assert "its position is gone from the source: roll back to setup" in page
     # and a rollback to setup ends the lost stream (the alarm with it)
     plan_rollback(plan=plan, actor="test", reason="binlog purged")
     assert "cdc_source_lost:binlog-purged" not in _firing()
