@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -243,8 +244,11 @@ class BinlogReader:
             out.append(value)
         return tuple(out)
 
-    def read(self, *, start: str, limit: int) -> BinlogBatch:
-        """Whole transactions from ``start`` to the server's end, cut at the first end after ``limit`` changes."""
+    def read(self, *, start: str, limit: int, seconds: float) -> BinlogBatch:
+        """Whole transactions from ``start`` to the server's end, cut at the first transaction end after
+        ``limit`` captured changes or ``seconds`` of reading (a backlog of other tables' transactions is
+        read past too: the cut keeps each step within the lease)."""
+        deadline = time.monotonic() + seconds
         file, pos = position_parse(start)
         options = _url_settings(self.url)
         stream = BinLogStreamReader(
@@ -289,7 +293,7 @@ class BinlogReader:
                     end = self._close(current, transactions, event, at)
                     changes += len(current.changes)
                     current, open_, began = Transaction(xid=0), False, False
-                    if changes >= limit:
+                    if changes >= limit or time.monotonic() >= deadline:
                         complete = False
                         break
                 else:
@@ -392,7 +396,9 @@ class BinlogCapture:
         if problems:
             raise BinlogError(ERR_SERVER.format(host=_url_settings(self.url)["host"], problems="; ".join(problems)))
         try:
-            read = self.reader.read(start=self.position_text(confirmed), limit=limit)
+            read = self.reader.read(
+                start=self.position_text(confirmed), limit=limit, seconds=settings.LIZZY_CDC_LEASE_SECONDS / 3
+            )
         except BinlogError as exc:
             raise BinlogError(exc.message.replace("Plan ?", f"Plan {self.stream.plan.name}", 1)) from exc
         return Batch(read.transactions, read.complete, position_int(read.end) if read.end else 0)

@@ -24,6 +24,10 @@ time is **unsettled** ("still changing"), and so is every key left when the work
 time ("worker not advancing") or the source could not say where the slot is: the step then stops at once.
 Unsettled keys make the report unclean, never clean by accident.
 
+A MySQL/MariaDB source (a binlog stream) goes through the same rounds through its capture
+(``cdc/capture.py``): ``L`` is ``SHOW MASTER STATUS`` after ``S`` and the confirmed position is the stream's
+row. It has no row version, so a key that still differs after the wait is unsettled, never a difference.
+
 A key the target holds and the source did not select (an *extra*) has no source key to read by: the rows
 that map to it are found by one pass over its table's entities in the round's snapshot (only while the key
 is open). So is a key whose row is gone while its item is not (another row may have taken the item key),

@@ -29,7 +29,7 @@ from lizzy.observability.alarms import alarm_states
 from migration_app.cdc import binlog
 from migration_app.cdc.apply import CdcApplyError
 from migration_app.cdc.streams import cdc_stream_active
-from migration_app.cdc.worker import cdc_run
+from migration_app.cdc.worker import CdcBusy, cdc_run
 from migration_app.models import CdcStatus, CdcStream, Phase, QuarantinedRow
 from migration_app.services import validation_settle
 from migration_app.services.phases import phase_guard, plan_advance, plan_rollback
@@ -352,6 +352,46 @@ def test_a_bad_row_is_quarantined_once_and_a_truncate_stops_capture(cdc_db, dyna
     with pytest.raises(CdcApplyError, match=r"TRUNCATE of .*\.parts"):
         cdc_run(plan=plan, until_idle=True)
     assert cdc_stream_active(plan=plan).confirmed_lsn == confirmed
+
+
+def test_a_worker_killed_after_quarantining_before_confirming_counts_the_bad_row_once(
+    cdc_db, live_dynamodb, binlog_source
+):
+    if django_connection.vendor != "postgresql":
+        pytest.skip("the worker subprocess needs Django's database on a server (DATABASE_URL=postgres://...)")
+    workload.execute(binlog_source, "CREATE TABLE parts (id int PRIMARY KEY, sku varchar(10), qty int)")
+    table = f"Parts-{uuid.uuid4().hex[:8]}"
+    plan = _plan(binlog_source, _parts_mapping(table, binlog_source), name="binlog-bad-killed", max_bad_rows=5)
+    plan_advance(plan=plan, to_phase=Phase.BACKFILL, actor="test")
+    assert _backfill(plan).status == "succeeded"
+    plan_advance(plan=plan, to_phase=Phase.PARALLEL, actor="test")
+    confirmed = cdc_stream_active(plan=plan).confirmed_lsn
+    workload.execute(binlog_source, "INSERT INTO parts VALUES (3, NULL, 3)", "INSERT INTO parts VALUES (4, 'd', 4)")
+    # when a worker is SIGKILLed after it quarantined the row and before it confirmed the position
+    killed = subprocess.run(
+        [sys.executable, "-m", "tests.migration_app.cdc.killable_cdc", plan.name],
+        cwd=ROOT,
+        env=_env(live_dynamodb),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert QuarantinedRow.objects.filter(plan=plan).count() == 1
+    assert CdcStream.objects.get(plan=plan).confirmed_lsn == confirmed
+    # then the next worker (once the dead one's lease expired) reads the change again: still one row
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            outcome = cdc_run(plan=plan, until_idle=True)
+            break
+        except CdcBusy:
+            assert time.monotonic() < deadline, "the killed worker's lease never expired"
+            time.sleep(0.2)
+    assert (outcome.stopped, outcome.quarantined) == ("", 0)
+    assert QuarantinedRow.objects.filter(plan=plan).count() == 1
+    assert {item["PK"]: int(item["qty"]) for item in _items(table).values()} == {"SKU#d": 4}
+    assert CdcStream.objects.get(plan=plan).confirmed_lsn != confirmed
 
 
 TYPES_DDL = """
