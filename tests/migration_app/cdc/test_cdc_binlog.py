@@ -23,7 +23,7 @@ import pytest
 from django.db import connection as django_connection
 from django.test import Client
 
-from lizzy.dynamodb import dynamodb_scan_segment
+from lizzy.dynamodb import dynamodb_scan_segment, dynamodb_update_item
 from lizzy.errors import ApplicationError
 from lizzy.observability.alarms import alarm_states
 from migration_app.cdc import binlog
@@ -124,11 +124,15 @@ def test_random_writes_during_backfill_and_cdc_end_equal_to_the_source(cdc_db, d
 def test_validation_while_the_worker_runs_reports_no_false_difference(cdc_db, dynamodb, binlog_source, settings):
     # given a caught-up plan, rows changing at random and the worker applying them in a thread
     settings.LIZZY_VALIDATION_SETTLE_SECONDS = 10
-    plan, _table, first_version = _stock_plan(binlog_source, rows=100)
+    plan, table, first_version = _stock_plan(binlog_source, rows=100)
     plan_advance(plan=plan, to_phase=Phase.BACKFILL, actor="test")
     assert _backfill(plan).status == "succeeded"
     plan_advance(plan=plan, to_phase=Phase.PARALLEL, actor="test")
+    # and a row the writers never touch (their regions are eu, us, ap) whose item was changed in DynamoDB
+    # behind the worker's back: a real difference
+    workload.execute(binlog_source, "INSERT INTO stock VALUES ('zz', 1, 7, 1, NULL, NULL, 1)")
     cdc_run(plan=plan, until_idle=True)
+    dynamodb_update_item(table=table, key=TAMPERED, update="SET qty = :q", values={":q": 999_999})
     writers = workload.Writers(binlog_source, first_version=first_version, connections=2).start()
     stopping, errors = threading.Event(), []
 
@@ -153,18 +157,28 @@ def test_validation_while_the_worker_runs_reports_no_false_difference(cdc_db, dy
         stopping.set()
         worker.join(timeout=30)
     assert errors == []
-    # then no key is a difference: each one named arrived once the worker passed the binlog position noted
-    # after the source's snapshot (in flight), or is unsettled for want of a row version (never clean then)
-    assert (report.missing, report.extra, report.different, report.contract_violations) == (0, 0, 0, 0), report.samples
+    # then no key is a false difference: each one named arrived once the worker passed the binlog position
+    # noted after the source's snapshot (in flight), or is unsettled for want of a row version
+    assert (report.missing, report.extra, report.contract_violations) == (0, 0, 0), report.samples
     assert report.count_mismatches == 0
-    assert report.clean == (report.unsettled == 0)
-    reasons = {sample["reason"] for sample in report.samples.get("unsettled", [])}
-    assert reasons <= {validation_settle.REASON_UNVERSIONED, validation_settle.REASON_COUNTS_MOVED}, reasons
-    settle = report.samples.get("settle", [{}])[0]
-    assert all(":" in position for position in settle.get("positions", [])), settle
-    # and once writes stop and the worker caught up, the validation is clean
+    assert report.in_flight > 0, "rows changed between the target's and the source's reads (measured: 4 to 5 keys)"
+    settle = report.samples["settle"][0]
+    assert all(":" in position for position in settle["positions"]), settle
+    # and the real difference is not called one either (MySQL has no row version to prove the row did not
+    # change between two snapshots): it is unsettled with that reason, so the report is not clean
+    assert report.different == 0, report.samples
+    unsettled = {sample.get("key"): sample["reason"] for sample in report.samples["unsettled"]}
+    assert unsettled[TAMPERED_KEY] == validation_settle.REASON_UNVERSIONED
+    assert set(unsettled.values()) <= {validation_settle.REASON_UNVERSIONED, validation_settle.REASON_COUNTS_MOVED}
+    assert not report.clean
+    # and once the row changes again (the worker rewrites its item) and the worker caught up: clean
+    workload.execute(binlog_source, "UPDATE stock SET qty = 8, v = 2 WHERE region = 'zz'")
     cdc_run(plan=plan, until_idle=True)
     assert plan_validate(plan=plan).clean
+
+
+TAMPERED = {"PK": "R#zz", "SK": "ID#1"}
+TAMPERED_KEY = '{"PK":{"S":"R#zz"},"SK":{"S":"ID#1"}}'
 
 
 def _env(dynamodb_url: str) -> dict[str, str]:
