@@ -43,6 +43,7 @@ from urllib.parse import unquote, urlparse
 import pymysql
 from django.conf import settings
 from pymysqlreplication import BinLogStreamReader
+from pymysqlreplication.constants import NONE_SOURCE
 from pymysqlreplication.event import GtidEvent, MariadbGtidEvent, QueryEvent, XidEvent
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
@@ -59,10 +60,18 @@ READ_TIMEOUT_SECONDS = 60
 REQUIRED = {"log_bin": "ON", "binlog_format": "ROW", "binlog_row_image": "FULL", "binlog_row_metadata": "FULL"}
 _POSITION = re.compile(r"^(?P<file>.*?)(?P<index>\d+):(?P<pos>\d+)$")
 _TRUNCATE = re.compile(r"^\s*TRUNCATE\s+(?:TABLE\s+)?(?:`?(?P<schema>[^`.\s]+)`?\.)?`?(?P<table>[^`\s;]+)`?", re.I)
-# python-mysql-replication's reasons for a None that is not NULL (row_event.NONE_SOURCE)
-NONE_EMPTY_SET, NONE_NOT_SENT, NONE_PARTIAL_JSON = "empty set", "cols bitmap", "json partial update"
+# python-mysql-replication's reasons for a None that is not NULL
+NONE_EMPTY_SET, NONE_NOT_SENT, NONE_PARTIAL_JSON = (
+    NONE_SOURCE.EMPTY_SET,
+    NONE_SOURCE.COLS_BITMAP,
+    NONE_SOURCE.JSON_PARTIAL_UPDATE,
+)
 MARIADB_FL_STANDALONE = 1  # a GTID event's flag: the group is one statement, no BEGIN/COMMIT around it
-NONE_OUT_OF_RANGE = ("out of date range", "out of datetime range", "out of datetime2 range")
+NONE_OUT_OF_RANGE = (
+    NONE_SOURCE.OUT_OF_DATE_RANGE,
+    NONE_SOURCE.OUT_OF_DATETIME_RANGE,
+    NONE_SOURCE.OUT_OF_DATETIME2_RANGE,
+)
 
 ERR_SERVER = (
     "The MySQL/MariaDB source at {host} cannot be captured: {problems}. Change data capture reads the row-based "
@@ -208,8 +217,8 @@ def _tables(tables: list[str]) -> tuple[str, list[str]]:
 class BinlogReader:
     """Row events → pgoutput-shaped transactions (apply.py's input), with one relation per table layout."""
 
-    def __init__(self, *, url: str, tables: list[str], server_id: int) -> None:
-        self.url, self.server_id = url, server_id
+    def __init__(self, *, url: str, tables: list[str], server_id: int, plan: str) -> None:
+        self.url, self.server_id, self.plan = url, server_id, plan
         self.schema, self.table_names = _tables(tables)
         self.relations: dict[int, RelationMessage] = {}
         self._ids: dict[tuple[str, str, tuple[str, ...]], int] = {}
@@ -305,7 +314,9 @@ class BinlogReader:
                 end = position_text(stream.log_file, stream.log_pos)
         except pymysql.MySQLError as exc:
             raise BinlogError(
-                ERR_READ.format(plan="?", position=start, problem=exc.args[-1] if exc.args else type(exc).__name__)
+                ERR_READ.format(
+                    plan=self.plan, position=start, problem=exc.args[-1] if exc.args else type(exc).__name__
+                )
             ) from exc
         finally:
             with contextlib.suppress(Exception):
@@ -359,6 +370,7 @@ class BinlogCapture:
             url=url,
             tables=list(stream.tables),
             server_id=settings.LIZZY_CDC_BINLOG_SERVER_ID_BASE + stream.pk,
+            plan=stream.plan.name,
         )
         self.relations = self.reader.relations
 
@@ -395,12 +407,9 @@ class BinlogCapture:
         problems = server_problems(self.connection)
         if problems:
             raise BinlogError(ERR_SERVER.format(host=_url_settings(self.url)["host"], problems="; ".join(problems)))
-        try:
-            read = self.reader.read(
-                start=self.position_text(confirmed), limit=limit, seconds=settings.LIZZY_CDC_LEASE_SECONDS / 3
-            )
-        except BinlogError as exc:
-            raise BinlogError(exc.message.replace("Plan ?", f"Plan {self.stream.plan.name}", 1)) from exc
+        read = self.reader.read(
+            start=self.position_text(confirmed), limit=limit, seconds=settings.LIZZY_CDC_LEASE_SECONDS / 3
+        )
         return Batch(read.transactions, read.complete, position_int(read.end) if read.end else 0)
 
     def advance(self, *, position: int) -> None:

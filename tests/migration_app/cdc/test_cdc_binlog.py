@@ -325,8 +325,8 @@ def _parts_mapping(table: str, url: str) -> dict:
 def test_a_bad_row_is_quarantined_once_and_a_truncate_stops_capture(cdc_db, dynamodb, binlog_source):
     workload.execute(
         binlog_source,
-        "CREATE TABLE parts (id int PRIMARY KEY, sku varchar(10), qty int)",
-        "INSERT INTO parts VALUES (1, 'a', 1), (2, 'b', 2)",
+        "CREATE TABLE parts (id int PRIMARY KEY, sku varchar(10), qty int, made date NULL)",
+        "INSERT INTO parts (id, sku, qty) VALUES (1, 'a', 1), (2, 'b', 2)",
     )
     table = f"Parts-{uuid.uuid4().hex[:8]}"
     plan = _plan(binlog_source, _parts_mapping(table, binlog_source), name="binlog-bad", max_bad_rows=5)
@@ -336,10 +336,10 @@ def test_a_bad_row_is_quarantined_once_and_a_truncate_stops_capture(cdc_db, dyna
     # given a row whose key attribute is built from a NULL column, between good changes
     workload.execute(
         binlog_source,
-        "INSERT INTO parts VALUES (3, 'c', 3)",
-        "INSERT INTO parts VALUES (4, NULL, 4)",
+        "INSERT INTO parts (id, sku, qty) VALUES (3, 'c', 3)",
+        "INSERT INTO parts (id, sku, qty) VALUES (4, NULL, 4)",
         "UPDATE parts SET sku = 'bb', qty = 20 WHERE id = 2",  # a key change: the old item goes
-        "INSERT INTO parts VALUES (5, 'e', 5)",
+        "INSERT INTO parts (id, sku, qty) VALUES (5, 'e', 5)",
     )
     outcome = cdc_run(plan=plan, until_idle=True)
     assert (outcome.stopped, outcome.quarantined) == ("", 1)
@@ -357,9 +357,16 @@ def test_a_bad_row_is_quarantined_once_and_a_truncate_stops_capture(cdc_db, dyna
     assert "sku" in row.reason
     assert binlog.position_int(row.commit_lsn) > binlog.position_int(stream.start_lsn)
     # when more changes come, the bad one is not quarantined again
-    workload.execute(binlog_source, "INSERT INTO parts VALUES (6, 'f', 6)")
+    workload.execute(binlog_source, "INSERT INTO parts (id, sku, qty) VALUES (6, 'f', 6)")
     assert cdc_run(plan=plan, until_idle=True).quarantined == 0
     assert QuarantinedRow.objects.filter(plan=plan).count() == 1
+    # a zero date, which the binlog reader cannot carry, makes its row bad too (a SELECT reads it as text)
+    workload.execute(binlog_source, "SET SESSION sql_mode = ''", "INSERT INTO parts VALUES (7, 'g', 7, '0000-00-00')")
+    assert cdc_run(plan=plan, until_idle=True).quarantined == 1
+    zero = QuarantinedRow.objects.filter(plan=plan).order_by("-id").first()
+    assert (zero.source_key, zero.change) == ({"id": 7}, "insert")
+    assert "zero or invalid date" in zero.reason
+    assert "SKU#g" not in {item["PK"] for item in _items(table).values()}
     # and a TRUNCATE cannot be replayed item by item: capture stops naming the table, not past it
     confirmed = cdc_stream_active(plan=plan).confirmed_lsn
     workload.execute(binlog_source, "TRUNCATE TABLE parts")
