@@ -4,6 +4,7 @@ MariaDB/MySQL one for the binlog tests."""
 from __future__ import annotations
 
 import contextlib
+import random
 import uuid
 from collections.abc import Iterator
 
@@ -13,12 +14,16 @@ import pytest
 from migration_app.cdc import binlog
 from tests.fixtures.services import unavailable
 
+BINLOG_SERVER_ID_BASE = random.randrange(1_000_000_000, 4_000_000_000, 1_000_000)  # this test process's
+
 
 @pytest.fixture(autouse=True)
 def _test_slot_names(settings) -> None:
     settings.LIZZY_CDC_SLOT_PREFIX = "lizzy_test"
     settings.LIZZY_CDC_POLL_SECONDS = 0.05
     settings.LIZZY_CDC_SLOT_CREATE_TIMEOUT_SECONDS = 60  # other test runs' transactions on the server delay it
+    # binlog readers are replicas of the server: test runs sharing one MariaDB must not share server_ids
+    settings.LIZZY_CDC_BINLOG_SERVER_ID_BASE = BINLOG_SERVER_ID_BASE
 
 
 def _admin_url(postgres_url: str) -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from django.db import connection as django_connection
 from django.test import Client
+from django.utils import timezone
 
 from lizzy.dynamodb import dynamodb_scan_segment, dynamodb_update_item
 from lizzy.errors import ApplicationError
@@ -37,6 +38,7 @@ from migration_app.services.plans import plan_context, plan_save, plan_setup_tab
 from migration_app.services.runs import run_create, run_execute
 from migration_app.services.validation import plan_validate
 from tests.migration_app.cdc import binlog_workload as workload
+from tests.migration_app.cdc.conftest import BINLOG_SERVER_ID_BASE
 from tests.migration_app.cdc.workload import WriteRecorder
 
 pytestmark = pytest.mark.integration
@@ -192,6 +194,7 @@ def _env(dynamodb_url: str) -> dict[str, str]:
         "LIZZY_CDC_LEASE_SECONDS": str(LEASE_SECONDS),
         "LIZZY_CDC_POLL_SECONDS": "0.05",
         "LIZZY_CDC_BATCH_CHANGES": "40",  # many small steps: a kill lands between write and confirm often
+        "LIZZY_CDC_BINLOG_SERVER_ID_BASE": str(BINLOG_SERVER_ID_BASE),
     }
 
 
@@ -199,7 +202,10 @@ def _start(plan: str, stream_id: int, env: dict[str, str], *extra: str) -> subpr
     """A worker subprocess, once it holds the lease (a start refused within the killed one's lease is retried)."""
     deadline = time.monotonic() + 60
     while True:
-        token = CdcStream.objects.get(pk=stream_id).lease_token
+        stream = CdcStream.objects.get(pk=stream_id)
+        token = stream.lease_token
+        if stream.lease_expires_at is not None:  # a killed worker's lease: wait it out rather than be refused
+            time.sleep(max((stream.lease_expires_at - timezone.now()).total_seconds() + 0.1, 0))
         worker = subprocess.Popen(
             [sys.executable, "manage.py", "migration_cdc", plan, *extra],
             cwd=ROOT,
