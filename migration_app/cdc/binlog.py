@@ -17,8 +17,8 @@ differs is here.
   ``COM_BINLOG_DUMP`` in non-blocking mode: the server sends what its binlog holds and then EOF. One
   batch is one such connection, from the confirmed position, ending at the first transaction end after
   ``LIZZY_CDC_BATCH_CHANGES`` row changes (whole transactions, as PostgreSQL's peek). The replica's
-  ``server_id`` is ``LIZZY_CDC_BINLOG_SERVER_ID_BASE`` + the stream's id: a second reader with the same id
-  makes the server drop the first (a second fence, beside the lease).
+  ``server_id`` is ``replica_server_id``: a second worker with the same id makes the server drop the first
+  (a second fence, beside the lease).
 - **Transactions.** The binlog is in commit order. A transaction ends at its ``Xid`` event (InnoDB), or a
   ``COMMIT`` query (non-transactional tables); a statement outside a transaction (DDL) is one of its own.
   ``TRUNCATE`` of a captured table stops capture, as on PostgreSQL.
@@ -363,13 +363,13 @@ class BinlogCapture:
 
     kind = "binlog"
 
-    def __init__(self, *, url: str, stream: CdcStream) -> None:
+    def __init__(self, *, url: str, stream: CdcStream, reader: str = "worker") -> None:
         self.url, self.stream = url, stream
         self.connection = source_connect(url)
         self.reader = BinlogReader(
             url=url,
             tables=list(stream.tables),
-            server_id=settings.LIZZY_CDC_BINLOG_SERVER_ID_BASE + stream.pk,
+            server_id=replica_server_id(stream_id=stream.pk, reader=reader),
             plan=stream.plan.name,
         )
         self.relations = self.reader.relations
@@ -412,6 +412,23 @@ class BinlogCapture:
         )
         return Batch(read.transactions, read.complete, position_int(read.end) if read.end else 0)
 
+    def changed_identities(self, context: PlanContext, *, start: int, end: int) -> set[str] | None:
+        """The source rows (apply.py's identities: entity and encoded source key, old and new) that a change
+        committed between ``start`` and ``end`` touched; None when that cannot be said (not read that far,
+        a TRUNCATE, an error). Validation's stand-in for a row version: a row absent from it did not change."""
+        try:
+            read = self.reader.read(
+                start=self.position_text(start), limit=2**62, seconds=settings.LIZZY_VALIDATION_SETTLE_SECONDS
+            )
+            if not read.end or position_int(read.end) < end:
+                return None
+            planned = self.applier(context).operations(read.transactions, self.relations)
+        except (ApplicationError, pymysql.MySQLError):
+            return None
+        refs = [operation.source for operation in planned.operations if operation.source is not None]
+        refs += [bad.change for bad in planned.bad]
+        return {identity for ref in refs for identity in (ref.owner, ref.previous)}
+
     def advance(self, *, position: int) -> None:
         """Nothing to move on the source: the position is confirmed in the stream's row (the worker does)."""
 
@@ -429,6 +446,12 @@ class BinlogCapture:
     def close(self) -> None:
         with contextlib.suppress(pymysql.MySQLError):
             self.connection.close()
+
+
+def replica_server_id(*, stream_id: int, reader: str) -> int:
+    """The replica id a reader registers with: ``LIZZY_CDC_BINLOG_SERVER_ID_BASE`` + 2 × the stream's id, + 1 for
+    validation's reads (a second reader with the worker's id would make the server drop the worker's)."""
+    return settings.LIZZY_CDC_BINLOG_SERVER_ID_BASE + 2 * stream_id + (1 if reader == "validation" else 0)
 
 
 def stream_start(*, url: str) -> str:

@@ -13,7 +13,9 @@ validation's settle step ask, so the loop itself (lease, batch, apply, quarantin
 - ``end_position()``: the source's end, after every commit made so far (validation waits for the worker
   to pass it);
 - ``position_int`` / ``position_text``: positions as numbers that order, and as the source writes them;
-- ``applier(context)``: apply.py's ChangeApplier with the source's typing of changed rows.
+- ``applier(context)``: apply.py's ChangeApplier with the source's typing of changed rows;
+- binlog only, ``changed_identities(context, start=, end=)``: the source rows changed between two positions,
+  validation's stand-in for PostgreSQL's row version (``xmin``).
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ def capture_kind(url: str) -> str | None:
     return None
 
 
-def capture_open(*, stream: CdcStream) -> PgCapture | BinlogCapture:
+def capture_open(*, stream: CdcStream, reader: str = "worker") -> PgCapture | BinlogCapture:
+    """The stream's capture; ``reader`` ("worker" or "validation") keeps their binlog replica ids apart."""
     url = stream.plan.source_url
     if capture_kind(url) == BinlogCapture.kind:
-        return BinlogCapture(url=url, stream=stream)
+        return BinlogCapture(url=url, stream=stream, reader=reader)
     return PgCapture(url=url, stream=stream)

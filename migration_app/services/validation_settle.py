@@ -26,7 +26,8 @@ Unsettled keys make the report unclean, never clean by accident.
 
 A MySQL/MariaDB source (a binlog stream) goes through the same rounds through its capture
 (``cdc/capture.py``): ``L`` is ``SHOW MASTER STATUS`` after ``S`` and the confirmed position is the stream's
-row. It has no row version, so a key that still differs after the wait is unsettled, never a difference.
+row. It has no row version: ``_binlog_versions`` gives each row one from the binlog read from before the
+previous snapshot to after this one (a row no change touched keeps its version).
 
 A key the target holds and the source did not select (an *extra*) has no source key to read by: the rows
 that map to it are found by one pass over its table's entities in the round's snapshot (only while the key
@@ -47,8 +48,10 @@ import pymysql
 from django.conf import settings
 
 from lizzy.dynamodb import dynamodb_batch_get
+from lizzy.errors import ApplicationError
 from lizzy.scrub import secrets_scrub
-from migration_app.cdc.capture import capture_open
+from migration_app.cdc.binlog import BinlogCapture
+from migration_app.cdc.capture import capture_kind, capture_open
 from migration_app.models import CdcStream
 from migration_app.services.canonical import item_from_json, key_text
 from migration_app.services.mapping import RowError
@@ -151,10 +154,18 @@ def validation_settle(
     last: dict[int, _Seen] = {}  # the state of a key's previous snapshot, when the item read after it differed
     open_ = list(pendings)
     capture = None
+    by_binlog = capture_kind(context.plan.source_url) == BinlogCapture.kind
+    starts: list[int | None] = []  # binlog: the source's end before each round's snapshot
+    tokens: dict[int, str] = {}  # binlog: each key's row version, as the binlog tells it
     try:
         for number in range(rounds + 1):
+            if by_binlog:
+                capture = capture or capture_open(stream=stream, reader="validation")
+                starts.append(_binlog_end(capture))
             with context.source.snapshot():
                 seen = _observe(context, open_, digest, expired)
+            if by_binlog:
+                _binlog_versions(context, capture, open_, seen, tokens, starts, number)
             still = []
             for pending in open_:
                 before, now = last.get(id(pending)), seen[id(pending)]
@@ -211,6 +222,33 @@ def validation_settle(
         if capture is not None:
             capture.close()
     return outcome
+
+
+def _binlog_end(capture) -> int | None:
+    try:
+        return capture.end_position()
+    except (pymysql.MySQLError, ApplicationError):
+        return None
+
+
+def _binlog_versions(context, capture, pendings, seen, tokens, starts, number) -> None:
+    """MySQL/MariaDB rows have no version: give each key's row one from the binlog. It stays what it was in
+    the previous round when no change committed from before that round's snapshot (``starts[number - 1]``)
+    up to after this one's touched the row; otherwise (or when the binlog cannot say) it is new, so the key
+    goes round again. The range starts before the previous snapshot, so every change the two snapshots
+    could see apart is in it."""
+    changed = None
+    end = _binlog_end(capture)
+    if number > 0 and starts[number - 1] is not None and end is not None:
+        changed = capture.changed_identities(context, start=starts[number - 1], end=end)
+    for pending in pendings:
+        state = seen[id(pending)].state
+        if state[0] not in ("row", "unmappable", "moved") or state[1] is not None or pending.entity is None:
+            continue
+        identity = json.dumps([pending.entity, pending.source_key], default=str)
+        if changed is None or identity in changed or id(pending) not in tokens:
+            tokens[id(pending)] = f"binlog-{number}"
+        seen[id(pending)].state = (state[0], tokens[id(pending)], *state[2:])
 
 
 def _wait_for(capture, position: int, seconds: float) -> tuple[bool, str | None]:

@@ -9,6 +9,7 @@ decodes reaches DynamoDB as the backfill's SELECT writes it.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 import subprocess
@@ -29,6 +30,7 @@ from lizzy.errors import ApplicationError
 from lizzy.observability.alarms import alarm_states
 from migration_app.cdc import binlog
 from migration_app.cdc.apply import CdcApplyError
+from migration_app.cdc.capture import capture_open
 from migration_app.cdc.streams import cdc_stream_active
 from migration_app.cdc.worker import CdcBusy, cdc_run
 from migration_app.models import CdcStatus, CdcStream, Phase, QuarantinedRow
@@ -160,18 +162,18 @@ def test_validation_while_the_worker_runs_reports_no_false_difference(cdc_db, dy
         worker.join(timeout=30)
     assert errors == []
     # then no key is a false difference: each one named arrived once the worker passed the binlog position
-    # noted after the source's snapshot (in flight), or is unsettled for want of a row version
+    # noted after the source's snapshot (in flight), or kept changing (unsettled) ...
     assert (report.missing, report.extra, report.contract_violations) == (0, 0, 0), report.samples
     assert report.count_mismatches == 0
     assert report.in_flight > 0, "rows changed between the target's and the source's reads (measured: 4 to 5 keys)"
     settle = report.samples["settle"][0]
     assert all(":" in position for position in settle["positions"]), settle
-    # and the real difference is not called one either (MySQL has no row version to prove the row did not
-    # change between two snapshots): it is unsettled with that reason, so the report is not clean
-    assert report.different == 0, report.samples
-    unsettled = {sample.get("key"): sample["reason"] for sample in report.samples["unsettled"]}
-    assert unsettled[TAMPERED_KEY] == validation_settle.REASON_UNVERSIONED
-    assert set(unsettled.values()) <= {validation_settle.REASON_UNVERSIONED, validation_settle.REASON_COUNTS_MOVED}
+    reasons = {sample["reason"] for sample in report.samples.get("unsettled", [])}
+    assert reasons <= {validation_settle.REASON_COUNTS_MOVED, validation_settle.REASON_CHANGING.format(rounds=3)}
+    # ... and the real difference is one: the binlog between the two snapshots shows its row did not change
+    # (MySQL's stand-in for PostgreSQL's row version)
+    assert [sample["key"] for sample in report.samples["different"]] == [TAMPERED_KEY], report.samples
+    assert report.different == 1
     assert not report.clean
     # and once the row changes again (the worker rewrites its item) and the worker caught up: clean
     workload.execute(binlog_source, "UPDATE stock SET qty = 8, v = 2 WHERE region = 'zz'")
@@ -340,6 +342,8 @@ def test_a_bad_row_is_quarantined_once_and_a_truncate_stops_capture(cdc_db, dyna
     assert _backfill(plan).status == "succeeded"
     plan_advance(plan=plan, to_phase=Phase.PARALLEL, actor="test")
     # given a row whose key attribute is built from a NULL column, between good changes
+    admin = binlog.source_connect(binlog_source)
+    before = binlog.position_int(binlog.master_position(admin, url=binlog_source))
     workload.execute(
         binlog_source,
         "INSERT INTO parts (id, sku, qty) VALUES (3, 'c', 3)",
@@ -347,6 +351,18 @@ def test_a_bad_row_is_quarantined_once_and_a_truncate_stops_capture(cdc_db, dyna
         "UPDATE parts SET sku = 'bb', qty = 20 WHERE id = 2",  # a key change: the old item goes
         "INSERT INTO parts (id, sku, qty) VALUES (5, 'e', 5)",
     )
+    after = binlog.position_int(binlog.master_position(admin, url=binlog_source))
+    admin.close()
+    # (validation's stand-in for a row version names exactly the rows changed in between, as the comparison's
+    # keys name them: entity and encoded source key)
+    capture = capture_open(stream=cdc_stream_active(plan=plan), reader="validation")
+    try:
+        with plan_context(plan=plan) as context:
+            changed = capture.changed_identities(context, start=before, end=after)
+            name = context.entities[0].name
+    finally:
+        capture.close()
+    assert changed == {json.dumps([name, [row_id]]) for row_id in (2, 3, 4, 5)}
     outcome = cdc_run(plan=plan, until_idle=True)
     assert (outcome.stopped, outcome.quarantined) == ("", 1)
     assert {item["PK"]: int(item["qty"]) for item in _items(table).values()} == {
