@@ -23,6 +23,8 @@ from django.views.decorators.http import require_POST
 
 from lizzy.errors import ApplicationError
 from lizzy.scrub import secrets_scrub, url_display
+from migration_app.cdc.binlog import BinlogCapture
+from migration_app.cdc.capture import capture_kind
 from migration_app.cdc.quarantine import cdc_quarantined_rows
 from migration_app.cdc.streams import cdc_stream_active
 from migration_app.models import (
@@ -307,18 +309,22 @@ class MigrationPlanAdmin(admin.ModelAdmin):
         if stream is None:
             return "on; no slot yet (created when the plan enters backfill)"
         lag = stream.lag_seconds
+        binlog = capture_kind(plan.source_url) == BinlogCapture.kind
         return format_html(
-            '<span class="cdc-stream" data-lag-seconds="{}">slot {}: applied up to {}; lag {} and {} bytes of WAL; '
-            "last read {}; {} row(s) quarantined (of {} allowed){}</span>",
+            '<span class="cdc-stream" data-lag-seconds="{}">{} {}: applied up to {}; lag {} and {} bytes of {}; '
+            "last read {}; {} row(s) quarantined (of {} allowed){}{}</span>",
             "" if lag is None else f"{lag:.1f}",
+            "binlog stream" if binlog else "slot",
             stream.slot_name,
             stream.confirmed_lsn,
             "never caught up" if lag is None else f"{lag:.1f} s",
             stream.lag_bytes,
+            "binlog" if binlog else "WAL",
             stream.last_read_at or "never",
             cdc_quarantined_rows(stream=stream),
             plan.max_bad_rows,
             f"; last error: {secrets_scrub(stream.last_error)}" if stream.last_error else "",
+            "; its position is gone from the source: roll back to setup" if stream.source_lost_at else "",
         )
 
     @admin.display(description="phase", ordering="phase")

@@ -331,7 +331,7 @@ class QuarantinedRow(models.Model):
         help_text="Set aside by change capture (no run): the stream whose change it was.",
     )
     change = models.CharField(max_length=10, choices=ChangeKind.choices, blank=True, help_text="CDC: the change.")
-    commit_lsn = models.CharField(max_length=32, blank=True, help_text="CDC: the change's commit position.")
+    commit_lsn = models.CharField(max_length=255, blank=True, help_text="CDC: the change's commit position.")
     change_position = models.PositiveIntegerField(
         null=True, blank=True, help_text="CDC: the change's place in its transaction (0 = first)."
     )
@@ -363,7 +363,8 @@ class CdcStatus(models.TextChoices):
 
 
 class CdcStream(models.Model):
-    """A plan's change capture: its replication slot and publication on the source, position, lease, lag.
+    """A plan's change capture: its replication slot and publication on the source (PostgreSQL; a MySQL/MariaDB
+    binlog stream has neither, its position lives here only), position, lease, lag.
 
     One active stream per plan. The plan cannot be deleted while a stream row exists (PROTECT): deleting
     the row without dropping the slot would leave a slot nobody reads, which keeps the source's WAL
@@ -376,8 +377,10 @@ class CdcStream(models.Model):
     slot_name = models.CharField(max_length=63)
     publication_name = models.CharField(max_length=63)
     tables = models.JSONField(default=list, help_text="Source tables published (schema.table).")
-    start_lsn = models.CharField(max_length=32, blank=True, help_text="Where the slot began capturing.")
-    confirmed_lsn = models.CharField(max_length=32, blank=True, help_text="Applied to DynamoDB up to here.")
+    start_lsn = models.CharField(
+        max_length=255, blank=True, help_text="Where capture began (an LSN; a binlog file:position)."
+    )
+    confirmed_lsn = models.CharField(max_length=255, blank=True, help_text="Applied to DynamoDB up to here.")
     caught_up_at = models.DateTimeField(
         null=True, blank=True, help_text="Every change committed before this instant is in DynamoDB."
     )
@@ -386,7 +389,12 @@ class CdcStream(models.Model):
     applying_since = models.DateTimeField(
         null=True, blank=True, help_text="When a worker began applying (runs are refused from then on)."
     )
-    lag_bytes = models.BigIntegerField(default=0, help_text="WAL bytes the slot retains behind the source's end.")
+    lag_bytes = models.BigIntegerField(
+        default=0, help_text="WAL (binlog) bytes behind the source's end, after the confirmed position."
+    )
+    source_lost_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a worker found the position gone from the source (slot, binlog purged)."
+    )
     changes_applied = models.BigIntegerField(default=0)
     transactions_applied = models.BigIntegerField(default=0)
     lease_owner = models.CharField(max_length=200, blank=True)

@@ -413,6 +413,8 @@ LIZZY_CDC_CUTOVER_MAX_LAG_SECONDS = env.float("LIZZY_CDC_CUTOVER_MAX_LAG_SECONDS
 LIZZY_CDC_ALARM_LAG_SECONDS = env.float("LIZZY_CDC_ALARM_LAG_SECONDS", default=300)
 LIZZY_CDC_ALARM_LAG_BYTES = env.int("LIZZY_CDC_ALARM_LAG_BYTES", default=1024**3)
 LIZZY_CDC_ALARM_UNREAD_SECONDS = env.float("LIZZY_CDC_ALARM_UNREAD_SECONDS", default=900)  # an abandoned slot
+# MySQL/MariaDB: a binlog reader is a replica to the server; its server_id is this plus the stream's id
+LIZZY_CDC_BINLOG_SERVER_ID_BASE = env.int("LIZZY_CDC_BINLOG_SERVER_ID_BASE", default=1_500_000_000)
 CELERY_TASK_ROUTES = {"migration_app.tasks.*": {"queue": LIZZY_MIGRATION_QUEUE}}
 CELERY_BEAT_SCHEDULE |= {
     "migration-catch-ups": {

@@ -138,6 +138,15 @@ class ApplyOutcome:
 
 
 @dataclass
+class Batch:
+    """What a source's capture read in one step (slots.PgCapture, binlog.BinlogCapture)."""
+
+    transactions: list[Transaction]  # committed ones with changes, in commit order
+    complete: bool  # everything committed before the step began was read (not cut at the batch limit)
+    end: int  # the position to confirm once they are written (0: none)
+
+
+@dataclass
 class WriteOutcome:
     puts: int = 0
     deletes: int = 0
@@ -164,9 +173,19 @@ def _label(relation: RelationMessage) -> str:
 class ChangeApplier:
     """Turns transactions into operations (with one source round trip per table per batch) and writes them."""
 
-    def __init__(self, *, context: PlanContext, type_names: Callable[[RelationMessage], list[str]]) -> None:
+    def __init__(
+        self,
+        *,
+        context: PlanContext,
+        type_names: Callable[[RelationMessage], list[str]],
+        rows: Callable[..., list[tuple[dict[str, Any], bool]]] | None = None,
+    ) -> None:
+        """``type_names(relation)``: each column's declared type; ``rows(relation, columns=, tuples=)``: the
+        source's typing of changed rows (PostgreSQL's ``rows_from_text``, the default; MySQL's
+        ``rows_from_binlog``), each with whether it passes the DMS filters."""
         self.context = context
         self.type_names = type_names
+        self.rows = rows or context.source.rows_from_text
         self.by_table: dict[tuple[str, str], list[EntityMapping]] = {}
         for entity in context.entities:
             self.by_table.setdefault((entity.schema, entity.table), []).append(entity)
@@ -216,9 +235,7 @@ class ChangeApplier:
                 if not read <= set(names):
                     raise CdcApplyError(ERR_COLUMNS.format(table=_label(relation), published=names, read=sorted(read)))
                 source_relation = self.context.source.relation(entity)
-                converted[oid][entity.name] = self.context.source.rows_from_text(
-                    source_relation, columns=columns, tuples=tuples
-                )
+                converted[oid][entity.name] = self.rows(source_relation, columns=columns, tuples=tuples)
         # 3. operations, in commit order; a new row that cannot become an item is a bad change
         for transaction, position, change, old_index, new_index in plans:
             relation = relations[change.relation_oid]

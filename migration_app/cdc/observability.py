@@ -3,7 +3,9 @@
 The worker writes its position, lag and last read to its stream row every loop; any web process can
 then report every plan's lag without a connection to the source. A stream whose row has not been
 touched for ``LIZZY_CDC_ALARM_UNREAD_SECONDS`` is a slot nobody reads: its WAL piles up on the source
-(an abandoned slot is the classic way logical decoding fills a disk), so that is an alarm of its own.
+(an abandoned slot is the classic way logical decoding fills a disk), so that is an alarm of its own. A
+MySQL/MariaDB stream keeps nothing on the source; unread for long, its position's binlog may be purged: the
+worker then records ``source_lost_at`` and stops, and that is an alarm too (``cdc_source_lost``).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ logger = logging.getLogger(__name__)
 
 GAUGES = {
     "lizzy_cdc_lag_seconds": "Seconds since the CDC worker last had every committed source change applied.",
-    "lizzy_cdc_lag_bytes": "WAL bytes the plan's replication slot retains behind the source's end (last read).",
-    "lizzy_cdc_unread_seconds": "Seconds since a worker last read the plan's replication slot.",
+    "lizzy_cdc_lag_bytes": "WAL (binlog) bytes behind the source's end after the confirmed position (last read).",
+    "lizzy_cdc_unread_seconds": "Seconds since a worker last read the plan's replication slot or binlog.",
+    "lizzy_cdc_source_lost": "1 when the stream's position is gone from the source (slot dropped, binlog purged).",
 }
 
 
@@ -55,11 +58,13 @@ class CdcCollector:
                 families["lizzy_cdc_lag_seconds"].add_metric([stream.plan.name], lag)
             families["lizzy_cdc_lag_bytes"].add_metric([stream.plan.name], stream.lag_bytes)
             families["lizzy_cdc_unread_seconds"].add_metric([stream.plan.name], unread_seconds(stream))
+            families["lizzy_cdc_source_lost"].add_metric([stream.plan.name], int(stream.source_lost_at is not None))
         yield from families.values()
 
 
 def cdc_alarm_states() -> list[AlarmState]:
-    """Per active stream: lag (seconds, bytes) and an unread (abandoned) slot, each against its threshold."""
+    """Per active stream: lag (seconds, bytes), an unread (abandoned) slot, and a position gone from the source
+    (a PostgreSQL slot dropped; a MySQL/MariaDB binlog purged before it was read), each against its threshold."""
     states = []
     for stream in _active_streams():
         plan = stream.plan.name
@@ -87,6 +92,10 @@ def cdc_alarm_states() -> list[AlarmState]:
                     settings.LIZZY_CDC_ALARM_UNREAD_SECONDS,
                 ),
                 int(unread_seconds(stream)),
+            ),
+            AlarmState(
+                AlarmRule(f"cdc_source_lost:{plan}", f"CDC position of {plan} gone from the source", "cdc", 0),
+                int(stream.source_lost_at is not None),
             ),
         ]
     return states

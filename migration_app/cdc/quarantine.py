@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
 from django.db import transaction
 
@@ -67,10 +68,13 @@ def row_text(*, plan: MigrationPlan, row: QuarantinedRow) -> str:
     )
 
 
-def changes_quarantine(*, stream: CdcStream, plan: MigrationPlan, bad: list[BadChange]) -> int:
+def changes_quarantine(
+    *, stream: CdcStream, plan: MigrationPlan, bad: list[BadChange], position_text: Callable[[int], str] = lsn_to_text
+) -> int:
     """Record the batch's bad changes (each once, ever); raise CdcApplyError past the allowance.
 
-    Returns how many rows were new to the quarantine.
+    Returns how many rows were new to the quarantine. ``position_text`` writes a commit position as the
+    source does (PostgreSQL's LSN, the binlog's ``file:position``).
     """
     bad = sorted(bad, key=lambda entry: entry.change.order)  # commit order: "the one that went over" is stable
     rows = QuarantinedRow.objects.filter(stream=stream)
@@ -88,7 +92,7 @@ def changes_quarantine(*, stream: CdcStream, plan: MigrationPlan, bad: list[BadC
                     reason=entry.reason,
                     row=entry.change.row_json(),
                     change=entry.change.kind,
-                    commit_lsn=lsn_to_text(entry.change.commit_lsn),
+                    commit_lsn=position_text(entry.change.commit_lsn),
                     change_position=entry.change.position,
                 )
                 for entry in bad

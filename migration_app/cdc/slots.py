@@ -24,9 +24,13 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from migration_app.cdc.pgoutput import lsn_to_int, lsn_to_text
+from migration_app.cdc.apply import Batch, ChangeApplier
+from migration_app.cdc.pgoutput import RelationMessage, lsn_to_int, lsn_to_text, transactions_parse
+from migration_app.models import CdcStream
+from migration_app.services.plans import PlanContext
 
 PROTO_VERSION = "1"
+ERR_SLOT_GONE = "Plan {plan}: the replication slot {slot} no longer exists on the source; change capture stopped."
 DROP_ATTEMPTS = 20  # a slot is "active" for the length of one peek call by its worker: wait that out
 DROP_RETRY_SECONDS = 0.25
 
@@ -161,3 +165,62 @@ def close_quietly(connection: psycopg.Connection | None) -> None:
     if connection is not None:
         with contextlib.suppress(psycopg.Error):
             connection.close()
+
+
+class PgCapture:
+    """What the worker, the streams and validation ask of a PostgreSQL source (binlog.BinlogCapture's twin)."""
+
+    kind = "slot"
+
+    def __init__(self, *, url: str, stream: CdcStream) -> None:
+        self.url, self.stream = url, stream
+        self.connection = source_connect(url)
+        self.relations: dict[int, RelationMessage] = {}
+
+    def position_int(self, text: str) -> int:
+        return lsn_to_int(text) if text else 0
+
+    def position_text(self, value: int) -> str:
+        return lsn_to_text(value)
+
+    def gone_message(self, *, plan: str) -> str:
+        return ERR_SLOT_GONE.format(plan=plan, slot=self.stream.slot_name)
+
+    def state(self, *, confirmed: str | None = None) -> dict[str, Any] | None:
+        """The slot's own position and lag (``confirmed`` is not needed: the slot knows); None if gone."""
+        return slot_state(self.connection, self.stream.slot_name)
+
+    def end_position(self) -> int:
+        return flush_lsn(self.connection)
+
+    def read(self, *, confirmed: int, upto: int, limit: int) -> Batch:
+        """Peek the transactions committed before ``upto`` (at most ``limit`` messages, whole transactions)."""
+        messages = slot_peek(
+            self.connection,
+            slot=self.stream.slot_name,
+            publication=self.stream.publication_name,
+            upto_lsn=upto,
+            upto_changes=limit,
+        )
+        complete = len(messages) < limit
+        decoded = transactions_parse(messages, self.relations)
+        transactions = [transaction for transaction in decoded if transaction.changes]  # empty ones carry nothing
+        end = upto if complete else (decoded[-1].end_lsn if decoded else confirmed)
+        return Batch(transactions, complete, end)
+
+    def advance(self, *, position: int) -> None:
+        slot_advance(self.connection, slot=self.stream.slot_name, lsn=position)
+
+    def applier(self, context: PlanContext) -> ChangeApplier:
+        types: dict[int, list[str]] = {}
+
+        def names(relation: RelationMessage) -> list[str]:
+            if relation.oid not in types:
+                pairs = [(column.type_oid, column.type_modifier) for column in relation.columns]
+                types[relation.oid] = type_names(self.connection, pairs)
+            return types[relation.oid]
+
+        return ChangeApplier(context=context, type_names=names)
+
+    def close(self) -> None:
+        close_quietly(self.connection)

@@ -9,6 +9,10 @@ at the row's latest state; nothing committed after the slot's start can be misse
 
 Order matters on the source: REPLICA IDENTITY FULL and the publication exist before the slot, so the
 slot's first change is already decoded with both.
+
+A MySQL/MariaDB stream has no slot: its start is the server's binlog end noted at the same moment, the
+binlog keeps every commit after it (for as long as the server's retention allows: binlog.py), and its
+rows only are dropped.
 """
 
 from __future__ import annotations
@@ -24,14 +28,19 @@ from django.db import connection as django_connection
 from django.utils import timezone
 
 from lizzy.errors import PreconditionFailed
-from migration_app.cdc import slots
+from migration_app.cdc import binlog, slots
+from migration_app.cdc.binlog import BinlogCapture
+from migration_app.cdc.capture import capture_kind
 from migration_app.cdc.pgoutput import lsn_to_text
 from migration_app.models import CdcStatus, CdcStream, MigrationPlan, MigrationRun, RunKind
 from migration_app.services.plans import plan_context
 
 logger = logging.getLogger(__name__)
 
-ERR_NOT_POSTGRES = "Plan {plan} uses change data capture, which needs a postgres:// source (got {scheme})."
+ERR_NOT_CAPTURABLE = (
+    "Plan {plan} uses change data capture, which needs a postgres:// or mysql:// (MySQL/MariaDB) source "
+    "(got {scheme}); other sources keep the updated_at catch-up."
+)
 ERR_QUERY_ENTITY = (
     "Plan {plan}: rule {rule} reads a source-query; change data capture follows tables only "
     "(map the table, or turn cdc off for this plan)."
@@ -70,8 +79,8 @@ def cdc_stream_active(*, plan: MigrationPlan) -> CdcStream | None:
 
 def cdc_tables(*, plan: MigrationPlan) -> list[str]:
     """The plan's source tables (schema.table), after checking every entity can be captured."""
-    if not plan.source_url.startswith(("postgres://", "postgresql://")):
-        raise PreconditionFailed(ERR_NOT_POSTGRES.format(plan=plan.name, scheme=plan.source_url.split(":", 1)[0]))
+    if capture_kind(plan.source_url) is None:
+        raise PreconditionFailed(ERR_NOT_CAPTURABLE.format(plan=plan.name, scheme=plan.source_url.split(":", 1)[0]))
     tables: list[str] = []
     with plan_context(plan=plan) as context:
         for entity in context.entities:
@@ -94,6 +103,8 @@ def cdc_stream_create(*, plan: MigrationPlan) -> CdcStream:
         raise PreconditionFailed(ERR_IN_TRANSACTION.format(plan=plan.name))
     tables = cdc_tables(plan=plan)
     slot_name, publication = _names(plan)
+    if capture_kind(plan.source_url) == BinlogCapture.kind:
+        return _binlog_stream_create(plan=plan, tables=tables, name=slot_name)
     timeout = settings.LIZZY_CDC_SLOT_CREATE_TIMEOUT_SECONDS
     connection = slots.source_connect(plan.source_url)
     try:
@@ -130,16 +141,33 @@ def cdc_stream_create(*, plan: MigrationPlan) -> CdcStream:
     return stream
 
 
+def _binlog_stream_create(*, plan: MigrationPlan, tables: list[str], name: str) -> CdcStream:
+    """MySQL/MariaDB: nothing to create on the source. The server's binlog end is noted before the backfill
+    reads (every commit from there on is captured); binlog.py says what the server must keep."""
+    start = binlog.stream_start(url=plan.source_url)
+    try:
+        with transaction.atomic():
+            stream = CdcStream.objects.create(
+                plan=plan, slot_name=name, publication_name="", tables=tables, start_lsn=start, confirmed_lsn=start
+            )
+    except IntegrityError:
+        return cdc_stream_active(plan=plan)  # another caller recorded the plan's stream meanwhile
+    logger.info("plan %s: CDC binlog stream %s starts at %s", plan.name, name, start)
+    return stream
+
+
 def cdc_stream_drop(*, plan: MigrationPlan, reason: str) -> list[CdcStream]:
-    """Drop every active stream's slot and publication on the source, then mark it dropped."""
+    """Drop every active stream's slot and publication on the source (a binlog stream has none), then mark
+    it dropped: a worker still running stops at its next step."""
     dropped = []
     for stream in CdcStream.objects.filter(plan=plan, status=CdcStatus.ACTIVE):
-        connection = slots.source_connect(plan.source_url)
-        try:
-            slots.slot_drop(connection, stream.slot_name)
-            slots.publication_drop(connection, stream.publication_name)
-        finally:
-            slots.close_quietly(connection)
+        if capture_kind(plan.source_url) == slots.PgCapture.kind:
+            connection = slots.source_connect(plan.source_url)
+            try:
+                slots.slot_drop(connection, stream.slot_name)
+                slots.publication_drop(connection, stream.publication_name)
+            finally:
+                slots.close_quietly(connection)
         stream.status, stream.dropped_at = CdcStatus.DROPPED, timezone.now()
         stream.last_error = (stream.last_error + f"\ndropped: {reason}").strip()[:4000]
         stream.save(update_fields=["status", "dropped_at", "last_error"])

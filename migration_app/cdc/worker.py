@@ -1,21 +1,26 @@
-"""The CDC worker: one per plan under a lease; peek changes, write them to DynamoDB, then advance the slot.
+"""The CDC worker: one per plan under a lease; read changes, write them to DynamoDB, then confirm the position.
 
-One loop step:
+The loop is one for every source; what reads the source is the stream's capture (capture.py:
+``slots.PgCapture`` for PostgreSQL, ``binlog.BinlogCapture`` for MySQL/MariaDB). One loop step:
 
-1. renew the lease (a worker that lost it stops here, before writing anything);
-2. note the source's flushed WAL end ``X`` and peek the slot's transactions committed before it
-   (at most ``LIZZY_CDC_BATCH_CHANGES`` messages, whole transactions);
+1. renew the lease (a worker that lost it stops here, before writing anything), and stop if a rollback or
+   cleanup ended the stream;
+2. note the source's end ``X`` (PostgreSQL: the flushed WAL end; MySQL: ``SHOW MASTER STATUS``) and read
+   the transactions committed after the confirmed position (at most ``LIZZY_CDC_BATCH_CHANGES`` changes,
+   whole transactions);
 3. turn them into DynamoDB operations with the plan's mapping and write them, fenced (the lease must
    still have a margin before each table's BatchWriteItem);
 4. put the batch's bad changes (rows the mapping or DynamoDB refuses, key collisions: apply.py) in the
    quarantine, and stop past the plan's ``max_bad_rows`` (quarantine.py);
-5. only then advance the slot: to ``X`` when the peek returned everything before it, else to the end of
-   the last transaction written; and record the position, the lag and the counts (fenced by the token).
+5. only then confirm: advance the slot (PostgreSQL; the binlog keeps no position) to ``X`` when the read
+   returned everything, else to the end of the last transaction written; and record the position, the lag
+   and the counts in the stream's row (fenced by the token: for MySQL the row is the only record).
 
-Killed between 3 and 5, the next worker peeks the same transactions again and writes the same final
+Killed between 3 and 5, the next worker reads the same transactions again and writes the same final
 states (puts are full overwrites, deletes of absent items are no-ops) and quarantines the same bad changes
-once: nothing is lost, nothing is applied out of order per key. The slot itself is a second fence:
-PostgreSQL lets one session at a time decode from it.
+once: nothing is lost, nothing is applied out of order per key. The source adds a second fence: PostgreSQL
+lets one session at a time decode from a slot; MySQL drops a replica connection when another registers
+with the same server_id.
 """
 
 from __future__ import annotations
@@ -33,12 +38,11 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from lizzy.errors import ApplicationError, PreconditionFailed
-from migration_app.cdc import slots
 from migration_app.cdc.apply import ChangeApplier, operations_write
-from migration_app.cdc.pgoutput import RelationMessage, lsn_to_int, lsn_to_text, transactions_parse
+from migration_app.cdc.capture import capture_open
 from migration_app.cdc.quarantine import changes_quarantine
 from migration_app.cdc.streams import cdc_stream_active
-from migration_app.models import CdcStream, MigrationPlan, MigrationRun, Phase, RunKind, RunStatus
+from migration_app.models import CdcStatus, CdcStream, MigrationPlan, MigrationRun, Phase, RunKind, RunStatus
 from migration_app.services.plans import plan_context
 
 logger = logging.getLogger(__name__)
@@ -50,7 +54,7 @@ ERR_NO_STREAM = (
     "After a rollback, roll back to setup and advance again, then run the backfill."
 )
 ERR_NOT_CDC = "Plan {plan} does not use change data capture (its cdc option is off)."
-ERR_SLOT_GONE = "Plan {plan}: the replication slot {slot} no longer exists on the source; change capture stopped."
+ERR_STREAM_ENDED = "Plan {plan}: its CDC stream {slot} was ended (rolled back or cleaned up); the worker stopped."
 WAIT_NO_BACKFILL = "waiting for a backfill that started after the slot was created to succeed"
 WAIT_RUN = "waiting for run #{run} ({status}) to finish"
 WAIT_PHASE = "the plan is in {phase}; changes are applied in backfill (after the backfill), parallel and validate"
@@ -173,28 +177,19 @@ def cdc_run(
     lease = lease_acquire(stream=stream, owner=owner or worker_name(), seconds=settings.LIZZY_CDC_LEASE_SECONDS)
     outcome = CdcOutcome()
     started = time.monotonic()
-    connection = slots.source_connect(plan.source_url)
+    capture = None
     try:
+        capture = capture_open(stream=stream)
         with plan_context(plan=plan) as context:
-            types: dict[int, list[str]] = {}
-
-            def type_names(relation: RelationMessage) -> list[str]:
-                if relation.oid not in types:
-                    pairs = [(column.type_oid, column.type_modifier) for column in relation.columns]
-                    types[relation.oid] = slots.type_names(connection, pairs)
-                return types[relation.oid]
-
-            applier = ChangeApplier(context=context, type_names=type_names)
+            applier = capture.applier(context)
             # The slot's own position wins over the row's: a worker killed between advancing the slot and
-            # recording it left the row behind.
-            state = slots.slot_state(connection, stream.slot_name)
-            if state is None:
-                raise ApplicationError(ERR_SLOT_GONE.format(plan=plan.name, slot=stream.slot_name))
-            recorded = lsn_to_int(stream.confirmed_lsn) if stream.confirmed_lsn else 0
-            stream.confirmed_lsn = lsn_to_text(max(recorded, state["confirmed_lsn"]))
-            relations: dict[int, RelationMessage] = {}
+            # recording it left the row behind (the binlog keeps no position: there the row is the record).
+            state = _state(stream, capture)
+            recorded = capture.position_int(stream.confirmed_lsn)
+            stream.confirmed_lsn = capture.position_text(max(recorded, state["confirmed_lsn"]))
             while True:
                 lease.renew()
+                _still_active(stream)
                 reason = cdc_wait_reason(plan=plan, stream=stream)
                 if reason == "" and stream.applying_since is None:
                     # Mark first, check again: a run recorded meanwhile sees the mark (cdc_guard_run).
@@ -205,15 +200,13 @@ def cdc_run(
                     reason = cdc_wait_reason(plan=plan, stream=stream)
                 if reason:
                     outcome.waiting = reason
-                    _heartbeat(stream, lease, connection, outcome)
+                    _heartbeat(stream, lease, capture, outcome)
                     if until_idle or _out_of_time(started, max_seconds):
                         break
                     time.sleep(poll)
                     continue
                 outcome.waiting = ""
-                applied = cdc_step(
-                    stream=stream, lease=lease, connection=connection, applier=applier, relations=relations
-                )
+                applied = cdc_step(stream=stream, lease=lease, capture=capture, applier=applier)
                 outcome.steps += 1
                 outcome.transactions += applied["transactions"]
                 outcome.changes += applied["changes"]
@@ -234,40 +227,50 @@ def cdc_run(
         outcome.stopped = exc.message
         raise
     finally:
-        slots.close_quietly(connection)
+        if capture is not None:
+            capture.close()
         lease.release()
     return outcome
+
+
+def _still_active(stream: CdcStream) -> None:
+    """A rollback or cleanup ended the stream (status dropped): the worker stops before reading more."""
+    if not CdcStream.objects.filter(pk=stream.pk, status=CdcStatus.ACTIVE).exists():
+        raise ApplicationError(ERR_STREAM_ENDED.format(plan=stream.plan.name, slot=stream.slot_name))
+
+
+def _state(stream: CdcStream, capture, *, confirmed: str | None = None) -> dict[str, Any]:
+    """The capture's state; its position gone from the source (slot dropped, binlog purged) stops the worker
+    and is recorded on the stream (``source_lost_at``: an alarm)."""
+    state = capture.state(confirmed=confirmed)
+    if state is None:
+        CdcStream.objects.filter(pk=stream.pk, source_lost_at__isnull=True).update(source_lost_at=timezone.now())
+        raise ApplicationError(capture.gone_message(plan=stream.plan.name))
+    return state
 
 
 def _out_of_time(started: float, max_seconds: float | None) -> bool:
     return max_seconds is not None and time.monotonic() - started >= max_seconds
 
 
-def _heartbeat(stream: CdcStream, lease: Lease, connection, outcome: CdcOutcome) -> None:
-    """A waiting worker still reads the slot's state: the lag and the slot's health stay visible."""
-    state = slots.slot_state(connection, stream.slot_name)
-    if state is None:
-        raise ApplicationError(ERR_SLOT_GONE.format(plan=stream.plan.name, slot=stream.slot_name))
+def _heartbeat(stream: CdcStream, lease: Lease, capture, outcome: CdcOutcome) -> None:
+    """A waiting worker still reads the source's state: the lag and the position's health stay visible."""
+    state = _state(stream, capture, confirmed=stream.confirmed_lsn)
     CdcStream.objects.filter(pk=stream.pk, lease_token=lease.token).update(
         lag_bytes=state["lag_bytes"], last_read_at=timezone.now()
     )
     outcome.lag_bytes = state["lag_bytes"]
 
 
-def cdc_step(
-    *, stream: CdcStream, lease: Lease, connection, applier: ChangeApplier, relations: dict[int, RelationMessage]
-) -> dict[str, Any]:
-    """One peek → write → advance cycle (see the module docstring)."""
+def cdc_step(*, stream: CdcStream, lease: Lease, capture, applier: ChangeApplier) -> dict[str, Any]:
+    """One read → write → confirm cycle (see the module docstring)."""
     limit = settings.LIZZY_CDC_BATCH_CHANGES
     seen_at = timezone.now()
-    upto = slots.flush_lsn(connection)
-    messages = slots.slot_peek(
-        connection, slot=stream.slot_name, publication=stream.publication_name, upto_lsn=upto, upto_changes=limit
-    )
-    complete = len(messages) < limit
-    decoded = transactions_parse(messages, relations)
-    transactions = [transaction for transaction in decoded if transaction.changes]  # empty ones carry nothing
-    planned = applier.operations(transactions, relations)
+    upto = capture.end_position()
+    confirmed = capture.position_int(stream.confirmed_lsn)
+    batch = capture.read(confirmed=confirmed, upto=upto, limit=limit)
+    transactions = batch.transactions
+    planned = applier.operations(transactions, capture.relations)
     puts = deletes = quarantined = 0
     bad = planned.bad
     if planned.operations:
@@ -275,29 +278,27 @@ def cdc_step(
         puts, deletes, bad = written.puts, written.deletes, bad + written.bad
     if bad:
         lease.fence()
-        quarantined = changes_quarantine(stream=stream, plan=stream.plan, bad=bad)
-    confirmed = lsn_to_int(stream.confirmed_lsn) if stream.confirmed_lsn else 0
-    target = upto if complete else (decoded[-1].end_lsn if decoded else confirmed)
-    lease.fence()  # the slot moves only while this worker still holds the lease
+        quarantined = changes_quarantine(stream=stream, plan=stream.plan, bad=bad, position_text=capture.position_text)
+    target = batch.end or confirmed
+    lease.fence()  # the position moves only while this worker still holds the lease
     if target > confirmed:
-        slots.slot_advance(connection, slot=stream.slot_name, lsn=target)
-    state = slots.slot_state(connection, stream.slot_name)
-    if state is None:
-        raise ApplicationError(ERR_SLOT_GONE.format(plan=stream.plan.name, slot=stream.slot_name))
+        capture.advance(position=target)
     confirmed = max(confirmed, target)
+    state = _state(stream, capture, confirmed=capture.position_text(confirmed))
     fields: dict[str, Any] = {
-        "confirmed_lsn": lsn_to_text(confirmed),
+        "confirmed_lsn": capture.position_text(confirmed),
         "lag_bytes": state["lag_bytes"],
         "last_read_at": timezone.now(),
         "changes_applied": F("changes_applied") + planned.changes,
         "transactions_applied": F("transactions_applied") + len(transactions),
         "last_error": "",
     }
-    if complete:
+    if batch.complete:
         fields["caught_up_at"] = seen_at
     if transactions:
         fields["last_commit_at"] = transactions[-1].commit_time
-    if not CdcStream.objects.filter(pk=stream.pk, lease_token=lease.token).update(**fields):
+    if not CdcStream.objects.filter(pk=stream.pk, lease_token=lease.token, status=CdcStatus.ACTIVE).update(**fields):
+        _still_active(stream)
         raise LeaseLost(ERR_LEASE_LOST.format(plan=stream.plan.name, token=lease.token))
     stream.confirmed_lsn = fields["confirmed_lsn"]
     return {
@@ -306,7 +307,7 @@ def cdc_step(
         "puts": puts,
         "deletes": deletes,
         "quarantined": quarantined,
-        "complete": complete,
+        "complete": batch.complete,
         "confirmed_lsn": stream.confirmed_lsn,
         "lag_bytes": state["lag_bytes"],
         "operations": planned.operations,

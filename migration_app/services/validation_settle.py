@@ -24,6 +24,11 @@ time is **unsettled** ("still changing"), and so is every key left when the work
 time ("worker not advancing") or the source could not say where the slot is: the step then stops at once.
 Unsettled keys make the report unclean, never clean by accident.
 
+A MySQL/MariaDB source (a binlog stream) goes through the same rounds through its capture
+(``cdc/capture.py``): ``L`` is ``SHOW MASTER STATUS`` after ``S`` and the confirmed position is the stream's
+row. It has no row version: ``_binlog_versions`` gives each row one from the binlog read from before the
+previous snapshot to after this one (a row no change touched keeps its version).
+
 A key the target holds and the source did not select (an *extra*) has no source key to read by: the rows
 that map to it are found by one pass over its table's entities in the round's snapshot (only while the key
 is open). So is a key whose row is gone while its item is not (another row may have taken the item key),
@@ -39,12 +44,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+import pymysql
 from django.conf import settings
 
 from lizzy.dynamodb import dynamodb_batch_get
+from lizzy.errors import ApplicationError
 from lizzy.scrub import secrets_scrub
-from migration_app.cdc import slots
-from migration_app.cdc.pgoutput import lsn_to_text
+from migration_app.cdc.binlog import BinlogCapture
+from migration_app.cdc.capture import capture_kind, capture_open
 from migration_app.models import CdcStream
 from migration_app.services.canonical import item_from_json, key_text
 from migration_app.services.mapping import RowError
@@ -146,11 +153,19 @@ def validation_settle(
     seconds = float(settings.LIZZY_VALIDATION_SETTLE_SECONDS)
     last: dict[int, _Seen] = {}  # the state of a key's previous snapshot, when the item read after it differed
     open_ = list(pendings)
-    connection = None
+    capture = None
+    by_binlog = capture_kind(context.plan.source_url) == BinlogCapture.kind
+    starts: list[int | None] = []  # binlog: the source's end before each round's snapshot
+    tokens: dict[int, str] = {}  # binlog: each key's row version, as the binlog tells it
     try:
         for number in range(rounds + 1):
+            if by_binlog:
+                capture = capture or capture_open(stream=stream, reader="validation")
+                starts.append(_binlog_end(capture))
             with context.source.snapshot():
                 seen = _observe(context, open_, digest, expired)
+            if by_binlog:
+                _binlog_versions(context, capture, open_, seen, tokens, starts, number)
             still = []
             for pending in open_:
                 before, now = last.get(id(pending)), seen[id(pending)]
@@ -163,17 +178,18 @@ def validation_settle(
                 break
             outcome.rounds += 1
             try:
-                connection = connection or slots.source_connect(context.plan.source_url)
-                position = slots.flush_lsn(connection)
-                outcome.positions.append(lsn_to_text(position))
-                reached, confirmed = _wait_for(connection, stream.slot_name, position, seconds)
+                capture = capture or capture_open(stream=stream)
+                position = capture.end_position()
+                outcome.positions.append(capture.position_text(position))
+                reached, confirmed = _wait_for(capture, position, seconds)
                 if confirmed is None:
                     outcome.stalled = REASON_SLOT_GONE.format(slot=stream.slot_name)
                 elif not reached:
                     outcome.stalled = REASON_STALLED.format(
-                        lsn=lsn_to_text(position), seconds=seconds, slot=stream.slot_name, confirmed=confirmed
+                        lsn=capture.position_text(position), seconds=seconds, slot=stream.slot_name, confirmed=confirmed
                     )
-            except psycopg.Error as exc:  # a role without the worker's rights, a source gone: said, not raised
+            # a role without the worker's rights, a source gone: said, not raised
+            except (psycopg.Error, pymysql.MySQLError) as exc:
                 text = str(exc).strip()
                 problem = secrets_scrub(text.splitlines()[0] if text else type(exc).__name__)
                 outcome.stalled = REASON_SOURCE_ERROR.format(slot=stream.slot_name, problem=problem)
@@ -203,21 +219,50 @@ def validation_settle(
             reason = REASON_UNVERSIONED if unversioned else REASON_CHANGING.format(rounds=outcome.rounds)
             outcome.unsettled.append((pending, reason))
     finally:
-        slots.close_quietly(connection)
+        if capture is not None:
+            capture.close()
     return outcome
 
 
-def _wait_for(connection, slot: str, position: int, seconds: float) -> tuple[bool, str | None]:
-    """Poll the slot until its confirmed position reaches ``position`` or ``seconds`` pass (never longer)."""
+def _binlog_end(capture) -> int | None:
+    try:
+        return capture.end_position()
+    except (pymysql.MySQLError, ApplicationError):
+        return None
+
+
+def _binlog_versions(context, capture, pendings, seen, tokens, starts, number) -> None:
+    """MySQL/MariaDB rows have no version: give each key's row one from the binlog. It stays what it was in
+    the previous round when no change committed from before that round's snapshot (``starts[number - 1]``)
+    up to after this one's touched the row; otherwise (or when the binlog cannot say) it is new, so the key
+    goes round again. The range starts before the previous snapshot, so every change the two snapshots
+    could see apart is in it."""
+    changed = None
+    end = _binlog_end(capture)
+    if number > 0 and starts[number - 1] is not None and end is not None:
+        changed = capture.changed_identities(context, start=starts[number - 1], end=end)
+    for pending in pendings:
+        state = seen[id(pending)].state
+        if state[0] not in ("row", "unmappable", "moved") or state[1] is not None or pending.entity is None:
+            continue
+        identity = json.dumps([pending.entity, pending.source_key], default=str)
+        if changed is None or identity in changed or id(pending) not in tokens:
+            tokens[id(pending)] = f"binlog-{number}"
+        seen[id(pending)].state = (state[0], tokens[id(pending)], *state[2:])
+
+
+def _wait_for(capture, position: int, seconds: float) -> tuple[bool, str | None]:
+    """Poll the confirmed position (the slot's; a binlog stream's row) until it reaches ``position`` or
+    ``seconds`` pass (never longer)."""
     deadline = time.monotonic() + seconds
     while True:
-        state = slots.slot_state(connection, slot)
+        state = capture.state()
         if state is None:
             return False, None
         if state["confirmed_lsn"] >= position:
-            return True, lsn_to_text(state["confirmed_lsn"])
+            return True, capture.position_text(state["confirmed_lsn"])
         if time.monotonic() >= deadline:
-            return False, lsn_to_text(state["confirmed_lsn"])
+            return False, capture.position_text(state["confirmed_lsn"])
         time.sleep(min(WAIT_POLL_SECONDS, max(deadline - time.monotonic(), 0)))
 
 

@@ -472,8 +472,8 @@ class SqlSource:
     def snapshot(self) -> Iterator[bool]:
         """Read every query inside one consistent snapshot; yields whether this engine gives one.
 
-        Here (engines whose settle step is never needed: change capture is PostgreSQL only) it gives none:
-        each query reads the source as it is then.
+        Here (SQLite, DuckDB, MySQL/MariaDB: the last one's settle step takes its row versions from the
+        binlog, cdc/binlog.py) it gives none: each query reads the source as it is then.
         """
         yield False
 

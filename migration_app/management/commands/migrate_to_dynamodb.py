@@ -55,8 +55,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--cdc",
             action="store_true",
-            help="Change data capture (PostgreSQL sources): a replication slot from backfill on, applied by "
-            "migration_cdc, instead of updated_at catch-ups. docs/MIGRATIONS.md.",
+            help="Change data capture (PostgreSQL: a replication slot; MySQL/MariaDB: the row-based binlog) from "
+            "backfill on, applied by migration_cdc, instead of updated_at catch-ups. docs/MIGRATIONS.md.",
         )
         parser.add_argument("--async", dest="run_async", action="store_true", help="Dispatch segments to Celery.")
         parser.add_argument("--quick", action="store_true", help="Validate keys only (no value comparison).")

@@ -69,14 +69,24 @@ def history(monkeypatch, settings):
         lsn = {"flushed": 0, "waits": 0}
         reads_done = []
 
-        def flush_lsn(_connection):
-            if flush_error is not None:
-                raise flush_error
-            lsn["flushed"] += 10
-            return lsn["flushed"]
+        class _Capture:
+            """The stream's capture (cdc/capture.py) as the settle step uses it: the source's end, the
+            worker's confirmed position."""
 
-        def slot_state(_connection, _slot):
-            return {"confirmed_lsn": lsn["flushed"] if worker_advances else 0}
+            def end_position(self):
+                if flush_error is not None:
+                    raise flush_error
+                lsn["flushed"] += 10
+                return lsn["flushed"]
+
+            def state(self):
+                return {"confirmed_lsn": lsn["flushed"] if worker_advances else 0}
+
+            def position_text(self, value):
+                return f"0/{value:X}"
+
+            def close(self):
+                pass
 
         def batch_get(*, table, keys, consistent):
             assert consistent
@@ -86,10 +96,7 @@ def history(monkeypatch, settings):
             items = [{"PK": f"ID#{i}", "v": v} for i, v in script.items() if v is not ABSENT]
             return [item for item in items if item["PK"] in wanted]
 
-        monkeypatch.setattr(validation_settle.slots, "source_connect", lambda url: object())
-        monkeypatch.setattr(validation_settle.slots, "close_quietly", lambda connection: None)
-        monkeypatch.setattr(validation_settle.slots, "flush_lsn", flush_lsn)
-        monkeypatch.setattr(validation_settle.slots, "slot_state", slot_state)
+        monkeypatch.setattr(validation_settle, "capture_open", lambda *, stream: _Capture())
         monkeypatch.setattr(validation_settle, "dynamodb_batch_get", batch_get)
         entity = _Entity()
         context = SimpleNamespace(
