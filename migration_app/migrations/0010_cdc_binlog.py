@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('migration_app', '0008_backup_method'),
+        ('migration_app', '0009_backup_intent'),
     ]
 
     operations = [
