@@ -31,6 +31,7 @@ cover").
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import subprocess
@@ -38,7 +39,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,6 +133,10 @@ class History:
         self.partitioned = False
         self.dynamodb_fault: str | None = None  # None | "throttled" | "unreachable"
         self.nesting = 0
+        # phone → the states the writes in progress will leave, outermost first: a nested step runs inside an
+        # outer write's DynamoDB call (parallel mirrors after Redis has the write), so its read may see the
+        # outer write before it is acknowledged: concurrent, hence linearizable, not a resurrection
+        self.in_flight: dict[str, list[dict[str, Any]]] = {p: [] for p in self.phones}
         self.oracle = False
         self.nested_rate = 0.08
         self.modes: tuple[str, ...] = modes
@@ -248,6 +253,14 @@ class History:
             if any((ids == state) if isinstance(state, list) else ids is None for state in passed):
                 self.counts.trace.append(f"read {phone[-1]} overlapped writes, got an earlier state: {ids}")
                 return True
+        outer = self.in_flight[phone][0] if self.nesting and self.in_flight[phone] else None
+        pending = None if outer is None else outer["state"]
+        if outer is not None and not outer["seen"] and (ids == pending if isinstance(pending, list) else ids is None):
+            self.counts.trace.append(f"read {phone[-1]} saw the outer write in flight: {ids}")
+            outer["seen"] = True
+            self.model[phone] = pending
+            self.revivable[phone] = None
+            return True
         self.counts.trace.append(
             f"read {phone[-1]} {mode} by={by} nest={self.nesting} got={ids} model={model} "
             f"allowed={sorted(self.allowed[phone])}"
@@ -321,7 +334,8 @@ class History:
             turn_id = self.next_id
             session = current or session_new(phone=phone)
             session.session_data = {**session.session_data, "log": [*(read_ids or []), turn_id]}
-            session_save(session=session, expected_version=current.version if current else None)
+            with self._writing(phone, [*(read_ids or []), turn_id]) as write:
+                session_save(session=session, expected_version=current.version if current else None)
         else:
             self.next_id += 1  # nothing nests in the worker's call
             turn_id = self.next_id
@@ -334,6 +348,9 @@ class History:
         self._acknowledged(phone, mode, self.name_of(via), f"turn {turn_id}")
         if not on_model:
             self.on_stale_ack(phone, [*(read_ids or []), turn_id])
+            return
+        if via is None and write["seen"]:
+            self.after_ack(phone, via)  # a nested read saw it take effect: the model moved through it then
             return
         # what was acknowledged: the read's log plus this turn. If the model moved meanwhile (a nested
         # step acknowledged something), the save should have been refused: whatever it dropped is lost.
@@ -349,6 +366,18 @@ class History:
     def after_ack(self, phone: str, via: Worker | None) -> None:
         """TwoProcessHistory: a write by a process Redis is cut off from opens the partial window."""
 
+    @contextlib.contextmanager
+    def _writing(self, phone: str, state: Any) -> Iterator[dict[str, Any]]:
+        """A write in progress that will leave ``state``; ``seen`` once a nested read saw it take effect
+        (the model then holds it; if the write is refused after all, a later read that no longer finds it
+        counts as lost or resurrected, as for any write)."""
+        entry: dict[str, Any] = {"state": state, "seen": False}
+        self.in_flight[phone].append(entry)
+        try:
+            yield entry
+        finally:
+            self.in_flight[phone].pop()
+
     def end(self, phone: str, how: str, via: Worker | None = None) -> None:
         mode = store_mode_current()
         since = len(self.model.states[phone])
@@ -358,11 +387,12 @@ class History:
             on_model = self.check_read(phone, read_ids, mode, since)
             if current is None:
                 return
-            if how == "delete":
-                if not session_delete(phone=phone, expected_version=current.version):
-                    raise SessionConflict("nothing deleted")
-            else:
-                session_expire(phone=phone, expected_version=current.version)
+            with self._writing(phone, ENDED) as write:
+                if how == "delete":
+                    if not session_delete(phone=phone, expected_version=current.version):
+                        raise SessionConflict("nothing deleted")
+                else:
+                    session_expire(phone=phone, expected_version=current.version)
         else:
             answer = via.call(command="end", phone=phone, how=how)
             if "read" not in answer:
@@ -375,6 +405,9 @@ class History:
         self._acknowledged(phone, mode, self.name_of(via), how)
         if not on_model:
             self.on_stale_ack(phone, None)
+            return
+        if via is None and write["seen"]:
+            self.after_ack(phone, via)
             return
         model = self.model[phone]
         if isinstance(model, list) and set(model) - set(read_ids or []):
