@@ -8,8 +8,10 @@
 The endpoint is ``bench.stub_wsgi`` answering every BatchWriteItem after a fixed service time and doing
 no work, so what is measured is the client side: the engine (source pages, transform, leases,
 checkpoints, Celery) against a raw loop of BatchWriteItem calls of pre-built items with the same number
-of requests in flight (workers × ``LIZZY_MIGRATION_WRITE_CONCURRENCY``), twice: with botocore's defaults
-and with its parameter validation off, as the engine's ``bulk`` client has it. Control database: PostgreSQL
+of requests in flight (workers × ``LIZZY_MIGRATION_WRITE_CONCURRENCY``), three times: in one process with
+botocore's defaults, in one process with its parameter validation off (as the engine's ``bulk`` client has
+it), and that in as many processes as the engine has workers (one interpreter lock each, as the engine's
+workers have; ``LIZZY_MIGRATION_WRITE_CONCURRENCY`` calls in flight each). Control database: PostgreSQL
 (``BENCH_DATABASE_URL``, default ``postgres://postgres@127.0.0.1:5432/lizzy_bench_workers``, created);
 broker: ``BENCH_BROKER_URL`` (default ``redis://127.0.0.1:6379/2``). Timing runs from dispatch to the run's
 ``succeeded``, with the workers already up.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import multiprocessing
 import os
 import sqlite3
 import subprocess
@@ -30,6 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -171,7 +175,12 @@ def engine_items(source: str) -> list[dict]:
 
 
 def raw(
-    stub: str, rows: int, in_flight: int, items: list[dict] | None = None, validate: bool = True
+    stub: str,
+    rows: int,
+    in_flight: int,
+    items: list[dict] | None = None,
+    validate: bool = True,
+    ready: Callable[[], object] | None = None,
 ) -> tuple[float, float]:
     """Items/s of BatchWriteItem calls of 25 pre-built items, ``in_flight`` at a time (the limit), and the
     process's CPU seconds per 1,000 items.
@@ -180,6 +189,7 @@ def raw(
     two-attribute items (``PK``, ``name``), cheaper to serialize than the engine's. ``validate=False``:
     botocore's ``parameter_validation`` off, as the engine's ``bulk`` client has it (a public option of
     botocore's ``Config``; the engine's pass-through serializer is not, so the raw loop keeps botocore's).
+    ``ready``: called once the client and the requests are built, before the clock starts.
     """
     client = raw_client(stub)
     if not validate:
@@ -194,11 +204,40 @@ def raw(
     if items is None:
         items = [{"PK": {"S": f"THING#{n}"}, "name": {"S": f"thing {n}"}} for n in range(rows)]
     chunks = [[{"PutRequest": {"Item": item}} for item in items[i : i + 25]] for i in range(0, rows, 25)]
+    if ready:
+        ready()
     cpu = time.process_time()
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=in_flight) as pool:
         list(pool.map(lambda chunk: client.batch_write_item(RequestItems={"Raw": chunk}), chunks))
     return rows / (time.perf_counter() - started), (time.process_time() - cpu) * 1000 / rows
+
+
+def _raw_part(stub: str, items: list[dict], in_flight: int, start, results) -> None:  # noqa: ANN001
+    """One process of ``raw_processes``: its share of the items, once every process is ready."""
+    results.put(raw(stub, len(items), in_flight, items, validate=False, ready=start.wait)[1] * len(items) / 1000)
+
+
+def raw_processes(stub: str, items: list[dict], processes: int, in_flight: int) -> tuple[float, float]:
+    """``raw`` (parameter validation off) in ``processes`` processes of ``in_flight`` calls each, as many as
+    the engine's worker processes: one interpreter lock each, as the engine has; items/s from the moment
+    all are ready to the last one's end, and their CPU seconds per 1,000 items."""
+    context = multiprocessing.get_context("fork")
+    start, results = context.Barrier(processes + 1), context.Queue()
+    share = -(-len(items) // processes)
+    parts = [
+        context.Process(target=_raw_part, args=(stub, items[i : i + share], in_flight, start, results))
+        for i in range(0, len(items), share)
+    ]
+    for part in parts:
+        part.start()
+    start.wait()
+    started = time.perf_counter()
+    cpu = sum(results.get(timeout=600) for _part in parts)
+    seconds = time.perf_counter() - started
+    for part in parts:
+        part.join(30)
+    return len(items) / seconds, cpu * 1000 / len(items)
 
 
 def main() -> None:
@@ -224,13 +263,16 @@ def main() -> None:
             in_flight = workers * WRITE_CONCURRENCY
             raw_rate, raw_cpu = raw(stub, args.rows, in_flight, items)
             lean_rate, lean_cpu = raw(stub, args.rows, in_flight, items, validate=False)
+            split_rate, split_cpu = raw_processes(stub, items, workers, WRITE_CONCURRENCY)
             base = base or engine_rate
             print(
                 f"{workers} worker(s): engine {engine_rate:6.0f} items/s ({engine_rate / base:4.2f}x of 1, "
                 f"{engine_cpu:5.3f} CPU s/1k items); raw loop of the same items, {in_flight} in flight: "
                 f"{raw_rate:6.0f} items/s ({raw_cpu:5.3f} CPU s/1k), engine/raw {engine_rate / raw_rate:4.2f}; "
                 f"parameter validation off {lean_rate:6.0f} items/s ({lean_cpu:5.3f} CPU s/1k), "
-                f"engine/raw {engine_rate / lean_rate:4.2f}; load {os.getloadavg()[0]:.1f}",
+                f"engine/raw {engine_rate / lean_rate:4.2f}; the same in {workers} process(es) {split_rate:6.0f} "
+                f"items/s ({split_cpu:5.3f} CPU s/1k), engine/raw {engine_rate / split_rate:4.2f}; "
+                f"load {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
         if os.environ.get("BENCH_PROFILE") == "1":
