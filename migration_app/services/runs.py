@@ -6,11 +6,13 @@ and an OFFSET from the start) and creates the next open-ended unit after the cut
 as workers take them, each about a minute of work, and more workers on more machines take more units.
 
 A unit is worked on only under a lease (``unit_lease``): taking it is one conditional UPDATE (not done,
-lease free or expired) that adds one to its fencing token. Before every page is sent the runner writes
-under the condition that the token is still its own (a page's checkpoint, which renews the lease, or a
-renewal alone), and every checkpoint is written under the same condition: a second runner, a redelivered
-Celery message or a catch-up is refused while the lease holds, and a runner whose lease expired and was
-taken over stops before its next page, dropping the chunks it had not sent yet.
+lease free or expired, run not stopped) that adds one to its fencing token, then one read of the unit with
+its run and plan, which says whether that UPDATE took it (the runner's name and this take's expiry). Before
+every page is sent the runner writes under the condition that the token is still its own (a page's
+checkpoint, which renews the lease, or a renewal alone), and every checkpoint is written under the same
+condition: a second runner, a redelivered Celery message or a catch-up is refused while the lease holds,
+and a runner whose lease expired and was taken over stops before its next page, dropping the chunks it had
+not sent yet.
 
 Within a unit, pages are pipelined (``_UnitPipeline``): the next page is read and transformed while the
 previous pages' BatchWriteItem calls are in flight (``LIZZY_MIGRATION_WRITE_CONCURRENCY`` at a time, with
@@ -20,10 +22,12 @@ unit is taken over when its lease expires (``LIZZY_MIGRATION_LEASE_SECONDS``) an
 checkpoint; a page written twice writes the same items (PutRequest is a full overwrite).
 
 Progress is written per unit (one row per unit per page); the run's totals are the sum of its units,
-stored on the run when a unit ends. Transient errors (throttling past the writer's budget, timeouts, an
-unreachable endpoint) are retried per unit with backoff, at most ``LIZZY_MIGRATION_UNIT_RETRIES`` times,
-counted in the unit's ``retries`` and ``last_error``. Anything else fails the run at once, naming the
-plan, table, rule, unit and source key; a failed, paused or cancelled run is resumed from its checkpoints
+stored on the run when a unit ends, in one UPDATE that also closes the run when its last unit ended (a unit
+boundary is about ten control-database statements: docs/MIGRATIONS.md, "Running on many machines").
+Transient errors (throttling past the writer's budget, timeouts, an unreachable endpoint) are retried per
+unit with backoff, at most ``LIZZY_MIGRATION_UNIT_RETRIES`` times, counted in the unit's ``retries`` and
+``last_error``. Anything else fails the run at once, naming the plan, table, rule, unit and source key; a
+failed, paused or cancelled run is resumed from its checkpoints
 (``run_reopen``). Dispatching units to Celery is ``services.dispatch``'s job, not this module's.
 """
 
@@ -46,7 +50,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, connections, transaction
-from django.db.models import F, Max, Q, Sum
+from django.db.models import Case, Exists, F, Max, OuterRef, Q, Subquery, Sum, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from lizzy.dynamodb import (
@@ -213,23 +218,40 @@ def _lease_until() -> dt.datetime:
 
 
 def unit_lease(*, segment_id: int, owner: str) -> Lease:
-    """Take a unit's lease (one conditional UPDATE), or raise ``UnitLeased`` while another runner holds it."""
+    """Take a unit's lease, or raise ``UnitLeased`` while another runner holds it (or it is done)."""
+    lease, segment = _lease_take(segment_id, owner)
+    if lease is None:
+        raise _leased(segment)
+    return lease
+
+
+def _lease_take(segment_id: int, owner: str) -> tuple[Lease | None, Segment]:
+    """Two statements: the conditional UPDATE that takes the lease (not done, lease free or expired, run not
+    stopped; one more on the fencing token), then the unit read with its run and plan.
+
+    The lease is ours where the unit read holds what this UPDATE wrote: ``owner`` (``runner_name``: unique to
+    its runner) and this take's expiry, to the microsecond: no transaction is needed to know that the token
+    read is ours. A takeover between the two statements would need our lease to expire in between; the read
+    would then show the other runner's, and the lease be refused, never shared.
+    """
     now = timezone.now()
-    with transaction.atomic():
-        taken = (
-            Segment.objects.filter(pk=segment_id, done=False)
-            .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-            .update(
-                fence=F("fence") + 1, lease_owner=owner, lease_expires_at=_lease_until(), attempts=F("attempts") + 1
-            )
-        )
-        holder, expires, fence, done = Segment.objects.values_list(
-            "lease_owner", "lease_expires_at", "fence", "done"
-        ).get(pk=segment_id)
-    if not taken:
-        state = "done" if done else f"leased by {holder} until {expires:%H:%M:%S}"
-        raise UnitLeased(f"unit {segment_id} is {state}", details={"expires_at": expires, "done": done})
-    return Lease(segment_id=segment_id, fence=fence, owner=owner, taken_at=time.monotonic())
+    until = _lease_until()
+    (
+        Segment.objects.filter(pk=segment_id, done=False)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .exclude(run__status__in=STOPPED)
+        .update(fence=F("fence") + 1, lease_owner=owner, lease_expires_at=until, attempts=F("attempts") + 1)
+    )
+    segment = Segment.objects.select_related("run__plan").get(pk=segment_id)
+    if segment.done or (segment.lease_owner, segment.lease_expires_at) != (owner, until):
+        return None, segment
+    return Lease(segment_id=segment_id, fence=segment.fence, owner=owner, taken_at=time.monotonic()), segment
+
+
+def _leased(segment: Segment) -> UnitLeased:
+    holder, expires, done = segment.lease_owner, segment.lease_expires_at, segment.done
+    state = "done" if done else f"leased by {holder} until {expires:%H:%M:%S}" if expires else "not leased"
+    return UnitLeased(f"unit {segment.pk} is {state}", details={"expires_at": expires, "done": done})
 
 
 def _fenced(lease: Lease):
@@ -254,19 +276,25 @@ def segment_backfill(
     segment_id: int,
     context: PlanContext | None = None,
     on_rows: Callable[[int], None] | None = None,
-    on_unit: Callable[[int], None] | None = None,
+    on_unit: Callable[[Segment], None] | None = None,
     owner: str | None = None,
+    close_run: bool = False,
 ) -> Segment:
     """Run one unit under a lease, from its checkpoint to its end. A finished unit returns at once.
 
     Raises ``UnitLeased`` when another runner holds the unit, ``RunFailed`` when the run must fail.
-    ``on_unit`` is told about every unit this one cuts off (Celery dispatch queues it).
+    ``on_unit`` is told about every unit this one cuts off (Celery dispatch queues it). The run's totals are
+    brought up to date when the unit ends; with ``close_run``, a unit that finished also closes the run
+    ``succeeded`` where no unit is left, in the same UPDATE (``segment_run``).
     """
-    segment = Segment.objects.select_related("run__plan").get(pk=segment_id)
+    lease, segment = _lease_take(segment_id, owner or runner_name())
     run = segment.run
     if segment.done or run.status in STOPPED:
+        if lease is not None:
+            _lease_release(lease)  # the run stopped between the take and the read
         return segment  # a stopped run's redelivered or queued units wait for resume
-    lease = unit_lease(segment_id=segment_id, owner=owner or runner_name())
+    if lease is None:
+        raise _leased(segment)
     if run.status == RunStatus.PENDING:  # a run's (or a resume's) first units: not one more UPDATE every unit
         MigrationRun.objects.filter(pk=run.pk, status=RunStatus.PENDING).update(status=RunStatus.RUNNING)
     ledger = KeyLedger()  # one per unit: its memory is bounded by the unit's rows (writer.py says what it sees)
@@ -274,26 +302,28 @@ def segment_backfill(
     try:
         if context is None:
             with plan_context(plan=run.plan) as own:
-                segment = _segment_guarded(lease, run, own, on_rows, ledger, on_unit)
+                segment = _segment_guarded(lease, run, own, on_rows, ledger, on_unit, segment)
         else:
-            segment = _segment_guarded(lease, run, context, on_rows, ledger, on_unit)
+            segment = _segment_guarded(lease, run, context, on_rows, ledger, on_unit, segment)
         done = segment.done  # released with ``done`` by its last step
         return segment
     finally:
         if not done:
             _lease_release(lease)  # no-op once lost; otherwise the unit is free for the next runner
-        run_totals_refresh(run_id=run.pk)
+        _run_totals_update(run.pk, close=close_run and done)
 
 
-def _segment_guarded(lease, run, context, on_rows, ledger, on_unit) -> Segment:
-    """Transient errors retried with backoff; any other failure names plan, table, rule, unit and source key."""
-    segment = Segment.objects.get(pk=lease.segment_id)
+def _segment_guarded(lease, run, context, on_rows, ledger, on_unit, segment: Segment) -> Segment:
+    """Transient errors retried with backoff; any other failure names plan, table, rule, unit and source key.
+
+    ``segment`` is the unit as read when its lease was taken (not read again unless an error is retried).
+    """
     entity = context.entity(segment.entity)
     while True:
         try:
             if segment.open_ended:
-                _unit_cut(lease, run, context, entity, on_unit)
-            return _segment_loop(lease, run, context, on_rows, ledger)
+                _unit_cut(lease, run, context, entity, on_unit, segment)
+            return _segment_loop(lease, run, context, on_rows, ledger, segment)
         except (RunFailed, LeaseLost, UnitLeased):
             raise
         except TRANSIENT_ERRORS as exc:
@@ -337,9 +367,13 @@ def _unit_failure(lease: Lease, run: MigrationRun, entity: EntityMapping, proble
     return RunFailed(message)
 
 
-def _unit_cut(lease: Lease, run: MigrationRun, context: PlanContext, entity: EntityMapping, on_unit) -> None:
-    """Cut an open-ended unit ``unit_rows`` rows after its start; the rest becomes the next open-ended unit."""
-    segment = Segment.objects.get(pk=lease.segment_id)
+def _unit_cut(
+    lease: Lease, run: MigrationRun, context: PlanContext, entity: EntityMapping, on_unit, segment: Segment
+) -> None:
+    """Cut an open-ended unit ``unit_rows`` rows after its start; the rest becomes the next open-ended unit.
+
+    ``segment`` (read under the lease) gets its new bounds.
+    """
     relation = context.source.relation(entity)
     unit_rows = run.unit_rows or settings.LIZZY_MIGRATION_UNIT_ROWS
     cut = context.source.key_after(relation, after=segment.lower_key, rows=unit_rows, since=run.since)
@@ -361,12 +395,13 @@ def _unit_cut(lease: Lease, run: MigrationRun, context: PlanContext, entity: Ent
                 open_ended=True,
                 rows_expected=max(estimate - unit_rows, 0) if estimate is not None else None,
             )
+    for name, value in fields.items():
+        setattr(segment, name, value)
     if created is not None and on_unit is not None:
-        on_unit(created.pk)  # after the commit above: a worker that takes it at once finds it
+        on_unit(created)  # after the commit above: a worker that takes it at once finds it
 
 
-def _segment_loop(lease: Lease, run: MigrationRun, context: PlanContext, on_rows, ledger) -> Segment:
-    segment = Segment.objects.get(pk=lease.segment_id)
+def _segment_loop(lease: Lease, run: MigrationRun, context: PlanContext, on_rows, ledger, segment: Segment) -> Segment:
     entity = context.entity(segment.entity)
     relation = context.source.relation(entity)
     chunk_size = settings.LIZZY_MIGRATION_CHUNK_SIZE
@@ -642,9 +677,28 @@ def _fail_past_limit(run: MigrationRun, entity: EntityMapping, bad: list[BadRow]
 
 def run_totals_refresh(*, run_id: int) -> None:
     """The run's counters := the sum of its units' (idempotent: a redelivered unit cannot count twice)."""
-    totals = Segment.objects.filter(run_id=run_id).aggregate(**{name: Sum(name) for name in COUNTERS})
-    fields = {name: totals[name] or 0 for name in COUNTERS}
-    fields["items_failed"] = fields["rows_quarantined"]
+    _run_totals_update(run_id, close=False)
+
+
+def _unit_total(name: str) -> Coalesce:
+    units = Segment.objects.filter(run_id=OuterRef("pk")).order_by().values("run_id")
+    field = Segment._meta.get_field(name)
+    return Coalesce(
+        Subquery(units.annotate(total=Sum(name)).values("total"), output_field=field), Value(0), output_field=field
+    )
+
+
+def _run_totals_update(run_id: int, *, close: bool) -> None:
+    """``run_totals_refresh`` in one UPDATE (a subquery a counter); with ``close``, the same UPDATE also closes
+    the run ``succeeded`` where it is pending or running and none of its units is left (``run_finish``)."""
+    fields: dict[str, Any] = {name: _unit_total(name) for name in COUNTERS}
+    fields["items_failed"] = _unit_total("rows_quarantined")
+    if close:
+        closing = Q(status__in=[RunStatus.PENDING, RunStatus.RUNNING]) & ~Exists(
+            Segment.objects.filter(run_id=OuterRef("pk"), done=False)
+        )
+        fields["status"] = Case(When(closing, then=Value(RunStatus.SUCCEEDED)), default=F("status"))
+        fields["finished_at"] = Case(When(closing, then=Value(timezone.now())), default=F("finished_at"))
     MigrationRun.objects.filter(pk=run_id).update(**fields)
 
 
@@ -662,30 +716,25 @@ def run_finish(*, run_id: int, error: str = "") -> MigrationRun:
     """Close a run: failed with ``error``, succeeded when every unit is done, else left as it is."""
     if error:
         return run_fail(run_id=run_id, error=error)
-    run_totals_refresh(run_id=run_id)
-    if not Segment.objects.filter(run_id=run_id, done=False).exists():
-        MigrationRun.objects.filter(pk=run_id, status__in=[RunStatus.PENDING, RunStatus.RUNNING]).update(
-            status=RunStatus.SUCCEEDED, finished_at=timezone.now()
-        )
+    _run_totals_update(run_id, close=True)
     return MigrationRun.objects.get(pk=run_id)
 
 
-def segment_run(*, segment_id: int, on_unit: Callable[[int], None] | None = None) -> Segment:
+def segment_run(*, segment_id: int, on_unit: Callable[[Segment], None] | None = None) -> Segment:
     """One unit as a Celery task runs it: the last unit to finish closes the run; a failure fails it at once.
 
     Raises ``UnitLeased`` (the caller may look again after the lease expires) and, after failing the run,
     ``RunFailed``.
     """
     try:
-        segment = segment_backfill(segment_id=segment_id, on_unit=on_unit)
+        # the unit's end brings the run's totals up to date and, if it was the last, closes the run: one UPDATE
+        segment = segment_backfill(segment_id=segment_id, on_unit=on_unit, close_run=True)
     except LeaseLost as exc:
         logger.warning("%s; the runner that took it over continues", exc.message)
         return Segment.objects.get(pk=segment_id)
     except RunFailed as exc:
         run_fail(run_id=Segment.objects.values_list("run_id", flat=True).get(pk=segment_id), error=exc.message)
         raise
-    if segment.done:
-        run_finish(run_id=segment.run_id)
     return segment
 
 
