@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import caches
 from django.utils import timezone
+from django.utils.connection import ConnectionProxy
 
 from lizzy.dynamodb import dynamodb_describe_table, dynamodb_parallel_scan, dynamodb_scan
 from lizzy.errors import ApplicationError, NotFound
@@ -35,6 +36,10 @@ VERIFIED_BY_CHECKSUM = "item count and checksum taken at backup time (exact)"
 VERIFIED_BY_APPROXIMATE = "item count vs DescribeBackup (approximate)"
 
 logger = logging.getLogger(__name__)
+# The shared cache (lizzy/settings/base.py, SHARED_CACHE: Redis under its own key prefix, or Django's database),
+# so every process shows the estimate a worker took, and the estimates never mix with the default cache's keys
+# (a plan that migrates a django-redis cache living in the same Redis would otherwise read them as its rows).
+cache = ConnectionProxy(caches, settings.SHARED_CACHE)
 
 ESTIMATE_SAMPLE_ITEMS = 200  # the first Scan page of this many items times the rest
 ESTIMATE_CACHE_KEY = "lizzy:backup-estimate:{table}:{segments}"
@@ -79,7 +84,7 @@ class BackupEstimate:
         return f"estimated {ago} ago ({self.taken_at:%Y-%m-%d %H:%M:%S} UTC)"
 
     def as_cached(self) -> dict[str, Any]:
-        # The cache serializes as JSON (lizzy/settings/base.py, CACHES): plain values only.
+        # Plain values only: the shared cache serializes as JSON (Redis) or pickles (Django's database).
         return {**asdict(self), "taken_at": self.taken_at.isoformat()}
 
     @classmethod
