@@ -49,6 +49,11 @@ TIMEOUT_ERRORS = frozenset({1969, 3024})  # MariaDB max_statement_time, MySQL ma
 BINLOG_ROWS_PER_QUERY = 500  # rows sent back through the server in one statement (filters, FLOAT)
 _LENGTH = re.compile(r"^\s*(?:binary|bit)\s*\((\d+)\)", re.IGNORECASE)
 _SET_MEMBERS = re.compile(r"'((?:[^']|'')*)'")
+# python-mysql-replication reads YEAR as 1900 + the stored byte (0000 is 0: 1900) and TIMESTAMP as seconds since
+# the epoch (the zero TIMESTAMP is 0 s: 1970-01-01 00:00:00, itself out of TIMESTAMP's range, which starts 1 s later)
+BINLOG_ZERO_YEAR = 1900
+BINLOG_ZERO_TIMESTAMP = dt.datetime(1970, 1, 1)  # noqa: DTZ001 (the reader's naive UTC value)
+REASON_ZERO_TIMESTAMP = "a zero or invalid date the binlog does not carry exactly (a zero TIMESTAMP)"
 
 
 class MysqlSource(SqlSource):
@@ -183,7 +188,8 @@ class MysqlSource(SqlSource):
         value's exact double (``1.100000023841858``) and goes back through the server
         (``CAST(? AS FLOAT)``) to read as a SELECT reads it (``1.1``); ``BINARY(n)`` is padded back with
         NUL bytes; ``SET`` comes as a Python set (in the declared order, comma-joined); ``BIT(n)`` as a
-        string of bits (to bytes). The relation's DMS filters are evaluated by the server on the values, as
+        string of bits (to bytes); YEAR 0000 as 1900 (to 0); the zero TIMESTAMP as 1970-01-01 00:00:00 (a bad
+        value, as the reader's zero dates). The relation's DMS filters are evaluated by the server on the values, as
         ``rows_from_text`` does for PostgreSQL. ``columns`` are (name, declared type) pairs.
         """
         if not tuples:
@@ -209,6 +215,11 @@ class MysqlSource(SqlSource):
                     row[name] = int(value or "0", 2).to_bytes((int(_LENGTH.match(kind).group(1)) + 7) // 8, "big")
                 elif kind.startswith("binary(") and isinstance(value, bytes):
                     row[name] = value.ljust(int(_LENGTH.match(kind).group(1)), b"\0")
+                elif kind.startswith("year") and value == BINLOG_ZERO_YEAR:
+                    row[name] = 0
+                elif kind.startswith("timestamp") and value == BINLOG_ZERO_TIMESTAMP:
+                    # a SELECT reads it as text, as a zero DATE: the row is bad, as the reader's zero dates are
+                    row[name] = Unreadable(column=name, declared=kind, raw=None, problem=REASON_ZERO_TIMESTAMP)
         if floats:
             self._floats_as_selected(rows, floats)
         matched = self._filters_matched(relation, rows, names) if relation.filters else [True] * len(rows)

@@ -543,3 +543,35 @@ def test_a_server_without_a_row_based_binlog_is_refused_naming_each_setting(monk
     ]
     assert binlog.position_int("mysql-bin.000010:4") > binlog.position_int("mysql-bin.000009:4294967")
     assert binlog.position_parse("mysql-bin-changelog.000123:77") == ("mysql-bin-changelog.000123", 77)
+
+
+def test_a_zero_year_and_a_zero_timestamp_are_not_rewritten_as_1900_and_1970(cdc_db, dynamodb, binlog_source):
+    # given YEAR and TIMESTAMP columns holding their zero values (sql_mode ''), one row backfilled
+    workload.execute(
+        binlog_source,
+        "CREATE TABLE parts (id int PRIMARY KEY, sku varchar(10), yr year NULL, at timestamp(3) NULL DEFAULT NULL)",
+        "INSERT INTO parts (id, sku, yr) VALUES (1, 'a', 0)",
+    )
+    table = f"Parts-{uuid.uuid4().hex[:8]}"
+    plan = _plan(binlog_source, _parts_mapping(table, binlog_source), name="binlog-zeros", max_bad_rows=5)
+    plan_advance(plan=plan, to_phase=Phase.BACKFILL, actor="test")
+    assert _backfill(plan).status == "succeeded"
+    plan_advance(plan=plan, to_phase=Phase.PARALLEL, actor="test")
+    assert int(_items(table)[("SKU#a", None)]["yr"]) == 0  # the SELECT reads YEAR 0000 as 0
+    # when the same zero values arrive through the binlog (which holds YEAR 0000 as 0 and TIMESTAMP zero as 0 s)
+    workload.execute(
+        binlog_source,
+        "SET SESSION sql_mode = ''",
+        "INSERT INTO parts (id, sku, yr) VALUES (2, 'b', 0)",
+        "INSERT INTO parts (id, sku, at) VALUES (3, 'c', '0000-00-00 00:00:00')",
+    )
+    outcome = cdc_run(plan=plan, until_idle=True)
+    items = {item["PK"]: item for item in _items(table).values()}
+    # then YEAR 0000 stays 0 (not 1900, a year a YEAR column cannot hold) ...
+    assert int(items["SKU#b"]["yr"]) == 0
+    # ... and the zero TIMESTAMP is a bad row as a zero DATE is (docs/MIGRATIONS.md), not 1970-01-01T00:00:00Z
+    assert "SKU#c" not in items, items.get("SKU#c")
+    assert outcome.quarantined == 1
+    [row] = QuarantinedRow.objects.filter(plan=plan)
+    assert row.source_key == {"id": 3}
+    assert "zero or invalid date" in row.reason
