@@ -575,3 +575,35 @@ def test_a_zero_year_and_a_zero_timestamp_are_not_rewritten_as_1900_and_1970(cdc
     [row] = QuarantinedRow.objects.filter(plan=plan)
     assert row.source_key == {"id": 3}
     assert "zero or invalid date" in row.reason
+
+
+def test_text_in_utf16_ucs2_utf32_and_latin1_and_an_all_zero_binary_reach_dynamodb_as_selected(
+    cdc_db, dynamodb, binlog_source
+):
+    # given text columns in the character sets python-mysql-replication decodes otherwise than the server
+    # (UTF-16/UCS-2/UTF-32 are big-endian on the server; its latin1 is cp1252 with the five undefined bytes as
+    # the C1 controls) and a BINARY(3) holding only NUL bytes (the binlog strips them all)
+    workload.execute(
+        binlog_source,
+        "CREATE TABLE parts (id int PRIMARY KEY, sku varchar(10), u16 varchar(10) CHARACTER SET utf16, "
+        "u2 varchar(10) CHARACTER SET ucs2, u32 varchar(10) CHARACTER SET utf32, "
+        "l1 varchar(10) CHARACTER SET latin1, bn binary(3))",
+    )
+    table = f"Parts-{uuid.uuid4().hex[:8]}"
+    plan = _plan(binlog_source, _parts_mapping(table, binlog_source), name="binlog-charsets")
+    plan_advance(plan=plan, to_phase=Phase.BACKFILL, actor="test")
+    assert _backfill(plan).status == "succeeded"
+    plan_advance(plan=plan, to_phase=Phase.PARALLEL, actor="test")
+    # when a row arrives through the binlog
+    workload.execute(
+        binlog_source,
+        "INSERT INTO parts VALUES (1, 'a', 'é😀', 'üx', 'ß😀', CONCAT('€', CONVERT(x'81' USING latin1)), x'000000')",
+    )
+    outcome = cdc_run(plan=plan, until_idle=True)
+    # then its item holds the text the server holds, and the BINARY(3) as its three bytes
+    assert (outcome.stopped, outcome.quarantined) == ("", 0)
+    item = _items(table)[("SKU#a", None)]
+    assert (item["u16"], item["u2"], item["u32"], item["l1"]) == ("é😀", "üx", "ß😀", "€\x81")
+    assert bytes(item["bn"]) == b"\x00\x00\x00"
+    # and the engine's validation (a SELECT of the source) agrees
+    assert plan_validate(plan=plan).clean
