@@ -32,6 +32,7 @@ differs is here.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import datetime as dt
 import re
@@ -45,7 +46,7 @@ from django.conf import settings
 from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.constants import NONE_SOURCE
 from pymysqlreplication.event import GtidEvent, MariadbGtidEvent, QueryEvent, XidEvent
-from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
+from pymysqlreplication.row_event import DeleteRowsEvent, RowsEvent, UpdateRowsEvent, WriteRowsEvent
 
 from lizzy.errors import ApplicationError, PreconditionFailed
 from migration_app.cdc.apply import Batch, CdcApplyError, ChangeApplier
@@ -97,6 +98,37 @@ ERR_TRUNCATE = (
     "Roll the plan back to setup and run the backfill again."
 )
 REASON_OUT_OF_RANGE = "a zero or invalid date the binlog does not carry exactly ({source})"
+
+# The server's character sets python-mysql-replication decodes otherwise than the server (by Python's codec of
+# the same name): UTF-16, UCS-2 and UTF-32 are big-endian on the server (Python's utf16/utf32 read native order,
+# ucs2 is not a codec: the bytes came through), and the server's latin1 is cp1252 with the five bytes cp1252
+# leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D) as the C1 controls (Python's cp1252 refused them: the reader
+# raised). Keyed by the reader's encoding name for the column's character set.
+MYSQL_LATIN1 = "lizzy_mysql_latin1"
+EXACT_ENCODINGS = {
+    "utf16": "utf-16-be",
+    "ucs2": "utf-16-be",
+    "utf32": "utf-32-be",
+    "utf16le": "utf-16-le",
+    "cp1252": MYSQL_LATIN1,
+}
+_LATIN1_TABLE = "".join(bytes([byte]).decode("cp1252", errors="ignore") or chr(byte) for byte in range(256))
+_LATIN1_ENCODING = codecs.charmap_build(_LATIN1_TABLE)
+_LATIN1 = codecs.CodecInfo(
+    name=MYSQL_LATIN1,
+    encode=lambda text, errors="strict": codecs.charmap_encode(text, errors, _LATIN1_ENCODING),
+    decode=lambda data, errors="strict": codecs.charmap_decode(data, errors, _LATIN1_TABLE),
+)
+codecs.register(lambda name: _LATIN1 if name == MYSQL_LATIN1 else None)
+_reader_encoding = RowsEvent.charset_to_encoding
+
+
+def _exact_encoding(name: str) -> str:
+    encoding = _reader_encoding(name)
+    return EXACT_ENCODINGS.get(str(encoding).lower(), encoding)
+
+
+RowsEvent.charset_to_encoding = staticmethod(_exact_encoding)
 
 
 class BinlogError(ApplicationError):

@@ -182,15 +182,15 @@ class MysqlSource(SqlSource):
     ) -> list[tuple[dict[str, Any], bool]]:
         """Row images of the binlog (python-mysql-replication's values) → rows exactly as ``pages`` reads them.
 
-        The reader decodes most types to what PyMySQL returns for a SELECT (measured on MariaDB 10.11:
-        integers, DECIMAL, DOUBLE, text in any charset, VARBINARY/BLOB, DATE, DATETIME, TIMESTAMP, TIME,
-        YEAR, ENUM, MariaDB's JSON); the rest is put right here: ``FLOAT`` comes as the single-precision
-        value's exact double (``1.100000023841858``) and goes back through the server
-        (``CAST(? AS FLOAT)``) to read as a SELECT reads it (``1.1``); ``BINARY(n)`` is padded back with
-        NUL bytes; ``SET`` comes as a Python set (in the declared order, comma-joined); ``BIT(n)`` as a
-        string of bits (to bytes); YEAR 0000 as 1900 (to 0); the zero TIMESTAMP as 1970-01-01 00:00:00 (a bad
-        value, as the reader's zero dates). The relation's DMS filters are evaluated by the server on the values, as
-        ``rows_from_text`` does for PostgreSQL. ``columns`` are (name, declared type) pairs.
+        The reader decodes most types to what PyMySQL returns for a SELECT (measured on MariaDB 10.11: integers,
+        DECIMAL, DOUBLE, text (in binlog.py's exact decoding), VARBINARY/BLOB, DATE, DATETIME, TIMESTAMP, TIME, YEAR,
+        ENUM, MariaDB's JSON); the rest is put right here: ``FLOAT`` comes as the single-precision value's exact
+        double (``1.100000023841858``) and goes back through the server (``CAST(? AS FLOAT)``) to read as a SELECT
+        reads it (``1.1``); an empty binary value comes as ``""`` (to ``b""``); ``BINARY(n)`` is padded back with NUL
+        bytes; ``SET`` comes as a Python set (in the declared order, comma-joined); ``BIT(n)`` as a string of bits (to
+        bytes); YEAR 0000 as 1900 (to 0); the zero TIMESTAMP as 1970-01-01 00:00:00 (a bad value, as the reader's zero
+        dates). The relation's DMS filters are evaluated by the server on the values, as ``rows_from_text`` does for
+        PostgreSQL. ``columns`` are (name, declared type) pairs.
         """
         if not tuples:
             return []
@@ -207,6 +207,10 @@ class MysqlSource(SqlSource):
                 value = row[name]
                 if value is None:
                     continue
+                if value == "" and type_family(kind) == "binary":
+                    # the reader decodes a binary value by the name "binary", no codec: Python decodes b"" to ""
+                    # without looking it up (longer values stay bytes), and BINARY(n) of NULs is b"" in the binlog
+                    value = row[name] = b""
                 if kind.startswith("set(") and isinstance(value, (set, frozenset)):
                     members = [member.replace("''", "'") for member in _SET_MEMBERS.findall(kind)]
                     order = {member.lower(): position for position, member in enumerate(members)}
