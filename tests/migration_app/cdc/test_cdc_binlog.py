@@ -607,3 +607,24 @@ def test_text_in_utf16_ucs2_utf32_and_latin1_and_an_all_zero_binary_reach_dynamo
     assert bytes(item["bn"]) == b"\x00\x00\x00"
     # and the engine's validation (a SELECT of the source) agrees
     assert plan_validate(plan=plan).clean
+
+
+def test_a_mariadb_uuid_reaches_dynamodb_as_text_as_selected(cdc_db, dynamodb, binlog_source):
+    # given MariaDB's UUID columns (10.7+), which the binlog holds as their 16 bytes (INET6/INET4 have no mapping)
+    workload.execute(binlog_source, "CREATE TABLE parts (id int PRIMARY KEY, sku varchar(10), u uuid, u7 uuid)")
+    table = f"Parts-{uuid.uuid4().hex[:8]}"
+    plan = _plan(binlog_source, _parts_mapping(table, binlog_source), name="binlog-uuid")
+    plan_advance(plan=plan, to_phase=Phase.BACKFILL, actor="test")
+    assert _backfill(plan).status == "succeeded"
+    plan_advance(plan=plan, to_phase=Phase.PARALLEL, actor="test")
+    # when a row arrives through the binlog (a version-1 UUID, which MariaDB stores segments swapped, a version 7)
+    workload.execute(
+        binlog_source,
+        "INSERT INTO parts VALUES (1, 'a', '123e4567-e89b-12d3-a456-426614174000', "
+        "'01890a5d-ac96-774b-bcce-b302099a8057')",
+    )
+    assert cdc_run(plan=plan, until_idle=True).stopped == ""
+    # then the item holds the text a SELECT reads, not the bytes
+    item = _items(table)[("SKU#a", None)]
+    assert (item["u"], item["u7"]) == ("123e4567-e89b-12d3-a456-426614174000", "01890a5d-ac96-774b-bcce-b302099a8057")
+    assert plan_validate(plan=plan).clean
