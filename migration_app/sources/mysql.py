@@ -46,6 +46,7 @@ PRIVILEGED_GRANTS_SQL = (
     "SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '\\'')"
 )
 TIMEOUT_ERRORS = frozenset({1969, 3024})  # MariaDB max_statement_time, MySQL max_execution_time exceeded
+UUID_BYTES = 16
 BINLOG_ROWS_PER_QUERY = 500  # rows sent back through the server in one statement (filters, FLOAT)
 _LENGTH = re.compile(r"^\s*(?:binary|bit)\s*\((\d+)\)", re.IGNORECASE)
 _SET_MEMBERS = re.compile(r"'((?:[^']|'')*)'")
@@ -186,11 +187,12 @@ class MysqlSource(SqlSource):
         DECIMAL, DOUBLE, text (in binlog.py's exact decoding), VARBINARY/BLOB, DATE, DATETIME, TIMESTAMP, TIME, YEAR,
         ENUM, MariaDB's JSON); the rest is put right here: ``FLOAT`` comes as the single-precision value's exact
         double (``1.100000023841858``) and goes back through the server (``CAST(? AS FLOAT)``) to read as a SELECT
-        reads it (``1.1``); an empty binary value comes as ``""`` (to ``b""``); ``BINARY(n)`` is padded back with NUL
-        bytes; ``SET`` comes as a Python set (in the declared order, comma-joined); ``BIT(n)`` as a string of bits (to
-        bytes); YEAR 0000 as 1900 (to 0); the zero TIMESTAMP as 1970-01-01 00:00:00 (a bad value, as the reader's zero
-        dates). The relation's DMS filters are evaluated by the server on the values, as ``rows_from_text`` does for
-        PostgreSQL. ``columns`` are (name, declared type) pairs.
+        reads it (``1.1``); an empty binary value comes as ``""`` (to ``b""``); MariaDB's ``UUID`` as its bytes
+        (padded to 16, back through the server, ``CAST(? AS UUID)``, to its text); ``BINARY(n)`` is padded back with
+        NUL bytes; ``SET`` comes as a Python set (in the declared order, comma-joined); ``BIT(n)`` as a string of bits
+        (to bytes); YEAR 0000 as 1900 (to 0); the zero TIMESTAMP as 1970-01-01 00:00:00 (a bad value, as the reader's
+        zero dates). The relation's DMS filters are evaluated by the server on the values, as ``rows_from_text`` does
+        for PostgreSQL. ``columns`` are (name, declared type) pairs.
         """
         if not tuples:
             return []
@@ -226,6 +228,9 @@ class MysqlSource(SqlSource):
                     row[name] = Unreadable(column=name, declared=kind, raw=None, problem=REASON_ZERO_TIMESTAMP)
         if floats:
             self._floats_as_selected(rows, floats)
+        uuids = [name for name in names if declared.get(name, "").lower() == "uuid"]
+        if uuids:
+            self._uuids_as_selected(rows, uuids)
         matched = self._filters_matched(relation, rows, names) if relation.filters else [True] * len(rows)
         out = []
         for row, passes in zip(rows, matched, strict=True):
@@ -240,6 +245,18 @@ class MysqlSource(SqlSource):
             chunk = values[start : start + BINLOG_ROWS_PER_QUERY]
             sql = "SELECT " + ", ".join(f"CAST(%s AS FLOAT) AS v{n}" for n in range(len(chunk)))
             found = self._fetch(sql, [repr(row[name]) for row, name in chunk])[0]
+            for position, (row, name) in enumerate(chunk):
+                row[name] = found[f"v{position}"]
+
+    def _uuids_as_selected(self, rows: list[dict[str, Any]], names: list[str]) -> None:
+        """MariaDB's UUID comes as its 16 bytes (the server's binary form, trailing NULs cut as BINARY's): the
+        server gives its text back."""
+        # the nil UUID is all NULs, cut to b"", which the reader decodes to "" (see the empty binary value)
+        values = [(row, name) for row in rows for name in names if isinstance(row[name], bytes) or row[name] == ""]
+        for start in range(0, len(values), BINLOG_ROWS_PER_QUERY):
+            chunk = values[start : start + BINLOG_ROWS_PER_QUERY]
+            sql = "SELECT " + ", ".join(f"CAST(%s AS UUID) AS v{n}" for n in range(len(chunk)))
+            found = self._fetch(sql, [bytes(row[name] or b"").ljust(UUID_BYTES, b"\0") for row, name in chunk])[0]
             for position, (row, name) in enumerate(chunk):
                 row[name] = found[f"v{position}"]
 

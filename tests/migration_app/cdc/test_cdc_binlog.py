@@ -621,10 +621,12 @@ def test_a_mariadb_uuid_reaches_dynamodb_as_text_as_selected(cdc_db, dynamodb, b
     workload.execute(
         binlog_source,
         "INSERT INTO parts VALUES (1, 'a', '123e4567-e89b-12d3-a456-426614174000', "
-        "'01890a5d-ac96-774b-bcce-b302099a8057')",
+        "'01890a5d-ac96-774b-bcce-b302099a8057'), (2, 'b', '00000000-0000-0000-0000-000000000000', NULL)",
     )
     assert cdc_run(plan=plan, until_idle=True).stopped == ""
     # then the item holds the text a SELECT reads, not the bytes
     item = _items(table)[("SKU#a", None)]
     assert (item["u"], item["u7"]) == ("123e4567-e89b-12d3-a456-426614174000", "01890a5d-ac96-774b-bcce-b302099a8057")
+    nil = _items(table)[("SKU#b", None)]
+    assert (nil["u"], "u7" in nil) == ("00000000-0000-0000-0000-000000000000", False)
     assert plan_validate(plan=plan).clean
