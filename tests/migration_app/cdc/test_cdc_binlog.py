@@ -630,3 +630,33 @@ def test_a_mariadb_uuid_reaches_dynamodb_as_text_as_selected(cdc_db, dynamodb, b
     nil = _items(table)[("SKU#b", None)]
     assert (nil["u"], "u7" in nil) == ("00000000-0000-0000-0000-000000000000", False)
     assert plan_validate(plan=plan).clean
+
+
+def test_an_xa_transaction_is_not_dropped_silently(cdc_db, dynamodb, binlog_source):
+    # given a caught-up plan
+    workload.execute(binlog_source, "CREATE TABLE parts (id int PRIMARY KEY, sku varchar(10), qty int)")
+    table = f"Parts-{uuid.uuid4().hex[:8]}"
+    plan = _plan(binlog_source, _parts_mapping(table, binlog_source), name="binlog-xa")
+    plan_advance(plan=plan, to_phase=Phase.BACKFILL, actor="test")
+    assert _backfill(plan).status == "succeeded"
+    plan_advance(plan=plan, to_phase=Phase.PARALLEL, actor="test")
+    # when a row is committed by a two-phase XA transaction (its rows are in the binlog's XA PREPARE group,
+    # which ends with no Xid; the XA COMMIT is a group of its own, later), between two plain inserts
+    workload.execute(
+        binlog_source,
+        "INSERT INTO parts VALUES (1, 'a', 1)",
+        "XA START 'lizzy-q'",
+        "INSERT INTO parts VALUES (2, 'b', 2)",
+        "XA END 'lizzy-q'",
+        "XA PREPARE 'lizzy-q'",
+        "XA COMMIT 'lizzy-q'",
+        "INSERT INTO parts VALUES (3, 'c', 3)",
+    )
+    # then the worker either applies it or stops saying why: it never confirms past the row, leaving it out
+    try:
+        cdc_run(plan=plan, until_idle=True)
+    except ApplicationError as exc:
+        assert "XA" in exc.message, exc.message
+        assert "SKU#c" not in {item["PK"] for item in _items(table).values()}
+    else:
+        assert {item["PK"] for item in _items(table).values()} == {"SKU#a", "SKU#b", "SKU#c"}
