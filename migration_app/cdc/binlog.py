@@ -27,6 +27,9 @@ differs is here.
   change is read with the columns it was written with, not the table's current ones. Both are checked
   when the stream starts and on every batch; ``binlog_format = ROW`` too (a statement cannot be
   replayed item by item). Values are put right to what a SELECT returns in ``MysqlSource.rows_from_binlog``.
+- **XA.** A two-phase XA transaction writes its rows in an ``XA PREPARE`` group (no Xid) and its outcome
+  later in a group of its own: the reader stops there (``ERR_XA``) rather than apply or drop its rows.
+  ``XA COMMIT ... ONE PHASE`` ends with an Xid and is an ordinary transaction.
 - **Lag in bytes:** the binlog bytes from the confirmed position to the server's end (``SHOW BINARY LOGS``).
 """
 
@@ -96,6 +99,12 @@ ERR_ROW_IMAGE = (
 ERR_TRUNCATE = (
     "TRUNCATE of {table} (at {position}) cannot be replayed item by item; change capture stopped. "
     "Roll the plan back to setup and run the backfill again."
+)
+ERR_XA = (
+    "Plan {plan}: the binlog transaction before {position} ended without a commit: an XA PREPARE (a two-phase XA "
+    "transaction, whose XA COMMIT or XA ROLLBACK comes later as a group of its own). Change capture does not "
+    "follow XA transactions and stopped before it, with nothing after it applied. Write the captured tables "
+    "without XA (or XA ... ONE PHASE), then roll the plan back to setup and start over."
 )
 REASON_OUT_OF_RANGE = "a zero or invalid date the binlog does not carry exactly ({source})"
 
@@ -316,6 +325,9 @@ class BinlogReader:
             for event in stream:
                 at = position_text(stream.log_file, stream.log_pos)
                 if isinstance(event, (GtidEvent, MariadbGtidEvent)):
+                    if open_ and current.changes:
+                        # the group before ended with no Xid or COMMIT: its changes are not committed (yet)
+                        raise BinlogError(ERR_XA.format(plan=self.plan, position=at))
                     current, open_ = Transaction(xid=0), True
                     # MariaDB marks a statement of its own (DDL) with FL_STANDALONE; MySQL sends BEGIN otherwise
                     began = isinstance(event, MariadbGtidEvent) and not (event.flags & MARIADB_FL_STANDALONE)
