@@ -658,3 +658,28 @@ def test_an_xa_transaction_is_not_dropped_silently(cdc_db, dynamodb, binlog_sour
         cdc_run(plan=plan, until_idle=True)
     assert cdc_stream_active(plan=plan).confirmed_lsn == confirmed
     assert "SKU#c" not in {item["PK"] for item in _items(table).values()}
+
+
+def test_a_session_writing_statements_to_the_binlog_stops_capture_naming_binlog_format(cdc_db, dynamodb, binlog_source):
+    # given a caught-up plan on a server whose binlog_format is ROW
+    workload.execute(binlog_source, "CREATE TABLE parts (id int PRIMARY KEY, sku varchar(10), qty int)")
+    table = f"Parts-{uuid.uuid4().hex[:8]}"
+    plan = _plan(binlog_source, _parts_mapping(table, binlog_source), name="binlog-statement")
+    plan_advance(plan=plan, to_phase=Phase.BACKFILL, actor="test")
+    assert _backfill(plan).status == "succeeded"
+    plan_advance(plan=plan, to_phase=Phase.PARALLEL, actor="test")
+    confirmed = cdc_stream_active(plan=plan).confirmed_lsn
+    # when one session (a privileged one may) writes a captured table with binlog_format=STATEMENT: the binlog
+    # holds the statement, no row event
+    workload.execute(
+        binlog_source,
+        "SET SESSION binlog_format = 'STATEMENT'",
+        "INSERT INTO parts VALUES (1, 'a', 1)",
+        "SET SESSION binlog_format = 'ROW'",
+        "INSERT INTO parts VALUES (2, 'b', 2)",
+    )
+    # then capture stops naming the setting, before the later row: not past the statement with its row left out
+    with pytest.raises(binlog.BinlogError, match="binlog_format"):
+        cdc_run(plan=plan, until_idle=True)
+    assert cdc_stream_active(plan=plan).confirmed_lsn == confirmed
+    assert _items(table) == {}
