@@ -26,7 +26,9 @@ differs is here.
   be built from any column); ``binlog_row_metadata = FULL`` puts the column names in the binlog, so a
   change is read with the columns it was written with, not the table's current ones. Both are checked
   when the stream starts and on every batch; ``binlog_format = ROW`` too (a statement cannot be
-  replayed item by item). Values are put right to what a SELECT returns in ``MysqlSource.rows_from_binlog``.
+  replayed item by item), and a data change that still comes as a statement naming a captured table (a
+  session's own ``binlog_format``) stops the reader (``ERR_STATEMENT``). Values are put right to what a
+  SELECT returns in ``MysqlSource.rows_from_binlog``.
 - **XA.** A two-phase XA transaction writes its rows in an ``XA PREPARE`` group (no Xid) and its outcome
   later in a group of its own: the reader stops there (``ERR_XA``) rather than apply or drop its rows.
   ``XA COMMIT ... ONE PHASE`` ends with an Xid and is an ordinary transaction.
@@ -63,6 +65,7 @@ EVENTS = [GtidEvent, MariadbGtidEvent, QueryEvent, XidEvent, WriteRowsEvent, Upd
 READ_TIMEOUT_SECONDS = 60
 REQUIRED = {"log_bin": "ON", "binlog_format": "ROW", "binlog_row_image": "FULL", "binlog_row_metadata": "FULL"}
 _POSITION = re.compile(r"^(?P<file>.*?)(?P<index>\d+):(?P<pos>\d+)$")
+_DML = frozenset({"INSERT", "UPDATE", "DELETE", "REPLACE", "LOAD"})
 _TRUNCATE = re.compile(r"^\s*TRUNCATE\s+(?:TABLE\s+)?(?:`?(?P<schema>[^`.\s]+)`?\.)?`?(?P<table>[^`\s;]+)`?", re.I)
 # python-mysql-replication's reasons for a None that is not NULL
 NONE_EMPTY_SET, NONE_NOT_SENT, NONE_PARTIAL_JSON = (
@@ -99,6 +102,12 @@ ERR_ROW_IMAGE = (
 ERR_TRUNCATE = (
     "TRUNCATE of {table} (at {position}) cannot be replayed item by item; change capture stopped. "
     "Roll the plan back to setup and run the backfill again."
+)
+ERR_STATEMENT = (
+    "Plan {plan}: table {table} was written by a statement logged as such at {position} (that session's "
+    "binlog_format was not ROW), which cannot be replayed item by item: change capture stopped before it. Keep "
+    "binlog_format=ROW for every session (a privileged one can SET SESSION binlog_format), then roll the plan "
+    "back to setup and start over."
 )
 ERR_XA = (
     "Plan {plan}: the binlog transaction before {position} ended without a commit: an XA PREPARE (a two-phase XA "
@@ -338,6 +347,8 @@ class BinlogReader:
                         open_ = began = True
                         continue
                     self._refuse_truncate(query, event, at)
+                    if word in _DML:
+                        self._refuse_statement(query, at)
                     if word == "COMMIT" or not began:
                         # the end of a transaction on non-transactional tables, or a statement of its own (DDL)
                         end = self._close(current, transactions, event, at)
@@ -381,6 +392,13 @@ class BinlogReader:
         schema = match["schema"] or (event.schema.decode() if isinstance(event.schema, bytes) else event.schema)
         if schema == self.schema and match["table"] in self.table_names:
             raise CdcApplyError(ERR_TRUNCATE.format(table=f"{schema}.{match['table']}", position=at))
+
+    def _refuse_statement(self, query: str, at: str) -> None:
+        """A data change logged as its statement (a session's binlog_format STATEMENT or MIXED) naming a captured
+        table; others' statements pass (the table names are matched as words, quoted or not)."""
+        for table in self.table_names:
+            if re.search(rf"(?<![\w$]){re.escape(table)}(?![\w$])", query, re.IGNORECASE):
+                raise BinlogError(ERR_STATEMENT.format(plan=self.plan, table=f"{self.schema}.{table}", position=at))
 
     def _changes(self, event, current: Transaction, at: str) -> None:
         relation = self._relation(event)
