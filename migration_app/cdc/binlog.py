@@ -26,12 +26,18 @@ differs is here.
   be built from any column); ``binlog_row_metadata = FULL`` puts the column names in the binlog, so a
   change is read with the columns it was written with, not the table's current ones. Both are checked
   when the stream starts and on every batch; ``binlog_format = ROW`` too (a statement cannot be
-  replayed item by item). Values are put right to what a SELECT returns in ``MysqlSource.rows_from_binlog``.
+  replayed item by item), and a data change that still comes as a statement naming a captured table (a
+  session's own ``binlog_format``) stops the reader (``ERR_STATEMENT``). Values are put right to what a
+  SELECT returns in ``MysqlSource.rows_from_binlog``.
+- **XA.** A two-phase XA transaction writes its rows in an ``XA PREPARE`` group (no Xid) and its outcome
+  later in a group of its own: the reader stops there (``ERR_XA``) rather than apply or drop its rows.
+  ``XA COMMIT ... ONE PHASE`` ends with an Xid and is an ordinary transaction.
 - **Lag in bytes:** the binlog bytes from the confirmed position to the server's end (``SHOW BINARY LOGS``).
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import datetime as dt
 import re
@@ -45,7 +51,7 @@ from django.conf import settings
 from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.constants import NONE_SOURCE
 from pymysqlreplication.event import GtidEvent, MariadbGtidEvent, QueryEvent, XidEvent
-from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
+from pymysqlreplication.row_event import DeleteRowsEvent, RowsEvent, UpdateRowsEvent, WriteRowsEvent
 
 from lizzy.errors import ApplicationError, PreconditionFailed
 from migration_app.cdc.apply import Batch, CdcApplyError, ChangeApplier
@@ -59,6 +65,7 @@ EVENTS = [GtidEvent, MariadbGtidEvent, QueryEvent, XidEvent, WriteRowsEvent, Upd
 READ_TIMEOUT_SECONDS = 60
 REQUIRED = {"log_bin": "ON", "binlog_format": "ROW", "binlog_row_image": "FULL", "binlog_row_metadata": "FULL"}
 _POSITION = re.compile(r"^(?P<file>.*?)(?P<index>\d+):(?P<pos>\d+)$")
+_DML = frozenset({"INSERT", "UPDATE", "DELETE", "REPLACE", "LOAD"})
 _TRUNCATE = re.compile(r"^\s*TRUNCATE\s+(?:TABLE\s+)?(?:`?(?P<schema>[^`.\s]+)`?\.)?`?(?P<table>[^`\s;]+)`?", re.I)
 # python-mysql-replication's reasons for a None that is not NULL
 NONE_EMPTY_SET, NONE_NOT_SENT, NONE_PARTIAL_JSON = (
@@ -96,7 +103,50 @@ ERR_TRUNCATE = (
     "TRUNCATE of {table} (at {position}) cannot be replayed item by item; change capture stopped. "
     "Roll the plan back to setup and run the backfill again."
 )
+ERR_STATEMENT = (
+    "Plan {plan}: table {table} was written by a statement logged as such at {position} (that session's "
+    "binlog_format was not ROW), which cannot be replayed item by item: change capture stopped before it. Keep "
+    "binlog_format=ROW for every session (a privileged one can SET SESSION binlog_format), then roll the plan "
+    "back to setup and start over."
+)
+ERR_XA = (
+    "Plan {plan}: the binlog transaction before {position} ended without a commit: an XA PREPARE (a two-phase XA "
+    "transaction, whose XA COMMIT or XA ROLLBACK comes later as a group of its own). Change capture does not "
+    "follow XA transactions and stopped before it, with nothing after it applied. Write the captured tables "
+    "without XA (or XA ... ONE PHASE), then roll the plan back to setup and start over."
+)
 REASON_OUT_OF_RANGE = "a zero or invalid date the binlog does not carry exactly ({source})"
+
+# The server's character sets python-mysql-replication decodes otherwise than the server (by Python's codec of
+# the same name): UTF-16, UCS-2 and UTF-32 are big-endian on the server (Python's utf16/utf32 read native order,
+# ucs2 is not a codec: the bytes came through), and the server's latin1 is cp1252 with the five bytes cp1252
+# leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D) as the C1 controls (Python's cp1252 refused them: the reader
+# raised). Keyed by the reader's encoding name for the column's character set.
+MYSQL_LATIN1 = "lizzy_mysql_latin1"
+EXACT_ENCODINGS = {
+    "utf16": "utf-16-be",
+    "ucs2": "utf-16-be",
+    "utf32": "utf-32-be",
+    "utf16le": "utf-16-le",
+    "cp1252": MYSQL_LATIN1,
+}
+_LATIN1_TABLE = "".join(bytes([byte]).decode("cp1252", errors="ignore") or chr(byte) for byte in range(256))
+_LATIN1_ENCODING = codecs.charmap_build(_LATIN1_TABLE)
+_LATIN1 = codecs.CodecInfo(
+    name=MYSQL_LATIN1,
+    encode=lambda text, errors="strict": codecs.charmap_encode(text, errors, _LATIN1_ENCODING),
+    decode=lambda data, errors="strict": codecs.charmap_decode(data, errors, _LATIN1_TABLE),
+)
+codecs.register(lambda name: _LATIN1 if name == MYSQL_LATIN1 else None)
+_reader_encoding = RowsEvent.charset_to_encoding
+
+
+def _exact_encoding(name: str) -> str:
+    encoding = _reader_encoding(name)
+    return EXACT_ENCODINGS.get(str(encoding).lower(), encoding)
+
+
+RowsEvent.charset_to_encoding = staticmethod(_exact_encoding)
 
 
 class BinlogError(ApplicationError):
@@ -284,6 +334,9 @@ class BinlogReader:
             for event in stream:
                 at = position_text(stream.log_file, stream.log_pos)
                 if isinstance(event, (GtidEvent, MariadbGtidEvent)):
+                    if open_ and current.changes:
+                        # the group before ended with no Xid or COMMIT: its changes are not committed (yet)
+                        raise BinlogError(ERR_XA.format(plan=self.plan, position=at))
                     current, open_ = Transaction(xid=0), True
                     # MariaDB marks a statement of its own (DDL) with FL_STANDALONE; MySQL sends BEGIN otherwise
                     began = isinstance(event, MariadbGtidEvent) and not (event.flags & MARIADB_FL_STANDALONE)
@@ -294,6 +347,8 @@ class BinlogReader:
                         open_ = began = True
                         continue
                     self._refuse_truncate(query, event, at)
+                    if word in _DML:
+                        self._refuse_statement(query, at)
                     if word == "COMMIT" or not began:
                         # the end of a transaction on non-transactional tables, or a statement of its own (DDL)
                         end = self._close(current, transactions, event, at)
@@ -337,6 +392,13 @@ class BinlogReader:
         schema = match["schema"] or (event.schema.decode() if isinstance(event.schema, bytes) else event.schema)
         if schema == self.schema and match["table"] in self.table_names:
             raise CdcApplyError(ERR_TRUNCATE.format(table=f"{schema}.{match['table']}", position=at))
+
+    def _refuse_statement(self, query: str, at: str) -> None:
+        """A data change logged as its statement (a session's binlog_format STATEMENT or MIXED) naming a captured
+        table; others' statements pass (the table names are matched as words, quoted or not)."""
+        for table in self.table_names:
+            if re.search(rf"(?<![\w$]){re.escape(table)}(?![\w$])", query, re.IGNORECASE):
+                raise BinlogError(ERR_STATEMENT.format(plan=self.plan, table=f"{self.schema}.{table}", position=at))
 
     def _changes(self, event, current: Transaction, at: str) -> None:
         relation = self._relation(event)

@@ -46,9 +46,15 @@ PRIVILEGED_GRANTS_SQL = (
     "SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '\\'')"
 )
 TIMEOUT_ERRORS = frozenset({1969, 3024})  # MariaDB max_statement_time, MySQL max_execution_time exceeded
+UUID_BYTES = 16
 BINLOG_ROWS_PER_QUERY = 500  # rows sent back through the server in one statement (filters, FLOAT)
 _LENGTH = re.compile(r"^\s*(?:binary|bit)\s*\((\d+)\)", re.IGNORECASE)
 _SET_MEMBERS = re.compile(r"'((?:[^']|'')*)'")
+# python-mysql-replication reads YEAR as 1900 + the stored byte (0000 is 0: 1900) and TIMESTAMP as seconds since
+# the epoch (the zero TIMESTAMP is 0 s: 1970-01-01 00:00:00, itself out of TIMESTAMP's range, which starts 1 s later)
+BINLOG_ZERO_YEAR = 1900
+BINLOG_ZERO_TIMESTAMP = dt.datetime(1970, 1, 1)  # noqa: DTZ001 (the reader's naive UTC value)
+REASON_ZERO_TIMESTAMP = "a zero or invalid date the binlog does not carry exactly (a zero TIMESTAMP)"
 
 
 class MysqlSource(SqlSource):
@@ -177,14 +183,16 @@ class MysqlSource(SqlSource):
     ) -> list[tuple[dict[str, Any], bool]]:
         """Row images of the binlog (python-mysql-replication's values) → rows exactly as ``pages`` reads them.
 
-        The reader decodes most types to what PyMySQL returns for a SELECT (measured on MariaDB 10.11:
-        integers, DECIMAL, DOUBLE, text in any charset, VARBINARY/BLOB, DATE, DATETIME, TIMESTAMP, TIME,
-        YEAR, ENUM, MariaDB's JSON); the rest is put right here: ``FLOAT`` comes as the single-precision
-        value's exact double (``1.100000023841858``) and goes back through the server
-        (``CAST(? AS FLOAT)``) to read as a SELECT reads it (``1.1``); ``BINARY(n)`` is padded back with
-        NUL bytes; ``SET`` comes as a Python set (in the declared order, comma-joined); ``BIT(n)`` as a
-        string of bits (to bytes). The relation's DMS filters are evaluated by the server on the values, as
-        ``rows_from_text`` does for PostgreSQL. ``columns`` are (name, declared type) pairs.
+        The reader decodes most types to what PyMySQL returns for a SELECT (measured on MariaDB 10.11: integers,
+        DECIMAL, DOUBLE, text (in binlog.py's exact decoding), VARBINARY/BLOB, DATE, DATETIME, TIMESTAMP, TIME, YEAR,
+        ENUM, MariaDB's JSON); the rest is put right here: ``FLOAT`` comes as the single-precision value's exact
+        double (``1.100000023841858``) and goes back through the server (``CAST(? AS FLOAT)``) to read as a SELECT
+        reads it (``1.1``); an empty binary value comes as ``""`` (to ``b""``); MariaDB's ``UUID`` as its bytes
+        (padded to 16, back through the server, ``CAST(? AS UUID)``, to its text); ``BINARY(n)`` is padded back with
+        NUL bytes; ``SET`` comes as a Python set (in the declared order, comma-joined); ``BIT(n)`` as a string of bits
+        (to bytes); YEAR 0000 as 1900 (to 0); the zero TIMESTAMP as 1970-01-01 00:00:00 (a bad value, as the reader's
+        zero dates). The relation's DMS filters are evaluated by the server on the values, as ``rows_from_text`` does
+        for PostgreSQL. ``columns`` are (name, declared type) pairs.
         """
         if not tuples:
             return []
@@ -201,6 +209,10 @@ class MysqlSource(SqlSource):
                 value = row[name]
                 if value is None:
                     continue
+                if value == "" and type_family(kind) == "binary":
+                    # the reader decodes a binary value by the name "binary", no codec: Python decodes b"" to ""
+                    # without looking it up (longer values stay bytes), and BINARY(n) of NULs is b"" in the binlog
+                    value = row[name] = b""
                 if kind.startswith("set(") and isinstance(value, (set, frozenset)):
                     members = [member.replace("''", "'") for member in _SET_MEMBERS.findall(kind)]
                     order = {member.lower(): position for position, member in enumerate(members)}
@@ -209,8 +221,16 @@ class MysqlSource(SqlSource):
                     row[name] = int(value or "0", 2).to_bytes((int(_LENGTH.match(kind).group(1)) + 7) // 8, "big")
                 elif kind.startswith("binary(") and isinstance(value, bytes):
                     row[name] = value.ljust(int(_LENGTH.match(kind).group(1)), b"\0")
+                elif kind.startswith("year") and value == BINLOG_ZERO_YEAR:
+                    row[name] = 0
+                elif kind.startswith("timestamp") and value == BINLOG_ZERO_TIMESTAMP:
+                    # a SELECT reads it as text, as a zero DATE: the row is bad, as the reader's zero dates are
+                    row[name] = Unreadable(column=name, declared=kind, raw=None, problem=REASON_ZERO_TIMESTAMP)
         if floats:
             self._floats_as_selected(rows, floats)
+        uuids = [name for name in names if declared.get(name, "").lower() == "uuid"]
+        if uuids:
+            self._uuids_as_selected(rows, uuids)
         matched = self._filters_matched(relation, rows, names) if relation.filters else [True] * len(rows)
         out = []
         for row, passes in zip(rows, matched, strict=True):
@@ -225,6 +245,18 @@ class MysqlSource(SqlSource):
             chunk = values[start : start + BINLOG_ROWS_PER_QUERY]
             sql = "SELECT " + ", ".join(f"CAST(%s AS FLOAT) AS v{n}" for n in range(len(chunk)))
             found = self._fetch(sql, [repr(row[name]) for row, name in chunk])[0]
+            for position, (row, name) in enumerate(chunk):
+                row[name] = found[f"v{position}"]
+
+    def _uuids_as_selected(self, rows: list[dict[str, Any]], names: list[str]) -> None:
+        """MariaDB's UUID comes as its 16 bytes (the server's binary form, trailing NULs cut as BINARY's): the
+        server gives its text back."""
+        # the nil UUID is all NULs, cut to b"", which the reader decodes to "" (see the empty binary value)
+        values = [(row, name) for row in rows for name in names if isinstance(row[name], bytes) or row[name] == ""]
+        for start in range(0, len(values), BINLOG_ROWS_PER_QUERY):
+            chunk = values[start : start + BINLOG_ROWS_PER_QUERY]
+            sql = "SELECT " + ", ".join(f"CAST(%s AS UUID) AS v{n}" for n in range(len(chunk)))
+            found = self._fetch(sql, [bytes(row[name] or b"").ljust(UUID_BYTES, b"\0") for row, name in chunk])[0]
             for position, (row, name) in enumerate(chunk):
                 row[name] = found[f"v{position}"]
 

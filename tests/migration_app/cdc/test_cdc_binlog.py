@@ -543,3 +543,143 @@ def test_a_server_without_a_row_based_binlog_is_refused_naming_each_setting(monk
     ]
     assert binlog.position_int("mysql-bin.000010:4") > binlog.position_int("mysql-bin.000009:4294967")
     assert binlog.position_parse("mysql-bin-changelog.000123:77") == ("mysql-bin-changelog.000123", 77)
+
+
+def test_a_zero_year_and_a_zero_timestamp_are_not_rewritten_as_1900_and_1970(cdc_db, dynamodb, binlog_source):
+    # given YEAR and TIMESTAMP columns holding their zero values (sql_mode ''), one row backfilled
+    workload.execute(
+        binlog_source,
+        "CREATE TABLE parts (id int PRIMARY KEY, sku varchar(10), yr year NULL, at timestamp(3) NULL DEFAULT NULL)",
+        "INSERT INTO parts (id, sku, yr) VALUES (1, 'a', 0)",
+    )
+    table = f"Parts-{uuid.uuid4().hex[:8]}"
+    plan = _plan(binlog_source, _parts_mapping(table, binlog_source), name="binlog-zeros", max_bad_rows=5)
+    plan_advance(plan=plan, to_phase=Phase.BACKFILL, actor="test")
+    assert _backfill(plan).status == "succeeded"
+    plan_advance(plan=plan, to_phase=Phase.PARALLEL, actor="test")
+    assert int(_items(table)[("SKU#a", None)]["yr"]) == 0  # the SELECT reads YEAR 0000 as 0
+    # when the same zero values arrive through the binlog (which holds YEAR 0000 as 0 and TIMESTAMP zero as 0 s)
+    workload.execute(
+        binlog_source,
+        "SET SESSION sql_mode = ''",
+        "INSERT INTO parts (id, sku, yr) VALUES (2, 'b', 0)",
+        "INSERT INTO parts (id, sku, at) VALUES (3, 'c', '0000-00-00 00:00:00')",
+    )
+    outcome = cdc_run(plan=plan, until_idle=True)
+    items = {item["PK"]: item for item in _items(table).values()}
+    # then YEAR 0000 stays 0 (not 1900, a year a YEAR column cannot hold) ...
+    assert int(items["SKU#b"]["yr"]) == 0
+    # ... and the zero TIMESTAMP is a bad row as a zero DATE is (docs/MIGRATIONS.md), not 1970-01-01T00:00:00Z
+    assert "SKU#c" not in items, items.get("SKU#c")
+    assert outcome.quarantined == 1
+    [row] = QuarantinedRow.objects.filter(plan=plan)
+    assert row.source_key == {"id": 3}
+    assert "zero or invalid date" in row.reason
+
+
+def test_text_in_utf16_ucs2_utf32_and_latin1_and_an_all_zero_binary_reach_dynamodb_as_selected(
+    cdc_db, dynamodb, binlog_source
+):
+    # given text columns in the character sets python-mysql-replication decodes otherwise than the server
+    # (UTF-16/UCS-2/UTF-32 are big-endian on the server; its latin1 is cp1252 with the five undefined bytes as
+    # the C1 controls) and a BINARY(3) holding only NUL bytes (the binlog strips them all)
+    workload.execute(
+        binlog_source,
+        "CREATE TABLE parts (id int PRIMARY KEY, sku varchar(10), u16 varchar(10) CHARACTER SET utf16, "
+        "u2 varchar(10) CHARACTER SET ucs2, u32 varchar(10) CHARACTER SET utf32, "
+        "l1 varchar(10) CHARACTER SET latin1, bn binary(3))",
+    )
+    table = f"Parts-{uuid.uuid4().hex[:8]}"
+    plan = _plan(binlog_source, _parts_mapping(table, binlog_source), name="binlog-charsets")
+    plan_advance(plan=plan, to_phase=Phase.BACKFILL, actor="test")
+    assert _backfill(plan).status == "succeeded"
+    plan_advance(plan=plan, to_phase=Phase.PARALLEL, actor="test")
+    # when a row arrives through the binlog
+    workload.execute(
+        binlog_source,
+        "INSERT INTO parts VALUES (1, 'a', 'é😀', 'üx', 'ß😀', CONCAT('€', CONVERT(x'81' USING latin1)), x'000000')",
+    )
+    outcome = cdc_run(plan=plan, until_idle=True)
+    # then its item holds the text the server holds, and the BINARY(3) as its three bytes
+    assert (outcome.stopped, outcome.quarantined) == ("", 0)
+    item = _items(table)[("SKU#a", None)]
+    assert (item["u16"], item["u2"], item["u32"], item["l1"]) == ("é😀", "üx", "ß😀", "€\x81")
+    assert bytes(item["bn"]) == b"\x00\x00\x00"
+    # and the engine's validation (a SELECT of the source) agrees
+    assert plan_validate(plan=plan).clean
+
+
+def test_a_mariadb_uuid_reaches_dynamodb_as_text_as_selected(cdc_db, dynamodb, binlog_source):
+    # given MariaDB's UUID columns (10.7+), which the binlog holds as their 16 bytes (INET6/INET4 have no mapping)
+    workload.execute(binlog_source, "CREATE TABLE parts (id int PRIMARY KEY, sku varchar(10), u uuid, u7 uuid)")
+    table = f"Parts-{uuid.uuid4().hex[:8]}"
+    plan = _plan(binlog_source, _parts_mapping(table, binlog_source), name="binlog-uuid")
+    plan_advance(plan=plan, to_phase=Phase.BACKFILL, actor="test")
+    assert _backfill(plan).status == "succeeded"
+    plan_advance(plan=plan, to_phase=Phase.PARALLEL, actor="test")
+    # when a row arrives through the binlog (a version-1 UUID, which MariaDB stores segments swapped, a version 7)
+    workload.execute(
+        binlog_source,
+        "INSERT INTO parts VALUES (1, 'a', '123e4567-e89b-12d3-a456-426614174000', "
+        "'01890a5d-ac96-774b-bcce-b302099a8057'), (2, 'b', '00000000-0000-0000-0000-000000000000', NULL)",
+    )
+    assert cdc_run(plan=plan, until_idle=True).stopped == ""
+    # then the item holds the text a SELECT reads, not the bytes
+    item = _items(table)[("SKU#a", None)]
+    assert (item["u"], item["u7"]) == ("123e4567-e89b-12d3-a456-426614174000", "01890a5d-ac96-774b-bcce-b302099a8057")
+    nil = _items(table)[("SKU#b", None)]
+    assert (nil["u"], "u7" in nil) == ("00000000-0000-0000-0000-000000000000", False)
+    assert plan_validate(plan=plan).clean
+
+
+def test_an_xa_transaction_is_not_dropped_silently(cdc_db, dynamodb, binlog_source):
+    # given a caught-up plan
+    workload.execute(binlog_source, "CREATE TABLE parts (id int PRIMARY KEY, sku varchar(10), qty int)")
+    table = f"Parts-{uuid.uuid4().hex[:8]}"
+    plan = _plan(binlog_source, _parts_mapping(table, binlog_source), name="binlog-xa")
+    plan_advance(plan=plan, to_phase=Phase.BACKFILL, actor="test")
+    assert _backfill(plan).status == "succeeded"
+    plan_advance(plan=plan, to_phase=Phase.PARALLEL, actor="test")
+    # when a row is committed by a two-phase XA transaction (its rows are in the binlog's XA PREPARE group,
+    # which ends with no Xid; the XA COMMIT is a group of its own, later), between two plain inserts
+    workload.execute(
+        binlog_source,
+        "INSERT INTO parts VALUES (1, 'a', 1)",
+        "XA START 'lizzy-q'",
+        "INSERT INTO parts VALUES (2, 'b', 2)",
+        "XA END 'lizzy-q'",
+        "XA PREPARE 'lizzy-q'",
+        "XA COMMIT 'lizzy-q'",
+        "INSERT INTO parts VALUES (3, 'c', 3)",
+    )
+    # then the worker stops saying why, before the row after it: it does not confirm past the XA row, leaving it out
+    confirmed = cdc_stream_active(plan=plan).confirmed_lsn
+    with pytest.raises(binlog.BinlogError, match="XA PREPARE"):
+        cdc_run(plan=plan, until_idle=True)
+    assert cdc_stream_active(plan=plan).confirmed_lsn == confirmed
+    assert "SKU#c" not in {item["PK"] for item in _items(table).values()}
+
+
+def test_a_session_writing_statements_to_the_binlog_stops_capture_naming_binlog_format(cdc_db, dynamodb, binlog_source):
+    # given a caught-up plan on a server whose binlog_format is ROW
+    workload.execute(binlog_source, "CREATE TABLE parts (id int PRIMARY KEY, sku varchar(10), qty int)")
+    table = f"Parts-{uuid.uuid4().hex[:8]}"
+    plan = _plan(binlog_source, _parts_mapping(table, binlog_source), name="binlog-statement")
+    plan_advance(plan=plan, to_phase=Phase.BACKFILL, actor="test")
+    assert _backfill(plan).status == "succeeded"
+    plan_advance(plan=plan, to_phase=Phase.PARALLEL, actor="test")
+    confirmed = cdc_stream_active(plan=plan).confirmed_lsn
+    # when one session (a privileged one may) writes a captured table with binlog_format=STATEMENT: the binlog
+    # holds the statement, no row event
+    workload.execute(
+        binlog_source,
+        "SET SESSION binlog_format = 'STATEMENT'",
+        "INSERT INTO parts VALUES (1, 'a', 1)",
+        "SET SESSION binlog_format = 'ROW'",
+        "INSERT INTO parts VALUES (2, 'b', 2)",
+    )
+    # then capture stops naming the setting, before the later row: not past the statement with its row left out
+    with pytest.raises(binlog.BinlogError, match="binlog_format"):
+        cdc_run(plan=plan, until_idle=True)
+    assert cdc_stream_active(plan=plan).confirmed_lsn == confirmed
+    assert _items(table) == {}
