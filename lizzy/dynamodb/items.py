@@ -36,18 +36,13 @@ def dynamodb_put_item(
     condition: str | None = None,
     names: Mapping[str, str] | None = None,
     values: Mapping[str, Any] | None = None,
-    profile: str = "default",
 ) -> None:
-    """PutItem; the size is checked first, so an oversize item never reaches the wire.
-
-    ``profile="bulk"`` skips botocore's re-validation and re-serialization of what the codec built
-    (``client._CodecSerializer``): for many writes of the same shape, such as the write-behind flush.
-    """
+    """PutItem; the size is checked first, so an oversize item never reaches the wire."""
     wire, _size = serialize_checked(item)
     params: dict[str, Any] = {"TableName": table, "Item": wire, **_expression_kwargs(names, values)}
     if condition:
         params["ConditionExpression"] = condition
-    client._call("PutItem", table=table, profile=profile, **params)
+    client._call("PutItem", table=table, **params)
 
 
 def dynamodb_update_item(

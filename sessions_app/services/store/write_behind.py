@@ -472,9 +472,7 @@ class _Flush:
         try:
             if not self.holds_lock():
                 raise FlushLockLost
-            dynamodb_put_item(
-                table=SESSIONS.name, item=item, condition=condition, names=names, values=values, profile="bulk"
-            )
+            dynamodb_put_item(table=SESSIONS.name, item=item, condition=condition, names=names, values=values)
         except ConditionFailed:
             return self._classify(phone)
         except (DynamoDBError, ServiceUnavailable) as exc:

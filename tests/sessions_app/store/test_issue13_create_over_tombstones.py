@@ -1,5 +1,5 @@
 """Review of 4cbfc56 (issue 13, versions across lifetimes): a write-behind create over a tombstone keeps the
-right flush base, and the flush's bulk client profile sends what botocore's own serializer would.
+right flush base, and the bulk client profile (the engine's BatchWriteItem) sends what botocore's own serializer would.
 
 Each test checks an independent expectation (the version each step must stamp, no fork dropped, DynamoDB's
 final item, the request body botocore builds) and failed while the behaviour it names was wrong.
