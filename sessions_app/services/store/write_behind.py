@@ -368,7 +368,9 @@ class _Flush:
                 continue
 
     def _check(self) -> bool:
-        """One GET; called with or without ``_check_lock`` (assignments of floats and bools are atomic)."""
+        """One GET; the watcher calls it without ``_check_lock``, a writer with it. Two answers may cross:
+        ``lost`` is only ever set (a later True cannot clear it, and holds_lock reads it first), and a
+        smaller ``_checked_until`` stored over a larger one only costs the next writer a GET."""
         asked = time.monotonic()  # the answer is true at least from when it was asked
         if not redis_lock_holds(name=FLUSH_LOCK_KEY, token=self.token):
             self.lost = True
