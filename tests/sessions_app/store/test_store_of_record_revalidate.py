@@ -21,7 +21,7 @@ from lizzy.tables import SESSIONS
 from sessions_app.selectors import session_get
 from sessions_app.services.sessions import session_delete, session_new, session_save
 from sessions_app.services.store import cutover
-from sessions_app.services.store.factory import stores_reset
+from sessions_app.services.store.factory import get_session_store, stores_reset
 from sessions_app.services.store_modes import ModeChangeRefused, store_of_record_revalidate
 from tests.fixtures.dynamodb_hooks import fault_injection
 from tests.sessions_app.factories import SEED_PHONE
@@ -287,3 +287,29 @@ def test_a_parallel_delete_whose_dynamodb_mirror_failed_stays_deleted_after_the_
     # then the session is still deleted, and the phone may start a new one
     assert log_of(SEED_PHONE) is None
     assert turns(["new"]) > 2
+
+
+@pytest.mark.parametrize("end", ["delete", "expire"])
+def test_rolling_back_to_redis_only_keeps_an_end_that_reached_only_dynamodb_in_parallel(
+    dynamodb, session_redis, use_mode, monkeypatch, end
+):
+    # given a process still in cutover (its mode cache) writing a session: DynamoDB has version 1, and its Redis
+    # mirror write is still in flight
+    use_mode("cutover")
+    mirrors = []
+    with monkeypatch.context() as patch:
+        patch.setattr(cutover, "redis_session_set_if_newer", lambda **kwargs: mirrors.append(kwargs))
+        turns(["a"])
+    # when a parallel process reads it (a Redis miss: DynamoDB serves it) and ends it: Redis holds nothing to end,
+    # DynamoDB does
+    use_mode("parallel")
+    assert log_of(SEED_PHONE) == ["a"]
+    assert getattr(get_session_store(), end)(SEED_PHONE, expected_version=1)
+    # and then the cutover process's mirror write lands in Redis
+    (mirror,) = mirrors
+    lizzy.redis.redis_session_set_if_newer(**mirror)  # parallel serves the session again from here (no tombstone)
+    # and the store rolls back to redis_only
+    revalidate("parallel", "redis_only")
+    use_mode("redis_only")
+    # then the acknowledged end holds: the session does not come back
+    assert log_of(SEED_PHONE) is None
