@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -447,3 +448,27 @@ def test_a_backup_process_sigkilled_after_create_backup_leaves_what_the_next_com
     assert "1 unfinished backup(s) deleted." in manage("backup_table", "--orphans", "--delete", "--older-than", "0")
     assert dynamodb_list_backups(table=table) == []
     assert "0 orphan(s)." in manage("backup_table", "--orphans")
+
+
+def test_without_redis_the_admin_shows_the_estimate_from_the_database_cache(things, ops_admin_client, settings):
+    # given the shared cache as configured without REDIS_URL: Django's database (lizzy migration 0003's table)
+    settings.CACHES = {
+        **settings.CACHES,
+        settings.SHARED_CACHE: {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "lizzy_shared_cache",
+        },
+    }
+    page = reverse("admin:migration_app_migrationplan_change", args=[things.pk])
+    assert "Things: not estimated in the last" in ops_admin_client.get(page).content.decode()
+    # when an estimate is taken
+    ops_admin_client.post(reverse("admin:migration_app_migrationplan_console", args=[things.pk, "estimate"]))
+    # then the table holds it and the page shows it without a Scan
+    assert backup_estimate_cached(table="Things").items == ROWS
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM lizzy_shared_cache WHERE cache_key LIKE %s", ["%backup-estimate:Things:%"])
+        assert cursor.fetchone() == (1,)
+    with record_calls() as calls:
+        shown = ops_admin_client.get(page).content.decode()
+    assert [op for op, _ in calls].count("Scan") == 0
+    assert "Things: about 230 items" in shown
