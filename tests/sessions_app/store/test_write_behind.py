@@ -397,3 +397,41 @@ def test_the_late_recovery_of_a_process_keeps_what_another_process_wrote_on_top_
     assert cached._BYPASSED == {}
     sessions_flush()
     assert durable(PHONES[0])["currentNode"] == "WRITTEN_ON_TOP"
+
+
+def test_the_lock_watcher_failing_to_reach_redis_still_stops_the_writes_and_no_watcher_outlives_a_flush(
+    write_behind_mode, session_redis, monkeypatch
+):
+    # given a watcher whose GETs fail (Redis away from its connection only) while the writers' GETs go through
+    for phone in PHONES:
+        session_save(session=session_new(phone=phone), expected_version=None)
+    window = 0.2
+    monkeypatch.setattr(write_behind, "LOCK_CHECK_SECONDS", window)
+    real_holds, real_put = write_behind.redis_lock_holds, write_behind.dynamodb_put_item
+
+    def holds(**kwargs):
+        if threading.current_thread().name == "flush-lock-watch":
+            raise RedisUnavailable("Redis is unreachable (test)")
+        return real_holds(**kwargs)
+
+    started, lost_at = [], []
+
+    def put(**kwargs):
+        started.append(time.monotonic())
+        if len(started) == 5:
+            session_redis.delete(key(FLUSH_LOCK_KEY))
+            lost_at.append(time.monotonic())
+        time.sleep(0.02)
+        return real_put(**kwargs)
+
+    monkeypatch.setattr(write_behind, "redis_lock_holds", holds)
+    monkeypatch.setattr(write_behind, "dynamodb_put_item", put)
+    # when the lock is lost mid-flush
+    assert sessions_flush().status == "lock_lost"
+    # then the writers found out themselves within the window, and no watcher is left running
+    assert max(started) <= lost_at[0] + window + 0.05
+    assert flush_backlog().size == len(PHONES)
+    monkeypatch.setattr(write_behind, "dynamodb_put_item", real_put)
+    for _ in range(20):
+        sessions_flush()
+    assert [t for t in threading.enumerate() if t.name == "flush-lock-watch"] == []
