@@ -283,7 +283,7 @@ def store_of_record_revalidate(*, current: str, target: str, force: bool, phase:
         elif target == StoreMode.CUTOVER:
             changed = dynamodb_catch_up_from_redis()
         else:
-            changed = redis_catch_up_from_dynamodb(carry_ends=current == StoreMode.CUTOVER)
+            changed = redis_catch_up_from_dynamodb()
     except (DynamoDBError, ServiceUnavailable) as exc:
         reason = getattr(exc, "message", str(exc))
         if phase == "before" and not force:

@@ -189,20 +189,14 @@ def _written_after(later: dt.datetime | None, earlier: dt.datetime | None) -> bo
     return later is None or earlier is None or later >= earlier
 
 
-def redis_catch_up_from_dynamodb(*, carry_ends: bool = True) -> int:
+def redis_catch_up_from_dynamodb() -> int:
     """Back to Redis as the store of record (cutover → parallel, parallel → redis_only): DynamoDB may hold
     versions Redis never got (a Redis mirror write that failed in cutover; a session only DynamoDB had,
     which parallel read on a Redis miss and redis_only cannot). Each newer live item is written into Redis
     ("set if newer"); each newer delete or expiry becomes a tombstone over the older live copy (a CAS on
     that copy's version). Never replaces a newer Redis version, nor a Redis copy written after the DynamoDB
     item's lifetime (a lifetime Redis started after losing its keys restarts its versions low). Returns how many
-    phones were changed. Raises ``RedisUnavailable``/``DynamoDBError``: the caller refuses the change.
-
-    ``carry_ends=False`` (parallel → redis_only): Redis was the store of record, every delete and expiry went
-    to it first, so DynamoDB holds no end Redis lacks; its expired items are only the copies entering
-    parallel retired, or lifetimes that ended by time. Ending a live Redis copy from one could only take
-    a lifetime Redis restarted after losing its keys and started within the same second (lastActivity has
-    whole seconds; found by the history checker, seed 102 at 400 steps)."""
+    phones were changed. Raises ``RedisUnavailable``/``DynamoDBError``: the caller refuses the change."""
     changed = 0
     for item in _dynamodb_sessions():
         found = Session.from_document(item)
@@ -217,8 +211,8 @@ def redis_catch_up_from_dynamodb(*, carry_ends: bool = True) -> int:
                 phone=found.phone, document=redis_document(found), expire_at=found.ttl
             )
             continue
-        if not live_there or not carry_ends:
-            continue  # nothing live in Redis to end, or no end Redis can lack
+        if not live_there:
+            continue  # nothing live in Redis to end
         # When DynamoDB's lifetime was last written. A delete's leftover has only ``ttl`` (= the delete). An
         # expired item keeps its ``lastActivity``: its ``ttl`` may date the end later than a lifetime Redis
         # started since (Redis lost its keys, versions restarted): the item's natural expiry, or the expire

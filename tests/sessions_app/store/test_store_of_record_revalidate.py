@@ -220,25 +220,6 @@ def test_rolling_back_right_after_entering_parallel_keeps_the_lifetime_redis_res
     assert log_of(SEED_PHONE) == ["new-1"]
 
 
-def test_rolling_back_keeps_the_lifetime_redis_restarted_within_the_same_second(dynamodb, session_redis, use_mode):
-    # given the same, the old and the new lifetime written within one second (lastActivity cannot tell them
-    # apart: the history checker's seed 102 at 400 steps)
-    use_mode("parallel")
-    turns(["old-1", "old-2", "old-3"])
-    use_mode("redis_only")
-    session_redis.delete(lizzy.redis.key(lizzy.redis.SESSION_KEY, phone=SEED_PHONE))
-    stores_reset()
-    assert turns(["new-1"]) == 1
-    revalidate("redis_only", "parallel")
-    use_mode("parallel")
-    # when the store rolls back to redis_only at once
-    revalidate("parallel", "redis_only")
-    use_mode("redis_only")
-    # then the acknowledged lifetime is still there: in parallel Redis was the store of record, so no end in
-    # DynamoDB can be one Redis lacks
-    assert log_of(SEED_PHONE) == ["new-1"]
-
-
 def test_the_catch_up_keeps_a_redis_lifetime_started_before_dynamodb_s_older_copy_expired_by_time(
     dynamodb, session_redis, use_mode
 ):
