@@ -30,7 +30,7 @@ import hashlib
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
@@ -243,15 +243,25 @@ def plan_validate(
         def run_target(spec: dict[str, Any]) -> dict[str, Any]:
             return validation_part_run(context=context, spec=spec, mode=mode, sample_size=sample_size)
 
-        with ThreadPoolExecutor(max_workers=max(total_segments, 1), thread_name_prefix="validate") as pool:
+        pool = ThreadPoolExecutor(max_workers=max(total_segments, 1), thread_name_prefix="validate")
+        try:
             targets = [pool.submit(run_target, spec) for spec in target_specs]
-            sources = [
-                validation_part_run(context=context, spec=spec, mode=mode, sample_size=sample_size)
-                for spec in specs
-                if spec["side"] == "source"
-            ]
+            sources = []
+            for spec in specs:
+                if spec["side"] != "source":
+                    continue
+                _raise_first_failure(targets)  # a failed Scan ends the validation now, not after the source
+                sources.append(validation_part_run(context=context, spec=spec, mode=mode, sample_size=sample_size))
             parts = [future.result() for future in targets] + sources
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # on a failure, the segments not started never start
         return validation_merge(context=context, parts=parts, mode=mode, sample_size=sample_size)
+
+
+def _raise_first_failure(futures: list[Future]) -> None:
+    for future in futures:
+        if future.done() and future.exception() is not None:
+            raise future.exception()
 
 
 def validation_parts(*, context: PlanContext, total_segments: int = SCAN_SEGMENTS) -> list[dict[str, Any]]:
