@@ -7,6 +7,7 @@ an item whose ``ttl`` has passed as absent, and every conditional write treats i
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -29,7 +30,8 @@ from sessions_app.services.store.timing import timed
 
 logger = logging.getLogger(__name__)
 
-_LIVE = "(attribute_not_exists(#ttl) OR #ttl > :now)"  # DynamoDB keeps expired items for days: ttl decides
+_LIVE = "(attribute_not_exists(#ttl) OR #ttl > :now)"
+_NAMES = {"#phone": "phone", "#v": "version", "#ttl": "ttl"}  # DynamoDB keeps expired items for days: ttl decides
 
 
 def _now() -> int:
@@ -48,6 +50,10 @@ class DynamoDBSessionStore(SessionStore):
 
     def __init__(self, table: str | None = None) -> None:
         self._table = table
+        # The leftover this thread's last read found (phone, version): the create that usually follows
+        # (a returning customer's first turn) starts above it in one PutItem instead of a refused PutItem,
+        # a GetItem and a second PutItem. Only a hint: the create's condition still checks the version.
+        self._seen = threading.local()
 
     @property
     def table(self) -> str:
@@ -59,11 +65,19 @@ class DynamoDBSessionStore(SessionStore):
     def load_with_floor(self, phone: str) -> tuple[Session | None, int]:
         """(live session or None, version of whatever item is there: a new lifetime starts above it)."""
         # Strongly consistent: the version we read is the one our conditional write will check.
+        self._seen.leftover = None  # the hint is this thread's last read only
         item = dynamodb_get_item(table=self.table, key={"phone": phone}, consistent=True)
         if item is None:
             return None, 0
         session = Session.from_document(item)
-        return (None if session.is_expired() else session), session.version
+        if session.is_expired():
+            self._seen.leftover = (phone, session.version)
+            return None, session.version
+        return session, session.version
+
+    def _leftover_hint(self, phone: str) -> int:
+        seen, self._seen.leftover = getattr(self._seen, "leftover", None), None
+        return seen[1] if seen is not None and seen[0] == phone else 0
 
     def save(self, session: Session, *, expected_version: int | None, version_floor: int = 0) -> Session:
         if expected_version is None:
@@ -88,33 +102,45 @@ class DynamoDBSessionStore(SessionStore):
     def _create(self, session: Session, floor: int) -> Session:
         """New session: nothing live may be there; it starts one above any (expired) leftover's version.
 
-        One PutItem when there is no leftover or ``floor`` is its version (the caller read it); else the
-        leftover's version is read and the write tried once more above it.
+        One PutItem when there is no leftover, when ``floor`` is its version (the caller read it), or when
+        this thread's last read found it (a returning customer's first turn); else the leftover's version is
+        read and the write tried once more above it.
         """
+        hint = self._leftover_hint(session.phone)
+        blind = hint <= floor  # no leftover known beyond the caller's floor: none, or it is the floor
+        at = max(floor, hint)
         for attempt in range(2):
-            names = {"#v": "version", "#ttl": "ttl"} | ({"#phone": "phone"} if attempt == 0 else {})
-            stored = session_stamped(session=session, expected_version=floor)
-            condition = (
-                "attribute_not_exists(#phone) OR (#ttl <= :now AND #v <= :floor)"
-                if attempt == 0
-                else "#ttl <= :now AND #v = :floor"
-            )
-            try:
-                dynamodb_put_item(
-                    table=self.table,
-                    item=stored.to_document(),
-                    condition=condition,
-                    names=names,
-                    values={":now": _now(), ":floor": floor},
-                )
-                return stored
-            except ConditionFailed:
-                found, leftover = self.load_with_floor(session.phone)
-                if found is not None or attempt == 1:
-                    break
-                floor = max(floor, leftover)
+            if attempt == 0 and blind:
+                condition = "attribute_not_exists(#phone) OR (#ttl <= :now AND #v <= :floor)"
+            else:  # exactly the leftover read: an item swept by TTL meanwhile leaves nothing
+                condition = "#ttl <= :now AND #v = :floor" if at else "attribute_not_exists(#phone)"
+            created = self._put_new(session, at, condition)
+            if created is not None:
+                return created
+            found, leftover = self.load_with_floor(session.phone)
+            if found is not None:
+                break
+            at = max(floor, leftover)  # what is there now (a stale hint is forgotten)
         logger.info("session create conflict for %s", mask_phone(session.phone))
         raise SessionConflict(ERR_EXISTS, details={"expectedVersion": None})
+
+    def _put_new(self, session: Session, floor: int, condition: str) -> Session | None:
+        """A new lifetime at ``floor`` + 1 if ``condition`` holds (None when it does not)."""
+        stored = session_stamped(session=session, expected_version=floor)
+        # DynamoDB refuses names and values the expression does not use.
+        names = {name: attr for name, attr in _NAMES.items() if name in condition}
+        values = {key: value for key, value in ((":now", _now()), (":floor", floor)) if key in condition}
+        try:
+            dynamodb_put_item(
+                table=self.table,
+                item=stored.to_document(),
+                condition=condition,
+                names=names,
+                values=values or None,
+            )
+        except ConditionFailed:
+            return None
+        return stored
 
     def retire(self, phone: str, *, expected_version: int | None, kind: str) -> int | None:
         """Delete (``kind="deleted"``: the content goes, a leftover stays) or expire a live session.

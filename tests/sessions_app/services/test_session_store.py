@@ -4,7 +4,7 @@ import time
 import pytest
 from django.utils import timezone
 
-from lizzy.dynamodb import ItemTooLarge, dynamodb_get_item, dynamodb_put_item
+from lizzy.dynamodb import ItemTooLarge, dynamodb_delete_item, dynamodb_get_item, dynamodb_put_item
 from lizzy.tables import SESSIONS
 from sessions_app.selectors import session_get, session_list
 from sessions_app.services.sessions import (
@@ -93,6 +93,35 @@ def test_an_expired_item_can_be_replaced_by_a_new_session(dynamodb):
     fresh = session_save(session=session_new(phone=SEED_PHONE, customer_id="CUST9"), expected_version=None)
     assert fresh.version == 2  # one above the leftover: versions are monotonic across lifetimes
     assert session_get(phone=SEED_PHONE).customer_id == "CUST9"
+
+
+def test_a_leftover_read_before_the_create_saves_the_refused_write(dynamodb):
+    session_save(session=session_new(phone=SEED_PHONE), expected_version=None)
+    expire_in_place()
+    assert session_get(phone=SEED_PHONE) is None  # the read a returning customer's turn makes
+    with record_calls() as calls:
+        fresh = session_save(session=session_new(phone=SEED_PHONE), expected_version=None)
+    assert [name for name, _ in calls] == ["PutItem"]
+    assert fresh.version == 2
+
+
+def test_a_leftover_swept_after_it_was_read_still_lets_the_create_through(dynamodb):
+    """The read's leftover is a hint, not a condition: TTL deleting it meanwhile leaves an empty slot."""
+    session_save(session=session_new(phone=SEED_PHONE), expected_version=None)
+    expire_in_place()
+    assert session_get(phone=SEED_PHONE) is None
+    dynamodb_delete_item(table=SESSIONS.name, key={"phone": SEED_PHONE})  # TTL's sweep, days later
+    fresh = session_save(session=session_new(phone=SEED_PHONE), expected_version=None)
+    assert fresh.version == 1
+    assert session_get(phone=SEED_PHONE).version == 1
+
+
+def test_a_hint_about_another_phone_is_not_used(dynamodb):
+    other = "+12065550199"
+    session_save(session=session_new(phone=other), expected_version=None)
+    expire_in_place(other)
+    assert session_get(phone=other) is None
+    assert session_save(session=session_new(phone=SEED_PHONE), expected_version=None).version == 1
 
 
 def test_stale_version_raises_conflict_and_writes_nothing(dynamodb):

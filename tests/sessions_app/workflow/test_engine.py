@@ -183,6 +183,53 @@ def test_after_end_a_lapsed_session_is_not_called_expired(crm, sms):
     assert not sms("hi").reply.startswith(NOTE_EXPIRED)
 
 
+def test_a_returning_customers_first_turn_costs_one_get_item_and_one_conditional_put_item(crm, sms):
+    """The expired leftover's version, read by the turn's GetItem, is what the create starts above."""
+    sms("hi")
+    sms("1")
+    left = stored_session()["version"]
+    expire_session()
+    with record_calls() as calls:
+        result = sms("hi")
+    assert calls == [("GetItem", SESSIONS.name), ("PutItem", SESSIONS.name)]
+    assert result.node == "MAIN_MENU"
+    assert stored_session()["version"] == left + 1
+
+
+def test_a_first_turn_after_a_delete_costs_one_get_item_and_one_conditional_put_item(crm, sms):
+    sms("hi")
+    assert session_service.session_delete(phone=SEED_PHONE)  # the content goes, a leftover keeps the version
+    left = stored_session()["version"]
+    with record_calls() as calls:
+        sms("hi")
+    assert calls == [("GetItem", SESSIONS.name), ("PutItem", SESSIONS.name)]
+    assert stored_session()["version"] == left + 1
+
+
+def test_a_first_turn_after_the_leftover_moved_on_still_starts_above_it(crm, sms, monkeypatch):
+    """The read's version is only a hint: a leftover bumped between the read and the create (another
+    writer's end) makes the create read again and start above the newer leftover, never beside it."""
+    sms("hi")
+    expire_session()
+    read = session_service.DynamoDBSessionStore.load_with_floor
+    bumps = []
+
+    def read_then_bump(self, phone):
+        found = read(self, phone)
+        if not bumps:  # once: the turn's own read
+            item = stored_session(phone)
+            item["version"] += 5
+            dynamodb_put_item(table=SESSIONS.name, item=item)
+            bumps.append(item["version"])
+        return found
+
+    monkeypatch.setattr(session_service.DynamoDBSessionStore, "load_with_floor", read_then_bump)
+    with record_calls() as calls:
+        sms("hi")
+    assert [name for name, _ in calls].count("PutItem") == 3  # the bump, the refused hinted create, the retry
+    assert stored_session()["version"] == bumps[0] + 1
+
+
 def test_history_and_message_log_stay_bounded(crm, sms, settings):
     settings.LIZZY_WORKFLOW_HISTORY_LIMIT = 10
     settings.LIZZY_WORKFLOW_MESSAGE_LOG_LIMIT = 5
