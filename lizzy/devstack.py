@@ -196,7 +196,11 @@ def banner(env: dict[str, str], port: str, dynamo: str, user: str, sign_in: str)
     base = f"http://127.0.0.1:{port}"
     var = var_dir(env)
     database = env.get("DATABASE_URL") or f"SQLite, {var / 'lizzy.sqlite3'}"
-    cache = f"Redis at {env['REDIS_URL']}" if env.get("REDIS_URL") else "local memory (no Redis)"
+    cache = (
+        f"Redis at {env['REDIS_URL']}"
+        if env.get("REDIS_URL")
+        else "no Redis: per-process memory; counters every process shares in the database"
+    )
     broker = env.get("CELERY_BROKER_URL") or env.get("REDIS_URL") or f"filesystem, {var / 'celery-queue'}"
     rows = [
         ("Ops console", f"{base}/admin/   user {user}, {sign_in}"),

@@ -206,6 +206,10 @@ def test_make_run_prints_one_block_saying_what_runs_where_and_how_to_sign_in(dev
     assert f"Ops console  {base}/admin/" in output
     assert f"REST API     {base}/api/v1/" in output
     assert f"DynamoDB     http://127.0.0.1:{devstack.dynamodb_port}" in output
+    # without Redis the shared counters are in the database, not in one process's memory
+    assert re.search(
+        r"Cache        (Redis at |no Redis: per-process memory; counters every process shares in the database)", output
+    )
     password = re.search(r"user admin, password (\S+)  \(reset: python manage\.py changepassword admin\)", output)
     assert password, output
     assert (devstack.var / "admin-password").read_text().strip() == password.group(1)
