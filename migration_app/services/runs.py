@@ -699,7 +699,17 @@ def _run_totals_update(run_id: int, *, close: bool) -> None:
         )
         fields["status"] = Case(When(closing, then=Value(RunStatus.SUCCEEDED)), default=F("status"))
         fields["finished_at"] = Case(When(closing, then=Value(timezone.now())), default=F("finished_at"))
-    MigrationRun.objects.filter(pk=run_id).update(**fields)
+    run = MigrationRun.objects.filter(pk=run_id)
+    if not connection.features.has_select_for_update:  # SQLite: one writer at a time, the UPDATE sees the latest
+        run.update(**fields)
+        return
+    # An UPDATE's subqueries read the snapshot its statement started with, even after waiting for the row
+    # another unit's totals update holds (PostgreSQL's READ COMMITTED): that unit's counters, committed while
+    # this one waited, would be missed, and the run left unclosed or its totals short. The row lock first,
+    # then the UPDATE in a statement of its own, whose snapshot follows every earlier update's commit.
+    with transaction.atomic():
+        list(run.select_for_update().values_list("pk", flat=True))
+        run.update(**fields)
 
 
 def run_fail(*, run_id: int, error: str) -> MigrationRun:
