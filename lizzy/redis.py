@@ -277,7 +277,8 @@ def redis_session_tombstone(
     ``mark_dirty``: write-behind, the flusher applies it to DynamoDB (it does not expire until then).
     Otherwise the tombstone expires after ``lifetime_seconds`` (default LIZZY_TOMBSTONE_SECONDS). With no
     live value in Redis and ``floor_version`` given (DynamoDB's leftover version after the caller deleted
-    there), a clean tombstone at that version still blocks older fills.
+    there), a clean tombstone at that version still blocks older fills; a live value above ``floor_version``
+    (a lifetime created since) stays (0).
     """
     client = get_redis()
     args = [

@@ -7,7 +7,10 @@
 -- ARGV: expected version ("" = any live), phone, now ms, kind (deleted|expired), mark dirty (0/1),
 --       clean tombstone lifetime s, tombstone version when no live value is there ("" = none).
 -- The tombstone's version is one above the value's, or ARGV[7] when that is higher (DynamoDB's leftover).
--- Returns 1 tombstoned a live session, 0 none live, -(N + 1) version mismatch (N = current version).
+-- With ARGV[7] (DynamoDB ended the session at that version), a live value above it is a later lifetime
+-- (created since, stamped above the leftover): it stays, as a newer tombstone does.
+-- Returns 1 tombstoned a live session, 0 none live (or a later one kept), -(N + 1) version mismatch (N = current
+-- version).
 local current = redis.call('GET', KEYS[1])
 local version = nil
 if current then
@@ -25,6 +28,7 @@ if version == nil then
   end
   return 0
 end
+if ARGV[7] ~= '' and version > tonumber(ARGV[7]) then return 0 end
 if ARGV[1] ~= '' and version ~= tonumber(ARGV[1]) then return -(version + 1) end
 local stone_version = version + 1
 if ARGV[7] ~= '' and tonumber(ARGV[7]) > stone_version then stone_version = tonumber(ARGV[7]) end

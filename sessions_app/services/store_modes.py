@@ -262,8 +262,9 @@ def store_of_record_revalidate(*, current: str, target: str, force: bool, phase:
 
     ``cutover → parallel`` and ``parallel → redis_only`` (rollbacks): DynamoDB holds versions Redis lacks
     (a failed Redis mirror write in cutover; sessions only DynamoDB had, which parallel served on a Redis
-    miss and redis_only would not see), so Redis catches up: newer items are copied, newer deletes and
-    expiries become tombstones, before the change and once more when every process follows it.
+    miss and redis_only would not see), so Redis catches up: newer items are copied and, from cutover, newer
+    deletes and expiries become tombstones (in parallel every end left one in Redis), before the change and
+    once more when every process follows it.
     ``parallel → cutover``: Redis, the store of record until now, holds what a failed DynamoDB mirror write
     missed (the turn was acknowledged): DynamoDB catches up, before the change and once more when every
     process follows it (a process still in parallel during the mode cache may have mirrored nothing).
@@ -283,7 +284,7 @@ def store_of_record_revalidate(*, current: str, target: str, force: bool, phase:
         elif target == StoreMode.CUTOVER:
             changed = dynamodb_catch_up_from_redis()
         else:
-            changed = redis_catch_up_from_dynamodb()
+            changed = redis_catch_up_from_dynamodb(carry_ends=current == StoreMode.CUTOVER)
     except (DynamoDBError, ServiceUnavailable) as exc:
         reason = getattr(exc, "message", str(exc))
         if phase == "before" and not force:

@@ -15,7 +15,7 @@ from django.utils import timezone
 from lizzy import metrics
 from lizzy.dynamodb import ConditionFailed, DynamoDBError, dynamodb_get_item, dynamodb_put_item, dynamodb_scan
 from lizzy.errors import ServiceUnavailable
-from lizzy.phone import hash_phone
+from lizzy.phone import hash_phone, mask_phone
 from lizzy.redis import (
     DIVERGENCE_KEY,
     TOMBSTONE,
@@ -33,7 +33,7 @@ from lizzy.redis import (
     redis_window_count,
     redis_window_latest,
 )
-from sessions_app.services.store.base import Session, SessionConflict, SessionStore, session_conflict
+from sessions_app.services.store.base import RetiringSessionStore, Session, SessionConflict, session_conflict
 from sessions_app.services.store.dynamodb_only import DynamoDBSessionStore, dynamodb_mirror
 from sessions_app.services.store.redis_only import RedisSessionStore, canonical, redis_document, session_from_redis
 
@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 DIVERGENCE_SAMPLES = 20
 
 
-class ParallelSessionStore(SessionStore):
+class ParallelSessionStore(RetiringSessionStore):
     def __init__(self, redis_store: RedisSessionStore, dynamodb_store: DynamoDBSessionStore) -> None:
         self.redis = redis_store
         self.dynamodb = dynamodb_store
@@ -111,23 +111,37 @@ class ParallelSessionStore(SessionStore):
             raise session_conflict(session, None)
         return floor
 
-    def delete(self, phone: str, *, expected_version: int | None = None) -> bool:
-        deleted = self.redis.delete(phone, expected_version=expected_version)
-        try:
-            deleted_there = self.dynamodb.delete(phone)
-        except (DynamoDBError, ServiceUnavailable) as exc:
-            metrics.SESSION_MIRROR_ERRORS.labels("dynamodb", exc.code).inc()
-            deleted_there = False
-        return deleted or deleted_there
+    def _retire(self, phone: str, expected_version: int | None, kind: str) -> bool:
+        """Redis, the store of record, ends its live copy (conditionally on ``expected_version``), then DynamoDB's
+        mirror follows (a failure is counted: the tombstone decides, ``load`` never falls back past it).
 
-    def expire(self, phone: str, *, expected_version: int | None = None) -> bool:
-        if not self.redis.expire(phone, expected_version=expected_version):
-            # Not in Redis (expired there, or written during cutover): DynamoDB decides, as in save().
-            return self.dynamodb.expire(phone, expected_version=expected_version)
+        A session Redis lacks (only DynamoDB had it, and ``load`` served it from there) is ended by DynamoDB,
+        conditionally, and then gets a Redis tombstone at the leftover's version all the same, lasting a session's
+        lifetime: so every end is in Redis. A late write of the old copy (a cutover process's mirror in flight, a
+        fill) loses to it, and the rollback to ``redis_only`` needs none of DynamoDB's ends, whose ``lastActivity``
+        seconds could not tell a lifetime Redis restarted from an older one. Redis unreachable: the first call
+        raises (503), so no end reaches DynamoDB alone that way."""
+        end_in_redis = self.redis.delete if kind == "deleted" else self.redis.expire
+        if end_in_redis(phone, expected_version=expected_version):
+            try:
+                self.dynamodb.retire(phone, expected_version=None, kind=kind)
+            except (DynamoDBError, ServiceUnavailable) as exc:
+                metrics.SESSION_MIRROR_ERRORS.labels("dynamodb", exc.code).inc()
+            return True
+        if self.redis.peek(phone)[1]:
+            return False  # a tombstone: Redis ended the session; DynamoDB's copy is a mirror write that failed
+        leftover = self.dynamodb.retire(phone, expected_version=expected_version, kind=kind)
+        if leftover is None:
+            return False
         try:
-            self.dynamodb.expire(phone)
-        except (DynamoDBError, ServiceUnavailable) as exc:
-            metrics.SESSION_MIRROR_ERRORS.labels("dynamodb", exc.code).inc()
+            # Conditional (session_tombstone.lua): a Redis copy above the leftover (a new lifetime) stays.
+            redis_session_tombstone(
+                phone=phone, kind=kind, floor_version=leftover, lifetime_seconds=self.redis.tombstone_seconds()
+            )
+        except RedisUnavailable as exc:
+            # DynamoDB's end stands (parallel reads it on a Redis miss); only a late older copy could undo it.
+            metrics.SESSION_MIRROR_ERRORS.labels("redis", exc.code).inc()
+            logger.warning("Redis tombstone write failed for %s: %s", mask_phone(phone), exc.code)
         return True
 
 
@@ -189,14 +203,22 @@ def _written_after(later: dt.datetime | None, earlier: dt.datetime | None) -> bo
     return later is None or earlier is None or later >= earlier
 
 
-def redis_catch_up_from_dynamodb() -> int:
+def redis_catch_up_from_dynamodb(*, carry_ends: bool) -> int:
     """Back to Redis as the store of record (cutover → parallel, parallel → redis_only): DynamoDB may hold
     versions Redis never got (a Redis mirror write that failed in cutover; a session only DynamoDB had,
     which parallel read on a Redis miss and redis_only cannot). Each newer live item is written into Redis
-    ("set if newer"); each newer delete or expiry becomes a tombstone over the older live copy (a CAS on
-    that copy's version). Never replaces a newer Redis version, nor a Redis copy written after the DynamoDB
-    item's lifetime (a lifetime Redis started after losing its keys restarts its versions low). Returns how many
-    phones were changed. Raises ``RedisUnavailable``/``DynamoDBError``: the caller refuses the change."""
+    ("set if newer"); with ``carry_ends``, each newer delete or expiry becomes a tombstone over the older live
+    copy (a CAS on that copy's version). Never replaces a newer Redis version, nor a Redis copy written after
+    the DynamoDB item's lifetime (a lifetime Redis started after losing its keys restarts its versions low).
+    Returns how many phones were changed. Raises ``RedisUnavailable``/``DynamoDBError``: the caller refuses the
+    change.
+
+    ``carry_ends`` is for cutover → parallel only (a cutover end whose Redis tombstone write failed). In
+    parallel every end is in Redis: Redis ends its copy first, and an end of a session Redis lacked leaves a
+    tombstone too (``ParallelSessionStore._retire``); writes fail while Redis is away. DynamoDB's other ends
+    are the copies entering parallel retired and lifetimes that ended by time, so ending a live Redis copy
+    from one could only take a lifetime Redis restarted after losing its keys and wrote in the same second
+    (``lastActivity`` has whole seconds: the history checker's seed 102 at 400 steps)."""
     changed = 0
     for item in _dynamodb_sessions():
         found = Session.from_document(item)
@@ -211,8 +233,8 @@ def redis_catch_up_from_dynamodb() -> int:
                 phone=found.phone, document=redis_document(found), expire_at=found.ttl
             )
             continue
-        if not live_there:
-            continue  # nothing live in Redis to end
+        if not live_there or not carry_ends:
+            continue  # nothing live in Redis to end, or no end Redis lacks
         # When DynamoDB's lifetime was last written. A delete's leftover has only ``ttl`` (= the delete). An
         # expired item keeps its ``lastActivity``: its ``ttl`` may date the end later than a lifetime Redis
         # started since (Redis lost its keys, versions restarted): the item's natural expiry, or the expire

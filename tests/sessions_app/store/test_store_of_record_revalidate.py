@@ -8,20 +8,23 @@ parallel from redis_only preferred DynamoDB leftovers of an earlier period by th
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
 import lizzy.redis
+from lizzy import metrics
 from lizzy.dynamodb import dynamodb_put_item
 from lizzy.dynamodb.codec import iso_utc
 from lizzy.redis import RedisUnavailable
 from lizzy.tables import SESSIONS
 from sessions_app.selectors import session_get
-from sessions_app.services.sessions import session_delete, session_new, session_save
-from sessions_app.services.store import cutover
+from sessions_app.services.sessions import SessionConflict, session_delete, session_new, session_save
+from sessions_app.services.store import cutover, parallel
 from sessions_app.services.store.factory import get_session_store, stores_reset
+from sessions_app.services.store.redis_only import redis_document
 from sessions_app.services.store_modes import ModeChangeRefused, store_of_record_revalidate
 from tests.fixtures.dynamodb_hooks import fault_injection
 from tests.sessions_app.factories import SEED_PHONE
@@ -60,8 +63,9 @@ def test_a_parallel_delete_whose_dynamodb_mirror_failed_stays_deleted(dynamodb, 
     # when it is deleted while DynamoDB refuses the mirror write
     with fault_injection(refuse_dynamodb_writes):
         assert session_delete(phone=SEED_PHONE, expected_version=1)
-    # then Redis's tombstone decides: DynamoDB's copy, still live, does not come back
+    # then Redis's tombstone decides: DynamoDB's copy, still live, does not come back, nor can it be ended again
     assert log_of(SEED_PHONE) is None
+    assert not session_delete(phone=SEED_PHONE, expected_version=1)
 
 
 def test_rolling_back_from_cutover_keeps_a_delete_the_redis_mirror_missed(
@@ -286,11 +290,147 @@ def test_rolling_back_to_redis_only_keeps_an_end_that_reached_only_dynamodb_in_p
     use_mode("parallel")
     assert log_of(SEED_PHONE) == ["a"]
     assert getattr(get_session_store(), end)(SEED_PHONE, expected_version=1)
-    # and then the cutover process's mirror write lands in Redis
+    # and then the cutover process's mirror write lands in Redis (it loses to the tombstone the end left there)
     (mirror,) = mirrors
-    lizzy.redis.redis_session_set_if_newer(**mirror)  # parallel serves the session again from here (no tombstone)
+    lizzy.redis.redis_session_set_if_newer(**mirror)
     # and the store rolls back to redis_only
     revalidate("parallel", "redis_only")
     use_mode("redis_only")
     # then the acknowledged end holds: the session does not come back
     assert log_of(SEED_PHONE) is None
+
+
+@pytest.mark.parametrize("leftover", ["expired", "deleted"])
+def test_rolling_back_to_redis_only_keeps_a_lifetime_written_in_the_same_second_as_dynamodb_s_older_one(
+    dynamodb, session_redis, use_mode, leftover
+):
+    # given Redis, which lost its keys in redis_only, holding a new lifetime at version 1, and DynamoDB's copy of
+    # an earlier lifetime (version 3) last written within that same second: an expired item (entering parallel
+    # retires it) or a delete's leftover (dated by its ttl)
+    use_mode("redis_only")
+    assert turns(["new-1"]) == 1
+    same_second = json.loads(session_redis.get(lizzy.redis.key(lizzy.redis.SESSION_KEY, phone=SEED_PHONE)))[
+        "lastActivity"
+    ]
+    second = int(dt.datetime.fromisoformat(same_second).timestamp())
+    if leftover == "expired":
+        item = {"phone": SEED_PHONE, "version": 3, "lastActivity": same_second, "ttl": second + 900}
+        item["sessionData"] = {"log": ["old-3"]}
+    else:
+        item = {"phone": SEED_PHONE, "version": 3, "ttl": second}
+    dynamodb_put_item(table=SESSIONS.name, item=item)
+    revalidate("redis_only", "parallel")
+    use_mode("parallel")
+    assert log_of(SEED_PHONE) == ["new-1"]
+    # when the store rolls back to redis_only (lastActivity has whole seconds: it cannot tell these lifetimes apart)
+    revalidate("parallel", "redis_only")
+    use_mode("redis_only")
+    # then the acknowledged lifetime survives and the older one does not come back
+    assert log_of(SEED_PHONE) == ["new-1"]
+
+
+def session_only_dynamodb_has(use_mode) -> dict:
+    """A session written while DynamoDB was the store of record (Redis missed it), then parallel: Redis lacks it,
+    parallel serves it from DynamoDB. Returns its Redis document (what a stale fill or mirror would write)."""
+    use_mode("dynamodb_only")
+    turns(["a"])
+    use_mode("parallel")
+    assert log_of(SEED_PHONE) == ["a"]
+    return redis_document(get_session_store().load(SEED_PHONE))
+
+
+def stale_fill(document: dict) -> int:
+    """A late write of an older copy into Redis (a cutover process's mirror, a read's fill): "set if newer"."""
+    expire_at = int(dt.datetime.fromisoformat(document["lastActivity"]).timestamp()) + 900
+    return lizzy.redis.redis_session_set_if_newer(phone=SEED_PHONE, document=document, expire_at=expire_at)
+
+
+@pytest.mark.parametrize("end", ["delete", "expire"])
+def test_a_parallel_end_of_a_session_redis_lacks_leaves_a_tombstone_a_stale_fill_cannot_undo(
+    dynamodb, session_redis, use_mode, settings, end
+):
+    # given a session only DynamoDB has, served by parallel
+    stale = session_only_dynamodb_has(use_mode)
+    # when parallel ends it (DynamoDB decides: Redis holds nothing to end)
+    assert getattr(get_session_store(), end)(SEED_PHONE, expected_version=1)
+    # then Redis holds a tombstone above it for a session's lifetime, which a late write of the old copy loses to
+    name = lizzy.redis.key(lizzy.redis.SESSION_KEY, phone=SEED_PHONE)
+    stone = json.loads(session_redis.get(name))
+    assert (stone["version"], stone["tombstone"]) == (2, "deleted" if end == "delete" else "expired")
+    assert session_redis.ttl(name) > settings.LIZZY_SESSION_TTL_SECONDS - 10
+    assert stale_fill(stale) == 0
+    assert log_of(SEED_PHONE) is None
+    # and a new lifetime starts above it
+    assert turns(["new"]) == 3
+    assert log_of(SEED_PHONE) == ["new"]
+
+
+@pytest.mark.parametrize("landing", ["older", "newer"])
+def test_a_parallel_end_s_tombstone_ends_an_older_copy_that_landed_meanwhile_and_keeps_a_newer_one(
+    dynamodb, session_redis, use_mode, landing
+):
+    # given a session only DynamoDB has, served by parallel
+    stale = session_only_dynamodb_has(use_mode)
+    newer = {**stale, "version": 3, "sessionData": {"log": ["new"]}}  # a new lifetime, above the end's leftover
+    landed = []
+
+    def land_after_the_end(operation, params, send):
+        answer = send(params)
+        if operation in ("PutItem", "UpdateItem") and not landed:
+            # between DynamoDB's end and Redis's tombstone: a late copy of the ended session, or a new lifetime
+            landed.append(stale_fill(stale if landing == "older" else newer))
+        return answer
+
+    # when parallel deletes it and a Redis write lands between the two stores' steps
+    with fault_injection(land_after_the_end):
+        assert session_delete(phone=SEED_PHONE, expected_version=1)
+    assert landed == [1]
+    # then the older copy is ended all the same, and the newer lifetime stays
+    assert log_of(SEED_PHONE) == (None if landing == "older" else ["new"])
+
+
+def test_a_parallel_end_of_a_session_redis_lacks_follows_dynamodb_s_version(dynamodb, session_redis, use_mode):
+    # given a session only DynamoDB has, at version 1
+    session_only_dynamodb_has(use_mode)
+    # when parallel is asked to delete a version DynamoDB does not hold
+    with pytest.raises(SessionConflict):
+        session_delete(phone=SEED_PHONE, expected_version=7)
+    # then nothing ended, in either store
+    assert log_of(SEED_PHONE) == ["a"]
+    assert session_redis.get(lizzy.redis.key(lizzy.redis.SESSION_KEY, phone=SEED_PHONE)) is None
+
+
+@pytest.mark.parametrize("end", ["delete", "expire"])
+def test_a_parallel_end_is_refused_while_redis_cannot_be_reached(dynamodb, session_redis, use_mode, monkeypatch, end):
+    # given a session only DynamoDB has, and then Redis, the store of record, unreachable
+    session_only_dynamodb_has(use_mode)
+
+    def away(function, *args, **kwargs):
+        raise RedisUnavailable("Redis is unreachable (test)")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(lizzy.redis, "redis_call", away)
+        assert log_of(SEED_PHONE) == ["a"]  # reads fall back to DynamoDB
+        # when it is ended: refused (503), so no end can reach DynamoDB alone
+        with pytest.raises(RedisUnavailable):
+            getattr(get_session_store(), end)(SEED_PHONE, expected_version=1)
+    # then the session is as it was
+    assert log_of(SEED_PHONE) == ["a"]
+
+
+def test_a_parallel_end_whose_redis_tombstone_failed_is_acknowledged_and_counted(
+    dynamodb, session_redis, use_mode, monkeypatch
+):
+    # given a session only DynamoDB has, served by parallel
+    session_only_dynamodb_has(use_mode)
+    before = metrics.SESSION_MIRROR_ERRORS.labels("redis", "redis_unavailable")._value.get()
+
+    def redis_away(**kwargs):
+        raise RedisUnavailable("Redis is unreachable (test)")
+
+    # when Redis answers the first call (it holds nothing to end) and not the tombstone write
+    monkeypatch.setattr(parallel, "redis_session_tombstone", redis_away)
+    assert session_delete(phone=SEED_PHONE, expected_version=1)
+    # then DynamoDB's end stands (parallel reads it on a Redis miss) and the missing tombstone is counted
+    assert log_of(SEED_PHONE) is None
+    assert metrics.SESSION_MIRROR_ERRORS.labels("redis", "redis_unavailable")._value.get() == before + 1
