@@ -10,7 +10,7 @@ class LizzyConfig(AppConfig):
     def ready(self) -> None:
         import atexit
 
-        from celery.signals import task_postrun, worker_process_shutdown
+        from celery.signals import task_postrun, worker_process_init, worker_process_shutdown
         from django.contrib import admin
         from django.db.models.signals import post_migrate
 
@@ -19,7 +19,7 @@ class LizzyConfig(AppConfig):
             cache_backend,  # noqa: F401 - registers the cache table (LizzyCache) for ensure_tables
         )
         from lizzy.cost import capacity_flush_at_exit, capacity_flush_if_due
-        from lizzy.dynamodb import add_capacity_listener, add_error_listener
+        from lizzy.dynamodb import add_capacity_listener, add_error_listener, clients_warm_up
         from lizzy.observability.alarms import dynamodb_error_listener
         from lizzy.roles import roles_ensure_after_migrate
 
@@ -33,6 +33,8 @@ class LizzyConfig(AppConfig):
         # migrate_to_dynamodb and Celery's pool children count in the shared ledger too.
         add_capacity_listener(capacity_flush_if_due)
         worker_process_shutdown.connect(capacity_flush_at_exit, weak=False, dispatch_uid="lizzy.capacity_exit")
+        # A pool process makes its DynamoDB clients when it starts, not in its first task (a unit's first writes).
+        worker_process_init.connect(clients_warm_up, weak=False, dispatch_uid="lizzy.dynamodb_warm_up")
         atexit.register(capacity_flush_at_exit)
 
 

@@ -32,7 +32,7 @@ from lizzy.dynamodb.batch import (
     dynamodb_batch_write,
 )
 from lizzy.dynamodb.capacity import add_capacity_listener, add_error_listener, consumed_capacity
-from lizzy.dynamodb.client import get_client, reset_client
+from lizzy.dynamodb.client import clients_warm_up, get_client, reset_client
 from lizzy.dynamodb.codec import (
     ERR_EMPTY_SET,
     ERR_MAP_KEY,
@@ -179,6 +179,7 @@ __all__ = [
     "dynamodb_update_table",
     "dynamodb_wait_until_active",
     "encode_cursor",
+    "clients_warm_up",
     "get_client",
     "iso_utc",
     "item_size",

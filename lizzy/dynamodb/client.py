@@ -8,6 +8,7 @@ and consumed capacity per table and operation and translates botocore's errors i
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -23,6 +24,7 @@ from lizzy import metrics
 from lizzy.dynamodb.capacity import CAPACITY_OPERATIONS, _record_capacity
 from lizzy.dynamodb.errors import _translate
 
+logger = logging.getLogger(__name__)
 _clients: dict[str, Any] = {}
 _client_lock = threading.Lock()
 # Profiles: "default" for requests a user waits on; "scan" for whole-table reads (validation, backups),
@@ -94,6 +96,21 @@ def get_client(profile: str = "default") -> Any:
                     client._serializer = _CodecSerializer()  # botocore has no public way to choose one
                 _clients[profile] = client
     return client
+
+
+def clients_warm_up(**_: object) -> None:
+    """Create this process's clients of the profiles a request or a migration unit uses, before any needs one.
+
+    Connected to Celery's ``worker_process_init`` (``lizzy.apps``): a pool process builds its clients (botocore
+    loads and parses the service model, 50 ms of CPU a client) when it starts, not inside its first task, where
+    it held up the unit's first writes (docs/MIGRATIONS.md, "Running on many machines"). A client cannot be
+    made in the parent before the fork: its connection pool must not be shared. Nothing is sent.
+    """
+    for profile in ("default", "bulk"):
+        try:
+            get_client(profile)
+        except Exception:  # a misconfigured endpoint fails the first task that needs it, with its own error
+            logger.warning("could not create the DynamoDB client %r ahead of the first task", profile, exc_info=True)
 
 
 def reset_client() -> None:

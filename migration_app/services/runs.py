@@ -2,8 +2,10 @@
 
 A run starts with one *open-ended* unit per entity. The runner that takes an open-ended unit cuts it with
 a keyset probe (``source.key_after``: the key ``unit_rows`` rows further, one index walk, never a COUNT
-and an OFFSET from the start) and creates the next open-ended unit after the cut, so units appear as fast
-as workers take them, each about a minute of work, and more workers on more machines take more units.
+and an OFFSET from the start), cuts the unit after it with a second probe, and creates that unit (cut) and
+the next open-ended unit after it, so units appear as fast as workers take them, each about a minute of
+work, and more workers on more machines take more units; the runner that takes a unit cut ahead writes at
+once, without a probe of its own.
 
 A unit is worked on only under a lease (``unit_lease``): taking it is one conditional UPDATE (not done,
 lease free or expired, run not stopped) that adds one to its fencing token, then one read of the unit with
@@ -370,35 +372,65 @@ def _unit_failure(lease: Lease, run: MigrationRun, entity: EntityMapping, proble
 def _unit_cut(
     lease: Lease, run: MigrationRun, context: PlanContext, entity: EntityMapping, on_unit, segment: Segment
 ) -> None:
-    """Cut an open-ended unit ``unit_rows`` rows after its start; the rest becomes the next open-ended unit.
+    """Cut an open-ended unit ``unit_rows`` rows after its start, and the unit after it ``unit_rows`` further (a
+    second keyset probe): that one is created cut, the rest becomes the next open-ended unit.
 
-    ``segment`` (read under the lease) gets its new bounds.
+    The unit cut ahead is taken without a probe: the runner that takes it starts writing at once (the fan-out
+    at a run's start reaches the next worker a cut sooner, and every other unit boundary is one probe and
+    one transaction shorter: docs/MIGRATIONS.md, "Running on many machines"). ``segment`` (read under the
+    lease) gets its new bounds.
     """
     relation = context.source.relation(entity)
     unit_rows = run.unit_rows or settings.LIZZY_MIGRATION_UNIT_ROWS
     cut = context.source.key_after(relation, after=segment.lower_key, rows=unit_rows, since=run.since)
-    created = None
+    ahead = None
+    if cut is not None:
+        ahead = context.source.key_after(relation, after=cut, rows=unit_rows, since=run.since)
+    created: list[Segment] = []
     with transaction.atomic():
         fields = {"open_ended": False, "upper_key": cut}
         if cut is not None:
             fields["rows_expected"] = unit_rows
         if not _fenced(lease).update(**fields):
             raise LeaseLost(f"unit {lease.segment_id}: lease lost before its cut")
-        if cut is not None:  # the rest of the entity: the next open-ended unit, cut by whoever takes it
+        if cut is not None:
             estimate = segment.rows_expected
-            created = Segment.objects.create(
-                run=run,
-                entity=segment.entity,
-                index=segment.index + 1,
-                lower_key=cut,
-                last_key=cut,
-                open_ended=True,
-                rows_expected=max(estimate - unit_rows, 0) if estimate is not None else None,
+            left = max(estimate - unit_rows, 0) if estimate is not None else None
+            # The unit after the cut, cut already (to the entity's end when no row follows ``ahead``'s range)...
+            created.append(
+                Segment(
+                    run=run,
+                    entity=segment.entity,
+                    index=segment.index + 1,
+                    lower_key=cut,
+                    last_key=cut,
+                    upper_key=ahead,
+                    open_ended=False,
+                    rows_expected=min(unit_rows, left) if left is not None and ahead is None else unit_rows,
+                )
             )
+            if ahead is not None:  # ... and the rest of the entity: the next open-ended unit, cut by whoever takes it
+                created.append(
+                    Segment(
+                        run=run,
+                        entity=segment.entity,
+                        index=segment.index + 2,
+                        lower_key=ahead,
+                        last_key=ahead,
+                        open_ended=True,
+                        rows_expected=max(left - unit_rows, 0) if left is not None else None,
+                    )
+                )
+            if connection.features.can_return_rows_from_bulk_insert:  # PostgreSQL, SQLite: one INSERT
+                created = Segment.objects.bulk_create(created)
+            else:
+                for unit in created:
+                    unit.save(force_insert=True)
     for name, value in fields.items():
         setattr(segment, name, value)
-    if created is not None and on_unit is not None:
-        on_unit(created)  # after the commit above: a worker that takes it at once finds it
+    if on_unit is not None:
+        for unit in created:
+            on_unit(unit)  # after the commit above: a worker that takes it at once finds it
 
 
 def _segment_loop(lease: Lease, run: MigrationRun, context: PlanContext, on_rows, ledger, segment: Segment) -> Segment:

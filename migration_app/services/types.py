@@ -201,6 +201,9 @@ def exact_number(value: Decimal | int, path: str) -> Decimal | int:
     return value  # the writer's codec takes exactly these (lizzy.dynamodb.number_refusal; a property test says so)
 
 
+_KEPT = frozenset({str, bool, type(None)})  # what ``storable`` returns unchanged, whatever the path
+
+
 def storable(value: Any, path: str) -> Any:
     """A source value as the item holds it (see the module docstring); ValueRefused when it cannot be exact."""
     kind = type(value)
@@ -233,9 +236,11 @@ def storable(value: Any, path: str) -> Any:
     if isinstance(value, (ipaddress.IPv6Network, ipaddress.IPv4Interface, ipaddress.IPv6Interface)):
         return str(value)
     if isinstance(value, Mapping):
-        return {str(key): storable(item, f"{path}.{key}") for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [storable(item, f"{path}[{index}]") for index, item in enumerate(value)]
+        return {
+            str(key): item if type(item) in _KEPT else storable(item, f"{path}.{key}") for key, item in value.items()
+        }
+    if isinstance(value, (list, tuple)):  # members kept as they are skip building their path (a JSON column's)
+        return [item if type(item) in _KEPT else storable(item, f"{path}[{index}]") for index, item in enumerate(value)]
     if isinstance(value, (set, frozenset)):  # MySQL SET columns come back as sets of strings
         return ",".join(sorted(str(member) for member in value))
     if isinstance(value, Unreadable):

@@ -46,8 +46,8 @@ def _statements(queries) -> list[str]:
     return out
 
 
-def test_a_unit_of_one_page_costs_twelve_control_database_statements_then_eleven(run):
-    # given the run's first unit (open-ended: it is cut) and the next one, each one page of 50 rows
+def test_a_unit_of_one_page_costs_twelve_control_database_statements_and_the_unit_cut_ahead_seven(run):
+    # given the run's first unit (open-ended: it is cut, and the unit after it too) and that next unit
     queued = []
     unit = run.segments.get()
 
@@ -58,12 +58,13 @@ def test_a_unit_of_one_page_costs_twelve_control_database_statements_then_eleven
         segment_run(segment_id=queued[0].pk, on_unit=queued.append)
 
     # then: lease (UPDATE, then the unit read with its run and plan), the run to running (first unit only),
-    # the cut (UPDATE this unit, INSERT the next, in one transaction), one checkpoint a page (the first page's
-    # fencing check is the lease's own UPDATE), release as done, the unit read back, the run's row locked
-    # (where the database has row locks: test_run_totals_race.py says why) and its totals and close in one
-    # UPDATE. Before: 28 and 27 (the lease in a transaction with a second read, the unit read three more
-    # times, the totals as a SELECT SUM and an UPDATE twice, a status check, the run read back, the next
-    # unit's run looked up).
+    # the cut (UPDATE this unit, INSERT the unit cut ahead and the open-ended rest, in one transaction), one
+    # checkpoint a page (the first page's fencing check is the lease's own UPDATE), release as done, the unit
+    # read back, the run's row locked (where the database has row locks: test_run_totals_race.py says why)
+    # and its totals and close in one UPDATE. The unit cut ahead has no cut of its own: lease, page, end.
+    # Before: 28 and 27 (the lease in a transaction with a second read, the unit read three more times, the
+    # totals as a SELECT SUM and an UPDATE twice, a status check, the run read back, the next unit's run
+    # looked up); then 11 and 10 (every unit cut by its own runner).
     segment, run_, plan = "migration_app_segment", "migration_app_migrationrun", "migration_app_migrationplan"
     lease = [f"UPDATE {segment}", f"SELECT {segment}"]
     cut = ["SAVEPOINT", f"UPDATE {segment}", f"INSERT INTO {segment}", "RELEASE SAVEPOINT"]
@@ -72,11 +73,44 @@ def test_a_unit_of_one_page_costs_twelve_control_database_statements_then_eleven
         totals = ["SAVEPOINT", f"SELECT {run_}", *totals, "RELEASE SAVEPOINT"]
     end = [f"UPDATE {segment}", f"UPDATE {segment}", f"SELECT {segment}", *totals]
     assert _statements(first.captured_queries) == [*lease, f"UPDATE {run_}", *cut, *end]
-    assert _statements(second.captured_queries) == [*lease, *cut, *end]
+    assert _statements(second.captured_queries) == [*lease, *end]
     assert plan in first.captured_queries[1]["sql"]  # the unit's read joins its run and plan
-    assert [unit.index for unit in queued] == [1, 2]
+    assert [(unit.index, unit.open_ended) for unit in queued] == [(1, False), (2, True)]
     assert Segment.objects.get(index=0).rows_read == 50
     assert Segment.objects.get(index=1).rows_read == 50
+
+
+@pytest.mark.parametrize(
+    ("rows", "bounds"),
+    [
+        # the rest after the cut ahead: the open-ended unit, itself cut (and one ahead) when taken
+        (230, [(None, [50]), ([50], [100]), ([100], [150]), ([150], [200]), ([200], None)]),
+        # no row after the cut ahead's range: the unit cut ahead goes to the end, no open-ended unit is left
+        (80, [(None, [50]), ([50], None)]),
+        (100, [(None, [50]), ([50], None)]),
+        (101, [(None, [50]), ([50], [100]), ([100], None)]),
+        (50, [(None, None)]),
+    ],
+)
+def test_units_cut_ahead_cover_every_row_once(db, dynamodb, sqlite_source, settings, rows, bounds):
+    # given a table of ``rows`` rows and units of 50
+    settings.LIZZY_MIGRATION_UNIT_ROWS = 50
+    source = sqlite_source(THINGS_DDL, {"things": things_rows(rows)})
+    plan = plan_save(name="things", source_url=source, mapping=things_mapping())
+    with plan_context(plan=plan) as context:
+        plan_setup_tables(context=context)
+        run = run_create(context=context)
+
+    # when the units run as queued
+    queue = [run.segments.get().pk]
+    while queue:
+        segment_run(segment_id=queue.pop(0), on_unit=lambda unit: queue.append(unit.pk))
+
+    # then the units tile the key range, each row is read once, and the last unit closed the run
+    units = list(run.segments.order_by("index").values_list("lower_key", "upper_key", "open_ended", "done"))
+    assert units == [(lower, upper, False, True) for lower, upper in bounds]
+    run.refresh_from_db()
+    assert (run.status, run.rows_read, run.items_written) == (RunStatus.SUCCEEDED, rows, rows)
 
 
 def test_the_run_totals_follow_each_unit_and_the_last_unit_closes_the_run(run):
