@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from django.conf import settings
+
 from lizzy import metrics
 from lizzy.dynamodb import DynamoDBError
 from lizzy.errors import ServiceUnavailable
@@ -53,14 +55,16 @@ _BYPASSED_LOCK = threading.Lock()
 # its last complete recovery covered: while they differ, the next Redis use applies the shared registry.
 _redis_failures = 0
 _recovered_failures = 0
+_registry_retry_at = 0.0  # after an unreadable registry, the next recovery tries no sooner (monotonic)
 
 
 def bypassed_forget() -> None:
     """Tests, per Redis: forget the phones written while Redis was away, and the failures seen."""
-    global _redis_failures, _recovered_failures
+    global _redis_failures, _recovered_failures, _registry_retry_at
     with _BYPASSED_LOCK:
         _BYPASSED.clear()
         _redis_failures = _recovered_failures = 0
+        _registry_retry_at = 0.0
 
 
 def redis_failure_seen() -> None:
@@ -75,8 +79,21 @@ def recovery_pending() -> bool:
     return _redis_failures != _recovered_failures
 
 
+ERR_RECOVERY_PENDING = (
+    "Redis is back, but DynamoDB cannot say yet which sessions were written without it ({reason}). "
+    "Nothing was written; try again shortly."
+)
+
+
 class RegistryUnreadable(Exception):
     """The recovery could not read the shared registry: Redis is not used until it can."""
+
+
+class RecoveryPending(ServiceUnavailable):
+    """A write-behind session call while this process cannot finish its recovery (503, nothing written):
+    DynamoDB's copy may lack unflushed Redis turns, and Redis's copy may be older than a registered write."""
+
+    code = "redis_recovery_pending"
 
 
 class CachedSessionStore(RetiringSessionStore):
@@ -89,8 +106,14 @@ class CachedSessionStore(RetiringSessionStore):
         self._bypassed = _BYPASSED
         self._bypassed_lock = _BYPASSED_LOCK
 
-    def _try_redis(self, action: Callable[[], T]) -> tuple[bool, T | None]:
-        """(True, result) when Redis answered; (False, None) when the breaker is open or the call failed."""
+    # cached: a read whose recovery cannot finish goes to DynamoDB, the store of record. write_behind: refused,
+    # since DynamoDB may lack the unflushed turns Redis holds (reading or writing through would drop them).
+    refuses_unrecovered = False
+
+    def _try_redis(self, action: Callable[[], T], *, before_write: bool = False) -> tuple[bool, T | None]:
+        """(True, result) when Redis answered; (False, None) when the breaker is open or the call failed.
+        ``before_write``: a read or a write-behind write, not the Redis half of a write DynamoDB already took;
+        in write-behind it raises RecoveryPending when the recovery cannot read the shared registry."""
         if not self.breaker.allow():
             redis_failure_seen()
             metrics.SESSION_FALLBACKS.labels(self.mode, "breaker_open").inc()
@@ -99,9 +122,11 @@ class CachedSessionStore(RetiringSessionStore):
             if self._bypassed or recovery_pending():  # two reads of plain values: a hit stays one GET
                 self._heal()
             result = action()
-        except RegistryUnreadable:
+        except RegistryUnreadable as exc:
             self.breaker.abandon()  # Redis was not asked: the trial, if this was one, is still to be made
             metrics.SESSION_FALLBACKS.labels(self.mode, "registry_unreadable").inc()
+            if before_write and self.refuses_unrecovered:
+                raise RecoveryPending(ERR_RECOVERY_PENDING.format(reason=exc)) from exc
             return False, None
         except RedisUnavailable:
             redis_failure_seen()
@@ -126,15 +151,18 @@ class CachedSessionStore(RetiringSessionStore):
         process, and (after a Redis error here) any process in the shared registry, wrote while Redis was
         away (raises RedisUnavailable, or RegistryUnreadable when DynamoDB cannot say). A copy written on
         top of such a write since, once Redis was back, is newer and stays: the heal may run long after."""
-        global _recovered_failures
+        global _recovered_failures, _registry_retry_at
         failures = _redis_failures
         with self._bypassed_lock:
             written = dict(self._bypassed)
         if failures != _recovered_failures:
+            if time.monotonic() < _registry_retry_at:
+                raise RegistryUnreadable("retrying shortly")  # one DynamoDB timeout per period, not per call
             try:
                 entries = bypass_registry_read()
             except (DynamoDBError, ServiceUnavailable) as exc:
                 metrics.SESSION_BYPASS_REGISTRY.labels("unreadable").inc()
+                _registry_retry_at = time.monotonic() + settings.LIZZY_BREAKER_RESET_SECONDS
                 raise RegistryUnreadable(getattr(exc, "code", str(exc))) from exc
             now = time.time()
             for entry in entries:
@@ -161,7 +189,7 @@ class CachedSessionStore(RetiringSessionStore):
         self._try_redis(lambda: redis_session_forget_clean(phone=phone))
 
     def load(self, phone: str) -> Session | None:
-        answered, found = self._try_redis(lambda: self.redis.get_document(phone))
+        answered, found = self._try_redis(lambda: self.redis.get_document(phone), before_write=True)
         if answered and found is not None:
             _CACHE_HIT.inc()
             return None if is_tombstone(found) else session_from_redis(found)

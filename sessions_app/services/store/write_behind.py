@@ -142,6 +142,7 @@ def _reset_fence_memory() -> None:
 
 class WriteBehindSessionStore(CachedSessionStore):
     mode = StoreMode.CACHED_WRITE_BEHIND
+    refuses_unrecovered = True
 
     def save(self, session: Session, *, expected_version: int | None) -> Session:
         stored = self._save_behind(session, expected_version)
@@ -159,7 +160,8 @@ class WriteBehindSessionStore(CachedSessionStore):
             # as -1; only then does DynamoDB have to say whether the session exists.
             stored = session_stamped(session=session, expected_version=expected_version)
             answered, outcome = self._try_redis(
-                lambda: self.redis.cas(stored, expected_version=expected_version, mark_dirty=True)
+                lambda: self.redis.cas(stored, expected_version=expected_version, mark_dirty=True),
+                before_write=True,
             )
             if not answered:
                 return None
@@ -169,7 +171,7 @@ class WriteBehindSessionStore(CachedSessionStore):
             if current != -1:
                 raise session_conflict(session, expected_version)
         # A create (a live session anywhere must refuse it), or the session is not in the hot tier.
-        answered, peeked = self._try_redis(lambda: self.redis.peek(session.phone))
+        answered, peeked = self._try_redis(lambda: self.redis.peek(session.phone), before_write=True)
         if not answered:
             return None
         cached, floor = peeked
@@ -182,7 +184,8 @@ class WriteBehindSessionStore(CachedSessionStore):
             elif expected_version is not None:
                 raise session_conflict(session, expected_version)
         answered, stored = self._try_redis(
-            lambda: self.redis.save(session, expected_version=expected_version, mark_dirty=True, version_floor=floor)
+            lambda: self.redis.save(session, expected_version=expected_version, mark_dirty=True, version_floor=floor),
+            before_write=True,
         )
         return stored if answered else None
 
@@ -191,7 +194,8 @@ class WriteBehindSessionStore(CachedSessionStore):
         the flusher applies to DynamoDB (conditionally); a session not in Redis, or Redis away, is retired
         in DynamoDB as ``cached`` does."""
         answered, result = self._try_redis(
-            lambda: redis_session_tombstone(phone=phone, expected_version=expected_version, kind=kind, mark_dirty=True)
+            lambda: redis_session_tombstone(phone=phone, expected_version=expected_version, kind=kind, mark_dirty=True),
+            before_write=True,
         )
         if answered and result is not None and result < 0:
             raise SessionConflict(ERR_CONFLICT.format(expected=expected_version))

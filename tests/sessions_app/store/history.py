@@ -272,16 +272,18 @@ class History:
             f"read {phone[-1]} {mode} by={by} nest={self.nesting} got={ids} model={model} "
             f"allowed={sorted(self.allowed[phone])}"
         )
-        if ids != (model if isinstance(model, list) else None) and self.stale_read(phone, ids, by):
-            self.counts.trace.append(f"read {phone[-1]} by {by}: the stale hot copy of the partial partition")
-            self.counts.note(mode, "stale")
-            return False
+        # A state a window hid (nothing acknowledged since) is the model's, not a stale copy: it was acknowledged
+        # on the model, after any fork of the phone (an acknowledgement clears it), so it is checked first.
         hidden = self.revivable[phone]
         if hidden is not None and (ids == hidden or (hidden == ENDED and ids is None)):
             self.counts.trace.append(f"read {phone[-1]} got the state a window had hidden back: {ids}")
             self.model[phone] = hidden
             self.revivable[phone] = None
             return True
+        if ids != (model if isinstance(model, list) else None) and self.stale_read(phone, ids, by):
+            self.counts.trace.append(f"read {phone[-1]} by {by}: the stale hot copy of the partial partition")
+            self.counts.note(mode, "stale")
+            return False
         if ids is not None:
             if len(set(ids)) != len(ids):
                 self.counts.note(mode, "duplicated")

@@ -12,7 +12,7 @@ import pytest
 
 import lizzy.redis
 from lizzy.cache_backend import CACHE_TABLE
-from lizzy.dynamodb import dynamodb_get_item
+from lizzy.dynamodb import ERR_THROTTLED, DynamoDBThrottled, dynamodb_get_item
 from lizzy.redis import SESSION_KEY, RedisUnavailable, key
 from lizzy.tables import SESSIONS
 from sessions_app.selectors import session_get
@@ -20,6 +20,8 @@ from sessions_app.services.sessions import session_new, session_save
 from sessions_app.services.store import cached, redis_only, write_behind
 from sessions_app.services.store.breaker import redis_breaker
 from sessions_app.services.store.bypass import REGISTRY_PK, bypass_register, bypass_registry_read
+from sessions_app.services.store.cached import RecoveryPending
+from sessions_app.services.store.dynamodb_only import DynamoDBSessionStore
 from sessions_app.services.store.write_behind import sessions_flush
 from tests.fixtures.dynamodb_hooks import record_calls
 
@@ -52,6 +54,10 @@ def write_through_elsewhere(monkeypatch, phone, node):
     redis_breaker.reset()
     cached.bypassed_forget()
     return written
+
+
+def durable_session(phone):
+    return DynamoDBSessionStore().load(phone)
 
 
 def flushed_session(phone, node="A"):
@@ -163,3 +169,56 @@ def test_a_hot_hit_stays_one_redis_get_and_no_dynamodb_call(write_behind_mode, m
         assert session_get(phone=PHONE).version == 1
     # then one Redis GET and no DynamoDB call
     assert (redis_calls, calls) == (["get"], [])
+
+
+def test_a_write_behind_recovery_that_cannot_read_the_registry_refuses_and_keeps_the_unflushed_turns(
+    write_behind_mode, monkeypatch
+):
+    # Found by the two-process soak (seed 509 with the first version of the registry): the recovering
+    # process read DynamoDB instead, which lacked a turn still unflushed in Redis, and wrote on top of it.
+    flushed_session(PHONE)
+    unflushed = session_get(phone=PHONE)
+    unflushed.current_node = "UNFLUSHED"
+    session_save(session=unflushed, expected_version=1)  # version 2, only in Redis
+    # given this process saw Redis fail, and DynamoDB throttles the registry's Query when Redis is back
+    with monkeypatch.context() as away:
+        away.setattr(redis_only, "redis_session_get", _away)
+        assert session_get(phone=PHONE).version == 1  # DynamoDB's copy, while Redis is away
+    redis_breaker.reset()
+
+    def throttled():
+        raise DynamoDBThrottled(ERR_THROTTLED.format(table=CACHE_TABLE.name))
+
+    with monkeypatch.context() as throttling:
+        throttling.setattr(cached, "bypass_registry_read", throttled)
+        # when it serves a read or a turn; then it refuses (503) rather than answer from DynamoDB
+        with pytest.raises(RecoveryPending):
+            session_get(phone=PHONE)
+        stale = durable_session(PHONE)
+        with pytest.raises(RecoveryPending):
+            session_save(session=stale, expected_version=1)
+    # and once the registry answers (the next try comes LIZZY_BREAKER_RESET_SECONDS after a failed one),
+    # the unflushed turn is served and flushed
+    monkeypatch.setattr(cached, "_registry_retry_at", 0.0)
+    found = session_get(phone=PHONE)
+    assert (found.version, found.current_node) == (2, "UNFLUSHED")
+    sessions_flush()
+    assert durable(PHONE)["currentNode"] == "UNFLUSHED"
+
+
+def test_a_cached_recovery_that_cannot_read_the_registry_reads_dynamodb(dynamodb, session_redis, use_mode, monkeypatch):
+    use_mode("cached")
+    flushed_session(PHONE)
+    with monkeypatch.context() as away:
+        away.setattr(redis_only, "redis_session_get", _away)
+        session_get(phone=PHONE)
+    redis_breaker.reset()
+
+    def throttled():
+        raise DynamoDBThrottled(ERR_THROTTLED.format(table=CACHE_TABLE.name))
+
+    monkeypatch.setattr(cached, "bypass_registry_read", throttled)
+    with record_calls() as calls:
+        assert session_get(phone=PHONE).version == 1  # the store of record answers
+    assert ("GetItem", SESSIONS.name) in calls
+    assert cached.recovery_pending()
