@@ -23,8 +23,9 @@ Documented windows (docs/SESSION_STORE.md, loss-window table), counted as ``wind
 dies or is cut off in ``cached_write_behind`` or ``parallel``, what DynamoDB lacks at that moment (unflushed
 writes; writes whose DynamoDB mirror failed), asked of DynamoDB at the moment of the fault; when Redis dies in
 ``redis_only``, everything (and DynamoDB's copy of an earlier period may show again). A window opened in one
-mode may be observed after a mode change: it is counted in the mode of the read. The partial partition has
-its own count (``partial``, and ``stale`` for the reads of the stale copy): ``TwoProcessHistory``. Nothing
+mode may be observed after a mode change: it is counted in the mode of the read. The stale-copy window (a
+process reading Redis's older copy of a phone another process wrote while Redis was away from it) has its own
+count (``partial``, and ``stale`` for the reads of that copy): ``TwoProcessHistory``. Nothing
 else is allowed. What it cannot show is listed in docs/SESSION_STORE.md ("What the history checker does not
 cover").
 """
