@@ -14,11 +14,11 @@ copy whose base is below it, a clean copy or tombstone below it); a copy written
 
 Layout: one item per phone in the cache table (``PK=LIZZY#write-behind-bypass``, ``SK`` = the phone,
 ``version``, ``ttl``), next to the fence item; read with one strongly consistent Query of that partition
-(one round trip up to 1 MB, about 20,000 entries). Items rather than one map in one item: an outage that
-writes many phones through cannot hit the 400 KB item limit, and concurrent writers never contend for one
-item. An entry lives one session lifetime (``LIZZY_SESSION_TTL_SECONDS``): the stale copy was written
-before the write, so its key has expired by then. The session table already holds the phones; the logs
-only ever show them masked.
+(one round trip per 1 MB page: over 10,000 entries of about 60 bytes). Items rather than one map in one
+item: an outage that writes many phones through cannot hit the 400 KB item limit, and concurrent writers
+never contend for one item. An entry lives one session lifetime (``LIZZY_SESSION_TTL_SECONDS``): the stale
+copy was written before the write, so its key has expired by then. The session table already holds the
+phones; the logs only ever show them masked.
 """
 
 from __future__ import annotations
