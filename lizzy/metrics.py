@@ -74,6 +74,12 @@ SESSION_FORKS = Counter(
     "Write-behind copies dropped because DynamoDB was written without them (Redis away): their unflushed turns.",
     ["where"],
 )
+SESSION_BYPASS_REGISTRY = Counter(
+    "lizzy_session_bypass_registry_total",
+    "Shared bypass registry: writes made without Redis registered, registrations DynamoDB refused, entries "
+    "applied and removed by flushes, recoveries that could not read it.",
+    ["result"],
+)
 FLUSH_FENCE_RAISED = Counter(
     "lizzy_session_flush_fence_raised_total",
     "Write-behind fence raises: a session went to DynamoDB without Redis, so flushes check versions.",

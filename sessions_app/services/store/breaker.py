@@ -90,6 +90,11 @@ class CircuitBreaker:
                 self._opened_at = self.clock()
                 self._set(self.OPEN)
 
+    def abandon(self) -> None:
+        """An allowed call did not reach Redis after all (nothing learnt): let the next call be the trial."""
+        with self._lock:
+            self._trial_in_flight = False
+
     def reset(self) -> None:
         with self._lock:
             self._failures = 0

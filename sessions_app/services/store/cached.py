@@ -8,22 +8,28 @@ write-through: conditional PutItem in DynamoDB, then Redis. Deletes and expires:
 
 N consecutive Redis errors open the breaker, and for T seconds reads and writes go straight to DynamoDB,
 then one trial call decides: a Redis failure never fails a session request. Each phone written while
-Redis was away is remembered; before this process uses Redis again, their Redis copies (dirty ones
-included: they are the older fork) are dropped, so the turns made meanwhile are never hidden or
-overwritten by them.
+Redis was away is remembered, here and in the shared bypass registry (``bypass.py``, before the write is
+acknowledged); before this process uses Redis again after a Redis error, it applies its memory and the
+whole registry: the Redis copies older than those writes (dirty ones included: they are the older fork)
+are dropped, so the turns made meanwhile are never hidden or overwritten by them, whichever process
+made them.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from django.conf import settings
+
 from lizzy import metrics
+from lizzy.dynamodb import DynamoDBError
+from lizzy.errors import ServiceUnavailable
 from lizzy.redis import (
     RedisUnavailable,
     is_tombstone,
-    redis_session_drop,
     redis_session_forget_clean,
     redis_session_set_if_newer,
     redis_session_tombstone,
@@ -31,6 +37,7 @@ from lizzy.redis import (
 from sessions_app.models import StoreMode
 from sessions_app.services.store.base import RetiringSessionStore, Session, SessionConflict
 from sessions_app.services.store.breaker import CircuitBreaker, redis_breaker
+from sessions_app.services.store.bypass import bypass_apply, bypass_register, bypass_registry_read
 from sessions_app.services.store.dynamodb_only import DynamoDBSessionStore
 from sessions_app.services.store.redis_only import RedisSessionStore, redis_document, session_from_redis
 from sessions_app.services.store.timing import timed
@@ -44,12 +51,49 @@ _CACHE_MISS = metrics.SESSION_CACHE_REQUESTS.labels("miss")
 # must be healed even if this process is in `cached_write_behind` when Redis returns.
 _BYPASSED: dict[str, int] = {}  # phone -> the version this process wrote to DynamoDB while Redis was away
 _BYPASSED_LOCK = threading.Lock()
+# Redis failures this process has seen (a call failed, or the breaker refused one), and how many of them
+# its last complete recovery covered: while they differ, the next Redis use applies the shared registry.
+_redis_failures = 0
+_recovered_failures = 0
+_registry_retry_at = 0.0  # after an unreadable registry, the next recovery tries no sooner (monotonic)
 
 
 def bypassed_forget() -> None:
-    """Tests, per Redis: forget the phones written while Redis was away."""
+    """Tests, per Redis: forget the phones written while Redis was away, and the failures seen."""
+    global _redis_failures, _recovered_failures, _registry_retry_at
     with _BYPASSED_LOCK:
         _BYPASSED.clear()
+        _redis_failures = _recovered_failures = 0
+        _registry_retry_at = 0.0
+
+
+def redis_failure_seen() -> None:
+    """This process found Redis away: before it uses Redis again it applies the shared registry."""
+    global _redis_failures
+    with _BYPASSED_LOCK:
+        _redis_failures += 1
+
+
+def recovery_pending() -> bool:
+    """Has this process seen Redis fail since its last recovery (the checker and the admin ask)?"""
+    return _redis_failures != _recovered_failures
+
+
+ERR_RECOVERY_PENDING = (
+    "Redis is back, but DynamoDB cannot say yet which sessions were written without it ({reason}). "
+    "Nothing was written; try again shortly."
+)
+
+
+class RegistryUnreadable(Exception):
+    """The recovery could not read the shared registry: Redis is not used until it can."""
+
+
+class RecoveryPending(ServiceUnavailable):
+    """A write-behind session call while this process cannot finish its recovery (503, nothing written):
+    DynamoDB's copy may lack unflushed Redis turns, and Redis's copy may be older than a registered write."""
+
+    code = "redis_recovery_pending"
 
 
 class CachedSessionStore(RetiringSessionStore):
@@ -62,16 +106,30 @@ class CachedSessionStore(RetiringSessionStore):
         self._bypassed = _BYPASSED
         self._bypassed_lock = _BYPASSED_LOCK
 
-    def _try_redis(self, action: Callable[[], T]) -> tuple[bool, T | None]:
-        """(True, result) when Redis answered; (False, None) when the breaker is open or the call failed."""
+    # cached: a read whose recovery cannot finish goes to DynamoDB, the store of record. write_behind: refused,
+    # since DynamoDB may lack the unflushed turns Redis holds (reading or writing through would drop them).
+    refuses_unrecovered = False
+
+    def _try_redis(self, action: Callable[[], T], *, before_write: bool = False) -> tuple[bool, T | None]:
+        """(True, result) when Redis answered; (False, None) when the breaker is open or the call failed.
+        ``before_write``: a read or a write-behind write, not the Redis half of a write DynamoDB already took;
+        in write-behind it raises RecoveryPending when the recovery cannot read the shared registry."""
         if not self.breaker.allow():
+            redis_failure_seen()
             metrics.SESSION_FALLBACKS.labels(self.mode, "breaker_open").inc()
             return False, None
         try:
-            if self._bypassed:
+            if self._bypassed or recovery_pending():  # two reads of plain values: a hit stays one GET
                 self._heal()
             result = action()
+        except RegistryUnreadable as exc:
+            self.breaker.abandon()  # Redis was not asked: the trial, if this was one, is still to be made
+            metrics.SESSION_FALLBACKS.labels(self.mode, "registry_unreadable").inc()
+            if before_write and self.refuses_unrecovered:
+                raise RecoveryPending(ERR_RECOVERY_PENDING.format(reason=exc)) from exc
+            return False, None
         except RedisUnavailable:
+            redis_failure_seen()
             self.breaker.failure()
             metrics.SESSION_FALLBACKS.labels(self.mode, "redis_error").inc()
             return False, None
@@ -82,22 +140,40 @@ class CachedSessionStore(RetiringSessionStore):
         return True, result
 
     def _bypass(self, phone: str, version: int) -> None:
-        """A write reached DynamoDB without Redis: a Redis copy older than ``version`` is now stale."""
+        """A write reached DynamoDB without Redis: a Redis copy older than ``version`` is now stale. Remembered
+        here and in the shared registry, before the caller acknowledges the write (one UpdateItem)."""
         with self._bypassed_lock:
             self._bypassed[phone] = max(version, self._bypassed.get(phone, 0))
+        bypass_register(phone=phone, version=version)
 
     def _heal(self) -> None:
-        """Drop the Redis copies older than what this process wrote while Redis was away (raises
-        RedisUnavailable). A copy another process wrote on top of that write since, once Redis was back for
-        it, is newer and stays: the heal may run long after (this process's first Redis use)."""
+        """The recovery, before this process uses Redis again: drop the Redis copies older than what this
+        process, and (after a Redis error here) any process in the shared registry, wrote while Redis was
+        away (raises RedisUnavailable, or RegistryUnreadable when DynamoDB cannot say). A copy written on
+        top of such a write since, once Redis was back, is newer and stays: the heal may run long after."""
+        global _recovered_failures, _registry_retry_at
+        failures = _redis_failures
         with self._bypassed_lock:
             written = dict(self._bypassed)
-        for phone, version in written.items():
-            if redis_session_drop(phone=phone, older_than=version):
-                metrics.SESSION_FORKS.labels("recovery").inc()
-            with self._bypassed_lock:
+        if failures != _recovered_failures:
+            if time.monotonic() < _registry_retry_at:
+                raise RegistryUnreadable("retrying shortly")  # one DynamoDB timeout per period, not per call
+            try:
+                entries = bypass_registry_read()
+            except (DynamoDBError, ServiceUnavailable) as exc:
+                metrics.SESSION_BYPASS_REGISTRY.labels("unreadable").inc()
+                _registry_retry_at = time.monotonic() + settings.LIZZY_BREAKER_RESET_SECONDS
+                raise RegistryUnreadable(getattr(exc, "code", str(exc))) from exc
+            now = time.time()
+            for entry in entries:
+                if entry.live(now) and entry.version > written.get(entry.phone, 0):
+                    written[entry.phone] = entry.version
+        bypass_apply(written, where="recovery")
+        with self._bypassed_lock:
+            for phone, version in written.items():
                 if self._bypassed.get(phone) == version:
                     del self._bypassed[phone]
+            _recovered_failures = max(_recovered_failures, failures)
 
     def _fill(self, session: Session) -> bool:
         answered, _ = self._try_redis(
@@ -113,7 +189,7 @@ class CachedSessionStore(RetiringSessionStore):
         self._try_redis(lambda: redis_session_forget_clean(phone=phone))
 
     def load(self, phone: str) -> Session | None:
-        answered, found = self._try_redis(lambda: self.redis.get_document(phone))
+        answered, found = self._try_redis(lambda: self.redis.get_document(phone), before_write=True)
         if answered and found is not None:
             _CACHE_HIT.inc()
             return None if is_tombstone(found) else session_from_redis(found)

@@ -21,9 +21,12 @@ either already in DynamoDB or still marked; a delete or expire leaves a dirty to
 5. moves each written phone's base to the version written and clears its mark only if its counter is
    still the one read in step 3 (a write made during the flush keeps its mark and goes out next time).
 
-The fence item (``LIZZY#write-behind-fence``) records that a write bypassed Redis recently; the admin
-shows it. The flush's safety no longer depends on it: every write is conditional (docs/SESSION_STORE.md,
-"Write-behind and the loss window").
+Before step 3 each run applies the shared bypass registry (``bypass.py``: the phones written to DynamoDB
+while Redis was away, with the versions) and removes the entries it applied, so a process that never saw
+Redis fail stops serving such a stale copy after the next flush run. The fence item
+(``LIZZY#write-behind-fence``) records that a write bypassed Redis recently; the admin shows it. The
+flush's safety no longer depends on it: every write is conditional (docs/SESSION_STORE.md, "Write-behind
+and the loss window").
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ from sessions_app.services.store.base import (
     session_expiry,
     session_stamped,
 )
+from sessions_app.services.store.bypass import bypass_apply, bypass_registry_read, bypass_unregister
 from sessions_app.services.store.cached import CachedSessionStore
 from sessions_app.services.store.timing import timed
 
@@ -138,6 +142,7 @@ def _reset_fence_memory() -> None:
 
 class WriteBehindSessionStore(CachedSessionStore):
     mode = StoreMode.CACHED_WRITE_BEHIND
+    refuses_unrecovered = True
 
     def save(self, session: Session, *, expected_version: int | None) -> Session:
         stored = self._save_behind(session, expected_version)
@@ -155,7 +160,8 @@ class WriteBehindSessionStore(CachedSessionStore):
             # as -1; only then does DynamoDB have to say whether the session exists.
             stored = session_stamped(session=session, expected_version=expected_version)
             answered, outcome = self._try_redis(
-                lambda: self.redis.cas(stored, expected_version=expected_version, mark_dirty=True)
+                lambda: self.redis.cas(stored, expected_version=expected_version, mark_dirty=True),
+                before_write=True,
             )
             if not answered:
                 return None
@@ -165,7 +171,7 @@ class WriteBehindSessionStore(CachedSessionStore):
             if current != -1:
                 raise session_conflict(session, expected_version)
         # A create (a live session anywhere must refuse it), or the session is not in the hot tier.
-        answered, peeked = self._try_redis(lambda: self.redis.peek(session.phone))
+        answered, peeked = self._try_redis(lambda: self.redis.peek(session.phone), before_write=True)
         if not answered:
             return None
         cached, floor = peeked
@@ -178,7 +184,8 @@ class WriteBehindSessionStore(CachedSessionStore):
             elif expected_version is not None:
                 raise session_conflict(session, expected_version)
         answered, stored = self._try_redis(
-            lambda: self.redis.save(session, expected_version=expected_version, mark_dirty=True, version_floor=floor)
+            lambda: self.redis.save(session, expected_version=expected_version, mark_dirty=True, version_floor=floor),
+            before_write=True,
         )
         return stored if answered else None
 
@@ -187,7 +194,8 @@ class WriteBehindSessionStore(CachedSessionStore):
         the flusher applies to DynamoDB (conditionally); a session not in Redis, or Redis away, is retired
         in DynamoDB as ``cached`` does."""
         answered, result = self._try_redis(
-            lambda: redis_session_tombstone(phone=phone, expected_version=expected_version, kind=kind, mark_dirty=True)
+            lambda: redis_session_tombstone(phone=phone, expected_version=expected_version, kind=kind, mark_dirty=True),
+            before_write=True,
         )
         if answered and result is not None and result < 0:
             raise SessionConflict(ERR_CONFLICT.format(expected=expected_version))
@@ -217,6 +225,9 @@ class FlushResult:
     expired: int = 0
     batches: int = 0  # conditional PutItem calls
     failed: int = 0  # writes DynamoDB refused (throttled after retries, unreachable): still dirty
+    bypass_read: bool = False  # the shared bypass registry was read and applied by this run
+    bypass_dropped: int = 0  # Redis copies older than a write made without Redis, dropped by this run
+    bypass_removed: int = 0  # registry entries this run applied and removed
     seconds: float = 0.0
 
 
@@ -256,9 +267,40 @@ class FlushLockLost(Exception):
     """The flush lock expired or passed to another flusher: this flush must not write any more."""
 
 
-def sessions_flush(*, max_items: int | None = None) -> FlushResult:
+# Modes where Redis is the store of record: a Redis copy is never dropped there for DynamoDB's sake (after
+# a Redis loss in redis_only the versions restart below DynamoDB's). Their revalidations move Redis instead.
+REDIS_OF_RECORD_MODES = (StoreMode.REDIS_ONLY, StoreMode.PARALLEL)
+
+
+def _flush_bypass_registry(result: FlushResult, *, mode: str | None) -> None:
+    """Apply the shared bypass registry (one Query), then remove each entry applied unless a newer one
+    replaced it meanwhile. In a mode where Redis is the store of record, the entries are removed unapplied.
+    DynamoDB unreadable: nothing applied, the next run tries again (raises RedisUnavailable)."""
+    try:
+        entries = bypass_registry_read()
+    except (DynamoDBError, ServiceUnavailable) as exc:
+        metrics.SESSION_BYPASS_REGISTRY.labels("unreadable").inc()
+        logger.warning("write-behind flush: bypass registry unreadable (%s)", getattr(exc, "code", exc))
+        return
+    now = time.time()
+    if mode not in REDIS_OF_RECORD_MODES:
+        result.bypass_dropped = bypass_apply(
+            {entry.phone: entry.version for entry in entries if entry.live(now)}, where="registry"
+        )
+    result.bypass_read = True
+    for entry in entries:
+        try:
+            if bypass_unregister(entry=entry):
+                result.bypass_removed += 1
+        except (DynamoDBError, ServiceUnavailable) as exc:
+            logger.warning("write-behind flush: bypass entry not removed (%s)", getattr(exc, "code", exc))
+    metrics.SESSION_BYPASS_REGISTRY.labels("removed").inc(result.bypass_removed)
+
+
+def sessions_flush(*, max_items: int | None = None, mode: str | None = None) -> FlushResult:
     """Flush dirty sessions to DynamoDB once; status ``locked`` if another flush is running, ``lock_lost``
-    if this one lost its lock midway (it stopped writing; the next flush goes on)."""
+    if this one lost its lock midway (it stopped writing; the next flush goes on). ``mode``: the store
+    mode the caller follows (the registry is not applied where Redis is the store of record)."""
     lock_seconds = settings.LIZZY_FLUSH_LOCK_SECONDS
     token = redis_lock_acquire(name=FLUSH_LOCK_KEY, ttl_seconds=lock_seconds)
     if token is None:
@@ -270,6 +312,7 @@ def sessions_flush(*, max_items: int | None = None) -> FlushResult:
     limit = max_items or settings.LIZZY_FLUSH_MAX_ITEMS
     flush = _Flush(token=token, fence=fence, lock_seconds=lock_seconds, reported=write_behind_fenced())
     try:
+        _flush_bypass_registry(result, mode=mode)
         cursor, seen = 0, 0
         submitted: set[str] = set()
         in_flight: _Page | None = None

@@ -23,8 +23,9 @@ Documented windows (docs/SESSION_STORE.md, loss-window table), counted as ``wind
 dies or is cut off in ``cached_write_behind`` or ``parallel``, what DynamoDB lacks at that moment (unflushed
 writes; writes whose DynamoDB mirror failed), asked of DynamoDB at the moment of the fault; when Redis dies in
 ``redis_only``, everything (and DynamoDB's copy of an earlier period may show again). A window opened in one
-mode may be observed after a mode change: it is counted in the mode of the read. The partial partition has
-its own count (``partial``, and ``stale`` for the reads of the stale copy): ``TwoProcessHistory``. Nothing
+mode may be observed after a mode change: it is counted in the mode of the read. The stale-copy window (a
+process reading Redis's older copy of a phone another process wrote while Redis was away from it) has its own
+count (``partial``, and ``stale`` for the reads of that copy): ``TwoProcessHistory``. Nothing
 else is allowed. What it cannot show is listed in docs/SESSION_STORE.md ("What the history checker does not
 cover").
 """
@@ -48,6 +49,7 @@ from typing import Any
 from botocore.exceptions import EndpointConnectionError
 
 import lizzy.redis
+from lizzy import metrics
 from lizzy.dynamodb import dynamodb_get_item
 from lizzy.errors import ServiceUnavailable
 from lizzy.redis import RedisUnavailable, reset_redis
@@ -56,7 +58,9 @@ from sessions_app.models import StoreMode
 from sessions_app.selectors import session_get
 from sessions_app.services.ops import session_expire
 from sessions_app.services.sessions import SessionConflict, session_delete, session_new, session_save
+from sessions_app.services.store import cached
 from sessions_app.services.store.breaker import redis_breaker
+from sessions_app.services.store.bypass import REGISTRY_PK
 from sessions_app.services.store.factory import stores_reset
 from sessions_app.services.store.write_behind import sessions_flush
 from sessions_app.services.store_modes import (
@@ -119,6 +123,7 @@ class History:
         self, *, seed: int, phones: int, redis_server: Any, settings: Any, modes: tuple[str, ...] = MODES
     ) -> None:
         self.rng = random.Random(seed)
+        self.registry_rng = random.Random(-seed)
         self.phones = [f"+1206559{n:04d}" for n in range(phones)]
         self.model: dict[str, list[int] | str | None] = _Tracked(dict.fromkeys(self.phones))
         self.allowed: dict[str, set[int]] = {p: set() for p in self.phones}  # ids that may be lost (window)
@@ -149,9 +154,12 @@ class History:
             return send(params)  # the checker's own look at DynamoDB: no fault, no nested step
         if self.dynamodb_fault == "unreachable":
             raise EndpointConnectionError(endpoint_url="http://dynamodb.invalid")
-        if self.dynamodb_fault == "throttled" and self.rng.random() < 0.3:
+        # The bypass registry's calls draw from a generator of their own, so a seed's schedule stays the one
+        # it was before the registry existed until the product's behaviour differs (seeds replay defects).
+        rng = self.registry_rng if REGISTRY_PK in str(params) else self.rng
+        if self.dynamodb_fault == "throttled" and rng.random() < 0.3:
             raise client_error("ProvisionedThroughputExceededException", "throttled (history checker)", operation)
-        if self.nesting == 0 and self.rng.random() < self.nested_rate:
+        if self.nesting == 0 and rng.random() < self.nested_rate:
             self.nesting += 1
             try:
                 self.step(nested=True)
@@ -265,16 +273,18 @@ class History:
             f"read {phone[-1]} {mode} by={by} nest={self.nesting} got={ids} model={model} "
             f"allowed={sorted(self.allowed[phone])}"
         )
-        if ids != (model if isinstance(model, list) else None) and self.stale_read(phone, ids, by):
-            self.counts.trace.append(f"read {phone[-1]} by {by}: the stale hot copy of the partial partition")
-            self.counts.note(mode, "stale")
-            return False
+        # A state a window hid (nothing acknowledged since) is the model's, not a stale copy: it was acknowledged
+        # on the model, after any fork of the phone (an acknowledgement clears it), so it is checked first.
         hidden = self.revivable[phone]
         if hidden is not None and (ids == hidden or (hidden == ENDED and ids is None)):
             self.counts.trace.append(f"read {phone[-1]} got the state a window had hidden back: {ids}")
             self.model[phone] = hidden
             self.revivable[phone] = None
             return True
+        if ids != (model if isinstance(model, list) else None) and self.stale_read(phone, ids, by):
+            self.counts.trace.append(f"read {phone[-1]} by {by}: the stale hot copy of the partial partition")
+            self.counts.note(mode, "stale")
+            return False
         if ids is not None:
             if len(set(ids)) != len(ids):
                 self.counts.note(mode, "duplicated")
@@ -424,7 +434,7 @@ class History:
                 self.counts.refused += 1
             return
         try:
-            result = sessions_flush()
+            result = sessions_flush(mode=store_mode_current())
             self.counts.trace.append(f"flush {result}")
         except RedisUnavailable:
             self.counts.refused += 1
@@ -495,7 +505,7 @@ class History:
     def final_check(self) -> None:
         mode = store_mode_current()
         for _ in range(3):
-            sessions_flush()
+            sessions_flush(mode=mode)
         for phone in self.phones:
             self.check_read(phone, self._ids(session_get(phone=phone)), mode)
         if mode in (StoreMode.REDIS_ONLY, StoreMode.PARALLEL):
@@ -556,6 +566,7 @@ class Worker:
         answer = self._answer()
         if answer["outcome"] == "error":
             raise RuntimeError(answer["error"])
+        self.last = answer  # with its recovery and registry state after the command (TwoProcessHistory)
         return answer
 
     @staticmethod
@@ -583,13 +594,25 @@ class TwoProcessHistory(History):
     """The schedule's clients in two processes: this one (p0) and a worker (p1) with its own Redis client,
     breaker, stores and bypass memory. Adds the partial partition: Redis unreachable from p1 only.
 
-    The partial-partition window (docs/SESSION_STORE.md, loss-window table): once p1, cut off, writes a
-    phone (through to DynamoDB, in ``cached``/``cached_write_behind``), p0 may still read the Redis copy
-    of that phone as it was when p1 was cut off, or as p0 moved it since (``stale``, not a loss), and what
-    p0 acknowledges on that stale copy is lost when p1 reaches Redis again and drops the copy, or a flush
-    drops it as a fork (``partial``). What p1 itself drops when it touches a phone while cut off (DynamoDB
-    lacks p0's unflushed turns) is the first write-behind row (``windowed``). Nothing else may be lost or
-    come back: p0's writes on top of p1's write survive p1's recovery.
+    The stale-copy window (docs/SESSION_STORE.md, loss-window table). A process W that Redis is away from
+    (p1 in a partial partition, either process in a full one) and that writes a phone in ``cached`` or
+    ``cached_write_behind`` writes it through to DynamoDB and registers it in the shared bypass registry:
+    the phone is *forked*. Until the window closes, the other process R may read the Redis copy of that
+    phone as it was when W was cut off, or as R moved it since (``stale``, not a loss), **only if R saw no
+    Redis error** since its last recovery (here: R ran no session step in those modes while Redis was away
+    from it); what R acknowledges on that copy is lost when the window closes (``partial``). It closes at
+    the first of:
+
+    * the end of a session step in those modes by a process that had seen Redis fail and is no longer
+      cut off, once its recovery has run (the product says none is pending): it applied the whole registry,
+      so the forks acknowledged before that step began are closed (and all of its own, registered or not);
+    * a flush run that read and applied the registry: the forks acknowledged before the run began;
+    * a Redis kill (no copy is left).
+
+    A fork whose registration DynamoDB refused (counted by the product) closes only by W's own recovery
+    or a kill. What W drops when it writes a phone whose unflushed turns DynamoDB lacks is the first
+    write-behind row (``windowed``). Nothing else may be lost or come back: reads of the stale copy by a
+    process that saw Redis fail, or after the window closed, are losses; so are W's own.
     """
 
     HOT_MODES = (StoreMode.CACHED, StoreMode.CACHED_WRITE_BEHIND)
@@ -599,78 +622,148 @@ class TwoProcessHistory(History):
         self.worker = worker
         self.cut_off = False  # Redis unreachable from the worker only (the partial partition)
         self.p1_cut = False  # the worker cannot reach Redis: cut off, or the whole of Redis partitioned
-        self.cut_since: dict[str, int] = {}  # phone -> index of its model state when p1 was cut off
-        self.forked: dict[str, bool] = {}  # phones p1 wrote while cut off (until it reaches Redis again)
-        self.hot: dict[str, list[list[int] | None]] = {}  # p0's states on the stale copy, per forked phone
-        self.pending: Counter = Counter()  # p0's acknowledgements on the stale copy, per forked phone
+        # process -> phone -> index of the phone's model state when Redis went away from that process
+        self.cut_since: dict[str, dict[str, int]] = {"p0": {}, "p1": {}}
+        self.saw_error = {"p0": False, "p1": False}  # ran a hot-mode session step while Redis was away
+        self.seq = 0  # session steps and flushes begun, nested ones included
+        self.failed_before: dict[str, list[float]] = {"p0": [], "p1": []}  # per step in progress
+        # phone -> (writer, sequence number of the acknowledgement, registered) while its window is open
+        self.forked: dict[str, tuple[str, int, bool]] = {}
+        self.hot: dict[str, list[list[int] | None]] = {}  # the other process's states on the stale copy
+        self.pending: Counter = Counter()  # the other process's acknowledgements on the stale copy
 
     def pick_client(self) -> Worker | None:
         return self.worker if self.rng.random() < 0.5 else None
 
-    def _worker_cut_off(self) -> bool:
-        return self.p1_cut and store_mode_current() in self.HOT_MODES
+    def _cut(self, name: str) -> bool:
+        return self.p1_cut if name == "p1" else self.partitioned
+
+    def _state(self, name: str) -> tuple[bool, float]:
+        """(a recovery is pending, registrations DynamoDB refused so far) in that process."""
+        if name == "p1":
+            last = getattr(self.worker, "last", {})
+            return bool(last.get("recovery_pending")), float(last.get("register_failed", 0))
+        return cached.recovery_pending(), metrics.SESSION_BYPASS_REGISTRY.labels("register_failed")._value.get()
+
+    def _session_step(self, name: str, step: Callable[[], None], phone: str) -> None:
+        self.seq += 1
+        begun = self.seq
+        hot = store_mode_current() in self.HOT_MODES
+        if hot and self._cut(name):
+            self.saw_error[name] = True
+            if name == "p1":
+                self._window(phones=[phone])  # p1 reads DynamoDB: p0's unflushed turns of it may be dropped
+        self.failed_before[name].append(self._state(name)[1])
+        try:
+            step()
+        finally:
+            self.failed_before[name].pop()
+            pending = self._state(name)[0]
+            if hot and self.saw_error[name] and not self._cut(name) and not pending:
+                self.saw_error[name] = False
+                self._close(
+                    f"recovery of {name}",
+                    lambda writer, seq, registered: writer == name or (registered and seq < begun),
+                )
 
     def turn(self, phone: str, via: Worker | None = None) -> None:
-        if via is not None and self._worker_cut_off():
-            self._window(phones=[phone])  # p1 reads DynamoDB: p0's unflushed turns of it may be dropped
-        super().turn(phone, via)
+        self._session_step(self.name_of(via), lambda: History.turn(self, phone, via), phone)
 
     def end(self, phone: str, how: str, via: Worker | None = None) -> None:
-        if via is not None and self._worker_cut_off():
-            self._window(phones=[phone])
-        super().end(phone, how, via)
+        self._session_step(self.name_of(via), lambda: History.end(self, phone, how, via), phone)
+
+    def flush(self, via: Worker | None = None) -> None:
+        self.seq += 1
+        begun = self.seq
+        if via is not None:
+            answer = via.call(command="flush")
+            self.counts.trace.append(f"flush by {via.name} {answer}")
+            if answer["outcome"] != "ack":
+                self.counts.refused += 1
+            applied = bool(answer.get("bypass_read"))
+        else:
+            try:
+                result = sessions_flush(mode=store_mode_current())
+            except RedisUnavailable:
+                self.counts.refused += 1
+                return
+            self.counts.trace.append(f"flush {result}")
+            applied = result.bypass_read
+        if applied:  # the run read and applied the registry: the forks acknowledged before it began
+            self._close("flush", lambda writer, seq, registered: registered and seq < begun)
+
+    def _close(self, why: str, closes: Callable[[str, int, bool], bool]) -> None:
+        for phone, (writer, seq, registered) in list(self.forked.items()):
+            if not closes(writer, seq, registered):
+                continue
+            if self.pending[phone]:
+                self.counts.note(store_mode_current(), "partial", self.pending[phone])
+            self.counts.trace.append(f"window of {phone[-1]} closed ({why}): {self.pending[phone]} on the stale copy")
+            del self.forked[phone]
+            self.hot.pop(phone, None)
+            self.pending.pop(phone, None)
 
     def after_ack(self, phone: str, via: Worker | None) -> None:
-        if via is not None and self._worker_cut_off() and phone not in self.forked:
-            self.forked[phone] = True
+        name = self.name_of(via)
+        if store_mode_current() in self.HOT_MODES and self._cut(name) and phone not in self.forked:
+            registered = not self.failed_before[name] or self._state(name)[1] == self.failed_before[name][-1]
+            self.forked[phone] = (name, self.seq, registered)
             self.hot[phone] = []
             self.counts.faults["fork"] += 1
-            self.counts.trace.append(f"fork {phone[-1]}: p1 wrote it while cut off")
+            if not registered:
+                self.counts.faults["fork_unregistered"] += 1
+            self.counts.trace.append(f"fork {phone[-1]}: {name} wrote it cut off (registered: {registered})")
 
     def stale_read(self, phone: str, ids: list[int] | None, by: str) -> bool:
-        if by != "p0" or phone not in self.forked:
+        if phone not in self.forked:
             return False
-        since = self.cut_since.get(phone, len(self.model.states[phone]) - 1)
+        writer = self.forked[phone][0]
+        if by == writer or self.saw_error[by] or self._cut(by):
+            return False  # the writer knows; a process that saw Redis fail recovers before it reads
+        since = self.cut_since[writer].get(phone, len(self.model.states[phone]) - 1)
         states = [*self.model.states[phone][since:], *self.hot[phone]]
         return any(ids == state if isinstance(state, list) else ids is None for state in states)
 
     def on_stale_ack(self, phone: str, ids: list[int] | None) -> None:
+        if phone not in self.forked:  # the window closed while the write ran: dropped with the copy
+            self.counts.note(store_mode_current(), "partial")
+            return
         self.hot[phone].append(ids)
         self.pending[phone] += 1
 
     def _heal_worker(self) -> None:
-        """p1 reaches Redis again: its first Redis use drops the copies older than what it wrote cut off.
-        What p0 acknowledged on those stale copies is the partial window; nothing else of p0's may go."""
+        """p1 reaches Redis again: its first Redis use (here, a read) recovers, in a hot-tier mode."""
+        self.p1_cut = False
+        self._session_step("p1", self._worker_read, self.phones[0])
+
+    def _worker_read(self) -> None:
         answer = self.worker.call(command="partition", on=False, phone=self.phones[0])
         self.counts.trace.append(f"p1 reaches Redis again: {answer}")
-        for phone in self.forked:
-            if self.pending[phone]:
-                self.counts.note(store_mode_current(), "partial", self.pending[phone])
-        self.forked.clear()
-        self.hot.clear()
-        self.pending.clear()
-        self.cut_since.clear()
 
     def toggle_partition(self) -> None:
+        was_partitioned = self.partitioned
         if self.rng.random() < 0.5:
             super().toggle_partition()  # the whole of Redis, from both processes
         else:
             self.cut_off = not self.cut_off
             self.counts.faults["partial_partition" if self.cut_off else "partial_partition_healed"] += 1
             self.counts.trace.append("partial partition: Redis cut off from p1" if self.cut_off else "p1 healed")
+        if self.partitioned and not was_partitioned:
+            self.cut_since["p0"] = {phone: len(self.model.states[phone]) - 1 for phone in self.phones}
         p1_cut = self.partitioned or self.cut_off
         if p1_cut and not self.p1_cut:
-            self.cut_since = {phone: len(self.model.states[phone]) - 1 for phone in self.phones}
+            self.cut_since["p1"] = {phone: len(self.model.states[phone]) - 1 for phone in self.phones}
             self.worker.call(command="partition", on=True)
+            self.p1_cut = True
         elif self.p1_cut and not p1_cut:
             self._heal_worker()
-        self.p1_cut = p1_cut
 
     def kill_redis(self) -> None:
         killed = not self.partitioned
         super().kill_redis()
         if killed:
             self.worker.call(command="reset_redis")
+            self._close("Redis killed", lambda writer, seq, registered: True)
 
     def toggle_dynamodb(self) -> None:
         super().toggle_dynamodb()
@@ -692,6 +785,9 @@ class TwoProcessHistory(History):
     def final_check(self) -> None:
         self.worker.call(command="dynamodb", fault=None)
         if self.p1_cut:
-            self.cut_off = self.p1_cut = False
+            self.cut_off = False
             self._heal_worker()
+        # Every fault is healed and both processes reach Redis: what is still open closes now, so the final
+        # reads (p0's first one recovers it) and the final flushes allow no stale copy.
+        self._close("end of the schedule", lambda writer, seq, registered: True)
         super().final_check()

@@ -23,6 +23,7 @@ from botocore.exceptions import EndpointConnectionError  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 import lizzy.redis  # noqa: E402
+from lizzy import metrics  # noqa: E402
 from lizzy.dynamodb import reset_client  # noqa: E402
 from lizzy.errors import ServiceUnavailable  # noqa: E402
 from lizzy.redis import RedisUnavailable, reset_redis  # noqa: E402
@@ -30,6 +31,8 @@ from sessions_app.selectors import session_get  # noqa: E402
 from sessions_app.services.ops import session_expire  # noqa: E402
 from sessions_app.services.sessions import SessionConflict, session_delete, session_new, session_save  # noqa: E402
 from sessions_app.services.store.breaker import redis_breaker  # noqa: E402
+from sessions_app.services.store.bypass import REGISTRY_PK  # noqa: E402
+from sessions_app.services.store.cached import recovery_pending  # noqa: E402
 from sessions_app.services.store.factory import stores_reset  # noqa: E402
 from sessions_app.services.store.write_behind import sessions_flush  # noqa: E402
 from sessions_app.services.store_modes import store_mode_current  # noqa: E402
@@ -41,13 +44,15 @@ ERR_UNKNOWN_COMMAND = "history worker: unknown command {command!r}"
 class Worker:
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
+        self.registry_rng = random.Random(-seed)
         self.partitioned = False
         self.dynamodb_fault: str | None = None
 
     def hook(self, operation, params, send):
         if self.dynamodb_fault == "unreachable":
             raise EndpointConnectionError(endpoint_url="http://dynamodb.invalid")
-        if self.dynamodb_fault == "throttled" and self.rng.random() < 0.3:
+        rng = self.registry_rng if REGISTRY_PK in str(params) else self.rng  # as the checker's hook does
+        if self.dynamodb_fault == "throttled" and rng.random() < 0.3:
             raise client_error("ProvisionedThroughputExceededException", "throttled (history worker)", operation)
         return send(params)
 
@@ -84,7 +89,9 @@ class Worker:
                 else:
                     session_expire(phone=command["phone"], expected_version=current.version)
             elif kind == "flush":
-                answer["result"] = str(sessions_flush())
+                result = sessions_flush(mode=store_mode_current())
+                answer["result"] = str(result)
+                answer["bypass_read"] = result.bypass_read
             elif kind == "mode":
                 settings.LIZZY_SESSION_STORE_MODE = command["mode"]
             elif kind == "partition":
@@ -100,6 +107,9 @@ class Worker:
                 answer = {"outcome": "error", "error": ERR_UNKNOWN_COMMAND.format(command=kind)}
         except (SessionConflict, ServiceUnavailable) as exc:
             answer["outcome"] = f"refused:{type(exc).__name__}"
+        # what the checker's window rule needs to know of this process (TwoProcessHistory)
+        answer["recovery_pending"] = recovery_pending()
+        answer["register_failed"] = metrics.SESSION_BYPASS_REGISTRY.labels("register_failed")._value.get()
         return answer
 
 
