@@ -136,7 +136,11 @@ class ParallelSessionStore(RetiringSessionStore):
         try:
             # Conditional (session_tombstone.lua): a Redis copy above the leftover (a new lifetime) stays.
             redis_session_tombstone(
-                phone=phone, kind=kind, floor_version=leftover, lifetime_seconds=self.redis.tombstone_seconds()
+                phone=phone,
+                kind=kind,
+                floor_version=leftover,
+                lifetime_seconds=self.redis.tombstone_seconds(),
+                keep_later=True,
             )
         except RedisUnavailable as exc:
             # DynamoDB's end stands (parallel reads it on a Redis miss); only a late older copy could undo it.
