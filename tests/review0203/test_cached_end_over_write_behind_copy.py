@@ -17,9 +17,7 @@ def turn(entry: str) -> int:
     return session_save(session=session, expected_version=current.version if current else None).version
 
 
-def test_a_cached_delete_ends_the_unflushed_turns_of_a_process_still_in_write_behind(
-    dynamodb, session_redis, use_mode
-):
+def test_a_cached_delete_ends_the_unflushed_turns_of_a_process_still_in_write_behind(dynamodb, session_redis, use_mode):
     # given a session in DynamoDB at version 1, and a process still in cached_write_behind acknowledging two
     # turns into Redis, not flushed yet
     use_mode("cached")
