@@ -271,14 +271,16 @@ def redis_session_tombstone(
     mark_dirty: bool = False,
     floor_version: int | None = None,
     lifetime_seconds: int | None = None,
+    keep_later: bool = False,
 ) -> int:
     """Replace a live session by a tombstone one version up: 1 done, 0 no live session, -(N + 1) mismatch.
 
     ``mark_dirty``: write-behind, the flusher applies it to DynamoDB (it does not expire until then).
     Otherwise the tombstone expires after ``lifetime_seconds`` (default LIZZY_TOMBSTONE_SECONDS). With no
     live value in Redis and ``floor_version`` given (DynamoDB's leftover version after the caller deleted
-    there), a clean tombstone at that version still blocks older fills; a live value above ``floor_version``
-    (a lifetime created since) stays (0).
+    there), a clean tombstone at that version still blocks older fills. With ``keep_later`` (parallel's end of a
+    session Redis lacked) a live value above ``floor_version`` (a lifetime created since) stays (0); without it
+    (cutover, cached: the store of record ended whatever was live) that value is ended too.
     """
     client = get_redis()
     args = [
@@ -289,6 +291,7 @@ def redis_session_tombstone(
         "1" if mark_dirty else "0",
         str(int(lifetime_seconds or settings.LIZZY_TOMBSTONE_SECONDS)),
         "" if floor_version is None else str(floor_version),
+        "1" if keep_later else "0",
     ]
     return int(redis_call(_script(client, _TOMBSTONE_SCRIPT), keys=_session_keys(phone), args=args))
 

@@ -5,10 +5,14 @@
 -- that could still fill an older copy). Compare-and-set on the version the operator saw.
 -- KEYS: session, dirty hash, dirty since, dirty seq, base hash.
 -- ARGV: expected version ("" = any live), phone, now ms, kind (deleted|expired), mark dirty (0/1),
---       clean tombstone lifetime s, tombstone version when no live value is there ("" = none).
+--       clean tombstone lifetime s, tombstone version when no live value is there ("" = none),
+--       keep a later lifetime (0/1).
 -- The tombstone's version is one above the value's, or ARGV[7] when that is higher (DynamoDB's leftover).
--- With ARGV[7] (DynamoDB ended the session at that version), a live value above it is a later lifetime
--- (created since, stamped above the leftover): it stays, as a newer tombstone does.
+-- With ARGV[8] = 1 and ARGV[7] (parallel: DynamoDB ended a session Redis lacked, at that version), a live value
+-- above it is a later lifetime (created since, stamped above the leftover): it stays, as a newer tombstone does.
+-- Without ARGV[8] (cutover, cached: DynamoDB, the store of record, ended whatever was live) a live value above
+-- the leftover is ended all the same: it can be the ended session itself, turns a process still in parallel
+-- acknowledged from Redis while their DynamoDB mirror failed, which a catch-up would otherwise carry back.
 -- Returns 1 tombstoned a live session, 0 none live (or a later one kept), -(N + 1) version mismatch (N = current
 -- version).
 local current = redis.call('GET', KEYS[1])
@@ -28,7 +32,7 @@ if version == nil then
   end
   return 0
 end
-if ARGV[7] ~= '' and version > tonumber(ARGV[7]) then return 0 end
+if ARGV[8] == '1' and ARGV[7] ~= '' and version > tonumber(ARGV[7]) then return 0 end
 if ARGV[1] ~= '' and version ~= tonumber(ARGV[1]) then return -(version + 1) end
 local stone_version = version + 1
 if ARGV[7] ~= '' and tonumber(ARGV[7]) > stone_version then stone_version = tonumber(ARGV[7]) end

@@ -136,7 +136,11 @@ class ParallelSessionStore(RetiringSessionStore):
         try:
             # Conditional (session_tombstone.lua): a Redis copy above the leftover (a new lifetime) stays.
             redis_session_tombstone(
-                phone=phone, kind=kind, floor_version=leftover, lifetime_seconds=self.redis.tombstone_seconds()
+                phone=phone,
+                kind=kind,
+                floor_version=leftover,
+                lifetime_seconds=self.redis.tombstone_seconds(),
+                keep_later=True,
             )
         except RedisUnavailable as exc:
             # DynamoDB's end stands (parallel reads it on a Redis miss); only a late older copy could undo it.
@@ -257,20 +261,24 @@ def dynamodb_catch_up_from_redis() -> int:
     """Into cutover (DynamoDB becomes the store of record): Redis, the store of record in parallel, may hold
     versions DynamoDB never got: a turn, delete or expiry acknowledged from Redis whose DynamoDB mirror write
     failed (``dynamodb_mirror`` counts it and goes on). Each newer live Redis copy is written into DynamoDB
-    with the mirror's own condition (never over a newer live item); each newer tombstone ends DynamoDB's
-    older live copy (conditionally on that copy's version). One GetItem per Redis session. Returns how many
-    phones were changed. Raises ``RedisUnavailable``/``DynamoDBError``: the caller refuses the change."""
+    conditionally on exactly the item read, before Redis was (never over a write made since); each newer
+    tombstone ends DynamoDB's older live copy (conditionally on that copy's version). One GetItem per Redis
+    session. Returns how many phones were changed. Raises ``RedisUnavailable``/``DynamoDBError``: the caller
+    refuses the change."""
     store = DynamoDBSessionStore()
     changed, cursor = 0, 0
     while True:
         cursor, names = redis_session_keys(cursor=cursor)
         for name in names:
             phone = phone_from_session_key(name)
+            # DynamoDB first, then Redis: an end by a process already in cutover lands in DynamoDB, then in Redis
+            # (a tombstone). Read the other way round, a Redis copy read before such an end, with the end's
+            # leftover read after it, would look like a turn DynamoDB missed and bring the session back.
+            item = dynamodb_get_item(table=store.table, key={"phone": phone}, consistent=True)
             there = redis_session_get(phone=phone)
             if there is None:
                 continue  # expired since the SCAN saw it
             version = int(there.get("version", 0))
-            item = dynamodb_get_item(table=store.table, key={"phone": phone}, consistent=True)
             current = None if item is None else Session.from_document(item)
             live = current is not None and not current.is_expired()
             if live and current.version >= version:
@@ -285,13 +293,15 @@ def dynamodb_catch_up_from_redis() -> int:
                 changed += ended is not None
                 continue
             session = session_from_redis(there)
+            # Conditional on exactly the item read (absent, or that version): an end or a turn written since
+            # (after this look at Redis) is newer than this comparison and wins.
+            if current is None:
+                condition, names, values = "attribute_not_exists(#phone)", {"#phone": "phone"}, None
+            else:
+                condition, names, values = "#v = :read", {"#v": "version"}, {":read": current.version}
             try:
                 dynamodb_put_item(
-                    table=store.table,
-                    item=session.to_document(),
-                    condition="attribute_not_exists(#phone) OR #ttl <= :now OR #v < :v",
-                    names={"#phone": "phone", "#v": "version", "#ttl": "ttl"},
-                    values={":v": session.version, ":now": int(time.time())},
+                    table=store.table, item=session.to_document(), condition=condition, names=names, values=values
                 )
             except ConditionFailed:
                 continue
