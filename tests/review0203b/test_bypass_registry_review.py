@@ -1,0 +1,177 @@
+"""Review of the shared bypass registry (issue 13, merge 2fe5809): write paths that reach DynamoDB without the
+Redis lineage yet are not registered, a stale copy that outlives its entry, and the cost of a hot hit.
+
+"Another process" is this one with its memory forgotten (``bypassed_forget``), as in
+tests/sessions_app/store/test_bypass_registry.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import lizzy.redis
+from lizzy.redis import RedisUnavailable
+from lizzy.tables import SESSIONS
+from sessions_app.selectors import session_get
+from sessions_app.services.sessions import session_delete, session_new, session_save
+from sessions_app.services.store import cached, redis_only, write_behind
+from sessions_app.services.store.breaker import redis_breaker
+from sessions_app.services.store.bypass import bypass_register, bypass_registry_read
+from sessions_app.services.store.dynamodb_only import DynamoDBSessionStore
+from sessions_app.services.store.write_behind import sessions_flush
+from tests.fixtures.dynamodb_hooks import record_calls
+
+PHONE, OTHER = "+12065550131", "+12065550132"
+
+
+@pytest.fixture
+def write_behind_mode(dynamodb, session_redis, use_mode):
+    use_mode("cached_write_behind")
+
+
+def _away(*args, **kwargs):
+    raise RedisUnavailable("Redis is unreachable (ConnectionError).")
+
+
+def durable_session(phone):
+    return DynamoDBSessionStore().load(phone)
+
+
+def flushed_session(phone, node="A"):
+    session = session_new(phone=phone)
+    session.current_node = node
+    session_save(session=session, expected_version=None)
+    sessions_flush()  # durable at version 1, and a clean copy at version 1 in Redis
+    assert session_get(phone=phone).version == 1
+
+
+def unflushed_turns(phone, turns):
+    """Write-behind turns on the hot copy, only in Redis (dirty, base 1)."""
+    for index in range(turns):
+        current = session_get(phone=phone)
+        current.current_node = f"UNFLUSHED{index}"
+        session_save(session=current, expected_version=current.version)
+
+
+def test_a_write_through_whose_fill_redis_refuses_is_registered_and_never_hidden_by_the_older_lineage(
+    write_behind_mode, monkeypatch
+):
+    # given version 1 in DynamoDB and an older lineage in Redis: two unflushed turns (dirty, version 3, base 1)
+    flushed_session(PHONE)
+    unflushed_turns(PHONE, 2)
+    # when a turn built on DynamoDB's copy (read while Redis failed) meets one more Redis error on its CAS,
+    # so it is written through, and Redis answers again for the fill (which refuses: a dirty copy is there)
+    stale = durable_session(PHONE)
+    stale.current_node = "WRITTEN_THROUGH"
+    with monkeypatch.context() as flap:
+        flap.setattr(redis_only, "redis_session_cas", _away)
+        written = session_save(session=stale, expected_version=1)
+    assert written.version == 2
+    # then the write is registered, and this very process reads what it acknowledged, not the older lineage
+    assert [(e.phone, e.version) for e in bypass_registry_read()] == [(PHONE, 2)]
+    found = session_get(phone=PHONE)
+    assert (found.version, found.current_node) == (2, "WRITTEN_THROUGH")
+
+
+def test_the_writers_next_turn_after_a_refused_fill_survives_the_flush(write_behind_mode, monkeypatch):
+    # given the write-through of the test above (DynamoDB at 2, Redis's dirty lineage at 3, base 1)
+    flushed_session(PHONE)
+    unflushed_turns(PHONE, 2)
+    stale = durable_session(PHONE)
+    stale.current_node = "WRITTEN_THROUGH"
+    with monkeypatch.context() as flap:
+        flap.setattr(redis_only, "redis_session_cas", _away)
+        session_save(session=stale, expected_version=1)
+    # when the same process (it saw the Redis error) takes the next turn on what it reads
+    current = session_get(phone=PHONE)
+    current.current_node = "NEXT_TURN"
+    acknowledged = session_save(session=current, expected_version=current.version)
+    sessions_flush()
+    # then the acknowledged turn survives the flush
+    found = session_get(phone=PHONE)
+    assert (found.version, found.current_node) == (acknowledged.version, "NEXT_TURN")
+
+
+def test_a_delete_written_through_over_an_older_dirty_lineage_never_serves_the_session_again(
+    write_behind_mode, monkeypatch
+):
+    # given version 1 in DynamoDB and unflushed turns in Redis (dirty, version 3, base 1)
+    flushed_session(PHONE)
+    unflushed_turns(PHONE, 2)
+    # when an operator who saw DynamoDB's copy deletes it while Redis fails once (the dirty tombstone call),
+    # and Redis answers again for the write-through's tombstone
+    with monkeypatch.context() as flap:
+        flap.setattr(write_behind, "redis_session_tombstone", _away)
+        assert session_delete(phone=PHONE, expected_version=1)
+    # then the deleted session is gone for this process (which saw the error) and is registered for the others
+    assert session_get(phone=PHONE) is None
+    assert [e.phone for e in bypass_registry_read()] == [PHONE]
+
+
+def test_a_fill_that_lands_after_the_flush_removed_the_entry_does_not_bring_a_deleted_session_back(
+    dynamodb, session_redis, use_mode, monkeypatch
+):
+    # The loss-window table promises: the stale copy lives at most until the first flush run that begins
+    # after the write's acknowledgement. A cache-aside fill read before the write but landing after that run
+    # is a copy no entry covers any more (the apply found no key to drop, then removed the entry).
+    use_mode("cached")
+    flushed_session(PHONE)
+    session_redis.delete(lizzy.redis.key(lizzy.redis.SESSION_KEY, phone=PHONE))  # not in the hot tier
+    real_load = DynamoDBSessionStore.load
+    raced = []
+
+    def load_then_race(self, phone):
+        found = real_load(self, phone)
+        if phone == PHONE and not raced:
+            raced.append(found.version)
+            # another process, Redis away from it, deletes the session (registered), then recovers ...
+            with monkeypatch.context() as away:
+                away.setattr(cached, "redis_session_tombstone", _away)
+                away.setattr(cached, "redis_session_forget_clean", _away)
+                assert session_delete(phone=PHONE, expected_version=1)
+            redis_breaker.reset()
+            cached.bypassed_forget()
+            # ... and a flush run applies and removes the entry
+            result = sessions_flush()
+            assert (result.bypass_read, result.bypass_removed) == (True, 1)
+        return found
+
+    monkeypatch.setattr(DynamoDBSessionStore, "load", load_then_race)
+    # when this process (no Redis error seen) finishes its read begun before the delete: it fills version 1
+    assert session_get(phone=PHONE).version == 1  # read before the delete: fine
+    monkeypatch.setattr(DynamoDBSessionStore, "load", real_load)
+    # then after the next flush run the deleted session is not served any more
+    sessions_flush()
+    assert session_get(phone=PHONE) is None
+
+
+def test_a_hot_hit_stays_one_redis_get_after_a_recovery_that_raised_a_remembered_version(
+    write_behind_mode, monkeypatch
+):
+    # given this process wrote PHONE through at version 2 while Redis was away (remembered and registered),
+    # and another process wrote it through at version 3 later (registered: the entry went up to 3)
+    flushed_session(PHONE)
+    flushed_session(OTHER)
+    stale = durable_session(PHONE)
+    with monkeypatch.context() as away:
+        away.setattr(redis_only, "redis_session_cas", _away)
+        away.setattr(redis_only, "redis_session_get", _away)
+        away.setattr(cached, "redis_session_set_if_newer", _away)
+        session_save(session=stale, expected_version=1)
+    assert bypass_register(phone=PHONE, version=3)
+    redis_breaker.reset()
+    session_get(phone=OTHER)  # the recovery: the registry read, PHONE's stale copy dropped
+    redis_calls = []
+    real_call = lizzy.redis.redis_call
+
+    def counted(function, *args, **kwargs):
+        redis_calls.append(getattr(function, "__name__", type(function).__name__))
+        return real_call(function, *args, **kwargs)
+
+    monkeypatch.setattr(lizzy.redis, "redis_call", counted)
+    # when it serves a hot hit of another phone
+    with record_calls() as calls:
+        assert session_get(phone=OTHER).version == 1
+    # then one Redis GET and no DynamoDB call
+    assert (redis_calls, calls) == (["get"], [])
+    assert ("GetItem", SESSIONS.name) not in calls
