@@ -203,7 +203,7 @@ class WriteBehindSessionStore(CachedSessionStore):
             return True
         if not answered:
             write_behind_fence_raise()
-        return super()._retire(phone, expected_version, kind)
+        return self._retire_through(phone, expected_version, kind, bypassing=not answered)
 
 
 # --- The flush ------------------------------------------------------------------------------------
