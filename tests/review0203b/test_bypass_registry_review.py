@@ -10,16 +10,17 @@ from __future__ import annotations
 import pytest
 
 import lizzy.redis
+from lizzy.cache_backend import CACHE_TABLE
 from lizzy.redis import RedisUnavailable
 from lizzy.tables import SESSIONS
 from sessions_app.selectors import session_get
 from sessions_app.services.sessions import session_delete, session_new, session_save
 from sessions_app.services.store import cached, redis_only, write_behind
 from sessions_app.services.store.breaker import redis_breaker
-from sessions_app.services.store.bypass import bypass_register, bypass_registry_read
+from sessions_app.services.store.bypass import REGISTRY_PK, bypass_register, bypass_registry_read
 from sessions_app.services.store.dynamodb_only import DynamoDBSessionStore
 from sessions_app.services.store.write_behind import sessions_flush
-from tests.fixtures.dynamodb_hooks import record_calls
+from tests.fixtures.dynamodb_hooks import fault_injection, record_calls
 
 PHONE, OTHER = "+12065550131", "+12065550132"
 
@@ -108,6 +109,11 @@ def test_a_delete_written_through_over_an_older_dirty_lineage_never_serves_the_s
     assert [e.phone for e in bypass_registry_read()] == [PHONE]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="not fixed: the apply finds no key to drop, the flush removes the entry, and the late fill of the "
+    "older copy lands on an empty key (session_drop.lua leaves no floor); see the review report",
+)
 def test_a_fill_that_lands_after_the_flush_removed_the_entry_does_not_bring_a_deleted_session_back(
     dynamodb, session_redis, use_mode, monkeypatch
 ):
@@ -175,3 +181,68 @@ def test_a_hot_hit_stays_one_redis_get_after_a_recovery_that_raised_a_remembered
     # then one Redis GET and no DynamoDB call
     assert (redis_calls, calls) == (["get"], [])
     assert ("GetItem", SESSIONS.name) not in calls
+
+
+# --- What held ------------------------------------------------------------------------------------
+
+
+def test_the_registry_read_follows_every_query_page_and_a_flush_applies_entries_past_the_first_one(
+    write_behind_mode, session_redis
+):
+    # given 7 entries, and DynamoDB answering the registry's Query 2 items a page (as past 1 MB)
+    phones = [f"+1206555{n:04d}" for n in range(7)]
+    for phone in phones:
+        assert bypass_register(phone=phone, version=2)
+    pages = []
+
+    def two_per_page(operation, params, send):
+        if operation == "Query" and REGISTRY_PK in str(params):
+            pages.append(params.get("ExclusiveStartKey"))
+            return send({**params, "Limit": 2})
+        return send(params)
+
+    with fault_injection(two_per_page):
+        entries = bypass_registry_read()
+    # then every entry is read, one Query per page
+    assert sorted(e.phone for e in entries) == phones
+    assert len(pages) == 4
+    with fault_injection(two_per_page):
+        result = sessions_flush()
+    assert (result.bypass_read, result.bypass_removed) == (True, 7)
+    assert bypass_registry_read() == []
+
+
+def test_the_dynamodb_calls_of_a_turn_in_each_mode_and_of_a_flush_run_with_entries(dynamodb, session_redis, use_mode):
+    use_mode("dynamodb_only")
+    session_save(session=session_new(phone=PHONE), expected_version=None)
+    with record_calls() as calls:
+        current = session_get(phone=PHONE)
+        session_save(session=current, expected_version=current.version)
+    assert calls == [("GetItem", SESSIONS.name), ("PutItem", SESSIONS.name)]
+    use_mode("cached")
+    session_get(phone=PHONE)  # filled
+    with record_calls() as calls:
+        current = session_get(phone=PHONE)
+        session_save(session=current, expected_version=current.version)
+    assert calls == [("PutItem", SESSIONS.name)]
+    use_mode("cached_write_behind")
+    with record_calls() as calls:
+        current = session_get(phone=PHONE)
+        session_save(session=current, expected_version=current.version)
+    assert calls == []
+    # a flush run with two entries: the fence's GetItem, one Query, one conditional DeleteItem per entry,
+    # and the dirty session's PutItem
+    bypass_register(phone=OTHER, version=2)
+    bypass_register(phone="+12065550133", version=2)
+    with record_calls() as calls:
+        result = sessions_flush()
+    assert result.written == 1
+    assert sorted(calls) == sorted(
+        [
+            ("GetItem", CACHE_TABLE.name),
+            ("Query", CACHE_TABLE.name),
+            ("DeleteItem", CACHE_TABLE.name),
+            ("DeleteItem", CACHE_TABLE.name),
+            ("PutItem", SESSIONS.name),
+        ]
+    )
