@@ -7,10 +7,13 @@ tests/sessions_app/store/test_bypass_registry.py.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 import lizzy.redis
 from lizzy.cache_backend import CACHE_TABLE
+from lizzy.dynamodb import dynamodb_update_item
 from lizzy.redis import RedisUnavailable
 from lizzy.tables import SESSIONS
 from sessions_app.selectors import session_get
@@ -181,6 +184,46 @@ def test_a_hot_hit_stays_one_redis_get_after_a_recovery_that_raised_a_remembered
     # then one Redis GET and no DynamoDB call
     assert (redis_calls, calls) == (["get"], [])
     assert ("GetItem", SESSIONS.name) not in calls
+
+
+def test_a_dirty_tombstone_that_outlives_its_entry_does_not_hide_a_write_from_a_recovering_process(
+    write_behind_mode, monkeypatch
+):
+    # An entry lives one session lifetime because "the stale copy has expired by then"; a write-behind
+    # tombstone never expires until a flush applies it, and a full partition stops every flush.
+    # given version 1 in DynamoDB, deleted in Redis (a dirty tombstone, unflushed)
+    flushed_session(PHONE)
+    assert session_delete(phone=PHONE, expected_version=1)
+    # and another process, Redis away from it, writes a turn through on DynamoDB's copy (registered) ...
+    stale = durable_session(PHONE)
+    stale.current_node = "WRITTEN_THROUGH"
+    with monkeypatch.context() as away:
+        away.setattr(redis_only, "redis_session_cas", _away)
+        away.setattr(redis_only, "redis_session_get", _away)
+        away.setattr(cached, "redis_session_set_if_newer", _away)
+        written = session_save(session=stale, expected_version=1)
+    redis_breaker.reset()
+    cached.bypassed_forget()
+    assert [(e.phone, e.version) for e in bypass_registry_read()] == [(PHONE, written.version)]
+    # ... and the partition outlasts the entry's lifetime (its ttl is past: DynamoDB has not swept it yet)
+    dynamodb_update_item(
+        table=CACHE_TABLE.name,
+        key={"PK": REGISTRY_PK, "SK": PHONE},
+        update="SET #ttl = :ttl",
+        names={"#ttl": "ttl"},
+        values={":ttl": int(time.time()) - 1},
+        return_values="NONE",
+    )
+    # when this process, which saw Redis fail during the partition, recovers and reads the phone
+    with monkeypatch.context() as away:
+        away.setattr(redis_only, "redis_session_get", _away)
+        session_get(phone=OTHER)
+    redis_breaker.reset()
+    found = session_get(phone=PHONE)
+    assert not cached.recovery_pending()
+    # then it serves the acknowledged write, not the older fork's tombstone
+    assert found is not None
+    assert (found.version, found.current_node) == (written.version, "WRITTEN_THROUGH")
 
 
 # --- What held ------------------------------------------------------------------------------------
