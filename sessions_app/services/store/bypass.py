@@ -16,9 +16,11 @@ Layout: one item per phone in the cache table (``PK=LIZZY#write-behind-bypass``,
 ``version``, ``ttl``), next to the fence item; read with one strongly consistent Query of that partition
 (one round trip per 1 MB page: over 10,000 entries of about 60 bytes). Items rather than one map in one
 item: an outage that writes many phones through cannot hit the 400 KB item limit, and concurrent writers
-never contend for one item. An entry lives one session lifetime (``LIZZY_SESSION_TTL_SECONDS``): the stale
-copy was written before the write, so its key has expired by then. The session table already holds the
-phones; the logs only ever show them masked.
+never contend for one item. An entry is applied until a flush run removes it, expired or not: a stale live
+copy was written before the write and expires within one session lifetime, but a write-behind tombstone
+never expires until a flush applies it, and a full partition stops every flush. The ``ttl`` (one session
+lifetime, ``LIZZY_SESSION_TTL_SECONDS``) only lets DynamoDB sweep entries no flush run removed. The session
+table already holds the phones; the logs only ever show them masked.
 """
 
 from __future__ import annotations
@@ -54,10 +56,7 @@ REGISTER_ATTEMPTS = 3
 class BypassEntry:
     phone: str
     version: int
-    expires_at: int
-
-    def live(self, now: float) -> bool:
-        return self.expires_at > now
+    expires_at: int  # DynamoDB's TTL sweeps the entry after it; it is applied until then all the same
 
 
 def bypass_register(*, phone: str, version: int) -> bool:

@@ -282,11 +282,8 @@ def _flush_bypass_registry(result: FlushResult, *, mode: str | None) -> None:
         metrics.SESSION_BYPASS_REGISTRY.labels("unreadable").inc()
         logger.warning("write-behind flush: bypass registry unreadable (%s)", getattr(exc, "code", exc))
         return
-    now = time.time()
-    if mode not in REDIS_OF_RECORD_MODES:
-        result.bypass_dropped = bypass_apply(
-            {entry.phone: entry.version for entry in entries if entry.live(now)}, where="registry"
-        )
+    if mode not in REDIS_OF_RECORD_MODES:  # expired entries too: a dirty tombstone outlives its entry
+        result.bypass_dropped = bypass_apply({entry.phone: entry.version for entry in entries}, where="registry")
     result.bypass_read = True
     for entry in entries:
         try:
