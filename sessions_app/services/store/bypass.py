@@ -7,7 +7,9 @@ such write is recorded here before it is acknowledged, and:
 
 * a process that saw Redis fail applies the whole registry before it uses Redis again (its recovery);
 * every flush run applies it and removes the entries it applied (conditionally: a newer entry stays),
-  so a process that never saw Redis fail serves such a copy at most until the next flush run.
+  so a process that never saw Redis fail serves such a copy at most until the next flush run. An entry
+  whose phone Redis held no copy of stays until it expires: a cache-aside read that loaded the older
+  version from DynamoDB before the write may fill it after that run, and the next run drops it.
 
 Applying an entry drops the Redis copy only if it is older than the write (``session_drop.lua``: a dirty
 copy whose base is below it, a clean copy or tombstone below it); a copy written on top of it since stays.
@@ -42,7 +44,7 @@ from lizzy.dynamodb import (
 )
 from lizzy.errors import ServiceUnavailable
 from lizzy.phone import mask_phone
-from lizzy.redis import redis_session_drop
+from lizzy.redis import redis_session_drop_older
 
 logger = logging.getLogger(__name__)
 
@@ -115,15 +117,20 @@ def bypass_registry_read() -> list[BypassEntry]:
         start = page.last_key
 
 
-def bypass_apply(written: dict[str, int], *, where: str) -> int:
-    """Drop each phone's Redis copy older than the version written without Redis; how many were dropped.
-    Raises RedisUnavailable (what was dropped stays dropped; applying again is harmless)."""
-    dropped = 0
+def bypass_apply(written: dict[str, int], *, where: str) -> tuple[int, set[str]]:
+    """Drop each phone's Redis copy older than the version written without Redis: how many were dropped,
+    and the phones Redis had no copy of at all (a cache-aside fill of a copy read before the write may
+    still land there: a flush keeps their entries). Raises RedisUnavailable (what was dropped stays
+    dropped; applying again is harmless)."""
+    dropped, absent = 0, set()
     for phone, version in written.items():
-        if redis_session_drop(phone=phone, older_than=version):
+        outcome = redis_session_drop_older(phone=phone, older_than=version)
+        if outcome == 1:
             dropped += 1
             metrics.SESSION_FORKS.labels(where).inc()
-    return dropped
+        elif outcome < 0:
+            absent.add(phone)
+    return dropped, absent
 
 
 def bypass_unregister(*, entry: BypassEntry) -> bool:
