@@ -24,6 +24,7 @@ from sessions_app.services.store.bypass import REGISTRY_PK, bypass_register, byp
 from sessions_app.services.store.dynamodb_only import DynamoDBSessionStore
 from sessions_app.services.store.write_behind import sessions_flush
 from tests.fixtures.dynamodb_hooks import fault_injection, record_calls
+from tests.lizzy.cache.helpers import make_cache
 
 PHONE, OTHER = "+12065550131", "+12065550132"
 
@@ -286,3 +287,14 @@ def test_the_dynamodb_calls_of_a_turn_in_each_mode_and_of_a_flush_run_with_entri
             ("PutItem", SESSIONS.name),
         ]
     )
+
+
+def test_registry_entries_survive_a_cache_clear_and_a_cache_key_spelled_like_the_registry(dynamodb):
+    assert bypass_register(phone=PHONE, version=2)
+    cache = make_cache(location=CACHE_TABLE.name, KEY_FUNCTION=lambda key, key_prefix, version: key)
+    cache.set(REGISTRY_PK, "a cache value")  # a key spelled like the registry's partition
+    cache.set(PHONE, "another")
+    assert [(e.phone, e.version) for e in bypass_registry_read()] == [(PHONE, 2)]
+    cache.clear()
+    assert cache.get(REGISTRY_PK) is None
+    assert [(e.phone, e.version) for e in bypass_registry_read()] == [(PHONE, 2)]
