@@ -13,7 +13,7 @@ import pytest
 
 import lizzy.redis
 from lizzy.cache_backend import CACHE_TABLE
-from lizzy.dynamodb import dynamodb_update_item
+from lizzy.dynamodb import ERR_THROTTLED, DynamoDBThrottled, dynamodb_update_item
 from lizzy.redis import RedisUnavailable
 from lizzy.tables import SESSIONS
 from sessions_app.selectors import session_get
@@ -21,6 +21,7 @@ from sessions_app.services.sessions import session_delete, session_new, session_
 from sessions_app.services.store import cached, redis_only, write_behind
 from sessions_app.services.store.breaker import redis_breaker
 from sessions_app.services.store.bypass import REGISTRY_PK, bypass_register, bypass_registry_read
+from sessions_app.services.store.cached import RecoveryPending
 from sessions_app.services.store.dynamodb_only import DynamoDBSessionStore
 from sessions_app.services.store.write_behind import sessions_flush
 from tests.fixtures.dynamodb_hooks import fault_injection, record_calls
@@ -298,3 +299,44 @@ def test_registry_entries_survive_a_cache_clear_and_a_cache_key_spelled_like_the
     cache.clear()
     assert cache.get(REGISTRY_PK) is None
     assert [(e.phone, e.version) for e in bypass_registry_read()] == [(PHONE, 2)]
+
+
+class _Clock:
+    """``time`` for cached.py with a monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return time.time()
+
+
+def test_the_write_behind_refusal_ends_once_the_registry_answers_again_after_the_retry_period(
+    write_behind_mode, monkeypatch, settings
+):
+    flushed_session(PHONE)
+    clock = _Clock()
+    monkeypatch.setattr(cached, "time", clock)
+    with monkeypatch.context() as away:
+        away.setattr(redis_only, "redis_session_get", _away)
+        session_get(phone=PHONE)  # this process sees Redis fail
+    redis_breaker.reset()
+
+    def throttled():
+        raise DynamoDBThrottled(ERR_THROTTLED.format(table=CACHE_TABLE.name))
+
+    with monkeypatch.context() as throttling:
+        throttling.setattr(cached, "bypass_registry_read", throttled)
+        with pytest.raises(RecoveryPending):
+            session_get(phone=PHONE)
+    # the registry answers again: refused until the retry period has passed, then served, for good
+    with pytest.raises(RecoveryPending):
+        session_get(phone=PHONE)
+    clock.now += settings.LIZZY_BREAKER_RESET_SECONDS
+    assert session_get(phone=PHONE).version == 1
+    assert not cached.recovery_pending()
+    clock.now += 3600
+    assert session_get(phone=PHONE).version == 1
