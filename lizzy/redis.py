@@ -307,7 +307,15 @@ def redis_session_drop(*, phone: str, expected_base: int | str | None = None, ol
         "" if expected_base is None else str(expected_base),
         "" if older_than is None else str(older_than),
     ]
-    return bool(redis_call(_script(client, _DROP_SCRIPT), keys=keys, args=args))
+    return redis_call(_script(client, _DROP_SCRIPT), keys=keys, args=args) == 1
+
+
+def redis_session_drop_older(*, phone: str, older_than: int) -> int:
+    """``redis_session_drop`` with ``older_than``, telling apart why nothing was dropped: 1 dropped, 0 kept
+    (the copy descends from the write or later), -1 no copy at all (session_drop.lua)."""
+    client = get_redis()
+    keys = [key(SESSION_KEY, phone=phone), key(DIRTY_HASH_KEY), key(DIRTY_SINCE_KEY), key(BASE_HASH_KEY)]
+    return int(redis_call(_script(client, _DROP_SCRIPT), keys=keys, args=[phone, "", str(older_than)]))
 
 
 def redis_session_forget_clean(*, phone: str) -> int:

@@ -7,7 +7,8 @@
 -- copy or tombstone below it. A copy descending from the write or later (filled, flushed or written on top
 -- of it since, by another process) is newer than what that process knows, and stays.
 -- KEYS: session, dirty hash, dirty since, base hash. ARGV: phone, expected base ("" = any), written version
--- ("" = any). Returns 1 dropped, 0 kept (base moved, or the copy is not older than the write).
+-- ("" = any). Returns 1 dropped, 0 kept (base moved, or the copy is not older than the write), -1 (with
+-- ARGV[3]) no copy at all: a fill of a copy read before the write may still land, so the caller keeps it.
 if ARGV[2] ~= '' and redis.call('HGET', KEYS[4], ARGV[1]) ~= ARGV[2] then return 0 end
 if ARGV[3] ~= '' then
   local written = tonumber(ARGV[3])
@@ -16,7 +17,7 @@ if ARGV[3] ~= '' then
     if base >= written then return 0 end
   else
     local current = redis.call('GET', KEYS[1])
-    if not current then return 0 end
+    if not current then return -1 end
     if tonumber(cjson.decode(current)['version'] or 0) >= written then return 0 end
   end
 end

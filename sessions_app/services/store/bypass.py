@@ -7,7 +7,9 @@ such write is recorded here before it is acknowledged, and:
 
 * a process that saw Redis fail applies the whole registry before it uses Redis again (its recovery);
 * every flush run applies it and removes the entries it applied (conditionally: a newer entry stays),
-  so a process that never saw Redis fail serves such a copy at most until the next flush run.
+  so a process that never saw Redis fail serves such a copy at most until the next flush run. An entry
+  whose phone Redis held no copy of stays until it expires: a cache-aside read that loaded the older
+  version from DynamoDB before the write may fill it after that run, and the next run drops it.
 
 Applying an entry drops the Redis copy only if it is older than the write (``session_drop.lua``: a dirty
 copy whose base is below it, a clean copy or tombstone below it); a copy written on top of it since stays.
@@ -16,9 +18,11 @@ Layout: one item per phone in the cache table (``PK=LIZZY#write-behind-bypass``,
 ``version``, ``ttl``), next to the fence item; read with one strongly consistent Query of that partition
 (one round trip per 1 MB page: over 10,000 entries of about 60 bytes). Items rather than one map in one
 item: an outage that writes many phones through cannot hit the 400 KB item limit, and concurrent writers
-never contend for one item. An entry lives one session lifetime (``LIZZY_SESSION_TTL_SECONDS``): the stale
-copy was written before the write, so its key has expired by then. The session table already holds the
-phones; the logs only ever show them masked.
+never contend for one item. An entry is applied until a flush run removes it, expired or not: a stale live
+copy was written before the write and expires within one session lifetime, but a write-behind tombstone
+never expires until a flush applies it, and a full partition stops every flush. The ``ttl`` (one session
+lifetime, ``LIZZY_SESSION_TTL_SECONDS``) only lets DynamoDB sweep entries no flush run removed. The session
+table already holds the phones; the logs only ever show them masked.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from lizzy.dynamodb import (
 )
 from lizzy.errors import ServiceUnavailable
 from lizzy.phone import mask_phone
-from lizzy.redis import redis_session_drop
+from lizzy.redis import redis_session_drop_older
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +58,7 @@ REGISTER_ATTEMPTS = 3
 class BypassEntry:
     phone: str
     version: int
-    expires_at: int
-
-    def live(self, now: float) -> bool:
-        return self.expires_at > now
+    expires_at: int  # DynamoDB's TTL sweeps the entry after it; it is applied until then all the same
 
 
 def bypass_register(*, phone: str, version: int) -> bool:
@@ -116,15 +117,20 @@ def bypass_registry_read() -> list[BypassEntry]:
         start = page.last_key
 
 
-def bypass_apply(written: dict[str, int], *, where: str) -> int:
-    """Drop each phone's Redis copy older than the version written without Redis; how many were dropped.
-    Raises RedisUnavailable (what was dropped stays dropped; applying again is harmless)."""
-    dropped = 0
+def bypass_apply(written: dict[str, int], *, where: str) -> tuple[int, set[str]]:
+    """Drop each phone's Redis copy older than the version written without Redis: how many were dropped,
+    and the phones Redis had no copy of at all (a cache-aside fill of a copy read before the write may
+    still land there: a flush keeps their entries). Raises RedisUnavailable (what was dropped stays
+    dropped; applying again is harmless)."""
+    dropped, absent = 0, set()
     for phone, version in written.items():
-        if redis_session_drop(phone=phone, older_than=version):
+        outcome = redis_session_drop_older(phone=phone, older_than=version)
+        if outcome == 1:
             dropped += 1
             metrics.SESSION_FORKS.labels(where).inc()
-    return dropped
+        elif outcome < 0:
+            absent.add(phone)
+    return dropped, absent
 
 
 def bypass_unregister(*, entry: BypassEntry) -> bool:

@@ -164,24 +164,27 @@ class CachedSessionStore(RetiringSessionStore):
                 metrics.SESSION_BYPASS_REGISTRY.labels("unreadable").inc()
                 _registry_retry_at = time.monotonic() + settings.LIZZY_BREAKER_RESET_SECONDS
                 raise RegistryUnreadable(getattr(exc, "code", str(exc))) from exc
-            now = time.time()
-            for entry in entries:
-                if entry.live(now) and entry.version > written.get(entry.phone, 0):
+            for entry in entries:  # expired ones too: a dirty tombstone outlives its entry (bypass.py)
+                if entry.version > written.get(entry.phone, 0):
                     written[entry.phone] = entry.version
         bypass_apply(written, where="recovery")
         with self._bypassed_lock:
             for phone, version in written.items():
-                if self._bypassed.get(phone) == version:
+                # applied at this version or above (a registry entry may be higher): remembered no longer,
+                # else every later Redis call, a hot hit included, would run this heal first
+                if self._bypassed.get(phone, version + 1) <= version:
                     del self._bypassed[phone]
             _recovered_failures = max(_recovered_failures, failures)
 
     def _fill(self, session: Session) -> bool:
-        answered, _ = self._try_redis(
+        """Did Redis take the copy? False when Redis is away, and when it refused (a newer version, a
+        tombstone, or a dirty copy: after a write-through, an older lineage that now hides the write)."""
+        answered, written = self._try_redis(
             lambda: redis_session_set_if_newer(
                 phone=session.phone, document=redis_document(session), expire_at=session.ttl
             )
         )
-        return answered
+        return answered and bool(written)
 
     def _forget_clean(self, phone: str) -> None:
         """Drop the clean hot copy, which may be the stale one a caller read (never a dirty copy: it holds
@@ -212,12 +215,17 @@ class CachedSessionStore(RetiringSessionStore):
             self._forget_clean(session.phone)  # so the caller's retry reads DynamoDB
             raise
         if not self._fill(stored):
-            self._bypass(stored.phone, stored.version)
+            self._bypass(stored.phone, stored.version)  # applying it drops only a copy older than the write
         return stored
 
     def _retire(self, phone: str, expected_version: int | None, kind: str) -> bool:
+        return self._retire_through(phone, expected_version, kind, bypassing=False)
+
+    def _retire_through(self, phone: str, expected_version: int | None, kind: str, *, bypassing: bool) -> bool:
         """DynamoDB (the store of record) checks the version, then Redis gets a tombstone (a conflict
-        drops the clean hot copy, which may be the stale one the operator saw)."""
+        drops the clean hot copy, which may be the stale one the operator saw). ``bypassing``: write-behind
+        could not reach its Redis lineage first, so the end is registered even when Redis answers the
+        tombstone: the script keeps a live value above the leftover, which may be that older dirty lineage."""
         try:
             leftover = self.dynamodb.retire(phone, expected_version=expected_version, kind=kind)
         except SessionConflict:
@@ -227,6 +235,6 @@ class CachedSessionStore(RetiringSessionStore):
             self._forget_clean(phone)  # a stale copy of a gone session
             return False
         answered, _ = self._try_redis(lambda: redis_session_tombstone(phone=phone, kind=kind, floor_version=leftover))
-        if not answered:
+        if not answered or bypassing:
             self._bypass(phone, leftover)
         return True

@@ -203,7 +203,7 @@ class WriteBehindSessionStore(CachedSessionStore):
             return True
         if not answered:
             write_behind_fence_raise()
-        return super()._retire(phone, expected_version, kind)
+        return self._retire_through(phone, expected_version, kind, bypassing=not answered)
 
 
 # --- The flush ------------------------------------------------------------------------------------
@@ -274,21 +274,24 @@ REDIS_OF_RECORD_MODES = (StoreMode.REDIS_ONLY, StoreMode.PARALLEL)
 
 def _flush_bypass_registry(result: FlushResult, *, mode: str | None) -> None:
     """Apply the shared bypass registry (one Query), then remove each entry applied unless a newer one
-    replaced it meanwhile. In a mode where Redis is the store of record, the entries are removed unapplied.
-    DynamoDB unreadable: nothing applied, the next run tries again (raises RedisUnavailable)."""
+    replaced it meanwhile (or Redis had no copy of the phone: kept until it expires, bypass.py). In a mode
+    where Redis is the store of record, the entries are removed unapplied. DynamoDB unreadable: nothing
+    applied, the next run tries again (raises RedisUnavailable)."""
     try:
         entries = bypass_registry_read()
     except (DynamoDBError, ServiceUnavailable) as exc:
         metrics.SESSION_BYPASS_REGISTRY.labels("unreadable").inc()
         logger.warning("write-behind flush: bypass registry unreadable (%s)", getattr(exc, "code", exc))
         return
-    now = time.time()
-    if mode not in REDIS_OF_RECORD_MODES:
-        result.bypass_dropped = bypass_apply(
-            {entry.phone: entry.version for entry in entries if entry.live(now)}, where="registry"
-        )
+    absent: set[str] = set()
+    if mode not in REDIS_OF_RECORD_MODES:  # expired entries too: a dirty tombstone outlives its entry
+        written = {entry.phone: entry.version for entry in entries}
+        result.bypass_dropped, absent = bypass_apply(written, where="registry")
     result.bypass_read = True
+    now = time.time()
     for entry in entries:
+        if entry.phone in absent and entry.expires_at > now:
+            continue  # no copy yet: a late fill of the older copy may land; the next run drops it
         try:
             if bypass_unregister(entry=entry):
                 result.bypass_removed += 1

@@ -406,7 +406,7 @@ def test_9_breaker_open_turns_are_not_discarded_when_redis_returns(stores, monke
             (redis_only, "redis_session_get"),
             (redis_only, "redis_session_cas"),
             (cached, "redis_session_set_if_newer"),
-            (bypass, "redis_session_drop"),
+            (bypass, "redis_session_drop_older"),
         ):
             partition.setattr(module, name, away)
         assert session_get(phone=PHONE).version == 1  # the last flushed version
