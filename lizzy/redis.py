@@ -272,6 +272,7 @@ def redis_session_tombstone(
     floor_version: int | None = None,
     lifetime_seconds: int | None = None,
     keep_later: bool = False,
+    keep_started_after: bool = False,
 ) -> int:
     """Replace a live session by a tombstone one version up: 1 done, 0 no live session, -(N + 1) mismatch.
 
@@ -280,7 +281,9 @@ def redis_session_tombstone(
     live value in Redis and ``floor_version`` given (DynamoDB's leftover version after the caller deleted
     there), a clean tombstone at that version still blocks older fills. With ``keep_later`` (parallel's end of a
     session Redis lacked) a live value above ``floor_version`` (a lifetime created since) stays (0); without it
-    (cutover, cached: the store of record ended whatever was live) that value is ended too.
+    (cutover: the store of record ended whatever was live) that value is ended too. With ``keep_started_after``
+    (cached) only a value that started after the end stays: a clean copy above ``floor_version`` or a dirty
+    write-behind lineage whose base is at or above it (an older unflushed lineage is ended).
     """
     client = get_redis()
     args = [
@@ -291,7 +294,7 @@ def redis_session_tombstone(
         "1" if mark_dirty else "0",
         str(int(lifetime_seconds or settings.LIZZY_TOMBSTONE_SECONDS)),
         "" if floor_version is None else str(floor_version),
-        "1" if keep_later else "0",
+        "1" if keep_later else "2" if keep_started_after else "0",
     ]
     return int(redis_call(_script(client, _TOMBSTONE_SCRIPT), keys=_session_keys(phone), args=args))
 

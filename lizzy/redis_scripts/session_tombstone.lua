@@ -6,13 +6,14 @@
 -- KEYS: session, dirty hash, dirty since, dirty seq, base hash.
 -- ARGV: expected version ("" = any live), phone, now ms, kind (deleted|expired), mark dirty (0/1),
 --       clean tombstone lifetime s, tombstone version when no live value is there ("" = none),
---       keep a later lifetime (0/1).
+--       keep a later lifetime (0 no, 1 any live value above ARGV[7], 2 one that started after the end).
 -- The tombstone's version is one above the value's, or ARGV[7] when that is higher (DynamoDB's leftover).
 -- With ARGV[8] = 1 and ARGV[7] (parallel: DynamoDB ended a session Redis lacked, at that version), a live value
 -- above it is a later lifetime (created since, stamped above the leftover): it stays, as a newer tombstone does.
--- Without ARGV[8] (cutover, cached: DynamoDB, the store of record, ended whatever was live) a live value above
--- the leftover is ended all the same: it can be the ended session itself, turns a process still in parallel
+-- With ARGV[8] = 0 (cutover: DynamoDB, the store of record, ended whatever was live) a live value above the
+-- leftover is ended all the same: it can be the ended session itself, turns a process still in parallel
 -- acknowledged from Redis while their DynamoDB mirror failed, which a catch-up would otherwise carry back.
+-- With ARGV[8] = 2 (cached) only what started after the end stays (below).
 -- Returns 1 tombstoned a live session, 0 none live (or a later one kept), -(N + 1) version mismatch (N = current
 -- version).
 local current = redis.call('GET', KEYS[1])
@@ -33,6 +34,14 @@ if version == nil then
   return 0
 end
 if ARGV[8] == '1' and ARGV[7] ~= '' and version > tonumber(ARGV[7]) then return 0 end
+if ARGV[8] == '2' and ARGV[7] ~= '' and version > tonumber(ARGV[7]) then
+  -- cached: a clean copy above the leftover is a later durable lifetime (clean copies are DynamoDB's versions,
+  -- and DynamoDB ended the one that was live), a dirty one whose base is at or above the leftover a write-behind
+  -- lifetime stamped above it: both started after the end and stay. A dirty lineage from below the leftover
+  -- holds turns the end ended.
+  if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then return 0 end
+  if tonumber(redis.call('HGET', KEYS[5], ARGV[2]) or '-1') >= tonumber(ARGV[7]) then return 0 end
+end
 if ARGV[1] ~= '' and version ~= tonumber(ARGV[1]) then return -(version + 1) end
 local stone_version = version + 1
 if ARGV[7] ~= '' and tonumber(ARGV[7]) > stone_version then stone_version = tonumber(ARGV[7]) end

@@ -234,7 +234,10 @@ class CachedSessionStore(RetiringSessionStore):
         if leftover is None:
             self._forget_clean(phone)  # a stale copy of a gone session
             return False
-        answered, _ = self._try_redis(lambda: redis_session_tombstone(phone=phone, kind=kind, floor_version=leftover))
+        answered, _ = self._try_redis(
+            # a lifetime started since the DynamoDB end (another process, stamped above the leftover) stays
+            lambda: redis_session_tombstone(phone=phone, kind=kind, floor_version=leftover, keep_started_after=True)
+        )
         if not answered or bypassing:
             self._bypass(phone, leftover)
         return True
