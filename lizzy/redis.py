@@ -274,7 +274,8 @@ def redis_session_tombstone(
     keep_later: bool = False,
     keep_started_after: bool = False,
 ) -> int:
-    """Replace a live session by a tombstone one version up: 1 done, 0 no live session, -(N + 1) mismatch.
+    """Replace a live session by a tombstone one version up: 1 done, 0 no live session, 2 a tombstone is there
+    (the session is ended in Redis already), -(N + 1) mismatch.
 
     ``mark_dirty``: write-behind, the flusher applies it to DynamoDB (it does not expire until then).
     Otherwise the tombstone expires after ``lifetime_seconds`` (default LIZZY_TOMBSTONE_SECONDS). With no

@@ -14,8 +14,8 @@
 -- leftover is ended all the same: it can be the ended session itself, turns a process still in parallel
 -- acknowledged from Redis while their DynamoDB mirror failed, which a catch-up would otherwise carry back.
 -- With ARGV[8] = 2 (cached) only what started after the end stays (below).
--- Returns 1 tombstoned a live session, 0 none live (or a later one kept), -(N + 1) version mismatch (N = current
--- version).
+-- Returns 1 tombstoned a live session, 0 none live (or a later one kept), 2 a tombstone was there (ended
+-- already), -(N + 1) version mismatch (N = current version).
 local current = redis.call('GET', KEYS[1])
 local version = nil
 if current then
@@ -31,6 +31,7 @@ if version == nil then
       redis.call('SET', KEYS[1], stone, 'EX', ARGV[6])
     end
   end
+  if current then return 2 end  -- a tombstone: the session is ended here already
   return 0
 end
 if ARGV[8] == '1' and ARGV[7] ~= '' and version > tonumber(ARGV[7]) then return 0 end

@@ -14,6 +14,7 @@ from sessions_app.selectors import session_get
 from sessions_app.services.sessions import DynamoDBSessionStore, session_delete, session_new
 from sessions_app.services.store.factory import store_for_mode
 from sessions_app.services.store.write_behind import sessions_flush
+from tests.fixtures.dynamodb_hooks import record_calls
 from tests.sessions_app.factories import SEED_PHONE
 
 
@@ -50,3 +51,30 @@ def test_a_lifetime_started_between_a_cached_ends_two_steps_stays(
         assert found.session_data == {"log": ["new"]}
         sessions_flush()
     assert found.version == started[0]
+
+
+def test_a_write_behind_end_of_a_session_ended_in_redis_is_no_end_and_leaves_dynamodb_alone(
+    dynamodb, session_redis, use_mode
+):
+    """Soak seed 100 at 400 steps on 9512be8: an expire after an unflushed write-behind delete was answered "ended"
+    by DynamoDB's stale live copy (acknowledged, an end of nothing), and its Redis step then ended the lifetime a
+    turn had started meanwhile."""
+    use_mode("cached_write_behind")
+    session = session_new(phone=SEED_PHONE)
+    session.session_data = {"log": ["a"]}
+    store = store_for_mode("cached_write_behind")
+    store.save(session, expected_version=None)
+    sessions_flush()  # DynamoDB holds it
+    assert session_delete(phone=SEED_PHONE)  # a dirty tombstone, not flushed yet
+    with record_calls() as calls:
+        assert store.expire(SEED_PHONE) is False
+    assert calls == []
+    fresh = session_new(phone=SEED_PHONE)
+    fresh.session_data = {"log": ["new"]}
+    started = store.save(fresh, expected_version=None)
+    sessions_flush()
+    for mode in ("cached_write_behind", "cached"):
+        use_mode(mode)
+        found = session_get(phone=SEED_PHONE)
+        assert found is not None, mode
+        assert (found.version, found.session_data) == (started.version, {"log": ["new"]})

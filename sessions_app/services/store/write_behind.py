@@ -201,6 +201,11 @@ class WriteBehindSessionStore(CachedSessionStore):
             raise SessionConflict(ERR_CONFLICT.format(expected=expected_version))
         if answered and result == 1:
             return True
+        if answered and result == 2:
+            # Ended in Redis already (a tombstone, dirty until flushed): DynamoDB's live copy is the stale one the
+            # flush replaces. Ending it there would acknowledge an end of nothing, and its Redis step would then
+            # meet whatever lifetime started since.
+            return False
         if not answered:
             write_behind_fence_raise()
         return self._retire_through(phone, expected_version, kind, bypassing=not answered)
