@@ -3,8 +3,8 @@
 from tests.migration_app.conftest import (  # noqa: F401
     _backups_in_tmp,
     _moto_scans_binary_keys,
-    mariadb_source,
     make_source,
+    mariadb_source,
     postgres_source,
     sqlite_source,
 )

@@ -154,7 +154,8 @@ def test_a_table_that_changes_between_the_two_probes_is_still_read_once(
             else:
                 left = [row for row in rows_now() if row not in removed]
                 for row in left[len(left) // 3 :: 4]:
-                    _source_execute(engine, url, 'DELETE FROM "regions" WHERE region = ? AND n = ?', [row["region"], row["n"]])
+                    delete = 'DELETE FROM "regions" WHERE region = ? AND n = ?'
+                    _source_execute(engine, url, delete, [row["region"], row["n"]])
                     removed.append(row)
         return real(self, relation, after=after, rows=rows, since=since)
 
