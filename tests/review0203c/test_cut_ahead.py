@@ -313,3 +313,28 @@ def test_two_machines_with_four_threads_each_read_every_row_once(engine, make_so
     assert (run.status, run.rows_read, run.items_written) == (RunStatus.SUCCEEDED, 120, 120)
     assert _written() == _keys(rows)
     assert sum(run.segments.values_list("attempts", flat=True)) == run.segments.count()  # each unit leased once
+
+
+def test_sqlite_keys_of_every_storage_class_are_read_once_each_by_units_cut_ahead(dynamodb, sqlite_source, settings):
+    # given a key column without a declared type: integers, reals, text and blobs in one column (SQLite orders
+    # them by storage class, then by value), composite with an integer
+    settings.LIZZY_MIGRATION_UNIT_ROWS = 5
+    keys = [*range(-3, 9), 2.5, -0.5, 1e20, "a", "B", "", "10", " ", b"\x00", b"\xff", b"a"]
+    rows = [{"k": key, "n": n % 2, "v": str(n)} for n, key in enumerate(keys)]
+    url = sqlite_source(
+        "CREATE TABLE mixed (k NOT NULL, n INTEGER NOT NULL, v TEXT, PRIMARY KEY (k, n))", {"mixed": rows}
+    )
+    mapping = _mapping("sqlite")
+    locator = mapping["rules"][0]["object-locator"]
+    locator["table-name"] = "mixed"
+    mapping["rules"][0]["mapping-parameters"]["attribute-mappings"][0]["value"] = "${v}"
+    plan = plan_save(name="mixed", source_url=url, mapping=mapping)
+    with plan_context(plan=plan) as context:
+        plan_setup_tables(context=context)
+        run = run_create(context=context)
+
+    _drain([run.segments.get().pk])
+
+    run.refresh_from_db()
+    assert (run.status, run.rows_read, run.items_written) == (RunStatus.SUCCEEDED, len(keys), len(keys))
+    assert _written() == sorted(row["v"] for row in rows)
