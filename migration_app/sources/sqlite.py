@@ -132,8 +132,9 @@ class SqliteSource(SqlSource):
         # A REAL key past SQLite's 64-bit integers (1e20) comes back from a checkpoint or unit bound in PostgreSQL's
         # jsonb as an int (jsonb keeps a number, not its spelling: 100000000000000000000), which SQLite cannot
         # bind. Such an int can only have been a REAL here, and the float of it is that REAL exactly.
+        bound = super()._bind_key(relation, values)
         return [
-            float(value) if type(value) is int and not _INT64_MIN <= value <= _INT64_MAX else value for value in values
+            float(value) if type(value) is int and not _INT64_MIN <= value <= _INT64_MAX else value for value in bound
         ]
 
     def _convert(self, row: dict[str, Any], declared: dict[str, str]) -> dict[str, Any]:
