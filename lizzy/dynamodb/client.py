@@ -9,6 +9,7 @@ and consumed capacity per table and operation and translates botocore's errors i
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -98,13 +99,25 @@ def get_client(profile: str = "default") -> Any:
     return client
 
 
+def _forget_after_fork() -> None:
+    """In a forked child: none of the parent's clients (their pools hold the parent's sockets), and a lock of
+    its own (the parent's may have been held by a thread that does not exist here)."""
+    global _client_lock  # noqa: PLW0603 - replaced, not shared, in the child
+    _client_lock = threading.Lock()
+    _clients.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def clients_warm_up(**_: object) -> None:
     """Create this process's clients of the profiles a request or a migration unit uses, before any needs one.
 
     Connected to Celery's ``worker_process_init`` (``lizzy.apps``): a pool process builds its clients (botocore
     loads and parses the service model, 50 ms of CPU a client) when it starts, not inside its first task, where
-    it held up the unit's first writes (docs/MIGRATIONS.md, "Running on many machines"). A client cannot be
-    made in the parent before the fork: its connection pool must not be shared. Nothing is sent.
+    it held up the unit's first writes (docs/MIGRATIONS.md, "Running on many machines"). A client the parent
+    made before the fork is forgotten in the child (``_forget_after_fork``): its connection pool must not be
+    shared. Nothing is sent.
     """
     for profile in ("default", "bulk"):
         try:

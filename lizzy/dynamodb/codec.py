@@ -36,6 +36,7 @@ ERR_MIXED_SET = "A set must hold only strings, only numbers or only bytes (attri
 ERR_TYPE = "Cannot store a value of type {type} (attribute {path})."
 ERR_NUMBER = "Number {value} cannot be stored in DynamoDB: {reason} (attribute {path})."
 ERR_MAP_KEY = "Map keys must be strings (attribute {path})."
+ERR_TEXT = "DynamoDB strings are UTF-8, which cannot hold the lone surrogate {char} at {position} (attribute {path})."
 ERR_TOO_LARGE = "The item is {size} bytes; DynamoDB's limit is {limit} bytes (400 KB). Nothing was written."
 
 _INT_LIMIT = 10**38  # DynamoDB numbers carry 38 significant digits; integers below this are exact
@@ -76,7 +77,14 @@ def iso_utc(value: dt.datetime) -> str:
 
 
 def _text_size(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8"))
+    """UTF-8 bytes of ``text``; refused when it holds a lone surrogate (``json.loads('"\\ud800"')`` makes one),
+    which has no UTF-8 form: a bad value (a row error), not a UnicodeEncodeError that stops a whole page."""
+    if text.isascii():
+        return len(text)
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise _Refused(ERR_TEXT, char=f"U+{ord(text[exc.start]):04X}", position=exc.start) from None
 
 
 def _digits_size(digits: str) -> int:
@@ -156,8 +164,8 @@ def _encode(value: Any) -> tuple[dict[str, Any], int]:
     # (isinstance against Mapping is an ABC check per value), a 1.2 KB session 20.6 against 155 µs;
     # benchmarks 1, 4 and 7 serialize every item through here.
     kind = type(value)
-    if kind is str:  # _text_size, inlined: the commonest value, a call less each
-        return {"S": value}, len(value) if value.isascii() else len(value.encode("utf-8"))
+    if kind is str:  # ASCII inlined: the commonest value, a call less each
+        return {"S": value}, len(value) if value.isascii() else _text_size(value)
     if kind is dict:
         return _encode_map(value)
     if kind is int and -_INT_LIMIT < value < _INT_LIMIT:
@@ -212,10 +220,10 @@ def _encode_map(value: Mapping[Any, Any]) -> tuple[dict[str, Any], int]:
             raise _Refused(ERR_MAP_KEY)
         try:
             out[key], item_size = _encode(item)
+            size += 1 + _text_size(key) + item_size
         except _Refused as exc:
             exc.parts.append(f".{key}")
             raise
-        size += 1 + _text_size(key) + item_size
     return {"M": out}, size
 
 
@@ -249,9 +257,9 @@ def _encode_item(item: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]], in
             raise CodecError(ERR_MAP_KEY.format(path="$"), details={"attribute": "$"})
         try:
             wire[name], value_size = _encode(value)
+            size += (len(name) if name.isascii() else _text_size(name)) + value_size
         except _Refused as exc:
             raise exc.error(name) from None
-        size += (len(name) if name.isascii() else len(name.encode("utf-8"))) + value_size
     return wire, size
 
 

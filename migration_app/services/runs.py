@@ -241,7 +241,7 @@ def _lease_take(segment_id: int, owner: str) -> tuple[Lease | None, Segment]:
     (
         Segment.objects.filter(pk=segment_id, done=False)
         .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-        .exclude(run__status__in=STOPPED)
+        .filter(run_id__in=_runs_not_in(STOPPED))
         .update(fence=F("fence") + 1, lease_owner=owner, lease_expires_at=until, attempts=F("attempts") + 1)
     )
     segment = Segment.objects.select_related("run__plan").get(pk=segment_id)
@@ -258,6 +258,18 @@ def _leased(segment: Segment) -> UnitLeased:
 
 def _fenced(lease: Lease):
     return Segment.objects.filter(pk=lease.segment_id, fence=lease.fence, done=False)
+
+
+def _runs_not_in(statuses) -> Any:
+    """The runs not in ``statuses``, as a subquery of their ids for a unit's conditional UPDATE.
+
+    Never a filter across the relation (``run__status``): Django makes that UPDATE ``WHERE id IN (SELECT U0.id
+    FROM segment U0 JOIN run ...)``, with the unit's own conditions (fence, lease expiry) inside the subquery,
+    and an UPDATE that waited for the row another runner's take held re-checks only its outer WHERE on the
+    row's new version (PostgreSQL's READ COMMITTED): both takes of a free unit would take it, and a checkpoint
+    would go through under a fence a takeover had just replaced (tests/review0203c/test_lease_races.py).
+    """
+    return MigrationRun.objects.exclude(status__in=statuses).values("pk")
 
 
 def lease_renew(*, lease: Lease) -> None:
@@ -622,7 +634,7 @@ class _UnitPipeline:
         with transaction.atomic() if outcome.bad else contextlib.nullcontext():
             checkpointed = (
                 _fenced(self.lease)
-                .filter(run__status__in=[RunStatus.PENDING, RunStatus.RUNNING])
+                .filter(run_id__in=_runs_not_in(STOPPED))  # pending or running
                 .update(
                     last_key=last_key,
                     lease_expires_at=_lease_until(),

@@ -154,8 +154,21 @@ def row_json(row: dict[str, Any]) -> dict[str, Any]:
             text = json.dumps(encoded, default=encode_key_value)  # nested values (Unreadable too) by their text
         except (TypeError, ValueError):
             text = json.dumps(str(value))
-        out[name] = json.loads(text) if len(text) <= ROW_TEXT_LIMIT else text[:ROW_TEXT_LIMIT] + "…"
+        if len(text) > ROW_TEXT_LIMIT:
+            out[name] = text[:ROW_TEXT_LIMIT] + "…"
+        elif "\\ud" in text.lower() and not _utf8_ready(json.loads(text)):
+            out[name] = text  # a lone surrogate: the quarantine's JSON column (UTF-8) holds its escaped text only
+        else:
+            out[name] = json.loads(text)
     return out
+
+
+def _utf8_ready(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def item_problem(exc: Exception) -> str:

@@ -26,6 +26,7 @@ from migration_app.services.types import Unreadable
 from migration_app.sources.base import ERR_SOURCE, ERR_TIMEOUT, SourceError, SqlSource
 
 _BOOLEAN_TEXT = {"true": True, "t": True, "1": True, "false": False, "f": False, "0": False}
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1  # what SQLite binds as an INTEGER
 PROGRESS_STEPS = 10_000  # SQLite VM instructions between two looks at the clock (microseconds apart)
 ALLOWED_ACTIONS = frozenset(
     {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
@@ -126,6 +127,15 @@ class SqliteSource(SqlSource):
 
     def _time_param(self, moment: dt.datetime) -> Any:
         return moment.astimezone(dt.UTC).isoformat()
+
+    def _bind_key(self, relation: Any, values: list[Any]) -> list[Any]:
+        # A REAL key past SQLite's 64-bit integers (1e20) comes back from a checkpoint or unit bound in PostgreSQL's
+        # jsonb as an int (jsonb keeps a number, not its spelling: 100000000000000000000), which SQLite cannot
+        # bind. Such an int can only have been a REAL here, and the float of it is that REAL exactly.
+        bound = super()._bind_key(relation, values)
+        return [
+            float(value) if type(value) is int and not _INT64_MIN <= value <= _INT64_MAX else value for value in bound
+        ]
 
     def _convert(self, row: dict[str, Any], declared: dict[str, str]) -> dict[str, Any]:
         # A column whose declared type reads nothing (INTEGER, TEXT, none) keeps its values as they are.
