@@ -1,0 +1,83 @@
+"""Review of 9512be8 and 289a7ad (issue 13): an end by a process in ``cached`` (DynamoDB, the store of record, then
+a Redis tombstone with its leftover as the floor) over a phone whose write-behind lineage is still unflushed (a
+process in ``cached_write_behind``, as while the processes follow a mode change). The tombstone kept that
+lineage's dirty mark and its base (the DynamoDB version the lineage descends from, below the leftover the end just
+wrote): the next lifetime created on it in write-behind inherited the base, and the flush, finding DynamoDB at the
+leftover instead, dropped it as a fork. An acknowledged create lost with no Redis error and nothing concurrent."""
+
+from __future__ import annotations
+
+import pytest
+
+from sessions_app.selectors import session_get
+from sessions_app.services.sessions import session_delete, session_new, session_save
+from sessions_app.services.store.write_behind import sessions_flush
+from tests.sessions_app.factories import SEED_PHONE
+
+
+def turn(entry: str) -> int:
+    current = session_get(phone=SEED_PHONE)
+    session = current or session_new(phone=SEED_PHONE)
+    session.session_data = {"log": [*(current.session_data["log"] if current else []), entry]}
+    return session_save(session=session, expected_version=current.version if current else None).version
+
+
+def assert_served_everywhere(version: int, log: list[str], use_mode) -> None:
+    for mode in ("cached_write_behind", "cached"):
+        use_mode(mode)
+        found = session_get(phone=SEED_PHONE)
+        assert found is not None, mode
+        assert (found.version, found.session_data) == (version, {"log": log}), mode
+
+
+@pytest.mark.parametrize("unflushed", [1, 2])  # the lineage at the leftover's version, or above it
+def test_a_lifetime_created_after_a_cached_end_of_an_unflushed_lineage_survives_the_flush(
+    dynamodb, session_redis, use_mode, unflushed
+):
+    # given a session in DynamoDB at version 1, and unflushed write-behind turns on it in Redis
+    use_mode("cached")
+    assert turn("a") == 1
+    use_mode("cached_write_behind")
+    for n in range(unflushed):
+        turn(f"b{n}")
+    # and a process in cached ending it (acknowledged)
+    use_mode("cached")
+    assert session_delete(phone=SEED_PHONE)
+    # when the customer texts again, in write-behind, and the flusher runs
+    use_mode("cached_write_behind")
+    assert session_get(phone=SEED_PHONE) is None
+    created = turn("new")
+    sessions_flush()
+    # then the new lifetime is what every read serves
+    assert_served_everywhere(created, ["new"], use_mode)
+
+
+def test_a_cached_end_of_a_session_deleted_in_write_behind_is_no_end(dynamodb, session_redis, use_mode):
+    # given a session flushed at version 1, then deleted in write-behind (a dirty tombstone, not flushed yet)
+    use_mode("cached_write_behind")
+    assert turn("a") == 1
+    sessions_flush()
+    assert session_delete(phone=SEED_PHONE)
+    # when a process in cached deletes it again (every read there says there is no session)
+    use_mode("cached")
+    assert session_get(phone=SEED_PHONE) is None
+    # then that is an end of nothing: not acknowledged (404), as write-behind answers since 289a7ad
+    assert session_delete(phone=SEED_PHONE) is False
+
+
+def test_a_lifetime_created_after_a_cached_end_over_an_unflushed_delete_survives_the_flush(
+    dynamodb, session_redis, use_mode
+):
+    # given a session flushed at version 1, deleted in write-behind (not flushed), deleted again from cached
+    use_mode("cached_write_behind")
+    assert turn("a") == 1
+    sessions_flush()
+    assert session_delete(phone=SEED_PHONE)
+    use_mode("cached")
+    session_delete(phone=SEED_PHONE)
+    # when the customer texts again, in write-behind, and the flusher runs
+    use_mode("cached_write_behind")
+    created = turn("new")
+    sessions_flush()
+    # then the new lifetime is what every read serves
+    assert_served_everywhere(created, ["new"], use_mode)
