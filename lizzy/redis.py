@@ -275,7 +275,7 @@ def redis_session_tombstone(
     keep_started_after: bool = False,
 ) -> int:
     """Replace a live session by a tombstone one version up: 1 done, 0 no live session, 2 a tombstone is there
-    (the session is ended in Redis already), -(N + 1) mismatch.
+    (the session is ended in Redis already; with ``floor_version``, at or above it), -(N + 1) mismatch.
 
     ``mark_dirty``: write-behind, the flusher applies it to DynamoDB (it does not expire until then).
     Otherwise the tombstone expires after ``lifetime_seconds`` (default LIZZY_TOMBSTONE_SECONDS). With no
@@ -284,7 +284,8 @@ def redis_session_tombstone(
     session Redis lacked) a live value above ``floor_version`` (a lifetime created since) stays (0); without it
     (cutover: the store of record ended whatever was live) that value is ended too. With ``keep_started_after``
     (cached) only a value that started after the end stays: a clean copy above ``floor_version`` or a dirty
-    write-behind lineage whose base is at or above it (an older unflushed lineage is ended).
+    write-behind lineage whose base is at or above it (an older unflushed lineage is ended). An unflushed lineage
+    ended with ``floor_version`` (its base below it) becomes a dirty tombstone descending from the leftover.
     """
     client = get_redis()
     args = [

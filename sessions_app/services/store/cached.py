@@ -44,6 +44,8 @@ from sessions_app.services.store.timing import timed
 
 T = TypeVar("T")
 
+ENDED_ALREADY = 2  # session_tombstone.lua: a tombstone is there (with a floor: at or above it)
+
 _CACHE_HIT = metrics.SESSION_CACHE_REQUESTS.labels("hit")
 _CACHE_MISS = metrics.SESSION_CACHE_REQUESTS.labels("miss")
 
@@ -234,10 +236,12 @@ class CachedSessionStore(RetiringSessionStore):
         if leftover is None:
             self._forget_clean(phone)  # a stale copy of a gone session
             return False
-        answered, _ = self._try_redis(
+        answered, result = self._try_redis(
             # a lifetime started since the DynamoDB end (another process, stamped above the leftover) stays
             lambda: redis_session_tombstone(phone=phone, kind=kind, floor_version=leftover, keep_started_after=True)
         )
         if not answered or bypassing:
             self._bypass(phone, leftover)
-        return True
+        # Redis holds a tombstone at or above the leftover (an unflushed write-behind end, say): the session was
+        # ended already, and DynamoDB's live copy an older one. Every read here said "no session": no end (404).
+        return not (answered and result == ENDED_ALREADY)
