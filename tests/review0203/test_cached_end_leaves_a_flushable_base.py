@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 from sessions_app.selectors import session_get
-from sessions_app.services.sessions import session_delete, session_new, session_save
+from sessions_app.services.sessions import DynamoDBSessionStore, session_delete, session_new, session_save
+from sessions_app.services.store.factory import store_for_mode
 from sessions_app.services.store.write_behind import sessions_flush
 from tests.sessions_app.factories import SEED_PHONE
 
@@ -81,3 +82,40 @@ def test_a_lifetime_created_after_a_cached_end_over_an_unflushed_delete_survives
     sessions_flush()
     # then the new lifetime is what every read serves
     assert_served_everywhere(created, ["new"], use_mode)
+
+
+def test_a_lifetime_created_over_an_unflushed_delete_between_a_cached_ends_two_steps_stays(
+    dynamodb, session_redis, use_mode, monkeypatch
+):
+    """9512be8's claim is that a dirty lineage whose base is below the leftover holds turns the end ended. A create
+    over an unflushed write-behind delete keeps that delete's base (below the leftover) and is a new lifetime: the
+    cached end, itself an end of nothing (the session was deleted already), then ended it between its two steps."""
+    # given a session flushed at version 1, then deleted in write-behind (a dirty tombstone, not flushed yet)
+    use_mode("cached_write_behind")
+    assert turn("a") == 1
+    sessions_flush()
+    assert session_delete(phone=SEED_PHONE)
+    retire = DynamoDBSessionStore.retire
+    started = []
+
+    def retire_then_the_customer_texts_again(self, phone, **kwargs):
+        leftover = retire(self, phone, **kwargs)
+        if not started:  # a process in cached_write_behind: a create over the unflushed delete's tombstone
+            fresh = session_new(phone=phone)
+            fresh.session_data = {"log": ["new"]}
+            started.append(store_for_mode("cached_write_behind").save(fresh, expected_version=None).version)
+        return leftover
+
+    monkeypatch.setattr(DynamoDBSessionStore, "retire", retire_then_the_customer_texts_again)
+    # when a process in cached deletes the session (every read there says there is none): no end
+    use_mode("cached")
+    assert session_delete(phone=SEED_PHONE) is False
+    monkeypatch.undo()
+    if not started:  # DynamoDB was not asked: the customer texts again right after the end
+        fresh = session_new(phone=SEED_PHONE)
+        fresh.session_data = {"log": ["new"]}
+        started.append(store_for_mode("cached_write_behind").save(fresh, expected_version=None).version)
+    # then the new lifetime is what every read serves, before and after a flush
+    assert_served_everywhere(started[0], ["new"], use_mode)
+    sessions_flush()
+    assert_served_everywhere(started[0], ["new"], use_mode)
