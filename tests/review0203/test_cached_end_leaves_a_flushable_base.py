@@ -11,6 +11,7 @@ import pytest
 
 from sessions_app.selectors import session_get
 from sessions_app.services.sessions import DynamoDBSessionStore, session_delete, session_new, session_save
+from sessions_app.services.store import write_behind
 from sessions_app.services.store.factory import store_for_mode
 from sessions_app.services.store.write_behind import sessions_flush
 from tests.sessions_app.factories import SEED_PHONE
@@ -119,3 +120,32 @@ def test_a_lifetime_created_over_an_unflushed_delete_between_a_cached_ends_two_s
     assert_served_everywhere(started[0], ["new"], use_mode)
     sessions_flush()
     assert_served_everywhere(started[0], ["new"], use_mode)
+
+
+def test_a_lifetime_created_after_a_cached_end_that_lands_inside_a_flush_survives_the_next_flush(
+    dynamodb, session_redis, use_mode, monkeypatch
+):
+    """The flush wrote the unflushed turn to DynamoDB, and a cached end lands before the flush's bookkeeping (its
+    tombstone over the still-marked lineage): the bookkeeping must leave a tombstone the next lifetime can build on."""
+    use_mode("cached")
+    assert turn("a") == 1
+    use_mode("cached_write_behind")
+    assert turn("b") == 2
+    flushed = write_behind.redis_dirty_flushed
+    ended = []
+
+    def end_then_flushed(**kwargs):
+        if not ended:  # a process in cached ends the session between the flush's write and its bookkeeping
+            use_mode("cached")
+            ended.append(session_delete(phone=SEED_PHONE))
+            use_mode("cached_write_behind")
+        return flushed(**kwargs)
+
+    monkeypatch.setattr(write_behind, "redis_dirty_flushed", end_then_flushed)
+    sessions_flush()
+    monkeypatch.undo()
+    assert ended == [True]
+    assert session_get(phone=SEED_PHONE) is None
+    created = turn("new")
+    sessions_flush()
+    assert_served_everywhere(created, ["new"], use_mode)
