@@ -63,19 +63,21 @@ local stone_version = version + 1
 if ARGV[7] ~= '' and tonumber(ARGV[7]) > stone_version then stone_version = tonumber(ARGV[7]) end
 local stone = cjson.encode({phone = ARGV[2], version = stone_version, tombstone = ARGV[4]})
 local dirty = redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1
-if ARGV[5] == '1' or (dirty and ARGV[7] ~= '') then
-  if not dirty then
-    redis.call('HSET', KEYS[5], ARGV[2], version)
-  elseif ARGV[5] == '0' and tonumber(redis.call('HGET', KEYS[5], ARGV[2]) or '-1') < tonumber(ARGV[7]) then
-    -- DynamoDB ended an unflushed lineage from below its leftover: the tombstone replaces that lineage and
-    -- descends from the leftover, dirty until the flush writes it there. Left clean-expiring on the old base,
-    -- the next lifetime created on it inherited that base, and the flush dropped it as a fork.
-    redis.call('HSET', KEYS[5], ARGV[2], ARGV[7])
-  end
+if ARGV[5] == '1' then
+  if not dirty then redis.call('HSET', KEYS[5], ARGV[2], version) end
   redis.call('SET', KEYS[1], stone)
   local seq = redis.call('INCR', KEYS[4])
   redis.call('HSET', KEYS[2], ARGV[2], seq)
   redis.call('ZADD', KEYS[3], 'NX', ARGV[3], ARGV[2])
+elseif dirty and ARGV[7] ~= '' then
+  -- DynamoDB ended an unflushed lineage from below its leftover: the tombstone replaces that lineage and descends
+  -- from the leftover, dirty until the flush writes it there. Left clean-expiring on the old base, the next
+  -- lifetime created on it inherited that base, and the flush dropped it as a fork. The counter stays: a flush
+  -- whose write of the lineage landed before the end (DynamoDB then ended that) clears it as a flushed tombstone.
+  if tonumber(redis.call('HGET', KEYS[5], ARGV[2]) or '-1') < tonumber(ARGV[7]) then
+    redis.call('HSET', KEYS[5], ARGV[2], ARGV[7])
+  end
+  redis.call('SET', KEYS[1], stone)
 else
   redis.call('SET', KEYS[1], stone, 'EX', ARGV[6])
 end
