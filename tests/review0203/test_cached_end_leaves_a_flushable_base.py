@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import pytest
 
+from lizzy.redis import ERR_UNAVAILABLE, RedisUnavailable
 from sessions_app.selectors import session_get
 from sessions_app.services.sessions import DynamoDBSessionStore, session_delete, session_new, session_save
-from sessions_app.services.store import write_behind
+from sessions_app.services.store import cached, write_behind
+from sessions_app.services.store.breaker import redis_breaker
 from sessions_app.services.store.factory import store_for_mode
 from sessions_app.services.store.write_behind import sessions_flush
 from tests.sessions_app.factories import SEED_PHONE
@@ -149,3 +151,36 @@ def test_a_lifetime_created_after_a_cached_end_that_lands_inside_a_flush_survive
     created = turn("new")
     sessions_flush()
     assert_served_everywhere(created, ["new"], use_mode)
+
+
+def test_a_write_behind_end_over_a_flushed_tombstone_ends_the_lifetime_dynamodb_got_without_redis(
+    dynamodb, session_redis, use_mode, monkeypatch
+):
+    """289a7ad answers False for any tombstone in Redis. A flushed (clean) one says only that DynamoDB took that
+    end: a lifetime a process wrote through to DynamoDB since, while Redis was away from it (registered in the
+    bypass registry, not yet applied), is live, and an end of it must end it, as ``cached`` does."""
+    use_mode("cached_write_behind")
+    assert turn("a") == 1
+    sessions_flush()
+    store = store_for_mode("cached_write_behind")
+    assert store.delete(SEED_PHONE)
+    sessions_flush()  # Redis: a clean tombstone at 2; DynamoDB: the leftover at 2
+
+    def away(**kwargs):
+        raise RedisUnavailable(ERR_UNAVAILABLE.format(reason="ConnectionError"))
+
+    # a process that Redis is away from creates the next lifetime: written through to DynamoDB, registered
+    monkeypatch.setattr(cached, "redis_session_set_if_newer", away)
+    fresh = session_new(phone=SEED_PHONE)
+    fresh.session_data = {"log": ["new"]}
+    written = store_for_mode("cached").inner.save(fresh, expected_version=None)
+    monkeypatch.undo()
+    cached.bypassed_forget()  # another process, which saw no Redis error
+    redis_breaker.reset()
+    # when that process ends the session, then the lifetime is ended (acknowledged) and stays ended
+    assert store.expire(SEED_PHONE) is True
+    assert DynamoDBSessionStore().load(SEED_PHONE) is None
+    sessions_flush()
+    for mode in ("cached_write_behind", "cached"):
+        use_mode(mode)
+        assert session_get(phone=SEED_PHONE) is None, (mode, written.version)
