@@ -17,8 +17,8 @@
 -- With ARGV[7] and ARGV[5] = 0 over an unflushed write-behind lineage (dirty, its base below ARGV[7]), the tombstone
 -- is dirty and its base becomes ARGV[7]: DynamoDB holds the leftover, and the flush writes the tombstone over it.
 -- Returns 1 tombstoned a live session, 0 none live (or a later one kept, or with ARGV[7] an older tombstone),
--- 2 a tombstone was there (ended already; with ARGV[7], at or above it), -(N + 1) version mismatch (N = current
--- version).
+-- 2 a tombstone was there (ended already; with ARGV[7], at or above it; with ARGV[5] = 1, an unflushed one),
+-- -(N + 1) version mismatch (N = current version).
 local current = redis.call('GET', KEYS[1])
 local version = nil
 if current then
@@ -46,7 +46,10 @@ if version == nil then
     end
     return 0  -- an older tombstone (or none): DynamoDB's end was the real one
   end
-  if current then return 2 end  -- a tombstone: the session is ended here already
+  -- A tombstone: the session is ended here already. In write-behind only an unflushed one says so: a flushed one
+  -- says only that DynamoDB took that end, and a lifetime written through to DynamoDB since, while Redis was away
+  -- from its writer, is live there (0: the caller asks DynamoDB).
+  if current and (ARGV[5] == '0' or redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1) then return 2 end
   return 0
 end
 if ARGV[8] == '1' and ARGV[7] ~= '' and version > tonumber(ARGV[7]) then return 0 end

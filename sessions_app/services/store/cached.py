@@ -190,10 +190,10 @@ class CachedSessionStore(RetiringSessionStore):
         )
         return answered and bool(written)
 
-    def _forget_clean(self, phone: str) -> None:
+    def _forget_clean(self, phone: str, *, keep_tombstone: bool = False) -> None:
         """Drop the clean hot copy, which may be the stale one a caller read (never a dirty copy: it holds
         unflushed write-behind turns that exist nowhere else)."""
-        self._try_redis(lambda: redis_session_forget_clean(phone=phone))
+        self._try_redis(lambda: redis_session_forget_clean(phone=phone, keep_tombstone=keep_tombstone))
 
     def load(self, phone: str) -> Session | None:
         answered, found = self._try_redis(lambda: self.redis.get_document(phone), before_write=True)
@@ -245,7 +245,8 @@ class CachedSessionStore(RetiringSessionStore):
             self._forget_clean(phone)
             raise
         if leftover is None:
-            self._forget_clean(phone)  # a stale copy of a gone session
+            # a stale copy of a gone session; a tombstone stays (write-behind asks DynamoDB over a flushed one)
+            self._forget_clean(phone, keep_tombstone=True)
             return False
         answered, result = self._try_redis(
             # a lifetime started since the DynamoDB end (another process, stamped above the leftover) stays

@@ -202,7 +202,8 @@ class WriteBehindSessionStore(CachedSessionStore):
         if answered and result == 1:
             return True
         if answered and result == ENDED_ALREADY:
-            # Ended in Redis already (a tombstone, dirty until flushed): DynamoDB's live copy is the stale one the
+            # Ended in Redis already (an unflushed tombstone; a flushed one answers 0, and DynamoDB decides, for a
+            # lifetime may have been written through to it since): DynamoDB's live copy is the stale one the
             # flush replaces. Ending it there would acknowledge an end of nothing, and its Redis step would then
             # meet whatever lifetime started since.
             return False
