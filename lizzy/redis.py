@@ -275,7 +275,8 @@ def redis_session_tombstone(
     keep_started_after: bool = False,
 ) -> int:
     """Replace a live session by a tombstone one version up: 1 done, 0 no live session, 2 a tombstone is there
-    (the session is ended in Redis already), -(N + 1) mismatch.
+    (the session is ended in Redis already; with ``floor_version``, at or above it; with ``mark_dirty``, an unflushed
+    one), -(N + 1) mismatch.
 
     ``mark_dirty``: write-behind, the flusher applies it to DynamoDB (it does not expire until then).
     Otherwise the tombstone expires after ``lifetime_seconds`` (default LIZZY_TOMBSTONE_SECONDS). With no
@@ -284,7 +285,8 @@ def redis_session_tombstone(
     session Redis lacked) a live value above ``floor_version`` (a lifetime created since) stays (0); without it
     (cutover: the store of record ended whatever was live) that value is ended too. With ``keep_started_after``
     (cached) only a value that started after the end stays: a clean copy above ``floor_version`` or a dirty
-    write-behind lineage whose base is at or above it (an older unflushed lineage is ended).
+    write-behind lineage whose base is at or above it (an older unflushed lineage is ended). An unflushed lineage
+    ended with ``floor_version`` (its base below it) becomes a dirty tombstone descending from the leftover.
     """
     client = get_redis()
     args = [
@@ -322,15 +324,16 @@ def redis_session_drop_older(*, phone: str, older_than: int) -> int:
     return int(redis_call(_script(client, _DROP_SCRIPT), keys=keys, args=[phone, "", str(older_than)]))
 
 
-def redis_session_forget_clean(*, phone: str) -> int:
+def redis_session_forget_clean(*, phone: str, keep_tombstone: bool = False) -> int:
     """Drop a cached copy unless it has unflushed write-behind writes (they exist nowhere else).
 
-    1 dropped, 0 absent, -1 kept (dirty). The check and the delete are one script: a write-behind
-    save landing in between cannot be lost.
+    1 dropped, 0 absent (or, with ``keep_tombstone``, a tombstone kept), -1 kept (dirty). The check and the
+    delete are one script: a write-behind save landing in between cannot be lost.
     """
     client = get_redis()
     keys = [key(SESSION_KEY, phone=phone), key(DIRTY_HASH_KEY)]
-    return int(redis_call(_script(client, _FORGET_CLEAN_SCRIPT), keys=keys, args=[phone]))
+    args = [phone, "1" if keep_tombstone else "0"]
+    return int(redis_call(_script(client, _FORGET_CLEAN_SCRIPT), keys=keys, args=args))
 
 
 def redis_session_keys(*, phone_prefix: str = "", cursor: int = 0, count: int = 200) -> tuple[int, list[str]]:

@@ -14,8 +14,11 @@
 -- leftover is ended all the same: it can be the ended session itself, turns a process still in parallel
 -- acknowledged from Redis while their DynamoDB mirror failed, which a catch-up would otherwise carry back.
 -- With ARGV[8] = 2 (cached) only what started after the end stays (below).
--- Returns 1 tombstoned a live session, 0 none live (or a later one kept), 2 a tombstone was there (ended
--- already), -(N + 1) version mismatch (N = current version).
+-- With ARGV[7] and ARGV[5] = 0 over an unflushed write-behind lineage (dirty, its base below ARGV[7]), the tombstone
+-- is dirty and its base becomes ARGV[7]: DynamoDB holds the leftover, and the flush writes the tombstone over it.
+-- Returns 1 tombstoned a live session, 0 none live (or a later one kept, or with ARGV[7] an older tombstone),
+-- 2 a tombstone was there (ended already; with ARGV[7], at or above it; with ARGV[5] = 1, an unflushed one),
+-- -(N + 1) version mismatch (N = current version).
 local current = redis.call('GET', KEYS[1])
 local version = nil
 if current then
@@ -25,13 +28,28 @@ end
 if version == nil then
   if ARGV[7] ~= '' and ARGV[5] == '0' then
     -- DynamoDB decided (the session was not in Redis): block fills of the older copy.
-    local stone = cjson.encode({phone = ARGV[2], version = tonumber(ARGV[7]), tombstone = ARGV[4]})
+    local floor = tonumber(ARGV[7])
     local old = current and tonumber(cjson.decode(current)['version'] or 0) or -1
-    if old < tonumber(ARGV[7]) and redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then
+    local dirty = redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1
+    if current and old >= floor then
+      -- Ended here already, at or above DynamoDB's end: what DynamoDB ended was an older copy (2). An unflushed
+      -- tombstone now descends from the leftover (the flush writes it over that, not over the older version, and
+      -- a lifetime created on it meanwhile inherits that base: below it, the flush would drop it as a fork).
+      if dirty and tonumber(redis.call('HGET', KEYS[5], ARGV[2]) or '-1') < floor then
+        redis.call('HSET', KEYS[5], ARGV[2], floor)
+      end
+      return 2
+    end
+    if not dirty then
+      local stone = cjson.encode({phone = ARGV[2], version = floor, tombstone = ARGV[4]})
       redis.call('SET', KEYS[1], stone, 'EX', ARGV[6])
     end
+    return 0  -- an older tombstone (or none): DynamoDB's end was the real one
   end
-  if current then return 2 end  -- a tombstone: the session is ended here already
+  -- A tombstone: the session is ended here already. In write-behind only an unflushed one says so: a flushed one
+  -- says only that DynamoDB took that end, and a lifetime written through to DynamoDB since, while Redis was away
+  -- from its writer, is live there (0: the caller asks DynamoDB).
+  if current and (ARGV[5] == '0' or redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1) then return 2 end
   return 0
 end
 if ARGV[8] == '1' and ARGV[7] ~= '' and version > tonumber(ARGV[7]) then return 0 end
@@ -47,12 +65,22 @@ if ARGV[1] ~= '' and version ~= tonumber(ARGV[1]) then return -(version + 1) end
 local stone_version = version + 1
 if ARGV[7] ~= '' and tonumber(ARGV[7]) > stone_version then stone_version = tonumber(ARGV[7]) end
 local stone = cjson.encode({phone = ARGV[2], version = stone_version, tombstone = ARGV[4]})
+local dirty = redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1
 if ARGV[5] == '1' then
-  if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then redis.call('HSET', KEYS[5], ARGV[2], version) end
+  if not dirty then redis.call('HSET', KEYS[5], ARGV[2], version) end
   redis.call('SET', KEYS[1], stone)
   local seq = redis.call('INCR', KEYS[4])
   redis.call('HSET', KEYS[2], ARGV[2], seq)
   redis.call('ZADD', KEYS[3], 'NX', ARGV[3], ARGV[2])
+elseif dirty and ARGV[7] ~= '' then
+  -- DynamoDB ended an unflushed lineage from below its leftover: the tombstone replaces that lineage and descends
+  -- from the leftover, dirty until the flush writes it there. Left clean-expiring on the old base, the next
+  -- lifetime created on it inherited that base, and the flush dropped it as a fork. The counter stays: a flush
+  -- whose write of the lineage landed before the end (DynamoDB then ended that) clears it as a flushed tombstone.
+  if tonumber(redis.call('HGET', KEYS[5], ARGV[2]) or '-1') < tonumber(ARGV[7]) then
+    redis.call('HSET', KEYS[5], ARGV[2], ARGV[7])
+  end
+  redis.call('SET', KEYS[1], stone)
 else
   redis.call('SET', KEYS[1], stone, 'EX', ARGV[6])
 end

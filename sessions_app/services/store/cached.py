@@ -30,6 +30,8 @@ from lizzy.errors import ServiceUnavailable
 from lizzy.redis import (
     RedisUnavailable,
     is_tombstone,
+    json_loads,
+    redis_session_entries,
     redis_session_forget_clean,
     redis_session_set_if_newer,
     redis_session_tombstone,
@@ -43,6 +45,8 @@ from sessions_app.services.store.redis_only import RedisSessionStore, redis_docu
 from sessions_app.services.store.timing import timed
 
 T = TypeVar("T")
+
+ENDED_ALREADY = 2  # session_tombstone.lua: a tombstone is there (with a floor: at or above it)
 
 _CACHE_HIT = metrics.SESSION_CACHE_REQUESTS.labels("hit")
 _CACHE_MISS = metrics.SESSION_CACHE_REQUESTS.labels("miss")
@@ -186,10 +190,10 @@ class CachedSessionStore(RetiringSessionStore):
         )
         return answered and bool(written)
 
-    def _forget_clean(self, phone: str) -> None:
+    def _forget_clean(self, phone: str, *, keep_tombstone: bool = False) -> None:
         """Drop the clean hot copy, which may be the stale one a caller read (never a dirty copy: it holds
         unflushed write-behind turns that exist nowhere else)."""
-        self._try_redis(lambda: redis_session_forget_clean(phone=phone))
+        self._try_redis(lambda: redis_session_forget_clean(phone=phone, keep_tombstone=keep_tombstone))
 
     def load(self, phone: str) -> Session | None:
         answered, found = self._try_redis(lambda: self.redis.get_document(phone), before_write=True)
@@ -219,6 +223,15 @@ class CachedSessionStore(RetiringSessionStore):
         return stored
 
     def _retire(self, phone: str, expected_version: int | None, kind: str) -> bool:
+        """An unflushed write-behind end in Redis (a process in write-behind, as while the processes follow a mode
+        change) is the session's end: DynamoDB's live copy is the stale one the flush replaces. Ending that would
+        acknowledge an end of nothing, and its tombstone would end a lifetime created on the unflushed one
+        meanwhile (whose base is that end's, below the leftover). One Redis round trip more per end."""
+        answered, entries = self._try_redis(lambda: redis_session_entries(phones=[phone]))
+        if answered and entries:
+            value, _expiry, dirty = entries[0]
+            if dirty and value is not None and is_tombstone(json_loads(value)):
+                return False
         return self._retire_through(phone, expected_version, kind, bypassing=False)
 
     def _retire_through(self, phone: str, expected_version: int | None, kind: str, *, bypassing: bool) -> bool:
@@ -232,12 +245,15 @@ class CachedSessionStore(RetiringSessionStore):
             self._forget_clean(phone)
             raise
         if leftover is None:
-            self._forget_clean(phone)  # a stale copy of a gone session
+            # a stale copy of a gone session; a tombstone stays (write-behind asks DynamoDB over a flushed one)
+            self._forget_clean(phone, keep_tombstone=True)
             return False
-        answered, _ = self._try_redis(
+        answered, result = self._try_redis(
             # a lifetime started since the DynamoDB end (another process, stamped above the leftover) stays
             lambda: redis_session_tombstone(phone=phone, kind=kind, floor_version=leftover, keep_started_after=True)
         )
         if not answered or bypassing:
             self._bypass(phone, leftover)
-        return True
+        # Redis holds a tombstone at or above the leftover (an unflushed write-behind end, say): the session was
+        # ended already, and DynamoDB's live copy an older one. Every read here said "no session": no end (404).
+        return not (answered and result == ENDED_ALREADY)

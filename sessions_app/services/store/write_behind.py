@@ -83,7 +83,7 @@ from sessions_app.services.store.base import (
     session_stamped,
 )
 from sessions_app.services.store.bypass import bypass_apply, bypass_registry_read, bypass_unregister
-from sessions_app.services.store.cached import CachedSessionStore
+from sessions_app.services.store.cached import ENDED_ALREADY, CachedSessionStore
 from sessions_app.services.store.timing import timed
 
 logger = logging.getLogger(__name__)
@@ -201,8 +201,9 @@ class WriteBehindSessionStore(CachedSessionStore):
             raise SessionConflict(ERR_CONFLICT.format(expected=expected_version))
         if answered and result == 1:
             return True
-        if answered and result == 2:
-            # Ended in Redis already (a tombstone, dirty until flushed): DynamoDB's live copy is the stale one the
+        if answered and result == ENDED_ALREADY:
+            # Ended in Redis already (an unflushed tombstone; a flushed one answers 0, and DynamoDB decides, for a
+            # lifetime may have been written through to it since): DynamoDB's live copy is the stale one the
             # flush replaces. Ending it there would acknowledge an end of nothing, and its Redis step would then
             # meet whatever lifetime started since.
             return False
