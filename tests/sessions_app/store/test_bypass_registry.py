@@ -11,12 +11,14 @@ from __future__ import annotations
 import pytest
 
 import lizzy.redis
+from lizzy import metrics
 from lizzy.cache_backend import CACHE_TABLE
 from lizzy.dynamodb import ERR_THROTTLED, DynamoDBThrottled, dynamodb_get_item
 from lizzy.redis import SESSION_KEY, RedisUnavailable, key
 from lizzy.tables import SESSIONS
 from sessions_app.selectors import session_get
 from sessions_app.services.sessions import session_new, session_save
+from sessions_app.services.store import bypass as bypass_module
 from sessions_app.services.store import cached, redis_only, write_behind
 from sessions_app.services.store.breaker import redis_breaker
 from sessions_app.services.store.bypass import REGISTRY_PK, bypass_register, bypass_registry_read
@@ -222,3 +224,32 @@ def test_a_cached_recovery_that_cannot_read_the_registry_reads_dynamodb(dynamodb
         assert session_get(phone=PHONE).version == 1  # the store of record answers
     assert ("GetItem", SESSIONS.name) in calls
     assert cached.recovery_pending()
+
+
+def test_a_registration_dynamodb_refuses_leaves_the_write_standing_counted_and_known_to_its_writer(
+    write_behind_mode, monkeypatch
+):
+    # given a clean Redis copy at version 1, and the registry's UpdateItem throttled on every try
+    flushed_session(PHONE)
+    failed = metrics.SESSION_BYPASS_REGISTRY.labels("register_failed")._value.get()
+
+    def refused(**kwargs):
+        raise DynamoDBThrottled(ERR_THROTTLED.format(table=CACHE_TABLE.name))
+
+    # when this process writes version 2 through to DynamoDB while Redis is away from it
+    with monkeypatch.context() as away:
+        away.setattr(bypass_module, "dynamodb_update_item", refused)
+        away.setattr(redis_only, "redis_session_cas", _away)
+        away.setattr(redis_only, "redis_session_get", _away)
+        away.setattr(cached, "redis_session_set_if_newer", _away)
+        current = session_get(phone=PHONE)
+        current.current_node = "THROUGH"
+        written = session_save(session=current, expected_version=1)
+    redis_breaker.reset()
+    # then the write stands (acknowledged, in DynamoDB), the missing entry is counted, none is there
+    assert (written.version, durable(PHONE)["currentNode"]) == (2, "THROUGH")
+    assert metrics.SESSION_BYPASS_REGISTRY.labels("register_failed")._value.get() == failed + 1
+    assert PHONE not in {entry.phone for entry in bypass_registry_read()}
+    # and the writer's own memory still drops the older Redis copy before it reads Redis again
+    found = session_get(phone=PHONE)
+    assert (found.version, found.current_node) == (2, "THROUGH")
