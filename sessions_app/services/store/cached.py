@@ -37,7 +37,7 @@ from lizzy.redis import (
     redis_session_tombstone,
 )
 from sessions_app.models import StoreMode
-from sessions_app.services.store.base import RetiringSessionStore, Session, SessionConflict
+from sessions_app.services.store.base import ERR_CONFLICT, RetiringSessionStore, Session, SessionConflict
 from sessions_app.services.store.breaker import CircuitBreaker, redis_breaker
 from sessions_app.services.store.bypass import bypass_apply, bypass_register, bypass_registry_read
 from sessions_app.services.store.dynamodb_only import DynamoDBSessionStore
@@ -232,6 +232,19 @@ class CachedSessionStore(RetiringSessionStore):
             value, _expiry, dirty = entries[0]
             if dirty and value is not None and is_tombstone(json_loads(value)):
                 return False
+            if dirty and value is not None:
+                # An unflushed write-behind lineage is the session every read here serves (DynamoDB's copy is
+                # older): end it as write-behind does, checked against that version, a dirty tombstone the
+                # flusher applies (it runs in every mode until the dirty set is empty).
+                answered, result = self._try_redis(
+                    lambda: redis_session_tombstone(
+                        phone=phone, expected_version=expected_version, kind=kind, mark_dirty=True
+                    )
+                )
+                if answered and result is not None and result < 0:
+                    raise SessionConflict(ERR_CONFLICT.format(expected=expected_version))
+                if answered and result == 1:
+                    return True
         return self._retire_through(phone, expected_version, kind, bypassing=False)
 
     def _retire_through(self, phone: str, expected_version: int | None, kind: str, *, bypassing: bool) -> bool:
