@@ -43,10 +43,13 @@ def backfill_segment_task(self, segment_id: int) -> int:
 
     A unit another runner holds (a redelivered message, a second invocation) is not worked on: the task
     looks again once that lease would expire, and then finds the unit done, or takes over a dead runner's.
-    Units this one cuts off are queued as tasks of their own.
+    Units this one cuts off are queued as tasks of their own. The run's next free units follow this one
+    in this task for ``LIZZY_MIGRATION_CHAIN_SECONDS`` (each taken while the one before drains; their own
+    messages then find them done); not when run eagerly, where a queued unit runs inside its cut.
     """
+    chain = 0.0 if self.request.is_eager else settings.LIZZY_MIGRATION_CHAIN_SECONDS
     try:
-        return run_services.segment_run(segment_id=segment_id, on_unit=_queue_unit).pk
+        return run_services.segment_run(segment_id=segment_id, on_unit=_queue_unit, chain_seconds=chain).pk
     except run_services.UnitLeased as exc:
         if exc.details["done"] or self.request.is_eager:
             return segment_id

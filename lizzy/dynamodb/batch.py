@@ -197,24 +197,26 @@ def batch_write_chunks(
 
 
 class BatchWriter:
-    """Sends prepared chunks of one table from ``concurrency`` threads that live as long as the writer.
+    """Sends prepared chunks from ``concurrency`` threads that live as long as the writer.
 
-    For a pipeline (a migration unit): the caller prepares the next chunks while earlier ones are in
-    flight, and decides which results to wait for. ``close(cancel=True)`` drops the chunks not yet started
-    and waits for those in flight (an HTTP call cannot be taken back). Each future's result is the chunk's
-    ``BatchWriteResult`` (with its ``bytes``), or raises as ``dynamodb_batch_write`` would.
+    For a pipeline (a migration unit, or units one after another in one worker: the next unit's first
+    chunks queue behind the last ones of the unit before): the caller prepares the next chunks while
+    earlier ones are in flight, and decides which results to wait for. ``close(cancel=True)`` drops the
+    chunks not yet started and waits for those in flight (an HTTP call cannot be taken back); a caller that
+    shares the writer cancels its own futures instead (``Future.cancel`` drops a chunk not yet started).
+    Each future's result is the chunk's ``BatchWriteResult`` (with its ``bytes``), or raises as
+    ``dynamodb_batch_write`` would.
     """
 
-    def __init__(self, *, table: str, concurrency: int, max_attempts: int = BATCH_MAX_ATTEMPTS) -> None:
-        self.table = table
+    def __init__(self, *, concurrency: int, max_attempts: int = BATCH_MAX_ATTEMPTS) -> None:
         self.max_attempts = max_attempts
         self._pool = ThreadPoolExecutor(max_workers=max(concurrency, 1), thread_name_prefix="batch-writer")
 
-    def submit(self, chunk: BatchChunk) -> Future:
-        return self._pool.submit(self._send, chunk)
+    def submit(self, chunk: BatchChunk, *, table: str) -> Future:
+        return self._pool.submit(self._send, table, chunk)
 
-    def _send(self, chunk: BatchChunk) -> BatchWriteResult:
-        result = _send_chunk(self.table, chunk.requests, self.max_attempts, 0)
+    def _send(self, table: str, chunk: BatchChunk) -> BatchWriteResult:
+        result = _send_chunk(table, chunk.requests, self.max_attempts, 0)
         result.bytes = chunk.size
         return result
 

@@ -403,6 +403,8 @@ LIZZY_MIGRATION_UNIT_ROWS = env.int("LIZZY_MIGRATION_UNIT_ROWS", default=100_000
 LIZZY_MIGRATION_LEASE_SECONDS = env.float("LIZZY_MIGRATION_LEASE_SECONDS", default=300.0)
 LIZZY_MIGRATION_UNIT_RETRIES = env.int("LIZZY_MIGRATION_UNIT_RETRIES", default=5)
 LIZZY_MIGRATION_RETRY_BACKOFF_SECONDS = env.float("LIZZY_MIGRATION_RETRY_BACKOFF_SECONDS", default=1.0)
+# A unit task takes the run's next free unit while its own last pages drain, for this long (0: one unit a task).
+LIZZY_MIGRATION_CHAIN_SECONDS = env.float("LIZZY_MIGRATION_CHAIN_SECONDS", default=60.0)
 # Change data capture (migration_app/cdc, docs/MIGRATIONS.md "Change data capture").
 LIZZY_CDC_SLOT_PREFIX = env("LIZZY_CDC_SLOT_PREFIX", default="lizzy")  # replication slot and publication names
 LIZZY_CDC_POLL_SECONDS = env.float("LIZZY_CDC_POLL_SECONDS", default=0.5)  # idle wait between two peeks

@@ -47,6 +47,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -293,32 +294,42 @@ def segment_backfill(
     on_unit: Callable[[Segment], None] | None = None,
     owner: str | None = None,
     close_run: bool = False,
+    chain: _Chain | None = None,
+    started: _UnitState | None = None,
 ) -> Segment:
     """Run one unit under a lease, from its checkpoint to its end. A finished unit returns at once.
 
     Raises ``UnitLeased`` when another runner holds the unit, ``RunFailed`` when the run must fail.
     ``on_unit`` is told about every unit this one cuts off (Celery dispatch queues it). The run's totals are
     brought up to date when the unit ends; with ``close_run``, a unit that finished also closes the run
-    ``succeeded`` where no unit is left, in the same UPDATE (``segment_run``).
+    ``succeeded`` where no unit is left, in the same UPDATE (``segment_run``). With ``chain``, the run's next
+    free unit is taken while this one's last pages drain (``_Chain``); ``started`` is such a unit, its lease
+    taken and its first page sent, continued here.
     """
-    lease, segment = _lease_take(segment_id, owner or runner_name())
-    run = segment.run
-    if segment.done or run.status in STOPPED:
-        if lease is not None:
-            _lease_release(lease)  # the run stopped between the take and the read
-        return segment  # a stopped run's redelivered or queued units wait for resume
-    if lease is None:
-        raise _leased(segment)
-    if run.status == RunStatus.PENDING:  # a run's (or a resume's) first units: not one more UPDATE every unit
-        MigrationRun.objects.filter(pk=run.pk, status=RunStatus.PENDING).update(status=RunStatus.RUNNING)
-    ledger = KeyLedger()  # one per unit: its memory is bounded by the unit's rows (writer.py says what it sees)
+    if started is None:
+        lease, segment = _lease_take(segment_id, owner or runner_name())
+        run = segment.run
+        if segment.done or run.status in STOPPED:
+            if lease is not None:
+                _lease_release(lease)  # the run stopped between the take and the read
+            return segment  # a stopped run's redelivered or queued units wait for resume
+        if lease is None:
+            raise _leased(segment)
+        if run.status == RunStatus.PENDING:  # a run's (or a resume's) first units: not one more UPDATE every unit
+            MigrationRun.objects.filter(pk=run.pk, status=RunStatus.PENDING).update(status=RunStatus.RUNNING)
+        ledger = KeyLedger()  # one per unit: its memory is bounded by the unit's rows (writer.py says what it sees)
+    else:
+        lease, segment, ledger = started.lease, started.segment, started.ledger
+        run = segment.run
     done = False
     try:
+        if context is None and chain is not None:
+            context = chain.context(run.plan)  # one source connection for the units of a chain
         if context is None:
             with plan_context(plan=run.plan) as own:
-                segment = _segment_guarded(lease, run, own, on_rows, ledger, on_unit, segment)
+                segment = _segment_guarded(lease, run, own, on_rows, ledger, on_unit, segment, chain, started)
         else:
-            segment = _segment_guarded(lease, run, context, on_rows, ledger, on_unit, segment)
+            segment = _segment_guarded(lease, run, context, on_rows, ledger, on_unit, segment, chain, started)
         done = segment.done  # released with ``done`` by its last step
         return segment
     finally:
@@ -327,20 +338,27 @@ def segment_backfill(
         _run_totals_update(run.pk, close=close_run and done)
 
 
-def _segment_guarded(lease, run, context, on_rows, ledger, on_unit, segment: Segment) -> Segment:
+def _segment_guarded(
+    lease, run, context, on_rows, ledger, on_unit, segment: Segment, chain=None, started=None
+) -> Segment:
     """Transient errors retried with backoff; any other failure names plan, table, rule, unit and source key.
 
     ``segment`` is the unit as read when its lease was taken (not read again unless an error is retried).
+    ``started``: the unit was cut and its first page sent by ``_Chain.start_next``; a retry starts it again
+    from its checkpoint.
     """
     entity = context.entity(segment.entity)
     while True:
         try:
-            if segment.open_ended:
+            if started is None and segment.open_ended:
                 _unit_cut(lease, run, context, entity, on_unit, segment)
-            return _segment_loop(lease, run, context, on_rows, ledger, segment)
+            return _segment_loop(lease, run, context, on_rows, ledger, segment, chain=chain, started=started)
         except (RunFailed, LeaseLost, UnitLeased):
             raise
         except TRANSIENT_ERRORS as exc:
+            started = None
+            if chain is not None:
+                chain.abandon()  # a unit taken after this one goes back to its own task while this one backs off
             segment.refresh_from_db()
             if segment.retries < settings.LIZZY_MIGRATION_UNIT_RETRIES:
                 _fenced(lease).update(retries=F("retries") + 1, last_error=exc.message[:2000])
@@ -445,36 +463,27 @@ def _unit_cut(
             on_unit(unit)  # after the commit above: a worker that takes it at once finds it
 
 
-def _segment_loop(lease: Lease, run: MigrationRun, context: PlanContext, on_rows, ledger, segment: Segment) -> Segment:
-    entity = context.entity(segment.entity)
-    relation = context.source.relation(entity)
-    chunk_size = settings.LIZZY_MIGRATION_CHUNK_SIZE
-    remaining = None
-    if run.row_limit:
-        remaining = max(run.row_limit - segment.rows_read, 0)
-    if remaining == 0:
+def _segment_loop(
+    lease: Lease,
+    run: MigrationRun,
+    context: PlanContext,
+    on_rows,
+    ledger,
+    segment: Segment,
+    *,
+    chain: _Chain | None = None,
+    started: _UnitState | None = None,
+) -> Segment:
+    state = started or _unit_open(lease, run, context, on_rows, ledger, segment, writer=chain.writer if chain else None)
+    if state is None:  # the run's row budget is spent
         _lease_release(lease, done=True)
         segment.refresh_from_db()
         return segment
-    checkpoint = segment.last_key
-    pipeline = _UnitPipeline(lease, run, entity, relation, _unit_name(segment), ledger, on_rows)
-    page_size = min(chunk_size, remaining) if remaining else chunk_size
-    # A unit's writer starts empty: a first page of one chunk a thread puts calls in flight sooner than a
-    # whole page would (500 rows take 100-150 ms to read and prepare on a busy machine); then ``PAGE_RAMP``.
-    first_size = page_size if pipeline.writer is None else min(page_size, pipeline.concurrency * BATCH_WRITE_MAX_ITEMS)
-    pages = _unit_pages(
-        context.source, relation, segment=segment, page_size=page_size, first_size=first_size, since=run.since
-    )
+    pipeline = state.pipeline
     try:
-        for rows in pages:
-            rows, checkpoint = _budgeted(context.source, relation, rows, remaining, checkpoint)
-            pipeline.write(rows, checkpoint)
-            if pipeline.stopped:
-                break
-            if remaining is not None:
-                remaining -= len(rows)
-                if remaining <= 0:
-                    break
+        if _unit_pump(context.source, state) and chain is not None:
+            # Every page is handed over: the next unit's first page queues behind this one's last calls.
+            chain.start_next(run=run, context=context, on_rows=on_rows, after=segment.pk)
         pipeline.drain()
     except LeaseLost:
         raise  # nothing more is sent or checkpointed
@@ -486,11 +495,157 @@ def _segment_loop(lease: Lease, run: MigrationRun, context: PlanContext, on_rows
         raise
     finally:
         pipeline.close()  # after an error or a lost lease: chunks not yet sent are dropped, those in flight waited for
-        pages.close()
+        state.pages.close()
     if not pipeline.stopped:
         _lease_release(lease, done=True)
     segment.refresh_from_db()  # stopped (paused, cancelled or failed elsewhere): the checkpoint is written
     return segment
+
+
+@dataclass
+class _UnitState:
+    """A unit being written (``_unit_open``): its lease, pipeline and pages, pumped by ``_unit_pump``."""
+
+    lease: Lease
+    segment: Segment
+    ledger: KeyLedger
+    relation: Any
+    pipeline: _UnitPipeline
+    pages: Iterator[list]
+    checkpoint: Any
+    remaining: int | None
+
+
+def _unit_open(lease, run, context, on_rows, ledger, segment: Segment, *, writer) -> _UnitState | None:
+    """The unit's pipeline and pages from its checkpoint (``writer``: one shared with other units, or None for
+    its own); None once the run's row budget is spent."""
+    entity = context.entity(segment.entity)
+    relation = context.source.relation(entity)
+    chunk_size = settings.LIZZY_MIGRATION_CHUNK_SIZE
+    remaining = None
+    if run.row_limit:
+        remaining = max(run.row_limit - segment.rows_read, 0)
+    if remaining == 0:
+        return None
+    pipeline = _UnitPipeline(lease, run, entity, relation, _unit_name(segment), ledger, on_rows, writer=writer)
+    page_size = min(chunk_size, remaining) if remaining else chunk_size
+    # A unit's writer starts empty: a first page of one chunk a thread puts calls in flight sooner than a
+    # whole page would (500 rows take 100-150 ms to read and prepare on a busy machine); then ``PAGE_RAMP``.
+    first_size = page_size if pipeline.writer is None else min(page_size, pipeline.concurrency * BATCH_WRITE_MAX_ITEMS)
+    pages = _unit_pages(
+        context.source, relation, segment=segment, page_size=page_size, first_size=first_size, since=run.since
+    )
+    return _UnitState(lease, segment, ledger, relation, pipeline, pages, segment.last_key, remaining)
+
+
+def _unit_pump(source, state: _UnitState, *, pages: int | None = None) -> bool:
+    """Hand the unit's next pages to its pipeline (``pages`` of them, or all); whether every page is handed
+    over (the pages ran out or the run's row budget did), not stopped."""
+    for handed, rows in enumerate(state.pages, start=1):
+        rows, state.checkpoint = _budgeted(source, state.relation, rows, state.remaining, state.checkpoint)
+        state.pipeline.write(rows, state.checkpoint)
+        if state.pipeline.stopped:
+            return False
+        if state.remaining is not None:
+            state.remaining -= len(rows)
+            if state.remaining <= 0:
+                return True
+        if pages is not None and handed >= pages:
+            return False
+    return True
+
+
+class _Chain:
+    """Units one after another in one worker: while a unit's last pages are in flight, the run's next free
+    unit is taken (lease, cut) and its first page sent through the same writer, so the window of calls in
+    flight stays full across the boundary (a unit's last round of calls, its last checkpoint and release, the
+    next unit's lease, cut and first page were 40-90 ms without a call in flight a unit:
+    docs/MIGRATIONS.md, "Running on many machines"). For ``seconds`` from the first unit (a warm shutdown waits
+    for the chain); each unit keeps its own lease, fencing, checkpoints and retries.
+
+    A unit taken here still has its own Celery message: delivered later, it finds the unit done (or leased,
+    and looks again when the lease would expire). A unit that cannot be started here (its cut or first page
+    failed) is released and left to that message; a ``RunFailed`` (bad rows past the run's limit) fails the run.
+    """
+
+    def __init__(self, *, seconds: float, on_unit, owner: str) -> None:
+        self.deadline = time.monotonic() + seconds
+        self.on_unit, self.owner = on_unit, owner
+        concurrency = settings.LIZZY_MIGRATION_WRITE_CONCURRENCY
+        self.writer = BatchWriter(concurrency=concurrency) if concurrency > 1 else None
+        self.next: _UnitState | None = None
+        self._stack = contextlib.ExitStack()
+        self._context: PlanContext | None = None
+
+    def context(self, plan: MigrationPlan) -> PlanContext:
+        if self._context is None:
+            self._context = self._stack.enter_context(plan_context(plan=plan))
+        return self._context
+
+    def start_next(self, *, run: MigrationRun, context: PlanContext, on_rows, after: int) -> None:
+        if self.next is not None or time.monotonic() >= self.deadline:
+            return
+        # The most recently cut units first: their own messages are the last in the queue.
+        free = (
+            Segment.objects.filter(run_id=run.pk, done=False)
+            .exclude(pk=after)
+            .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=timezone.now()))
+            .order_by("-pk")
+            .values_list("pk", flat=True)[:3]
+        )
+        for unit_id in list(free):
+            lease, segment = _lease_take(unit_id, self.owner)
+            if lease is None:
+                continue  # another runner took it first, or it is done
+            state = None
+            try:
+                if segment.run.status in STOPPED:
+                    raise LeaseLost(f"run {run.pk} stopped")
+                if segment.open_ended:
+                    _unit_cut(lease, segment.run, context, context.entity(segment.entity), self.on_unit, segment)
+                state = _unit_open(lease, segment.run, context, on_rows, KeyLedger(), segment, writer=self.writer)
+                if state is not None:
+                    _unit_pump(context.source, state, pages=1)
+            except RunFailed:
+                self._drop(state, lease)
+                raise
+            except Exception as exc:  # noqa: BLE001 - the unit is left to its own task, which reports its error
+                logger.warning("run %s: unit %s left to its own task: %s", run.pk, _unit_name(segment), exc)
+                self._drop(state, lease)
+                return
+            if state is None:  # the run's row budget is spent: its own task ends it
+                self._drop(None, lease)
+                return
+            self.next = state
+            return
+
+    def take(self) -> _UnitState | None:
+        state, self.next = self.next, None
+        return state
+
+    def abandon(self) -> None:
+        """Release the unit started and not yet continued; its own task takes it from its checkpoint."""
+        state, self.next = self.next, None
+        if state is not None:
+            self._drop(state, state.lease)
+
+    def _drop(self, state: _UnitState | None, lease: Lease) -> None:
+        """Stop the unit's pipeline, release its lease and queue it again: its own message may be waiting
+        for the lease to expire (``backfill_segment_task`` looks again then), and the unit is free now."""
+        if state is not None:
+            with contextlib.suppress(Exception):
+                state.pipeline.close()
+                state.pages.close()
+        if _lease_release(lease) and self.on_unit is not None:
+            self.on_unit(Segment.objects.get(pk=lease.segment_id))
+
+    def close(self) -> None:
+        try:
+            self.abandon()
+        finally:
+            if self.writer is not None:
+                self.writer.close(cancel=True)
+            self._stack.close()
 
 
 def _unit_pages(source, relation, *, segment: Segment, page_size: int, first_size: int, since) -> Iterator[list]:
@@ -541,13 +696,16 @@ class _UnitPipeline:
     one after another, in the caller's thread.
     """
 
-    def __init__(self, lease, run, entity, relation, unit, ledger, on_rows) -> None:
+    def __init__(self, lease, run, entity, relation, unit, ledger, on_rows, *, writer=None) -> None:
         self.lease, self.run, self.entity, self.relation, self.unit = lease, run, entity, relation, unit
         self.ledger, self.on_rows = ledger, on_rows
         self.concurrency = settings.LIZZY_MIGRATION_WRITE_CONCURRENCY
-        self.writer = (
-            BatchWriter(table=entity.target_table, concurrency=self.concurrency) if self.concurrency > 1 else None
-        )
+        self.own_writer = writer is None  # else shared with the units of a chain (``_Chain``), closed by it
+        if self.concurrency <= 1:
+            writer = None
+        elif writer is None:
+            writer = BatchWriter(concurrency=self.concurrency)
+        self.writer = writer
         self.pages: deque[_Page] = deque()
         self.window: deque[tuple[Any, _Page]] = deque()
         self.stopped = False
@@ -586,7 +744,7 @@ class _UnitPipeline:
         if not prepared.chunks:  # every row set aside, or written item by item: checkpointed in its turn
             self._checkpoint_done()
         for chunk in prepared.chunks:
-            self.window.append((self.writer.submit(chunk), page))
+            self.window.append((self.writer.submit(chunk, table=self.entity.target_table), page))
 
     def drain(self) -> None:
         """Wait for every chunk sent and write the checkpoints (none after a stop)."""
@@ -594,8 +752,15 @@ class _UnitPipeline:
             self._settle(block=True)
 
     def close(self) -> None:
-        if self.writer is not None:
+        """Drop the chunks not sent yet, wait for those in flight."""
+        if self.writer is None:
+            return
+        if self.own_writer:
             self.writer.close(cancel=True)
+            return
+        for future, _page in self.window:
+            future.cancel()  # a shared writer's other chunks are another unit's
+        futures_wait([future for future, _page in self.window])
 
     def _settle_one(self) -> None:
         future, page = self.window.popleft()
@@ -774,22 +939,40 @@ def run_finish(*, run_id: int, error: str = "") -> MigrationRun:
     return MigrationRun.objects.get(pk=run_id)
 
 
-def segment_run(*, segment_id: int, on_unit: Callable[[Segment], None] | None = None) -> Segment:
+def segment_run(
+    *, segment_id: int, on_unit: Callable[[Segment], None] | None = None, chain_seconds: float = 0.0
+) -> Segment:
     """One unit as a Celery task runs it: the last unit to finish closes the run; a failure fails it at once.
 
-    Raises ``UnitLeased`` (the caller may look again after the lease expires) and, after failing the run,
-    ``RunFailed``.
+    With ``chain_seconds``, the run's next free units follow it in this call for that long, each taken while
+    the one before drains (``_Chain``). Raises ``UnitLeased`` (the caller may look again after the lease
+    expires) and, after failing the run, ``RunFailed``. Returns the unit ``segment_id``.
     """
+    chain = _Chain(seconds=chain_seconds, on_unit=on_unit, owner=runner_name()) if chain_seconds > 0 else None
+    unit_id, started, first = segment_id, None, None
     try:
-        # the unit's end brings the run's totals up to date and, if it was the last, closes the run: one UPDATE
-        segment = segment_backfill(segment_id=segment_id, on_unit=on_unit, close_run=True)
-    except LeaseLost as exc:
-        logger.warning("%s; the runner that took it over continues", exc.message)
-        return Segment.objects.get(pk=segment_id)
-    except RunFailed as exc:
-        run_fail(run_id=Segment.objects.values_list("run_id", flat=True).get(pk=segment_id), error=exc.message)
-        raise
-    return segment
+        while True:
+            try:
+                # the unit's end brings the run's totals up to date and, if it was the last, closes the run: one UPDATE
+                segment = segment_backfill(
+                    segment_id=unit_id, on_unit=on_unit, close_run=True, chain=chain, started=started
+                )
+            except LeaseLost as exc:
+                logger.warning("%s; the runner that took it over continues", exc.message)
+                segment = Segment.objects.get(pk=unit_id)
+            except RunFailed as exc:
+                if chain is not None:
+                    chain.abandon()
+                run_fail(run_id=Segment.objects.values_list("run_id", flat=True).get(pk=unit_id), error=exc.message)
+                raise
+            first = first or segment
+            started = chain.take() if chain is not None else None
+            if started is None:
+                return first
+            unit_id = started.segment.pk
+    finally:
+        if chain is not None:
+            chain.close()
 
 
 def _next_units(run_id: int) -> tuple[list[int], dt.datetime | None]:
