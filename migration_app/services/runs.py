@@ -637,7 +637,10 @@ class _Chain:
                 state.pipeline.close()
                 state.pages.close()
         if _lease_release(lease) and self.on_unit is not None:
-            self.on_unit(Segment.objects.get(pk=lease.segment_id))
+            try:
+                self.on_unit(Segment.objects.get(pk=lease.segment_id))
+            except Exception:  # noqa: BLE001 - its own message still takes it, once the lease it saw expires
+                logger.warning("unit %s released but not queued again", lease.segment_id, exc_info=True)
 
     def close(self) -> None:
         try:
