@@ -514,6 +514,7 @@ class _UnitState:
     pages: Iterator[list]
     checkpoint: Any
     remaining: int | None
+    handed_all: bool = False  # every page handed over (the pages or the row budget ran out): read no more
 
 
 def _unit_open(lease, run, context, on_rows, ledger, segment: Segment, *, writer) -> _UnitState | None:
@@ -540,7 +541,10 @@ def _unit_open(lease, run, context, on_rows, ledger, segment: Segment, *, writer
 
 def _unit_pump(source, state: _UnitState, *, pages: int | None = None) -> bool:
     """Hand the unit's next pages to its pipeline (``pages`` of them, or all); whether every page is handed
-    over (the pages ran out or the run's row budget did), not stopped."""
+    over (the pages ran out or the run's row budget did), not stopped. Once that is so, it reads nothing more
+    (a unit taken ahead whose first page spent the budget)."""
+    if state.handed_all:
+        return True
     for handed, rows in enumerate(state.pages, start=1):
         rows, state.checkpoint = _budgeted(source, state.relation, rows, state.remaining, state.checkpoint)
         state.pipeline.write(rows, state.checkpoint)
@@ -549,9 +553,12 @@ def _unit_pump(source, state: _UnitState, *, pages: int | None = None) -> bool:
         if state.remaining is not None:
             state.remaining -= len(rows)
             if state.remaining <= 0:
+                state.handed_all = True
+                state.pages.close()  # its cursor, before a unit taken ahead reads from the same source connection
                 return True
         if pages is not None and handed >= pages:
             return False
+    state.handed_all = True
     return True
 
 
@@ -564,8 +571,9 @@ class _Chain:
     for the chain); each unit keeps its own lease, fencing, checkpoints and retries.
 
     A unit taken here still has its own Celery message: delivered later, it finds the unit done (or leased,
-    and looks again when the lease would expire). A unit that cannot be started here (its cut or first page
-    failed) is released and left to that message; a ``RunFailed`` (bad rows past the run's limit) fails the run.
+    and looks again when the lease would expire). Starting it (cut, first page) fails as in its own task: a
+    transient error releases it and queues it again, anything else (bad rows past the run's limit, a source
+    error, a cut's message that could not be queued) fails the run naming it.
     """
 
     def __init__(self, *, seconds: float, on_unit, owner: str) -> None:
@@ -597,27 +605,43 @@ class _Chain:
             lease, segment = _lease_take(unit_id, self.owner)
             if lease is None:
                 continue  # another runner took it first, or it is done
-            state = None
-            try:
-                if segment.run.status in STOPPED:
-                    raise LeaseLost(f"run {run.pk} stopped")
-                if segment.open_ended:
-                    _unit_cut(lease, segment.run, context, context.entity(segment.entity), self.on_unit, segment)
-                state = _unit_open(lease, segment.run, context, on_rows, KeyLedger(), segment, writer=self.writer)
-                if state is not None:
-                    _unit_pump(context.source, state, pages=1)
-            except RunFailed:
-                self._drop(state, lease)
-                raise
-            except Exception as exc:  # noqa: BLE001 - the unit is left to its own task, which reports its error
-                logger.warning("run %s: unit %s left to its own task: %s", run.pk, _unit_name(segment), exc)
-                self._drop(state, lease)
+            self._start(lease, segment, context, on_rows)
+            return
+
+    def _start(self, lease: Lease, segment: Segment, context: PlanContext, on_rows) -> None:
+        """Cut the unit taken (if open-ended) and send its first page; what fails here is handled as it
+        would be in the unit's own task: a transient error leaves the unit to that task (released and queued
+        again, retried there with backoff), anything else fails the run naming this unit."""
+        run, entity, state = segment.run, context.entity(segment.entity), None
+        try:
+            if run.status in STOPPED:
+                self._drop(None, lease, requeue=False)
                 return
-            if state is None:  # the run's row budget is spent: its own task ends it
+            if segment.open_ended:
+                _unit_cut(lease, run, context, entity, self.on_unit, segment)
+            state = _unit_open(lease, run, context, on_rows, KeyLedger(), segment, writer=self.writer)
+            if state is None:  # the run's row budget is spent: its own task ends the unit
                 self._drop(None, lease)
                 return
-            self.next = state
+            _unit_pump(context.source, state, pages=1)
+        except (LeaseLost, UnitLeased) as exc:
+            logger.info("run %s: unit %s not taken ahead: %s", run.pk, _unit_name(segment), exc.message)
+            self._drop(state, lease, requeue=False)
             return
+        except TRANSIENT_ERRORS as exc:
+            logger.warning("run %s, unit %s: %s; left to its own task", run.pk, _unit_name(segment), exc.message)
+            self._drop(state, lease)
+            return
+        except RunFailed:
+            self._drop(state, lease, requeue=False)
+            raise
+        except Exception as exc:  # noqa: BLE001 - as ``_segment_guarded``: the run says where, never a bare traceback
+            if not isinstance(exc, ApplicationError):
+                logger.exception("run %s, unit %s failed", run.pk, lease.segment_id)
+            failure = _unit_failure(lease, run, entity, _problem(exc))
+            self._drop(state, lease, requeue=False)
+            raise failure from exc
+        self.next = state
 
     def take(self) -> _UnitState | None:
         state, self.next = self.next, None
@@ -629,14 +653,15 @@ class _Chain:
         if state is not None:
             self._drop(state, state.lease)
 
-    def _drop(self, state: _UnitState | None, lease: Lease) -> None:
-        """Stop the unit's pipeline, release its lease and queue it again: its own message may be waiting
-        for the lease to expire (``backfill_segment_task`` looks again then), and the unit is free now."""
+    def _drop(self, state: _UnitState | None, lease: Lease, *, requeue: bool = True) -> None:
+        """Stop the unit's pipeline, release its lease and (``requeue``) queue it again: its own message may
+        be waiting for the lease to expire (``backfill_segment_task`` looks again then), and the unit is free
+        now."""
         if state is not None:
             with contextlib.suppress(Exception):
                 state.pipeline.close()
                 state.pages.close()
-        if _lease_release(lease) and self.on_unit is not None:
+        if _lease_release(lease) and requeue and self.on_unit is not None:
             try:
                 self.on_unit(Segment.objects.get(pk=lease.segment_id))
             except Exception:  # noqa: BLE001 - its own message still takes it, once the lease it saw expires

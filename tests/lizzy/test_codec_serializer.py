@@ -41,7 +41,7 @@ def _assert_same_request(params, model):
     assert {k: v for k, v in ours.items() if k != "body"} == {k: v for k, v in botocore.items() if k != "body"}
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     items=st.lists(st.dictionaries(st.text(min_size=1, max_size=10), wire_values, min_size=1, max_size=6), max_size=25),
     with_deletes=st.booleans(),

@@ -12,6 +12,7 @@ from migration_app.models import MigrationRun, RunStatus, Segment
 from migration_app.services import runs
 from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
 from migration_app.services.runs import RunFailed, run_cancel, run_create, segment_run
+from migration_app.sources.base import SourceError
 from tests.fixtures.dynamodb_hooks import fault_injection
 from tests.migration_app.factories import THINGS_DDL, things_mapping, things_rows
 
@@ -104,29 +105,36 @@ def test_the_next_unit_s_first_page_is_sent_before_the_unit_before_is_checkpoint
     assert (run.status, run.items_written, len(sent)) == (RunStatus.SUCCEEDED, 150, 150)
 
 
-def test_a_unit_that_cannot_start_in_the_chain_is_released_and_queued_again(
-    db, sqlite_source, settings, monkeypatch, sent
-):
-    # given a run whose second unit fails to open once, when the chain takes it (the source went away a moment)
-    run = _run(sqlite_source, settings, 230)
+def _failing_open_once(monkeypatch, error):
+    """``_unit_open`` raising ``error`` once, for the second unit (index 1)."""
     opened = runs._unit_open
     failures = []
 
     def flaky_open(lease, run_, context, on_rows, ledger, segment, *, writer):
         if segment.index == 1 and not failures:
             failures.append(segment.pk)
-            raise runs.SourceError("the source went away")
+            raise error
         return opened(lease, run_, context, on_rows, ledger, segment, writer=writer)
 
     monkeypatch.setattr(runs, "_unit_open", flaky_open)
+    return failures
+
+
+def test_a_unit_that_cannot_start_in_the_chain_for_a_transient_error_is_released_and_queued_again(
+    db, sqlite_source, settings, monkeypatch, sent
+):
+    # given a run whose second unit fails to open once when the chain takes it (the endpoint away a moment)
+    run = _run(sqlite_source, settings, 230)
+    failures = _failing_open_once(monkeypatch, DynamoDBUnavailable("the endpoint went away"))
     queue: list[int] = []
 
-    # when the first unit's task runs
+    # when the first unit's task runs, which chains the open-ended rest (index 2), then takes index 1
     segment_run(segment_id=run.segments.get().pk, on_unit=lambda unit: queue.append(unit.pk), chain_seconds=60)
 
-    # then the first unit is done, the second free again (not done, no lease) and queued once more
-    first, second = run.segments.order_by("index")[:2]
-    assert (first.done, second.done, second.lease_owner, second.lease_expires_at) == (True, False, "", None)
+    # then the unit that failed to start is free again (not done, no lease), queued once more, and the run goes on
+    second = run.segments.get(index=1)
+    assert failures == [second.pk]
+    assert (second.done, second.lease_owner, second.lease_expires_at) == (False, "", None)
     assert queue.count(second.pk) == 2  # the cut's message and the chain's
     run.refresh_from_db()
     assert run.status == RunStatus.RUNNING
@@ -136,6 +144,27 @@ def test_a_unit_that_cannot_start_in_the_chain_is_released_and_queued_again(
     run.refresh_from_db()
     assert (run.status, run.rows_read, run.items_written) == (RunStatus.SUCCEEDED, 230, 230)
     assert sorted(sent) == sorted(f"THING#{n}" for n in range(1, 231))
+
+
+def test_a_unit_that_cannot_start_in_the_chain_for_another_error_fails_the_run_naming_it(
+    db, sqlite_source, settings, monkeypatch, sent
+):
+    # given a run whose second unit's source read fails when the chain takes it
+    run = _run(sqlite_source, settings, 230)
+    _failing_open_once(monkeypatch, SourceError("relation main.things: permission denied"))
+
+    # when the first unit's task runs
+    with pytest.raises(RunFailed):
+        segment_run(segment_id=run.segments.get().pk, on_unit=lambda unit: None, chain_seconds=60)
+
+    # then the run failed as the unit's own task would have failed it: naming that unit, no lease left
+    run.refresh_from_db()
+    second = run.segments.get(index=1)
+    assert run.status == RunStatus.FAILED
+    assert "unit things:things[1]" in run.last_error
+    assert "permission denied" in run.last_error
+    assert second.last_error == run.last_error
+    assert not run.segments.filter(lease_expires_at__isnull=False).exists()
 
 
 def test_bad_rows_in_the_unit_taken_ahead_fail_the_run_naming_that_unit(db, sqlite_source, settings, sent):
