@@ -21,7 +21,9 @@ previous pages' BatchWriteItem calls are in flight (``LIZZY_MIGRATION_WRITE_CONC
 at most one page queued behind them, so memory stays bounded), and a page's checkpoint is written, in page
 order, only once DynamoDB accepted every chunk of it and of the pages before it. A SIGKILLed worker's
 unit is taken over when its lease expires (``LIZZY_MIGRATION_LEASE_SECONDS``) and resumes from its
-checkpoint; a page written twice writes the same items (PutRequest is a full overwrite).
+checkpoint; a page written twice writes the same items (PutRequest is a full overwrite). A Celery unit task
+goes on with the run's next free units for ``LIZZY_MIGRATION_CHAIN_SECONDS``, each taken (leased, cut, its
+first page sent through the same writer) while the unit before drains (``_Chain``).
 
 Progress is written per unit (one row per unit per page); the run's totals are the sum of its units,
 stored on the run when a unit ends, in one UPDATE that also closes the run when its last unit ended (a unit
@@ -545,6 +547,8 @@ def _unit_pump(source, state: _UnitState, *, pages: int | None = None) -> bool:
     (a unit taken ahead whose first page spent the budget)."""
     if state.handed_all:
         return True
+    if state.pipeline.stopped:
+        return False  # the run stopped while a page was written: not one page more
     for handed, rows in enumerate(state.pages, start=1):
         rows, state.checkpoint = _budgeted(source, state.relation, rows, state.remaining, state.checkpoint)
         state.pipeline.write(rows, state.checkpoint)
@@ -624,6 +628,9 @@ class _Chain:
                 self._drop(None, lease)
                 return
             _unit_pump(context.source, state, pages=1)
+            if state.pipeline.stopped:  # the run stopped while its first page was written
+                self._drop(state, lease, requeue=False)
+                return
         except (LeaseLost, UnitLeased) as exc:
             logger.info("run %s: unit %s not taken ahead: %s", run.pk, _unit_name(segment), exc.message)
             self._drop(state, lease, requeue=False)
@@ -631,6 +638,7 @@ class _Chain:
         except TRANSIENT_ERRORS as exc:
             logger.warning("run %s, unit %s: %s; left to its own task", run.pk, _unit_name(segment), exc.message)
             self._drop(state, lease)
+            self.deadline = 0.0  # no more units taken ahead: one message more per chain, not one a boundary
             return
         except RunFailed:
             self._drop(state, lease, requeue=False)
