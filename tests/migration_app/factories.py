@@ -45,3 +45,17 @@ def things_mapping(table: str = "Things", **extra) -> dict:
         **extra,
     }
     return {"rules": [rule]}
+
+
+def drain_queue(queue: list[int], chain_seconds: float = 60.0) -> None:
+    """Every queued unit message, as Celery workers would deliver them: each a unit task with a chain of
+    ``chain_seconds``, the units its cuts queue appended; a unit another runner holds is skipped."""
+    from migration_app.services.runs import UnitLeased, segment_run
+
+    while queue:
+        try:
+            segment_run(
+                segment_id=queue.pop(0), on_unit=lambda unit: queue.append(unit.pk), chain_seconds=chain_seconds
+            )
+        except UnitLeased:
+            continue

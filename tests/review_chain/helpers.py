@@ -7,11 +7,10 @@ import copy
 import pytest
 
 from migration_app.models import MigrationRun
-from migration_app.services import runs
 from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
-from migration_app.services.runs import run_create, segment_run
+from migration_app.services.runs import run_create
 from tests.fixtures.dynamodb_hooks import fault_injection
-from tests.migration_app.factories import THINGS_DDL, things_mapping, things_rows
+from tests.migration_app.factories import THINGS_DDL, drain_queue, things_mapping, things_rows  # noqa: F401 - drain_queue for the tests here
 
 WIDGETS_DDL = THINGS_DDL.replace("things", "widgets")
 
@@ -42,16 +41,6 @@ def one_entity_run(sqlite_source, settings, rows: int, *, unit_rows=50, extra=()
     with plan_context(plan=plan) as context:
         plan_setup_tables(context=context)
         return run_create(context=context)
-
-
-def drain_queue(queue: list[int], chain_seconds: float = 60.0) -> None:
-    while queue:
-        try:
-            segment_run(
-                segment_id=queue.pop(0), on_unit=lambda unit: queue.append(unit.pk), chain_seconds=chain_seconds
-            )
-        except runs.UnitLeased:
-            continue
 
 
 @pytest.fixture

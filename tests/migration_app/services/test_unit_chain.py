@@ -14,7 +14,7 @@ from migration_app.services.plans import plan_context, plan_save, plan_setup_tab
 from migration_app.services.runs import RunFailed, run_cancel, run_create, segment_run
 from migration_app.sources.base import SourceError
 from tests.fixtures.dynamodb_hooks import fault_injection
-from tests.migration_app.factories import THINGS_DDL, things_mapping, things_rows
+from tests.migration_app.factories import THINGS_DDL, drain_queue, things_mapping, things_rows
 
 
 def _run(sqlite_source, settings, rows, *, extra=()) -> MigrationRun:
@@ -41,17 +41,6 @@ def sent(dynamodb):
         yield keys
 
 
-def _drain_queue(queue: list[int], chain_seconds: float = 60.0) -> None:
-    """Every queued unit message, as Celery workers would deliver them, each a task with a chain."""
-    while queue:
-        try:
-            segment_run(
-                segment_id=queue.pop(0), on_unit=lambda unit: queue.append(unit.pk), chain_seconds=chain_seconds
-            )
-        except runs.UnitLeased:
-            continue
-
-
 @pytest.mark.parametrize("rows", [230, 101, 100, 80, 50, 1])
 def test_one_task_chains_every_unit_and_writes_each_row_once(db, sqlite_source, settings, sent, rows):
     # given a run of ``rows`` rows in units of 50
@@ -62,7 +51,7 @@ def test_one_task_chains_every_unit_and_writes_each_row_once(db, sqlite_source, 
     segment_run(segment_id=run.segments.get().pk, on_unit=lambda unit: queue.append(unit.pk), chain_seconds=60)
     run.refresh_from_db()
     first_task = (run.status, run.rows_read)
-    _drain_queue(queue)
+    drain_queue(queue)
 
     # then the first task did it all: every unit once (one lease take each), every row sent once
     assert first_task == (RunStatus.SUCCEEDED, rows)
@@ -140,7 +129,7 @@ def test_a_unit_that_cannot_start_in_the_chain_for_a_transient_error_is_released
     assert run.status == RunStatus.RUNNING
 
     # and the messages finish the run: every row once, nothing left
-    _drain_queue(queue)
+    drain_queue(queue)
     run.refresh_from_db()
     assert (run.status, run.rows_read, run.items_written) == (RunStatus.SUCCEEDED, 230, 230)
     assert sorted(sent) == sorted(f"THING#{n}" for n in range(1, 231))
@@ -213,7 +202,7 @@ def test_a_transient_error_of_the_unit_before_releases_the_unit_taken_ahead(
     assert failed[0]
     first = run.segments.get(index=0)
     assert (first.done, first.retries) == (True, 1)
-    _drain_queue(queue)
+    drain_queue(queue)
     run.refresh_from_db()
     assert (run.status, run.rows_read, run.items_written) == (RunStatus.SUCCEEDED, 230, 230)
 
