@@ -10,20 +10,11 @@ from django.utils import timezone
 from lizzy.dynamodb import DynamoDBUnavailable
 from migration_app.models import MigrationRun, RunStatus, Segment
 from migration_app.services import runs
-from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
-from migration_app.services.runs import RunFailed, run_cancel, run_create, segment_run
+from migration_app.services.runs import RunFailed, run_cancel, segment_run
 from migration_app.sources.base import SourceError
 from tests.fixtures.dynamodb_hooks import fault_injection
-from tests.migration_app.factories import THINGS_DDL, drain_queue, things_mapping, things_rows
-
-
-def _run(sqlite_source, settings, rows, *, extra=()) -> MigrationRun:
-    settings.LIZZY_MIGRATION_UNIT_ROWS = 50
-    source = sqlite_source(THINGS_DDL, {"things": [*things_rows(rows), *extra]})
-    plan = plan_save(name="things", source_url=source, mapping=things_mapping())
-    with plan_context(plan=plan) as context:
-        plan_setup_tables(context=context)
-        return run_create(context=context)
+from tests.migration_app.factories import drain_queue, things_rows
+from tests.review_chain.helpers import one_entity_run
 
 
 @pytest.fixture
@@ -44,7 +35,7 @@ def sent(dynamodb):
 @pytest.mark.parametrize("rows", [230, 101, 100, 80, 50, 1])
 def test_one_task_chains_every_unit_and_writes_each_row_once(db, sqlite_source, settings, sent, rows):
     # given a run of ``rows`` rows in units of 50
-    run = _run(sqlite_source, settings, rows)
+    run = one_entity_run(sqlite_source, settings, rows)
     queue: list[int] = []
 
     # when its first unit's task runs, then every message its cuts queued (each finds its unit done)
@@ -65,7 +56,7 @@ def test_the_next_unit_s_first_page_is_sent_before_the_unit_before_is_checkpoint
     db, sqlite_source, settings, monkeypatch, sent
 ):
     # given a run of three units, every chunk sent and every checkpoint written recorded in order
-    run = _run(sqlite_source, settings, 150)
+    run = one_entity_run(sqlite_source, settings, 150)
     events: list[tuple[str, int]] = []
     write, checkpoint = runs._UnitPipeline.write, runs._UnitPipeline._checkpoint
 
@@ -113,7 +104,7 @@ def test_a_unit_that_cannot_start_in_the_chain_for_a_transient_error_is_released
     db, sqlite_source, settings, monkeypatch, sent
 ):
     # given a run whose second unit fails to open once when the chain takes it (the endpoint away a moment)
-    run = _run(sqlite_source, settings, 230)
+    run = one_entity_run(sqlite_source, settings, 230)
     failures = _failing_open_once(monkeypatch, DynamoDBUnavailable("the endpoint went away"))
     queue: list[int] = []
 
@@ -139,7 +130,7 @@ def test_a_unit_that_cannot_start_in_the_chain_for_another_error_fails_the_run_n
     db, sqlite_source, settings, monkeypatch, sent
 ):
     # given a run whose second unit's source read fails when the chain takes it
-    run = _run(sqlite_source, settings, 230)
+    run = one_entity_run(sqlite_source, settings, 230)
     _failing_open_once(monkeypatch, SourceError("relation main.things: permission denied"))
 
     # when the first unit's task runs
@@ -160,7 +151,7 @@ def test_bad_rows_in_the_unit_taken_ahead_fail_the_run_naming_that_unit(db, sqli
     # given pages of 10 rows, and the first page of the second unit (rows 51-60) all over DynamoDB's item limit
     settings.LIZZY_MIGRATION_CHUNK_SIZE = 10
     huge = [{**row, "name": "x" * 410_000} for row in things_rows(10, start=51)]
-    run = _run(sqlite_source, settings, 50, extra=[*huge, *things_rows(40, start=61)])
+    run = one_entity_run(sqlite_source, settings, 50, extra=[*huge, *things_rows(40, start=61)])
 
     # when one task chains the units
     with pytest.raises(RunFailed):
@@ -179,7 +170,7 @@ def test_a_transient_error_of_the_unit_before_releases_the_unit_taken_ahead(
     db, dynamodb, sqlite_source, settings, monkeypatch
 ):
     # given the first unit's last drain failing once after the chain took the second unit
-    run = _run(sqlite_source, settings, 230)
+    run = one_entity_run(sqlite_source, settings, 230)
     drain = runs._UnitPipeline.drain
     failed = []
 
@@ -211,7 +202,7 @@ def test_a_lost_lease_before_the_last_checkpoint_leaves_that_unit_and_the_chain_
     db, sqlite_source, settings, monkeypatch, sent
 ):
     # given another runner taking the first unit over while its last page drains (the chain took the second)
-    run = _run(sqlite_source, settings, 230)
+    run = one_entity_run(sqlite_source, settings, 230)
     drain = runs._UnitPipeline.drain
     first_pk = run.segments.get().pk
 
@@ -234,14 +225,14 @@ def test_a_lost_lease_before_the_last_checkpoint_leaves_that_unit_and_the_chain_
 
 
 def test_the_chain_stops_at_its_deadline(db, dynamodb, sqlite_source, settings):
-    run = _run(sqlite_source, settings, 230)
+    run = one_entity_run(sqlite_source, settings, 230)
     segment_run(segment_id=run.segments.get().pk, on_unit=lambda unit: None, chain_seconds=1e-9)
     assert list(run.segments.order_by("index").values_list("done", flat=True)) == [True, False, False]
 
 
 def test_the_chain_takes_no_unit_of_a_stopped_run(db, dynamodb, sqlite_source, settings, monkeypatch):
     # given a run cancelled when its first unit has handed over its last page
-    run = _run(sqlite_source, settings, 230)
+    run = one_entity_run(sqlite_source, settings, 230)
     start_next = runs._Chain.start_next
 
     def cancel_then_start_next(self, **kwargs):
