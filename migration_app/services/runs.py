@@ -361,6 +361,7 @@ def _segment_guarded(
             started = None
             if chain is not None:
                 chain.abandon()  # a unit taken after this one goes back to its own task while this one backs off
+                chain.deadline = 0.0  # and none more is taken ahead: one message more a chain, not one a boundary
             segment.refresh_from_db()
             if segment.retries < settings.LIZZY_MIGRATION_UNIT_RETRIES:
                 _fenced(lease).update(retries=F("retries") + 1, last_error=exc.message[:2000])
@@ -570,9 +571,9 @@ class _Chain:
     """Units one after another in one worker: while a unit's last pages are in flight, the run's next free
     unit is taken (lease, cut) and its first page sent through the same writer, so the window of calls in
     flight stays full across the boundary (a unit's last round of calls, its last checkpoint and release, the
-    next unit's lease, cut and first page were 40-90 ms without a call in flight a unit:
-    docs/MIGRATIONS.md, "Running on many machines"). For ``seconds`` from the first unit (a warm shutdown waits
-    for the chain); each unit keeps its own lease, fencing, checkpoints and retries.
+    next unit's lease, cut and first page were 40-90 ms without a call in flight a unit: docs/MIGRATIONS.md,
+    "One unit after another in a worker"). For ``seconds`` from the first unit (a warm shutdown waits for the
+    chain); each unit keeps its own lease, fencing, checkpoints and retries.
 
     A unit taken here still has its own Celery message: delivered later, it finds the unit done (or leased,
     and looks again when the lease would expire). Starting it (cut, first page) fails as in its own task: a
