@@ -548,8 +548,6 @@ def _unit_pump(source, state: _UnitState, *, pages: int | None = None) -> bool:
     (a unit taken ahead whose first page spent the budget)."""
     if state.handed_all:
         return True
-    if state.pipeline.stopped:
-        return False  # the run stopped while a page was written: not one page more
     for handed, rows in enumerate(state.pages, start=1):
         rows, state.checkpoint = _budgeted(source, state.relation, rows, state.remaining, state.checkpoint)
         state.pipeline.write(rows, state.checkpoint)
