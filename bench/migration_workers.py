@@ -146,7 +146,7 @@ def engine(
             run = MigrationRun.objects.get(pk=run.pk)
             if run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
                 break
-            time.sleep(0.05)
+            time.sleep(0.01)  # the clock stops within 10 ms of the run's end
         seconds = time.perf_counter() - started
         cpu = _cpu_seconds(worker.pid) - cpu
         if run.status != RunStatus.SUCCEEDED or run.items_written != rows:
@@ -154,7 +154,12 @@ def engine(
         return rows / seconds, cpu * 1000 / rows
     finally:
         worker.terminate()
-        worker.wait(30)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:  # after the figures: a warm shutdown that hangs is not measured here
+            print(f"the worker did not stop within 30 s of SIGTERM; killed (queue {queue})", file=sys.stderr)
+            worker.kill()
+            worker.wait(30)
 
 
 def engine_items(source: str) -> list[dict]:

@@ -31,7 +31,6 @@ table names. Functions in templates are listed in :mod:`migration_app.services.t
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from migration_app.services.templates import Template, TemplateError
 from migration_app.services.types import (
     ERR_TYPE_REFUSED,
     ValueRefused,
+    exact_json,
     exact_number,
     storable,
     timestamp_text,
@@ -280,7 +280,7 @@ def _attribute_value(mapping: AttributeMapping, row: Mapping[str, Any], rule: st
         if mapping.sub_type == "number":
             return _number(text, mapping.target)
         if mapping.kind == "document" and mapping.sub_type == "json":
-            return storable(json.loads(text, parse_float=Decimal), mapping.target)
+            return storable(exact_json(text), mapping.target)
         return text
     return _typed_value(mapping.document, row, mapping.target)
 

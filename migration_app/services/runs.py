@@ -23,7 +23,7 @@ order, only once DynamoDB accepted every chunk of it and of the pages before it.
 unit is taken over when its lease expires (``LIZZY_MIGRATION_LEASE_SECONDS``) and resumes from its
 checkpoint; a page written twice writes the same items (PutRequest is a full overwrite). A Celery unit task
 goes on with the run's next free units for ``LIZZY_MIGRATION_CHAIN_SECONDS``, each taken (leased, cut, its
-first page sent through the same writer) while the unit before drains (``_Chain``).
+first pages sent through the same writer) while the unit before drains (``_Chain``).
 
 Progress is written per unit (one row per unit per page); the run's totals are the sum of its units,
 stored on the run when a unit ends, in one UPDATE that also closes the run when its last unit ended (a unit
@@ -115,6 +115,12 @@ FRESH_LEASE_SECONDS = 5.0  # a lease taken this recently (at most a tenth of the
 # A unit's first pages grow by this factor up to LIZZY_MIGRATION_CHUNK_SIZE: preparing a page costs less
 # than writing it (about 0.3 against 1 ms a row with 4 calls of 25 in flight at 100 ms each, loaded machine).
 PAGE_RAMP = 3
+# Pages of the unit taken ahead (``_Chain``) handed to a shared writer before the unit before drains: its
+# first (one chunk a writer thread) and the next (PAGE_RAMP times that), four rounds of calls queued behind
+# the last ones of the unit before; traced at 4 workers, one page alone (one round) ran out while that unit's
+# last checkpoint, release and the run's totals were written and the next page was read, 30-60 ms a boundary
+# with one call in flight or none (docs/MIGRATIONS.md, "One unit after another in a worker").
+CHAIN_HEAD_PAGES = 2
 IDLE_POLL_SECONDS = 0.2  # a runner with nothing to take looks again after this (units being cut, leases)
 COUNTERS = (
     "rows_read",
@@ -306,7 +312,7 @@ def segment_backfill(
     brought up to date when the unit ends; with ``close_run``, a unit that finished also closes the run
     ``succeeded`` where no unit is left, in the same UPDATE (``segment_run``). With ``chain``, the run's next
     free unit is taken while this one's last pages drain (``_Chain``); ``started`` is such a unit, its lease
-    taken and its first page sent, continued here.
+    taken and its first pages sent, continued here.
     """
     if started is None:
         lease, segment = _lease_take(segment_id, owner or runner_name())
@@ -346,7 +352,7 @@ def _segment_guarded(
     """Transient errors retried with backoff; any other failure names plan, table, rule, unit and source key.
 
     ``segment`` is the unit as read when its lease was taken (not read again unless an error is retried).
-    ``started``: the unit was cut and its first page sent by ``_Chain.start_next``; a retry starts it again
+    ``started``: the unit was cut and its first pages sent by ``_Chain.start_next``; a retry starts it again
     from its checkpoint.
     """
     entity = context.entity(segment.entity)
@@ -485,7 +491,7 @@ def _segment_loop(
     pipeline = state.pipeline
     try:
         if _unit_pump(context.source, state) and chain is not None:
-            # Every page is handed over: the next unit's first page queues behind this one's last calls.
+            # Every page is handed over: the next unit's first pages queue behind this one's last calls.
             chain.start_next(run=run, context=context, on_rows=on_rows, after=segment.pk)
         pipeline.drain()
     except LeaseLost:
@@ -567,11 +573,11 @@ def _unit_pump(source, state: _UnitState, *, pages: int | None = None) -> bool:
 
 class _Chain:
     """Units one after another in one worker: while a unit's last pages are in flight, the run's next free
-    unit is taken (lease, cut) and its first page sent through the same writer, so the window of calls in
-    flight stays full across the boundary (a unit's last round of calls, its last checkpoint and release, the
-    next unit's lease, cut and first page were 40-90 ms without a call in flight a unit: docs/MIGRATIONS.md,
-    "One unit after another in a worker"). For ``seconds`` from the first unit (a warm shutdown waits for the
-    chain); each unit keeps its own lease, fencing, checkpoints and retries.
+    unit is taken (lease, cut) and its first pages (``CHAIN_HEAD_PAGES``) sent through the same writer, so the
+    window of calls in flight stays full across the boundary (a unit's last round of calls, its last checkpoint
+    and release, the next unit's lease, cut and first page were 40-90 ms without a call in flight a unit:
+    docs/MIGRATIONS.md, "One unit after another in a worker"). For ``seconds`` from the first unit (a warm
+    shutdown waits for the chain); each unit keeps its own lease, fencing, checkpoints and retries.
 
     A unit taken here still has its own Celery message: delivered later, it finds the unit done (or leased,
     and looks again when the lease would expire). Starting it (cut, first page) fails as in its own task: a
@@ -612,7 +618,7 @@ class _Chain:
             return
 
     def _start(self, lease: Lease, segment: Segment, context: PlanContext, on_rows) -> None:
-        """Cut the unit taken (if open-ended) and send its first page; what fails here is handled as it
+        """Cut the unit taken (if open-ended) and send its first pages; what fails here is handled as it
         would be in the unit's own task: a transient error leaves the unit to that task (released and queued
         again, retried there with backoff), anything else fails the run naming this unit."""
         run, entity, state = segment.run, context.entity(segment.entity), None
@@ -626,8 +632,9 @@ class _Chain:
             if state is None:  # the run's row budget is spent: its own task ends the unit
                 self._drop(None, lease)
                 return
-            _unit_pump(context.source, state, pages=1)
-            if state.pipeline.stopped:  # the run stopped while its first page was written
+            # With a writer of its own thread (concurrency 1), pages are written in this thread: one only.
+            _unit_pump(context.source, state, pages=CHAIN_HEAD_PAGES if self.writer is not None else 1)
+            if state.pipeline.stopped:  # the run stopped while its first pages were written
                 self._drop(state, lease, requeue=False)
                 return
         except (LeaseLost, UnitLeased) as exc:

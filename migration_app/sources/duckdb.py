@@ -11,14 +11,13 @@ interrupted.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import threading
-from decimal import Decimal
 from typing import Any
 
 import duckdb
 
+from migration_app.services.types import exact_json
 from migration_app.sources.base import (
     ERR_ONE_STATEMENT,
     ERR_SOURCE,
@@ -122,7 +121,7 @@ class DuckdbSource(SqlSource):
         for name, value in row.items():
             type_name = declared.get(name, "")
             if isinstance(value, str) and type_name.upper() == "JSON":
-                value = json.loads(value, parse_float=Decimal)
+                value = exact_json(value)
             elif isinstance(value, dt.datetime) and value.tzinfo is None and _UTC_CAST.match(type_name):
                 value = value.replace(tzinfo=dt.UTC)
             out[name] = value

@@ -17,7 +17,6 @@ text.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from decimal import Decimal
 from typing import Any
@@ -25,7 +24,7 @@ from urllib.parse import unquote, urlparse
 
 import pymysql
 
-from migration_app.services.types import Unreadable, type_family
+from migration_app.services.types import Unreadable, exact_json, type_family
 from migration_app.sources.base import (
     ERR_PRIVILEGED_ROLE,
     ERR_SOURCE,
@@ -172,7 +171,7 @@ class MysqlSource(SqlSource):
                         problem = f"{number} is not 0 or 1"
                         value = Unreadable(column=name, declared=declared.get(name, ""), raw=number, problem=problem)
                 elif family == "json" and isinstance(value, (str, bytes)):
-                    value = json.loads(value, parse_float=Decimal)
+                    value = exact_json(value)
                 elif family == "timestamp" and isinstance(value, dt.datetime) and value.tzinfo is None:
                     value = value.replace(tzinfo=dt.UTC)
             out[name] = value

@@ -19,12 +19,10 @@ more than one statement: ``SELECT 1; CREATE TABLE x()`` is an error, not a table
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import re
 from collections.abc import Iterator
-from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -33,7 +31,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import Format
 from psycopg.types.json import set_json_loads
 
-from migration_app.services.types import Unreadable
+from migration_app.services.types import Unreadable, exact_json
 from migration_app.sources.base import (
     ERR_PRIVILEGED_ROLE,
     ERR_SOURCE,
@@ -82,7 +80,7 @@ SELECT current_user AS role, r.rolsuper AS superuser,
 
 
 def _loads(data: bytes | str) -> Any:
-    return json.loads(data, parse_float=Decimal)
+    return exact_json(data)
 
 
 # Python's datetime holds years 1 to 9999; PostgreSQL also has 'infinity', BC and years past 9999, which the

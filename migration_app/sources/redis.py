@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import logging
 import math
 from collections.abc import Iterator
@@ -53,6 +52,7 @@ from django_redis.exceptions import CompressorError
 
 from lizzy import metrics
 from lizzy.redis_source import RedisError, redis_source_client
+from migration_app.services.types import exact_json
 from migration_app.sources.base import ERR_SOURCE, KEY, ROW_ERROR, Relation, SourceError
 
 logger = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def _auto_string(raw: bytes) -> Any:
     text = _text(raw)
     if isinstance(text, str) and text[:1] in ("{", "["):
         try:
-            return json.loads(text, parse_float=Decimal)
+            return exact_json(text)
         except ValueError:
             return text
     return text

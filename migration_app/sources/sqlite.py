@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import re
 import sqlite3
 import time
@@ -22,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlparse
 
-from migration_app.services.types import Unreadable
+from migration_app.services.types import Unreadable, exact_json
 from migration_app.sources.base import ERR_SOURCE, ERR_TIMEOUT, SourceError, SqlSource
 
 _BOOLEAN_TEXT = {"true": True, "t": True, "1": True, "false": False, "f": False, "0": False}
@@ -73,7 +72,7 @@ def read_declared(value: Any, declared: str, column: str = "") -> Any:
     is_json, is_bool, is_time, is_decimal = _declared_kinds(declared)
     try:
         if is_json and isinstance(value, str):
-            return json.loads(value, parse_float=Decimal)
+            return exact_json(value)
         if is_bool and isinstance(value, int):
             if value not in (0, 1):
                 return Unreadable(column=column, declared=declared, raw=value, problem=f"{value} is not 0 or 1")

@@ -85,6 +85,45 @@ def test_the_next_unit_s_first_page_is_sent_before_the_unit_before_is_checkpoint
     assert (run.status, run.items_written, len(sent)) == (RunStatus.SUCCEEDED, 150, 150)
 
 
+def test_the_unit_taken_ahead_has_two_pages_queued_before_the_unit_before_is_checkpointed(
+    db, sqlite_source, settings, monkeypatch, sent
+):
+    # given a run of three units of five pages (10 rows a page), every page handed over and every checkpoint
+    # written recorded in order
+    settings.LIZZY_MIGRATION_CHUNK_SIZE = 10
+    run = one_entity_run(sqlite_source, settings, 150)
+    events: list[tuple[str, int]] = []
+    write, checkpoint = runs._UnitPipeline.write, runs._UnitPipeline._checkpoint
+
+    def recorded_write(self, rows, last_key):
+        events.append(("page", self.lease.segment_id))
+        return write(self, rows, last_key)
+
+    def recorded_checkpoint(self, rows, last_key, outcome):
+        events.append(("checkpoint", self.lease.segment_id))
+        return checkpoint(self, rows, last_key, outcome)
+
+    monkeypatch.setattr(runs._UnitPipeline, "write", recorded_write)
+    monkeypatch.setattr(runs._UnitPipeline, "_checkpoint", recorded_checkpoint)
+
+    # when one task chains them
+    segment_run(segment_id=run.segments.get().pk, on_unit=lambda unit: None, chain_seconds=60)
+
+    # then the two first pages of each unit taken ahead were handed over before the last checkpoint of the
+    # unit before it (the shared writer has four rounds of calls queued across the boundary), and no more
+    order = list(dict.fromkeys(unit for kind, unit in events if kind == "page"))
+    assert len(order) == 3
+    for before, after in zip(order, order[1:], strict=False):
+        last_checkpoint = max(i for i, event in enumerate(events) if event == ("checkpoint", before))
+        assert events[:last_checkpoint].count(("page", after)) == runs.CHAIN_HEAD_PAGES == 2
+    run.refresh_from_db()
+    assert (run.status, run.items_written, sorted(sent)) == (
+        RunStatus.SUCCEEDED,
+        150,
+        sorted(f"THING#{n}" for n in range(1, 151)),
+    )
+
+
 def _failing_open_once(monkeypatch, error):
     """``_unit_open`` raising ``error`` once, for the second unit (index 1)."""
     opened = runs._unit_open
