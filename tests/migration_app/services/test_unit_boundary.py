@@ -46,7 +46,7 @@ def _statements(queries) -> list[str]:
     return out
 
 
-def test_a_unit_of_one_page_costs_twelve_control_database_statements_and_the_unit_cut_ahead_seven(run):
+def test_the_control_database_statements_of_a_one_page_unit_and_of_the_unit_cut_ahead(run):
     # given the run's first unit (open-ended: it is cut, and the unit after it too) and that next unit
     queued = []
     unit = run.segments.get()
@@ -64,10 +64,11 @@ def test_a_unit_of_one_page_costs_twelve_control_database_statements_and_the_uni
     # and its totals and close in one UPDATE. The unit cut ahead has no cut of its own: lease, page, end.
     # Before: 28 and 27 (the lease in a transaction with a second read, the unit read three more times, the
     # totals as a SELECT SUM and an UPDATE twice, a status check, the run read back, the next unit's run
-    # looked up); then 11 and 10 (every unit cut by its own runner).
+    # looked up); then 11 and 10 (every unit cut by its own runner). The cut reads the run's live leases first
+    # (how many runners share the rows left: ``_guided_rows``), one statement an open-ended unit.
     segment, run_, plan = "migration_app_segment", "migration_app_migrationrun", "migration_app_migrationplan"
     lease = [f"UPDATE {segment}", f"SELECT {segment}"]
-    cut = ["SAVEPOINT", f"UPDATE {segment}", f"INSERT INTO {segment}", "RELEASE SAVEPOINT"]
+    cut = [f"SELECT {segment}", "SAVEPOINT", f"UPDATE {segment}", f"INSERT INTO {segment}", "RELEASE SAVEPOINT"]
     totals = [f"UPDATE {run_}"]
     if connection.features.has_select_for_update:
         totals = ["SAVEPOINT", f"SELECT {run_}", *totals, "RELEASE SAVEPOINT"]

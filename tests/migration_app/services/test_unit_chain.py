@@ -257,10 +257,11 @@ def test_a_lost_lease_before_the_last_checkpoint_leaves_that_unit_and_the_chain_
 
     # then the first unit is left to the runner that took it (not done, its checkpoint not written past the
     # take-over), and the chain went on with every other unit
-    units = list(run.segments.order_by("index").values_list("index", "done", "lease_owner"))
-    assert units[0] == (0, False, "other")
-    assert all(done for _index, done, _owner in units[1:])
-    assert len(units) == 5
+    units = list(run.segments.order_by("index").values_list("index", "done", "lease_owner", "rows_read"))
+    assert units[0][:3] == (0, False, "other")
+    assert all(done for _index, done, _owner, _rows in units[1:])
+    assert sum(rows for *_unit, rows in units[1:]) == 230 - 50  # every row after the first unit's, once
+    assert sorted(sent) == sorted(f"THING#{n}" for n in range(1, 231))  # the first unit's page was sent too
 
 
 def test_the_chain_stops_at_its_deadline(db, dynamodb, sqlite_source, settings):

@@ -1,0 +1,171 @@
+"""Guided unit sizes near an entity's end (``runs._guided_rows``) and the largest free unit taken first
+(``_Chain.start_next``), issue 14: with several runners the last units of a run are small, so the runners end
+within a small unit of each other; every row is still read and written once, whatever the sizes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import pytest
+from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from migration_app.models import RunStatus, Segment
+from migration_app.services import runs
+from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
+from migration_app.services.runs import run_create, segment_run
+from tests.fixtures.dynamodb_hooks import fault_injection
+from tests.migration_app.factories import THINGS_DDL, things_mapping, things_rows
+from tests.review_chain.helpers import one_entity_run
+
+_names = itertools.count()
+
+
+def _lease(run, owner: str, *, expires_in: float = 300, done: bool = False) -> Segment:
+    """A unit of another entity held by ``owner`` (host:process:thread:nonce): a runner at work on the run."""
+    return Segment.objects.create(
+        run=run,
+        entity=f"other-{next(_names)}",
+        index=0,
+        done=done,
+        lease_owner=owner,
+        lease_expires_at=timezone.now() + dt.timedelta(seconds=expires_in),
+    )
+
+
+@pytest.mark.parametrize(
+    ("left", "owners", "expected"),
+    [
+        (10_000, 4, 100),  # far from the end: the run's unit size
+        (800, 4, 100),  # 800 rows, 4 runners, two units each: 100 a unit
+        (600, 4, 75),  # fewer: 600 / 8
+        (601, 4, 76),  # rounded up, never a row short
+        (40, 4, 13),  # at least an eighth of the unit size (12.5, rounded up)
+        (150, 2, 38),  # 150 / 4
+        (150, 1, 100),  # one runner: nothing to even out
+        (0, 4, 100),  # the estimate is spent while rows are left (it was low): the unit size
+        (None, 4, 100),  # no estimate
+    ],
+)
+def test_units_cut_near_the_end_share_the_rows_left_among_the_runners(db, settings, left, owners, expected):
+    settings.LIZZY_MIGRATION_UNIT_ROWS = 100
+    run = one_entity_run_stub(settings)
+    segment = run.segments.get(entity="things")
+    segment.rows_expected = left
+    for number in range(owners):
+        _lease(run, f"host:{number}:1:aaaa{number}")
+    assert runs._guided_rows(run, segment) == expected
+
+
+def test_a_runner_is_its_host_process_and_thread_and_only_live_leases_count(db, settings):
+    settings.LIZZY_MIGRATION_UNIT_ROWS = 100
+    run = one_entity_run_stub(settings)
+    segment = run.segments.get(entity="things")
+    segment.rows_expected = 300
+    # one runner holding two units of a chain (two nonces), one whose lease expired, one whose unit is done
+    _lease(run, "host:1:1:aaaa")
+    _lease(run, "host:1:1:bbbb")
+    _lease(run, "host:2:1:cccc", expires_in=-1)
+    _lease(run, "host:3:1:dddd", done=True)
+    assert runs._guided_rows(run, segment) == 100  # one runner
+    _lease(run, "host:1:2:eeee")  # another thread of that process: a second runner
+    assert runs._guided_rows(run, segment) == 75
+
+
+def one_entity_run_stub(settings):
+    from migration_app.models import MigrationPlan, MigrationRun
+
+    plan = MigrationPlan.objects.create(name=f"stub-{next(_names)}", source_url="sqlite:///unused", mapping={})
+    run = MigrationRun.objects.create(plan=plan, unit_rows=settings.LIZZY_MIGRATION_UNIT_ROWS)
+    Segment.objects.create(run=run, entity="things", index=0, open_ended=True)
+    return run
+
+
+@pytest.fixture
+def sent_keys(dynamodb):
+    keys: list[str] = []
+
+    def hook(operation, params, send):
+        if operation == "BatchWriteItem":
+            (requests,) = params["RequestItems"].values()
+            keys.extend(request["PutRequest"]["Item"]["PK"]["S"] for request in requests)
+        return send(params)
+
+    with fault_injection(hook):
+        yield keys
+
+
+def _chain_with_another_runner(run, queue):
+    """One task's chain over the run while another runner holds a lease on it (so the cuts are guided); the
+    units taken in order: (their expected rows, the most any free unit expected then)."""
+    first = run.segments.get(index=0).pk
+    other = _lease(run, "elsewhere:1:1:ffff")
+    taken: list[tuple[int | None, int | None]] = []
+    take = runs._lease_take
+
+    def recorded(segment_id, owner):
+        free = Segment.objects.filter(run=run, done=False, lease_expires_at__isnull=True)
+        largest = max((rows or 0 for rows in free.values_list("rows_expected", flat=True)), default=None)
+        lease, segment = take(segment_id, owner)
+        if lease is not None:
+            taken.append((segment.rows_expected, largest))
+        return lease, segment
+
+    runs._lease_take = recorded
+    try:
+        segment_run(segment_id=first, on_unit=lambda unit: queue.append(unit.pk), chain_seconds=60)
+    finally:
+        runs._lease_take = take
+    Segment.objects.filter(pk=other.pk).update(done=True, lease_owner="", lease_expires_at=None)
+    return taken
+
+
+def test_with_another_runner_the_last_units_are_smaller_and_taken_largest_first(
+    db, sqlite_source, settings, sent_keys
+):
+    # given 1,000 rows in units of 100 (estimate exact: SQLite counts) and another runner at work on the run
+    run = one_entity_run(sqlite_source, settings, 1000, unit_rows=100)
+    queue: list[int] = []
+
+    # when one task's chain takes its units
+    taken = _chain_with_another_runner(run, queue)
+
+    # then every row was read and sent once
+    units = list(run.segments.exclude(entity__startswith="other-").order_by("index"))
+    assert sum(unit.rows_read for unit in units) == 1000
+    assert sorted(sent_keys) == sorted(f"THING#{n}" for n in range(1, 1001))
+    # the units cut near the end are smaller (2 runners: the rows left / 4), none below 13 rows but the last
+    sizes = [unit.rows_read for unit in units]  # in key order
+    assert sizes[:2] == [100, 100]
+    assert sizes[:-1] == sorted(sizes[:-1], reverse=True)  # the entity's last unit holds what was left
+    assert min(sizes[:-1]) >= 13
+    assert sizes[-2] < 100
+    assert len(units) > 10  # more than 1,000 / 100
+    # and each unit the chain took was the largest free one then
+    assert len(taken) == len(units)
+    assert all(rows == largest for rows, largest in taken[1:]), taken
+    run.refresh_from_db()
+    assert run.rows_read == 1000
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.integers(1, 400), unit_rows=st.integers(2, 60))
+def test_guided_units_cover_every_row_once(db, sqlite_source, settings, sent_keys, rows, unit_rows):
+    sent_keys.clear()
+    settings.LIZZY_MIGRATION_UNIT_ROWS = unit_rows
+    source = sqlite_source(THINGS_DDL, {"things": things_rows(rows)}, name=f"source-{next(_names)}.sqlite3")
+    plan = plan_save(name=f"things-{next(_names)}", source_url=source, mapping=things_mapping())
+    with plan_context(plan=plan) as context:
+        plan_setup_tables(context=context)
+        run = run_create(context=context)
+    queue: list[int] = []
+    _chain_with_another_runner(run, queue)
+    units = run.segments.exclude(entity__startswith="other-")
+    assert sum(units.values_list("rows_read", flat=True)) == rows
+    assert all(units.values_list("done", flat=True))
+    assert sorted(sent_keys) == sorted(f"THING#{n}" for n in range(1, rows + 1))
+    assert run.segments.filter(done=False).count() == 0
+    run.refresh_from_db()
+    assert run.status in (RunStatus.RUNNING, RunStatus.SUCCEEDED)
