@@ -122,9 +122,7 @@ def _chain_with_another_runner(run, queue):
     return taken
 
 
-def test_with_another_runner_the_last_units_are_smaller_and_taken_largest_first(
-    db, sqlite_source, settings, sent_keys
-):
+def test_with_another_runner_the_last_units_are_smaller_and_taken_largest_first(db, sqlite_source, settings, sent_keys):
     # given 1,000 rows in units of 100 (estimate exact: SQLite counts) and another runner at work on the run
     run = one_entity_run(sqlite_source, settings, 1000, unit_rows=100)
     queue: list[int] = []
