@@ -523,6 +523,7 @@ def _segment_loop(
         if _unit_pump(context.source, state) and chain is not None:
             # Every page is handed over: the next unit's first pages queue behind this one's last calls.
             chain.start_next(run=run, context=context, on_rows=on_rows, after=segment.pk)
+            pipeline.on_wait = chain.keep_alive  # its lease renewed too while this unit drains
         pipeline.drain()
     except LeaseLost:
         raise  # nothing more is sent or checkpointed
@@ -632,14 +633,14 @@ class _Chain:
     def start_next(self, *, run: MigrationRun, context: PlanContext, on_rows, after: int) -> None:
         if self.next is not None or time.monotonic() >= self.deadline:
             return
-        # The largest free unit first (the open-ended rest of an entity while it is the largest; the units cut
-        # near its end, smaller, last: ``_guided_rows``), and of equal ones the most recently cut, whose own
-        # messages are the last in the queue.
+        # The open-ended rest of an entity first (cut at once, whatever its estimate: a low one says 0 rows),
+        # then the largest free unit (the units cut near its end, smaller, last: ``_guided_rows``), and of
+        # equal ones the most recently cut, whose own messages are the last in the queue.
         free = (
             Segment.objects.filter(run_id=run.pk, done=False)
             .exclude(pk=after)
             .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=timezone.now()))
-            .order_by(F("rows_expected").desc(nulls_last=True), "-pk")
+            .order_by("-open_ended", F("rows_expected").desc(nulls_last=True), "-pk")
             .values_list("pk", flat=True)[:3]
         )
         for unit_id in list(free):
@@ -688,6 +689,20 @@ class _Chain:
             self._drop(state, lease, requeue=False)
             raise failure from exc
         self.next = state
+
+    def keep_alive(self) -> None:
+        """The unit taken ahead keeps its lease while the unit before drains (``_UnitPipeline._keep_alive``);
+        one that lost it (a drain longer than its lease, taken over) is dropped: its chunks not sent yet are
+        cancelled, the runner that took it over writes them."""
+        state = self.next
+        if state is None:
+            return
+        try:
+            lease_renew(lease=state.lease)
+        except LeaseLost as exc:
+            logger.warning("%s while the unit before drained; left to the runner that took it over", exc.message)
+            self.next = None
+            self._drop(state, state.lease, requeue=False)
 
     def take(self) -> _UnitState | None:
         state, self.next = self.next, None
@@ -783,6 +798,7 @@ class _UnitPipeline:
         self.pages: deque[_Page] = deque()
         self.window: deque[tuple[Any, _Page]] = deque()
         self.stopped = False
+        self.on_wait: Callable[[], None] | None = None  # called at each ``_keep_alive``
         # The lease was taken by a fenced UPDATE moments ago: that is the first page's fencing check, unless
         # the source took long to answer (a takeover needs the lease expired: hundreds of seconds).
         self.fenced_until = lease.taken_at + min(FRESH_LEASE_SECONDS, settings.LIZZY_MIGRATION_LEASE_SECONDS / 10)
@@ -796,7 +812,7 @@ class _UnitPipeline:
                 self.stopped = True  # one page at a time: stop before reading the next
             return
         if not self._settle(block=False) and time.monotonic() >= self.fenced_until:
-            lease_renew(lease=self.lease)  # no fenced checkpoint since the last page: the fencing check
+            self._renew()  # no fenced checkpoint since the last page: the fencing check (and the run's stop)
         self.fenced_until = 0.0
         if self.stopped:
             return
@@ -837,7 +853,10 @@ class _UnitPipeline:
         futures_wait([future for future, _page in self.window])
 
     def _settle_one(self) -> None:
-        future, page = self.window.popleft()
+        future, page = self.window[0]
+        while not futures_wait([future], timeout=settings.LIZZY_MIGRATION_LEASE_SECONDS / 10)[0]:
+            self._keep_alive()
+        self.window.popleft()
         try:
             page_chunk_written(page.prepared, future.result())
         except DynamoDBError as exc:
@@ -864,6 +883,25 @@ class _UnitPipeline:
             self._checkpoint(page.rows, page.last_key, page.prepared.outcome)
             written = True
         return written
+
+    def _keep_alive(self) -> None:
+        """A chunk waited for a tenth of the lease (throttling retried, a slow endpoint): the lease is renewed,
+        so that it does not expire under the chunks still queued behind (``LeaseLost`` where it is lost
+        already: those are dropped), then whatever else waits on this writer (``on_wait``: a chain's unit
+        taken ahead)."""
+        lease_renew(lease=self.lease)
+        if self.on_wait is not None:
+            self.on_wait()
+
+    def _renew(self) -> None:
+        """The lease renewed, as a checkpoint would: refused once the run stopped (paused, cancelled, failed
+        elsewhere; then ``stopped``: no page more is handed over), ``LeaseLost`` where the token is not ours."""
+        if _fenced(self.lease).filter(run_id__in=_runs_not_in(STOPPED)).update(lease_expires_at=_lease_until()):
+            return
+        if _fenced(self.lease).exists():
+            self.stopped = True
+            return
+        raise LeaseLost(f"unit {self.unit}: lease {self.lease.fence} of {self.lease.owner} was lost")
 
     def _checkpoint(self, rows: int, last_key: Any, outcome) -> None:
         """The page's counters and checkpoint, fenced (``LeaseLost`` otherwise); none once the run stopped."""

@@ -99,18 +99,23 @@ def sent_keys(dynamodb):
 
 def _chain_with_another_runner(run, queue):
     """One task's chain over the run while another runner holds a lease on it (so the cuts are guided); the
-    units taken in order: (their expected rows, the most any free unit expected then)."""
+    units taken in order: (what each was, what the chain should have taken then: the open-ended rest while
+    there is one, else a largest unit)."""
     first = run.segments.get(index=0).pk
     other = _lease(run, "elsewhere:1:1:ffff")
-    taken: list[tuple[int | None, int | None]] = []
+    taken: list[tuple[tuple[str, int | None], tuple[str, int | None]]] = []
     take = runs._lease_take
 
     def recorded(segment_id, owner):
         free = Segment.objects.filter(run=run, done=False, lease_expires_at__isnull=True)
-        largest = max((rows or 0 for rows in free.values_list("rows_expected", flat=True)), default=None)
+        if free.filter(open_ended=True).exists():
+            expected = ("open-ended", None)
+        else:
+            expected = ("cut", max((rows or 0 for rows in free.values_list("rows_expected", flat=True)), default=0))
         lease, segment = take(segment_id, owner)
         if lease is not None:
-            taken.append((segment.rows_expected, largest))
+            kind = "open-ended" if segment.open_ended else "cut"
+            taken.append(((kind, None if segment.open_ended else segment.rows_expected), expected))
         return lease, segment
 
     runs._lease_take = recorded
@@ -122,7 +127,9 @@ def _chain_with_another_runner(run, queue):
     return taken
 
 
-def test_with_another_runner_the_last_units_are_smaller_and_taken_largest_first(db, sqlite_source, settings, sent_keys):
+def test_with_another_runner_the_last_units_are_smaller_and_taken_largest_first_after_the_open_ended_rest(
+    db, sqlite_source, settings, sent_keys
+):
     # given 1,000 rows in units of 100 (estimate exact: SQLite counts) and another runner at work on the run
     run = one_entity_run(sqlite_source, settings, 1000, unit_rows=100)
     queue: list[int] = []
@@ -141,9 +148,10 @@ def test_with_another_runner_the_last_units_are_smaller_and_taken_largest_first(
     assert min(sizes[:-1]) >= 13
     assert sizes[-2] < 100
     assert len(units) > 10  # more than 1,000 / 100
-    # and each unit the chain took was the largest free one then
+    # and each unit the chain took was the open-ended rest while there was one, else the largest free one
     assert len(taken) == len(units)
-    assert all(rows == largest for rows, largest in taken[1:]), taken
+    assert all(unit == expected for unit, expected in taken[1:]), taken
+    assert ("cut", 100) in [unit for unit, _expected in taken]
     run.refresh_from_db()
     assert run.rows_read == 1000
 
@@ -167,3 +175,22 @@ def test_guided_units_cover_every_row_once(db, sqlite_source, settings, sent_key
     assert run.segments.filter(done=False).count() == 0
     run.refresh_from_db()
     assert run.status in (RunStatus.RUNNING, RunStatus.SUCCEEDED)
+
+
+def test_a_low_estimate_cuts_small_units_only_while_it_lasts_and_every_row_once(db, sqlite_source, settings, sent_keys):
+    # given 1,000 rows estimated at 300 (stale statistics) in units of 100, another runner at work
+    run = one_entity_run(sqlite_source, settings, 1000, unit_rows=100)
+    Segment.objects.filter(run=run).update(rows_expected=300)
+    queue: list[int] = []
+
+    # when one task's chain takes its units
+    _chain_with_another_runner(run, queue)
+
+    # then every row once; small units while the estimate said the end was near, the unit size once it was spent
+    units = list(run.segments.exclude(entity__startswith="other-").order_by("index"))
+    assert sum(unit.rows_read for unit in units) == 1000
+    assert sorted(sent_keys) == sorted(f"THING#{n}" for n in range(1, 1001))
+    sizes = [unit.rows_read for unit in units]
+    assert min(sizes[:-1]) >= 13
+    assert sizes[:2] == [75, 75]  # 300 rows left for 2 runners, two units each
+    assert sizes[-3:-1] == [100, 100]  # the estimate spent: units of the run's size again
