@@ -519,11 +519,12 @@ def _segment_loop(
         segment.refresh_from_db()
         return segment
     pipeline = state.pipeline
+    if chain is not None:
+        chain.current, pipeline.on_wait = pipeline, chain.keep_alive  # its lease and the next unit's, kept alive
     try:
         if _unit_pump(context.source, state) and chain is not None:
             # Every page is handed over: the next unit's first pages queue behind this one's last calls.
             chain.start_next(run=run, context=context, on_rows=on_rows, after=segment.pk)
-            pipeline.on_wait = chain.keep_alive  # its lease renewed too while this unit drains
         pipeline.drain()
     except LeaseLost:
         raise  # nothing more is sent or checkpointed
@@ -534,6 +535,8 @@ def _segment_loop(
             pipeline.drain()
         raise
     finally:
+        if chain is not None and chain.current is pipeline:
+            chain.current = None
         pipeline.close()  # after an error or a lost lease: chunks not yet sent are dropped, those in flight waited for
         state.pages.close()
     if not pipeline.stopped:
@@ -622,6 +625,7 @@ class _Chain:
         concurrency = settings.LIZZY_MIGRATION_WRITE_CONCURRENCY
         self.writer = BatchWriter(concurrency=concurrency) if concurrency > 1 else None
         self.next: _UnitState | None = None
+        self.current: _UnitPipeline | None = None  # the unit being written or drained (``_segment_loop``)
         self._stack = contextlib.ExitStack()
         self._context: PlanContext | None = None
 
@@ -662,6 +666,8 @@ class _Chain:
             if segment.open_ended:
                 _unit_cut(lease, run, context, entity, self.on_unit, segment)
             state = _unit_open(lease, run, context, on_rows, KeyLedger(), segment, writer=self.writer)
+            if state is not None:
+                state.pipeline.on_wait = self.keep_alive  # its head waits keep the unit draining alive too
             if state is None:  # the run's row budget is spent: its own task ends the unit
                 self._drop(None, lease)
                 return
@@ -691,14 +697,17 @@ class _Chain:
         self.next = state
 
     def keep_alive(self) -> None:
-        """The unit taken ahead keeps its lease while the unit before drains (``_UnitPipeline._keep_alive``);
-        one that lost it (a drain longer than its lease, taken over) is dropped: its chunks not sent yet are
-        cancelled, the runner that took it over writes them."""
+        """Every lease the chain holds kept alive while one of its units waits for chunks
+        (``_UnitPipeline._keep_alive``): the unit being written or drained (``LeaseLost`` goes on to it), and
+        the unit taken ahead, which is dropped if it lost its lease (taken over during a long drain): its
+        chunks not sent yet are cancelled, the runner that took it over writes them."""
+        if self.current is not None:
+            self.current.renew_if_due()
         state = self.next
         if state is None:
             return
         try:
-            lease_renew(lease=state.lease)
+            state.pipeline.renew_if_due()
         except LeaseLost as exc:
             logger.warning("%s while the unit before drained; left to the runner that took it over", exc.message)
             self.next = None
@@ -798,7 +807,9 @@ class _UnitPipeline:
         self.pages: deque[_Page] = deque()
         self.window: deque[tuple[Any, _Page]] = deque()
         self.stopped = False
-        self.on_wait: Callable[[], None] | None = None  # called at each ``_keep_alive``
+        self.on_wait: Callable[[], None] | None = None  # called at each ``_keep_alive`` (a chain's other leases)
+        self.keep_every = settings.LIZZY_MIGRATION_LEASE_SECONDS / 10
+        self.renewed_at = lease.taken_at  # time.monotonic() before the last fenced write that extended the lease
         # The lease was taken by a fenced UPDATE moments ago: that is the first page's fencing check, unless
         # the source took long to answer (a takeover needs the lease expired: hundreds of seconds).
         self.fenced_until = lease.taken_at + min(FRESH_LEASE_SECONDS, settings.LIZZY_MIGRATION_LEASE_SECONDS / 10)
@@ -806,7 +817,13 @@ class _UnitPipeline:
     def write(self, rows: list[dict[str, Any]], last_key: Any) -> None:
         if self.writer is None:
             lease_renew(lease=self.lease)  # the fencing check before the write
-            outcome = page_load(entity=self.entity, rows=rows, relation=self.relation, ledger=self.ledger)
+            outcome = page_load(
+                entity=self.entity,
+                rows=rows,
+                relation=self.relation,
+                ledger=self.ledger,
+                on_chunk=lambda _result: self._keep_alive(),  # the page's calls are sent in this thread
+            )
             self._checkpoint(len(rows), last_key, outcome)
             if MigrationRun.objects.filter(pk=self.run.pk, status__in=STOPPED).exists():
                 self.stopped = True  # one page at a time: stop before reading the next
@@ -854,8 +871,9 @@ class _UnitPipeline:
 
     def _settle_one(self) -> None:
         future, page = self.window[0]
-        while not futures_wait([future], timeout=settings.LIZZY_MIGRATION_LEASE_SECONDS / 10)[0]:
+        while not futures_wait([future], timeout=self.keep_every / 2)[0]:
             self._keep_alive()
+        self._keep_alive()  # many short waits add up: what counts is the time since the lease was extended
         self.window.popleft()
         try:
             page_chunk_written(page.prepared, future.result())
@@ -885,18 +903,26 @@ class _UnitPipeline:
         return written
 
     def _keep_alive(self) -> None:
-        """A chunk waited for a tenth of the lease (throttling retried, a slow endpoint): the lease is renewed,
-        so that it does not expire under the chunks still queued behind (``LeaseLost`` where it is lost
-        already: those are dropped), then whatever else waits on this writer (``on_wait``: a chain's unit
-        taken ahead)."""
-        lease_renew(lease=self.lease)
+        """While chunks are waited for (throttling retried, a slow endpoint, many calls): the lease extended
+        once a tenth of it passed since it last was, so that it does not expire under the chunks still queued
+        (``LeaseLost`` where it is lost already: those are dropped), then the chain's other leases
+        (``on_wait``: the unit draining, the unit taken ahead)."""
+        self.renew_if_due()
         if self.on_wait is not None:
             self.on_wait()
+
+    def renew_if_due(self) -> None:
+        now = time.monotonic()
+        if now - self.renewed_at >= self.keep_every:
+            lease_renew(lease=self.lease)
+            self.renewed_at = now
 
     def _renew(self) -> None:
         """The lease renewed, as a checkpoint would: refused once the run stopped (paused, cancelled, failed
         elsewhere; then ``stopped``: no page more is handed over), ``LeaseLost`` where the token is not ours."""
+        now = time.monotonic()
         if _fenced(self.lease).filter(run_id__in=_runs_not_in(STOPPED)).update(lease_expires_at=_lease_until()):
+            self.renewed_at = now
             return
         if _fenced(self.lease).exists():
             self.stopped = True
@@ -908,6 +934,7 @@ class _UnitPipeline:
         run, entity = self.run, self.entity
         # One UPDATE a page (no transaction unless rows are quarantined with it): fenced, and refused once the
         # run stopped (paused, cancelled, failed elsewhere), which is then told from a lost lease.
+        now = time.monotonic()
         with transaction.atomic() if outcome.bad else contextlib.nullcontext():
             checkpointed = (
                 _fenced(self.lease)
@@ -925,7 +952,9 @@ class _UnitPipeline:
                     throttle_retries=F("throttle_retries") + outcome.throttle_retries,
                 )
             )
-            if not checkpointed:
+            if checkpointed:
+                self.renewed_at = now
+            else:
                 if _fenced(self.lease).exists():
                     self.stopped = True  # the run stopped before this page: its checkpoint is the one before
                     return

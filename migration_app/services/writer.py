@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -193,18 +194,24 @@ def _refused_by_dynamodb(exc: Exception) -> bool:
 
 
 def page_load(
-    *, entity: EntityMapping, rows: list[dict[str, Any]], relation: Relation, ledger: KeyLedger
+    *,
+    entity: EntityMapping,
+    rows: list[dict[str, Any]],
+    relation: Relation,
+    ledger: KeyLedger,
+    on_chunk: Callable[[Any], None] | None = None,
 ) -> PageOutcome:
-    """Transform and write one page; bad rows are returned (not written), the rest written."""
+    """Transform and write one page; bad rows are returned (not written), the rest written. ``on_chunk`` is
+    called after each BatchWriteItem chunk (a unit's lease kept alive); what it raises stops the page."""
     outcome, entries = _page_items(entity, rows, relation, ledger)
     if not entries:
         return outcome
     try:
-        _batch(outcome, entity.target_table, entity.key_names, [item for item, _row in entries])
+        _batch(outcome, entity.target_table, entity.key_names, [item for item, _row in entries], on_chunk)
     except ITEM_ERRORS + (DynamoDBError,) as exc:
         if isinstance(exc, DynamoDBError) and not _refused_by_dynamodb(exc):
             raise
-        _one_by_one(outcome, entity.target_table, entity.key_names, entries, relation)
+        _one_by_one(outcome, entity.target_table, entity.key_names, entries, relation, on_chunk)
     return outcome
 
 
@@ -301,12 +308,15 @@ def _page_items(
     return outcome, list(pending.values())
 
 
-def _batch(outcome: PageOutcome, table: str, key_names: tuple[str, ...], items: list[dict[str, Any]]) -> None:
+def _batch(
+    outcome: PageOutcome, table: str, key_names: tuple[str, ...], items: list[dict[str, Any]], on_chunk=None
+) -> None:
     result = dynamodb_batch_write(
         table=table,
         items=items,
         key_names=key_names,
         on_duplicate="raise",
+        on_chunk=on_chunk,
         # The page is checkpointed only after all of its chunks are written, whatever their order.
         concurrency=settings.LIZZY_MIGRATION_WRITE_CONCURRENCY,
     )
@@ -317,7 +327,7 @@ def _batch(outcome: PageOutcome, table: str, key_names: tuple[str, ...], items: 
     outcome.throttle_retries += result.throttle_retries
 
 
-def _one_by_one(outcome, table, key_names, entries, relation) -> None:
+def _one_by_one(outcome, table, key_names, entries, relation, on_chunk=None) -> None:
     """Something in the page was refused: find it item by item, write the rest."""
     good = []
     for item, row in entries:
@@ -328,7 +338,7 @@ def _one_by_one(outcome, table, key_names, entries, relation) -> None:
             continue
         good.append((item, row))
     try:
-        _batch(outcome, table, key_names, [item for item, _row in good])
+        _batch(outcome, table, key_names, [item for item, _row in good], on_chunk)
         return
     except DynamoDBError as exc:
         if not _refused_by_dynamodb(exc):
