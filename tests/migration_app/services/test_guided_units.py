@@ -156,8 +156,8 @@ def test_with_another_runner_the_last_units_are_smaller_and_taken_largest_first_
     assert run.rows_read == 1000
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.integers(1, 400), unit_rows=st.integers(2, 60))
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.integers(1, 300), unit_rows=st.integers(4, 60))
 def test_guided_units_cover_every_row_once(db, sqlite_source, settings, sent_keys, rows, unit_rows):
     sent_keys.clear()
     settings.LIZZY_MIGRATION_UNIT_ROWS = unit_rows
