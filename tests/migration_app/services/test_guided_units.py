@@ -16,11 +16,12 @@ from migration_app.models import RunStatus, Segment
 from migration_app.services import runs
 from migration_app.services.plans import plan_context, plan_save, plan_setup_tables
 from migration_app.services.runs import run_create, segment_run
-from tests.fixtures.dynamodb_hooks import fault_injection
 from tests.migration_app.factories import THINGS_DDL, things_mapping, things_rows
+from tests.migration_app.services import test_unit_chain
 from tests.review_chain.helpers import one_entity_run
 
 _names = itertools.count()
+sent = test_unit_chain.sent  # the fixture: the PK of every item sent, in call order
 
 
 def _lease(run, owner: str, *, expires_in: float = 300, done: bool = False) -> Segment:
@@ -83,20 +84,6 @@ def one_entity_run_stub(settings):
     return run
 
 
-@pytest.fixture
-def sent_keys(dynamodb):
-    keys: list[str] = []
-
-    def hook(operation, params, send):
-        if operation == "BatchWriteItem":
-            (requests,) = params["RequestItems"].values()
-            keys.extend(request["PutRequest"]["Item"]["PK"]["S"] for request in requests)
-        return send(params)
-
-    with fault_injection(hook):
-        yield keys
-
-
 def _chain_with_another_runner(run, queue):
     """One task's chain over the run while another runner holds a lease on it (so the cuts are guided); the
     units taken in order: (what each was, what the chain should have taken then: the open-ended rest while
@@ -128,7 +115,7 @@ def _chain_with_another_runner(run, queue):
 
 
 def test_with_another_runner_the_last_units_are_smaller_and_taken_largest_first_after_the_open_ended_rest(
-    db, sqlite_source, settings, sent_keys
+    db, sqlite_source, settings, sent
 ):
     # given 1,000 rows in units of 100 (estimate exact: SQLite counts) and another runner at work on the run
     run = one_entity_run(sqlite_source, settings, 1000, unit_rows=100)
@@ -140,7 +127,7 @@ def test_with_another_runner_the_last_units_are_smaller_and_taken_largest_first_
     # then every row was read and sent once
     units = list(run.segments.exclude(entity__startswith="other-").order_by("index"))
     assert sum(unit.rows_read for unit in units) == 1000
-    assert sorted(sent_keys) == sorted(f"THING#{n}" for n in range(1, 1001))
+    assert sorted(sent) == sorted(f"THING#{n}" for n in range(1, 1001))
     # the units cut near the end are smaller (2 runners: the rows left / 4), none below 13 rows but the last
     sizes = [unit.rows_read for unit in units]  # in key order
     assert sizes[:2] == [100, 100]
@@ -158,8 +145,8 @@ def test_with_another_runner_the_last_units_are_smaller_and_taken_largest_first_
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.integers(1, 300), unit_rows=st.integers(4, 60))
-def test_guided_units_cover_every_row_once(db, sqlite_source, settings, sent_keys, rows, unit_rows):
-    sent_keys.clear()
+def test_guided_units_cover_every_row_once(db, sqlite_source, settings, sent, rows, unit_rows):
+    sent.clear()
     settings.LIZZY_MIGRATION_UNIT_ROWS = unit_rows
     source = sqlite_source(THINGS_DDL, {"things": things_rows(rows)}, name=f"source-{next(_names)}.sqlite3")
     plan = plan_save(name=f"things-{next(_names)}", source_url=source, mapping=things_mapping())
@@ -171,13 +158,13 @@ def test_guided_units_cover_every_row_once(db, sqlite_source, settings, sent_key
     units = run.segments.exclude(entity__startswith="other-")
     assert sum(units.values_list("rows_read", flat=True)) == rows
     assert all(units.values_list("done", flat=True))
-    assert sorted(sent_keys) == sorted(f"THING#{n}" for n in range(1, rows + 1))
+    assert sorted(sent) == sorted(f"THING#{n}" for n in range(1, rows + 1))
     assert run.segments.filter(done=False).count() == 0
     run.refresh_from_db()
     assert run.status in (RunStatus.RUNNING, RunStatus.SUCCEEDED)
 
 
-def test_a_low_estimate_cuts_small_units_only_while_it_lasts_and_every_row_once(db, sqlite_source, settings, sent_keys):
+def test_a_low_estimate_cuts_small_units_only_while_it_lasts_and_every_row_once(db, sqlite_source, settings, sent):
     # given 1,000 rows estimated at 300 (stale statistics) in units of 100, another runner at work
     run = one_entity_run(sqlite_source, settings, 1000, unit_rows=100)
     Segment.objects.filter(run=run).update(rows_expected=300)
@@ -189,7 +176,7 @@ def test_a_low_estimate_cuts_small_units_only_while_it_lasts_and_every_row_once(
     # then every row once; small units while the estimate said the end was near, the unit size once it was spent
     units = list(run.segments.exclude(entity__startswith="other-").order_by("index"))
     assert sum(unit.rows_read for unit in units) == 1000
-    assert sorted(sent_keys) == sorted(f"THING#{n}" for n in range(1, 1001))
+    assert sorted(sent) == sorted(f"THING#{n}" for n in range(1, 1001))
     sizes = [unit.rows_read for unit in units]
     assert min(sizes[:-1]) >= 13
     assert sizes[:2] == [75, 75]  # 300 rows left for 2 runners, two units each

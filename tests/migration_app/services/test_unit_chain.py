@@ -32,6 +32,24 @@ def sent(dynamodb):
         yield keys
 
 
+def _pages_and_checkpoints(monkeypatch) -> list[tuple[str, int]]:
+    """Every page handed over and every checkpoint written, ("page" | "checkpoint", unit id), in order."""
+    events: list[tuple[str, int]] = []
+    write, checkpoint = runs._UnitPipeline.write, runs._UnitPipeline._checkpoint
+
+    def recorded_write(self, rows, last_key):
+        events.append(("page", self.lease.segment_id))
+        return write(self, rows, last_key)
+
+    def recorded_checkpoint(self, rows, last_key, outcome):
+        events.append(("checkpoint", self.lease.segment_id))
+        return checkpoint(self, rows, last_key, outcome)
+
+    monkeypatch.setattr(runs._UnitPipeline, "write", recorded_write)
+    monkeypatch.setattr(runs._UnitPipeline, "_checkpoint", recorded_checkpoint)
+    return events
+
+
 @pytest.mark.parametrize("rows", [230, 101, 100, 80, 50, 1])
 def test_one_task_chains_every_unit_and_writes_each_row_once(db, sqlite_source, settings, sent, rows):
     # given a run of ``rows`` rows in units of 50
@@ -57,19 +75,7 @@ def test_the_next_unit_s_first_page_is_sent_before_the_unit_before_is_checkpoint
 ):
     # given a run of three units, every chunk sent and every checkpoint written recorded in order
     run = one_entity_run(sqlite_source, settings, 150)
-    events: list[tuple[str, int]] = []
-    write, checkpoint = runs._UnitPipeline.write, runs._UnitPipeline._checkpoint
-
-    def recorded_write(self, rows, last_key):
-        events.append(("page", self.lease.segment_id))
-        return write(self, rows, last_key)
-
-    def recorded_checkpoint(self, rows, last_key, outcome):
-        events.append(("checkpoint", self.lease.segment_id))
-        return checkpoint(self, rows, last_key, outcome)
-
-    monkeypatch.setattr(runs._UnitPipeline, "write", recorded_write)
-    monkeypatch.setattr(runs._UnitPipeline, "_checkpoint", recorded_checkpoint)
+    events = _pages_and_checkpoints(monkeypatch)
 
     # when one task chains them
     segment_run(segment_id=run.segments.get().pk, on_unit=lambda unit: None, chain_seconds=60)
@@ -92,19 +98,7 @@ def test_the_unit_taken_ahead_has_two_pages_queued_before_the_unit_before_is_che
     # written recorded in order
     settings.LIZZY_MIGRATION_CHUNK_SIZE = 10
     run = one_entity_run(sqlite_source, settings, 150)
-    events: list[tuple[str, int]] = []
-    write, checkpoint = runs._UnitPipeline.write, runs._UnitPipeline._checkpoint
-
-    def recorded_write(self, rows, last_key):
-        events.append(("page", self.lease.segment_id))
-        return write(self, rows, last_key)
-
-    def recorded_checkpoint(self, rows, last_key, outcome):
-        events.append(("checkpoint", self.lease.segment_id))
-        return checkpoint(self, rows, last_key, outcome)
-
-    monkeypatch.setattr(runs._UnitPipeline, "write", recorded_write)
-    monkeypatch.setattr(runs._UnitPipeline, "_checkpoint", recorded_checkpoint)
+    events = _pages_and_checkpoints(monkeypatch)
 
     # when one task chains them
     segment_run(segment_id=run.segments.get().pk, on_unit=lambda unit: None, chain_seconds=60)
