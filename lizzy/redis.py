@@ -28,6 +28,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from lizzy.errors import ServiceUnavailable
+from lizzy.exact_json import exact_json
 
 # Key formats. ``{prefix}`` is LIZZY_REDIS_PREFIX (default ``lizzy:``), so the legacy store's keys are
 # ``lizzy:session:+12065550100``.
@@ -118,18 +119,15 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-# Built once: json.dumps/json.loads with options build a new encoder/decoder on every call.
+# Built once: json.dumps with options builds a new encoder on every call (json_loads: lizzy.exact_json).
 _ENCODER = json.JSONEncoder(default=_json_default, separators=(",", ":"), sort_keys=True)
-_DECODER = json.JSONDecoder(parse_float=Decimal)
 
 
 def json_dumps(value: Any) -> str:
     return _ENCODER.encode(value)
 
 
-def json_loads(text: str | bytes) -> Any:
-    """Numbers with a fraction come back as exact Decimals, as DynamoDB returns them."""
-    return _DECODER.decode(text if isinstance(text, str) else text.decode("utf-8"))
+json_loads = exact_json  # numbers with a fraction come back as exact Decimals, as DynamoDB returns them
 
 
 # --- Scripts --------------------------------------------------------------------------------------

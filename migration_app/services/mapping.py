@@ -40,13 +40,13 @@ from typing import Any
 from django.conf import settings
 
 from lizzy.errors import ApplicationError
+from lizzy.exact_json import exact_json
 from lizzy.tables import IndexSpec, TableSpec
 from migration_app.services import mapping_keys as keys
 from migration_app.services.templates import Template, TemplateError
 from migration_app.services.types import (
     ERR_TYPE_REFUSED,
     ValueRefused,
-    exact_json,
     exact_number,
     storable,
     timestamp_text,

@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import ipaddress
-import json
 import math
 import re
 import uuid
@@ -43,18 +42,6 @@ ERR_NOT_FINITE = "{path}: NaN and Infinity cannot be stored in DynamoDB"
 ERR_UNSUPPORTED_VALUE = "{path}: a {type} value has no documented conversion"
 ERR_UNREADABLE = "column {column!r} ({declared}): {problem}"
 ERR_TYPE_REFUSED = "column {column!r} has type {type!r}, which has no documented conversion to DynamoDB"
-
-# Built once: json.loads with an option builds a JSONDecoder every call, a third of reading a JSON column's
-# value (profiled at 20,000 rows of the benchmark's table, one JSON column: 49 of 132 samples of the source).
-_EXACT_JSON = json.JSONDecoder(parse_float=Decimal)
-
-
-def exact_json(text: str | bytes | bytearray) -> Any:
-    """``json.loads(text, parse_float=Decimal)``: numbers with a fraction as exact Decimals, not floats."""
-    if type(text) is str and text[:1] != "\ufeff":
-        return _EXACT_JSON.decode(text)
-    return json.loads(text, parse_float=Decimal)  # bytes (their encoding detected) and a BOM's error, as json's
-
 
 # family → DynamoDB type of the attribute
 FAMILY_TYPES = {

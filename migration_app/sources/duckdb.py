@@ -17,7 +17,7 @@ from typing import Any
 
 import duckdb
 
-from migration_app.services.types import exact_json
+from lizzy.exact_json import exact_json
 from migration_app.sources.base import (
     ERR_ONE_STATEMENT,
     ERR_SOURCE,

@@ -24,7 +24,8 @@ from urllib.parse import unquote, urlparse
 
 import pymysql
 
-from migration_app.services.types import Unreadable, exact_json, type_family
+from lizzy.exact_json import exact_json
+from migration_app.services.types import Unreadable, type_family
 from migration_app.sources.base import (
     ERR_PRIVILEGED_ROLE,
     ERR_SOURCE,

@@ -31,7 +31,8 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import Format
 from psycopg.types.json import set_json_loads
 
-from migration_app.services.types import Unreadable, exact_json
+from lizzy.exact_json import exact_json
+from migration_app.services.types import Unreadable
 from migration_app.sources.base import (
     ERR_PRIVILEGED_ROLE,
     ERR_SOURCE,

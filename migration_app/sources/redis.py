@@ -51,8 +51,8 @@ from django.utils.module_loading import import_string
 from django_redis.exceptions import CompressorError
 
 from lizzy import metrics
+from lizzy.exact_json import exact_json
 from lizzy.redis_source import RedisError, redis_source_client
-from migration_app.services.types import exact_json
 from migration_app.sources.base import ERR_SOURCE, KEY, ROW_ERROR, Relation, SourceError
 
 logger = logging.getLogger(__name__)

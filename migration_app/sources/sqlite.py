@@ -21,7 +21,8 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlparse
 
-from migration_app.services.types import Unreadable, exact_json
+from lizzy.exact_json import exact_json
+from migration_app.services.types import Unreadable
 from migration_app.sources.base import ERR_SOURCE, ERR_TIMEOUT, SourceError, SqlSource
 
 _BOOLEAN_TEXT = {"true": True, "t": True, "1": True, "false": False, "f": False, "0": False}

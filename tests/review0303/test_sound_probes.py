@@ -9,10 +9,10 @@ from decimal import Decimal
 
 import pytest
 
+from lizzy.exact_json import exact_json
 from migration_app.models import RunStatus, Segment
 from migration_app.services.plans import plan_context
 from migration_app.services.runs import run_create, run_finish
-from migration_app.services.types import exact_json
 from tests.migration_app.services.test_guided_units import _lease
 from tests.review_chain.helpers import drain_queue, two_entity_run
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from migration_app.services.types import exact_json
+from lizzy.exact_json import exact_json
 
 documents = st.recursive(
     st.none()
@@ -56,3 +56,13 @@ def test_exact_json_agrees_on_edges(text):
     assert repr(_ours(text)) == repr(_reference(text))
     if text == '{"price": 19.99}':
         assert exact_json(text) == {"price": Decimal("19.99")}
+
+
+def test_session_documents_in_redis_are_read_by_the_same_function():
+    """One reader for the product's JSON: the hot tier's documents (bytes from Redis) as the sources' columns."""
+    from lizzy.redis import json_loads
+
+    assert json_loads is exact_json
+    stored = b'{"phone_state": "ORDER", "total": 1234567890.123456789012345678901234567}'
+    assert json_loads(stored) == {"phone_state": "ORDER", "total": Decimal("1234567890.123456789012345678901234567")}
+    assert json_loads(bytearray(stored)) == json_loads(stored.decode())
