@@ -698,11 +698,17 @@ class _Chain:
 
     def keep_alive(self) -> None:
         """Every lease the chain holds kept alive while one of its units waits for chunks
-        (``_UnitPipeline._keep_alive``): the unit being written or drained (``LeaseLost`` goes on to it), and
-        the unit taken ahead, which is dropped if it lost its lease (taken over during a long drain): its
-        chunks not sent yet are cancelled, the runner that took it over writes them."""
-        if self.current is not None:
-            self.current.renew_if_due()
+        (``_UnitPipeline._keep_alive``): the unit being written or drained, and the unit taken ahead, which is
+        dropped if it lost its lease (taken over during a long drain): its chunks not sent yet are cancelled,
+        the runner that took it over writes them. The first one's loss is its own pipeline's to raise
+        (``_UnitPipeline.lost``), at its next look: raised here, in the head's wait, it would pass for the
+        head's."""
+        current = self.current
+        if current is not None and current.lost is None:
+            try:
+                current.renew_if_due()
+            except LeaseLost as exc:
+                current.lost = exc
         state = self.next
         if state is None:
             return
@@ -808,6 +814,7 @@ class _UnitPipeline:
         self.window: deque[tuple[Any, _Page]] = deque()
         self.stopped = False
         self.on_wait: Callable[[], None] | None = None  # called at each ``_keep_alive`` (a chain's other leases)
+        self.lost: LeaseLost | None = None  # found by a chain's keep-alive in another unit's wait, raised here
         self.keep_every = settings.LIZZY_MIGRATION_LEASE_SECONDS / 10
         self.renewed_at = lease.taken_at  # time.monotonic() before the last fenced write that extended the lease
         # The lease was taken by a fenced UPDATE moments ago: that is the first page's fencing check, unless
@@ -816,17 +823,19 @@ class _UnitPipeline:
 
     def write(self, rows: list[dict[str, Any]], last_key: Any) -> None:
         if self.writer is None:
-            lease_renew(lease=self.lease)  # the fencing check before the write
+            # The fencing check before the write, refused once the run stopped: a page read while the run was
+            # paused or cancelled is not sent (two statements a page with its checkpoint).
+            self._renew()
+            if self.stopped:
+                return
             outcome = page_load(
                 entity=self.entity,
                 rows=rows,
                 relation=self.relation,
                 ledger=self.ledger,
-                on_chunk=lambda _result: self._keep_alive(),  # the page's calls are sent in this thread
+                on_chunk=self._on_chunk,  # the page's calls are sent in this thread
             )
             self._checkpoint(len(rows), last_key, outcome)
-            if MigrationRun.objects.filter(pk=self.run.pk, status__in=STOPPED).exists():
-                self.stopped = True  # one page at a time: stop before reading the next
             return
         if not self._settle(block=False) and time.monotonic() >= self.fenced_until:
             self._renew()  # no fenced checkpoint since the last page: the fencing check (and the run's stop)
@@ -845,7 +854,7 @@ class _UnitPipeline:
         if self.stopped:
             return
         if prepared.refused:  # the codec refused an item: the page item by item, now that its turn came
-            page_rewrite(page=prepared, entity=self.entity, relation=self.relation)
+            page_rewrite(page=prepared, entity=self.entity, relation=self.relation, on_chunk=self._on_chunk)
         page = _Page(prepared, len(rows), last_key, pending=len(prepared.chunks))
         self.pages.append(page)
         if not prepared.chunks:  # every row set aside, or written item by item: checkpointed in its turn
@@ -870,6 +879,8 @@ class _UnitPipeline:
         futures_wait([future for future, _page in self.window])
 
     def _settle_one(self) -> None:
+        if self.lost is not None:
+            raise self.lost  # nothing more is waited for or checkpointed: ``close`` drops what is not sent
         future, page = self.window[0]
         while not futures_wait([future], timeout=self.keep_every / 2)[0]:
             self._keep_alive()
@@ -897,7 +908,7 @@ class _UnitPipeline:
         while self.pages and self.pages[0].pending == 0 and not self.stopped:
             page = self.pages.popleft()
             if page.refused:
-                page_rewrite(page=page.prepared, entity=self.entity, relation=self.relation)
+                page_rewrite(page=page.prepared, entity=self.entity, relation=self.relation, on_chunk=self._on_chunk)
             self._checkpoint(page.rows, page.last_key, page.prepared.outcome)
             written = True
         return written
@@ -911,7 +922,13 @@ class _UnitPipeline:
         if self.on_wait is not None:
             self.on_wait()
 
+    def _on_chunk(self, _result: Any) -> None:
+        """After each call a page sends in this thread (concurrency 1, an item-by-item rewrite)."""
+        self._keep_alive()
+
     def renew_if_due(self) -> None:
+        if self.lost is not None:
+            raise self.lost
         now = time.monotonic()
         if now - self.renewed_at >= self.keep_every:
             lease_renew(lease=self.lease)

@@ -202,7 +202,8 @@ def page_load(
     on_chunk: Callable[[Any], None] | None = None,
 ) -> PageOutcome:
     """Transform and write one page; bad rows are returned (not written), the rest written. ``on_chunk`` is
-    called after each BatchWriteItem chunk (a unit's lease kept alive); what it raises stops the page."""
+    called after each call (a BatchWriteItem chunk, or a PutItem where DynamoDB refused a chunk and the page
+    is written item by item: a unit's lease kept alive); what it raises stops the page."""
     outcome, entries = _page_items(entity, rows, relation, ledger)
     if not entries:
         return outcome
@@ -260,11 +261,14 @@ def page_refused(exc: Exception) -> bool:
     return _refused_by_dynamodb(exc)
 
 
-def page_rewrite(*, page: PreparedPage, entity: EntityMapping, relation: Relation) -> None:
-    """DynamoDB refused one of the page's chunks: the whole page again, item by item (a full overwrite)."""
+def page_rewrite(
+    *, page: PreparedPage, entity: EntityMapping, relation: Relation, on_chunk: Callable[[Any], None] | None = None
+) -> None:
+    """DynamoDB refused one of the page's chunks: the whole page again, item by item (a full overwrite).
+    ``on_chunk``: as ``page_load``'s, after each call (a BatchWriteItem chunk or a PutItem)."""
     outcome = page.outcome
     outcome.written = outcome.bytes = 0
-    _one_by_one(outcome, entity.target_table, entity.key_names, page.entries, relation)
+    _one_by_one(outcome, entity.target_table, entity.key_names, page.entries, relation, on_chunk)
 
 
 def _page_items(
@@ -351,3 +355,5 @@ def _one_by_one(outcome, table, key_names, entries, relation, on_chunk=None) -> 
             if not _refused_by_dynamodb(exc):
                 raise
             outcome.bad.append(BadRow(source_key_of(row, relation), item_problem(exc), row_json(row)))
+        if on_chunk is not None:
+            on_chunk(None)
