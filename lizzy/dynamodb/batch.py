@@ -238,10 +238,20 @@ def _batch_write_concurrently(table, chunks, max_attempts, concurrency, collect,
     def settle(entry) -> None:
         future, size, duplicates = entry
         try:
-            collect(future.result(), size, duplicates)
+            result = future.result()
         except BatchWriteIncomplete as exc:
             total.written += exc.written
             failures.append(exc)
+            return
+        try:
+            collect(result, size, duplicates)
+        except BaseException:
+            # ``on_chunk`` refused to go on (a migration unit that lost its lease): the chunks not sent yet
+            # are cancelled, and only the calls already running are waited for (by the pool's exit).
+            for future, _size, _duplicates in in_flight:
+                future.cancel()
+            in_flight.clear()
+            raise
 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="batch-write") as pool:
         try:
@@ -252,7 +262,7 @@ def _batch_write_concurrently(table, chunks, max_attempts, concurrency, collect,
                 while len(in_flight) >= 2 * concurrency:
                     settle(in_flight.popleft())
         finally:
-            while in_flight:  # every chunk already sent is waited for and counted, whatever happens
+            while in_flight:  # every chunk already sent is waited for and counted, unless on_chunk refused
                 settle(in_flight.popleft())
     if failures:
         unwritten = sum(exc.unwritten for exc in failures)

@@ -709,6 +709,8 @@ class _Chain:
                 current.renew_if_due()
             except LeaseLost as exc:
                 current.lost = exc
+                for future, _page in current.window:
+                    future.cancel()  # its chunks not sent yet: the runner that took the unit writes them
         state = self.next
         if state is None:
             return
@@ -1239,7 +1241,11 @@ def run_reopen(*, run: MigrationRun) -> MigrationRun:
             run.refresh_from_db()
             raise PreconditionFailed(ERR_NOT_RESUMABLE.format(run=run.pk, status=run.status))
         # A failed unit's error stays in its row for the record; its retry budget starts again.
-        Segment.objects.filter(run=run, done=False).update(retries=0)
+        left = Segment.objects.filter(run=run, done=False).update(retries=0)
+    if not left:
+        # Stopped after its last unit's last checkpoint (that unit still released done): no unit is left to
+        # close it, so the resume does, as the last unit would have (``succeeded``, its totals).
+        _run_totals_update(run.pk, close=True)
     run.refresh_from_db()
     return run
 
