@@ -1,3 +1,4 @@
+import gc
 import os
 
 from celery import Celery, Task
@@ -25,3 +26,18 @@ class ScrubbedTask(Task):
 app = Celery("lizzy", task_cls=ScrubbedTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+def heap_freeze(**_: object) -> None:
+    """Move what a worker process holds once it is ready (Django, the apps, botocore's service models, the
+    warmed clients) out of the garbage collector's sight (``gc.freeze``): a full collection then walks only
+    what tasks made since, not the whole start-up heap again.
+
+    Connected to ``worker_process_init`` after the clients' warm-up (a prefork pool's children) and to
+    ``worker_ready`` (a solo pool's process, a prefork parent before it forks more children). Measured on the
+    migration benchmark (4 workers, 20,000 rows): each worker's first full collection came 0.7-0.9 s into the
+    run and took 300-520 ms, in all four at once, with no call in flight meanwhile (docs/MIGRATIONS.md,
+    "Sixth round"). The start-up garbage is collected first, so that none of it is kept for good.
+    """
+    gc.collect()
+    gc.freeze()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from collections.abc import Generator
 
@@ -40,6 +41,16 @@ def _empty_caches() -> None:
         # a configured Redis that is down: the tests that need it say so; this one must not error here
         with contextlib.suppress(Exception):
             cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _heap_unfrozen() -> Generator[None, None, None]:
+    """A test that starts a Celery pool process's signals in this process (``worker_process_init``) also has
+    its heap frozen (``lizzy.celery.heap_freeze``): put back after it, so that the garbage of the tests
+    before it can still be collected."""
+    yield
+    if gc.get_freeze_count():
+        gc.unfreeze()
 
 
 TRANSACTIONAL_FIXTURES = {"transactional_db", "live_server", "django_db_reset_sequences"}
