@@ -254,6 +254,7 @@ def _batch_write_concurrently(table, chunks, max_attempts, concurrency, collect,
             raise
 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="batch-write") as pool:
+        error: BaseException | None = None
         try:
             for unique, size, duplicates in chunks:
                 if failures:
@@ -261,9 +262,18 @@ def _batch_write_concurrently(table, chunks, max_attempts, concurrency, collect,
                 in_flight.append((pool.submit(_send_chunk, table, unique, max_attempts, 0), size, duplicates))
                 while len(in_flight) >= 2 * concurrency:
                     settle(in_flight.popleft())
-        finally:
-            while in_flight:  # every chunk already sent is waited for and counted, unless on_chunk refused
+        except BaseException as exc:  # noqa: BLE001 - raised below, once the chunks sent are settled
+            error = exc
+        # Every chunk already sent is waited for and counted, whatever happened (a chunk refused, an item the
+        # codec refused): those that landed reach on_chunk. The first error is the one raised. Unless on_chunk
+        # itself refused to go on: then ``settle`` cancelled the rest.
+        while in_flight:
+            try:
                 settle(in_flight.popleft())
+            except BaseException as exc:  # noqa: BLE001 - the first error wins
+                error = error or exc
+        if error is not None:
+            raise error
     if failures:
         unwritten = sum(exc.unwritten for exc in failures)
         raise BatchWriteIncomplete(

@@ -44,12 +44,13 @@ def plan_validate_dispatch(*, plan: MigrationPlan, mode: str = "full") -> Any:
     return chord(header)(validation_merge_task.s(plan.pk, mode))
 
 
-def run_resume(*, run: MigrationRun) -> MigrationRun:
+def run_resume(*, run: MigrationRun, max_bad_rows: int | None = None) -> MigrationRun:
     """A failed, paused or cancelled run back to pending, its unfinished units handed to Celery again.
 
-    They continue from their checkpoints: rows already written are not read again.
+    They continue from their checkpoints: rows already written are not read again. ``max_bad_rows``: as
+    ``run_reopen``'s.
     """
-    run = run_reopen(run=run)
+    run = run_reopen(run=run, max_bad_rows=max_bad_rows)
     run_dispatch(run=run)
     run.refresh_from_db()
     return run

@@ -89,6 +89,12 @@ logger = logging.getLogger(__name__)
 ERR_RUN_BUSY = "Plan {plan} already has run #{run} in progress; resume it instead of starting another."
 ERR_NOT_PAUSABLE = "Run #{run} is {status}; only a pending or running run can be paused."
 ERR_NOT_CANCELLABLE = "Run #{run} is {status}; only a pending, running or paused run can be cancelled."
+ERR_RESUME_BAD_ROWS = (
+    "Run #{run} quarantined {count} row(s), more than the {limit} it may: resumed as it is, it would end "
+    "succeeded past its allowance. Resume it with --max-bad-rows {count} or more (migrate_to_dynamodb --resume "
+    "{run} --max-bad-rows N), or raise plan {plan}'s max_bad_rows and resume it from the console; or fix the "
+    "rows (admin: Quarantined rows) and start a new run."
+)
 ERR_NOT_RESUMABLE = "Run #{run} is {status}; only a failed, paused or cancelled run can be resumed."
 ERR_NO_RUN = "Plan {plan} has no run to {verb}."
 ERR_ROW = "plan {plan}, table {table}, rule {rule}, source key {key}: {reason}"
@@ -839,6 +845,8 @@ class _UnitPipeline:
             )
             self._checkpoint(len(rows), last_key, outcome)
             return
+        if self.lost is not None:
+            raise self.lost
         if not self._settle(block=False) and time.monotonic() >= self.fenced_until:
             self._renew()  # no fenced checkpoint since the last page: the fencing check (and the run's stop)
         self.fenced_until = 0.0
@@ -855,6 +863,8 @@ class _UnitPipeline:
             self._checkpoint_done()
         if self.stopped:
             return
+        if self.lost is not None:  # found while the window emptied (the chain's look at this unit)
+            raise self.lost
         if prepared.refused:  # the codec refused an item: the page item by item, now that its turn came
             page_rewrite(page=prepared, entity=self.entity, relation=self.relation, on_chunk=self._on_chunk)
         page = _Page(prepared, len(rows), last_key, pending=len(prepared.chunks))
@@ -923,6 +933,8 @@ class _UnitPipeline:
         self.renew_if_due()
         if self.on_wait is not None:
             self.on_wait()
+            if self.lost is not None:  # found by the chain's look at this unit, in this very wait
+                raise self.lost
 
     def _on_chunk(self, _result: Any) -> None:
         """After each call a page sends in this thread (concurrency 1, an item-by-item rewrite)."""
@@ -1228,15 +1240,28 @@ def run_cancel(*, run: MigrationRun) -> MigrationRun:
     return run
 
 
-def run_reopen(*, run: MigrationRun) -> MigrationRun:
-    """A failed, paused or cancelled run back to pending: its units continue from their checkpoints."""
+def run_reopen(*, run: MigrationRun, max_bad_rows: int | None = None) -> MigrationRun:
+    """A failed, paused or cancelled run back to pending: its units continue from their checkpoints.
+
+    The rows it may quarantine: ``max_bad_rows`` where given (the operator's ``--resume RUN --max-bad-rows
+    N``), else the larger of the run's and its plan's (raised on the plan, then resumed from the console). A
+    run that quarantined more than that is not resumed: it would end ``succeeded`` past its allowance (its
+    bad rows are checkpointed past when the run fails for them), or fail again at its next bad row.
+    """
     with transaction.atomic():
-        MigrationPlan.objects.select_for_update().filter(pk=run.plan_id).first()
+        plan = MigrationPlan.objects.select_for_update().get(pk=run.plan_id)
         busy = MigrationRun.objects.filter(plan_id=run.plan_id, status__in=UNFINISHED).exclude(pk=run.pk).first()
         if busy:
             raise PreconditionFailed(ERR_RUN_BUSY.format(plan=run.plan.name, run=busy.pk))
+        run.refresh_from_db()
+        allowed = max(run.max_bad_rows, plan.max_bad_rows) if max_bad_rows is None else max_bad_rows
+        quarantined = QuarantinedRow.objects.filter(run=run).count()
+        if run.status in RESUMABLE and quarantined > allowed:
+            raise PreconditionFailed(
+                ERR_RESUME_BAD_ROWS.format(run=run.pk, count=quarantined, limit=allowed, plan=plan.name)
+            )
         if not MigrationRun.objects.filter(pk=run.pk, status__in=RESUMABLE).update(
-            status=RunStatus.PENDING, last_error="", finished_at=None
+            status=RunStatus.PENDING, last_error="", finished_at=None, max_bad_rows=allowed
         ):
             run.refresh_from_db()
             raise PreconditionFailed(ERR_NOT_RESUMABLE.format(run=run.pk, status=run.status))

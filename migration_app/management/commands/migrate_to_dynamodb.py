@@ -50,7 +50,8 @@ class Command(BaseCommand):
             "--max-bad-rows",
             type=int,
             default=None,
-            help="Rows that may be quarantined before the run fails (default: the plan's setting, 0).",
+            help="Rows that may be quarantined before the run fails (default: the plan's setting, 0; with "
+            "--resume: the larger of the run's and the plan's).",
         )
         parser.add_argument(
             "--cdc",
@@ -118,9 +119,9 @@ class Command(BaseCommand):
 
     def _resume(self, run, options):
         if options["run_async"]:
-            run = run_resume(run=run)
+            run = run_resume(run=run, max_bad_rows=options["max_bad_rows"])
             return self._async_summary(run.plan, run)
-        run = run_services.run_reopen(run=run)
+        run = run_services.run_reopen(run=run, max_bad_rows=options["max_bad_rows"])
         with plan_services.plan_context(plan=run.plan) as context:
             return self._execute(run.plan, context, run, options)
 
