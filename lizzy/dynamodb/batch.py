@@ -234,6 +234,7 @@ def _batch_write_concurrently(table, chunks, max_attempts, concurrency, collect,
     """Send chunks from ``concurrency`` threads; results are collected in order, in the caller's thread."""
     in_flight: deque = deque()
     failures: list[BatchWriteIncomplete] = []
+    refused: list[BaseException] = []  # what on_chunk raised: the caller's refusal to go on, raised above all
 
     def settle(entry) -> None:
         future, size, duplicates = entry
@@ -245,12 +246,13 @@ def _batch_write_concurrently(table, chunks, max_attempts, concurrency, collect,
             return
         try:
             collect(result, size, duplicates)
-        except BaseException:
+        except BaseException as exc:
             # ``on_chunk`` refused to go on (a migration unit that lost its lease): the chunks not sent yet
             # are cancelled, and only the calls already running are waited for (by the pool's exit).
             for future, _size, _duplicates in in_flight:
                 future.cancel()
             in_flight.clear()
+            refused.append(exc)
             raise
 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="batch-write") as pool:
@@ -265,13 +267,18 @@ def _batch_write_concurrently(table, chunks, max_attempts, concurrency, collect,
         except BaseException as exc:  # noqa: BLE001 - raised below, once the chunks sent are settled
             error = exc
         # Every chunk already sent is waited for and counted, whatever happened (a chunk refused, an item the
-        # codec refused): those that landed reach on_chunk. The first error is the one raised. Unless on_chunk
-        # itself refused to go on: then ``settle`` cancelled the rest.
+        # codec refused): those that landed reach on_chunk. The first error is the one raised, unless on_chunk
+        # itself refused to go on: then ``settle`` cancelled the rest, and that refusal is raised (a lost lease
+        # hidden behind a chunk's error would send the page again item by item).
         while in_flight:
             try:
                 settle(in_flight.popleft())
             except BaseException as exc:  # noqa: BLE001 - the first error wins
-                error = error or exc
+                error = error if error is not None else exc
+        if refused:
+            if error is not None and error is not refused[0]:
+                raise refused[0] from error
+            raise refused[0]
         if error is not None:
             raise error
     if failures:

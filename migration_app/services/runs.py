@@ -1040,13 +1040,15 @@ def _quarantine(run: MigrationRun, entity: EntityMapping, bad: list[BadRow]) -> 
 
 def _fail_past_limit(run: MigrationRun, entity: EntityMapping, bad: list[BadRow], *, unit: str) -> None:
     count = QuarantinedRow.objects.filter(run=run).count()
-    if count > run.max_bad_rows:
+    # The allowance as stored now: a resume may have raised it since this unit read its run (run_reopen).
+    limit = MigrationRun.objects.values_list("max_bad_rows", flat=True).get(pk=run.pk)
+    if count > limit:
         # Name the row that went over the limit (with the default 0: the first bad row).
-        crossing = bad[min(max(run.max_bad_rows - (count - len(bad)), 0), len(bad) - 1)]
+        crossing = bad[min(max(limit - (count - len(bad)), 0), len(bad) - 1)]
         raise RunFailed(
             ERR_TOO_MANY_BAD_ROWS.format(
                 count=count,
-                limit=run.max_bad_rows,
+                limit=limit,
                 unit=unit,
                 row=row_error_text(plan=run.plan, entity=entity, bad=crossing),
             )

@@ -116,3 +116,11 @@ def test_export_infrastructure_covers_tables_indexes_ttl_and_policy(db, capsys):
     policy = template["Resources"]["LizzyDynamoDBPolicy"]["Properties"]["PolicyDocument"]
     exported = {action for statement in policy["Statement"] for action in statement["Action"]}
     assert exported == policy_actions()
+
+
+@pytest.mark.parametrize(("given", "said"), [("-1", "-1 is negative"), ("many", "'many' is not a whole number")])
+def test_max_bad_rows_is_a_count_of_rows(db, given, said):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match=said):
+        call_command("migrate_to_dynamodb", "--resume", "1", "--max-bad-rows", given)

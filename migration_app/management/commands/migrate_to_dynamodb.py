@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -18,6 +19,17 @@ from migration_app.services import runs as run_services
 from migration_app.services.dispatch import run_dispatch, run_resume
 from migration_app.services.phases import plan_advance
 from migration_app.services.validation import plan_validate, report_summary
+
+
+def _rows(text: str) -> int:
+    """A count of rows: 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of rows") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative: a count of rows is 0 or more")
+    return value
 
 
 class Command(BaseCommand):
@@ -48,7 +60,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--max-bad-rows",
-            type=int,
+            type=_rows,
             default=None,
             help="Rows that may be quarantined before the run fails (default: the plan's setting, 0; with "
             "--resume: the larger of the run's and the plan's).",
