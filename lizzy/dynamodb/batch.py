@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -211,16 +212,19 @@ class BatchWriter:
     def __init__(self, *, concurrency: int, max_attempts: int = BATCH_MAX_ATTEMPTS) -> None:
         self.max_attempts = max_attempts
         self._pool = ThreadPoolExecutor(max_workers=max(concurrency, 1), thread_name_prefix="batch-writer")
+        self._stop = threading.Event()  # ``close(cancel=True)``: the chunks running send no retry more
 
     def submit(self, chunk: BatchChunk, *, table: str) -> Future:
         return self._pool.submit(self._send, table, chunk)
 
     def _send(self, table: str, chunk: BatchChunk) -> BatchWriteResult:
-        result = _send_chunk(table, chunk.requests, self.max_attempts, 0)
+        result = _send_chunk(table, chunk.requests, self.max_attempts, 0, self._stop)
         result.bytes = chunk.size
         return result
 
     def close(self, *, cancel: bool = False) -> None:
+        if cancel:
+            self._stop.set()
         self._pool.shutdown(wait=True, cancel_futures=cancel)
 
     def __enter__(self) -> BatchWriter:
@@ -235,6 +239,14 @@ def _batch_write_concurrently(table, chunks, max_attempts, concurrency, collect,
     in_flight: deque = deque()
     failures: list[BatchWriteIncomplete] = []
     refused: list[BaseException] = []  # what on_chunk raised: the caller's refusal to go on, raised above all
+    stop = threading.Event()  # set with a refusal: the chunks running send no retry more
+
+    def give_up(exc: BaseException) -> None:
+        stop.set()
+        for future, _size, _duplicates in in_flight:
+            future.cancel()
+        in_flight.clear()
+        refused.append(exc)
 
     def settle(entry) -> None:
         future, size, duplicates = entry
@@ -248,11 +260,9 @@ def _batch_write_concurrently(table, chunks, max_attempts, concurrency, collect,
             collect(result, size, duplicates)
         except BaseException as exc:
             # ``on_chunk`` refused to go on (a migration unit that lost its lease): the chunks not sent yet
-            # are cancelled, and only the calls already running are waited for (by the pool's exit).
-            for future, _size, _duplicates in in_flight:
-                future.cancel()
-            in_flight.clear()
-            refused.append(exc)
+            # are cancelled, those running send no retry, and only calls already sent are waited for (by the
+            # pool's exit).
+            give_up(exc)
             raise
 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="batch-write") as pool:
@@ -261,11 +271,14 @@ def _batch_write_concurrently(table, chunks, max_attempts, concurrency, collect,
             for unique, size, duplicates in chunks:
                 if failures:
                     break
-                in_flight.append((pool.submit(_send_chunk, table, unique, max_attempts, 0), size, duplicates))
+                in_flight.append((pool.submit(_send_chunk, table, unique, max_attempts, 0, stop), size, duplicates))
                 while len(in_flight) >= 2 * concurrency:
                     settle(in_flight.popleft())
-        except BaseException as exc:  # noqa: BLE001 - raised below, once the chunks sent are settled
+        except Exception as exc:  # noqa: BLE001 - raised below, once the chunks sent are settled
             error = exc
+        except BaseException as exc:  # noqa: BLE001 - Ctrl-C, SystemExit: stop as on_chunk's refusal would
+            if not refused:
+                give_up(exc)
         # Every chunk already sent is waited for and counted, whatever happened (a chunk refused, an item the
         # codec refused): those that landed reach on_chunk. The first error is the one raised, unless on_chunk
         # itself refused to go on: then ``settle`` cancelled the rest, and that refusal is raised (a lost lease
@@ -273,8 +286,11 @@ def _batch_write_concurrently(table, chunks, max_attempts, concurrency, collect,
         while in_flight:
             try:
                 settle(in_flight.popleft())
-            except BaseException as exc:  # noqa: BLE001 - the first error wins
+            except Exception as exc:  # noqa: BLE001 - the first error wins
                 error = error if error is not None else exc
+            except BaseException as exc:  # noqa: BLE001 - Ctrl-C, SystemExit: stop as on_chunk's refusal would
+                if not refused:
+                    give_up(exc)
         if refused:
             if error is not None and error is not refused[0]:
                 raise refused[0] from error
@@ -307,7 +323,15 @@ def _unique_requests(
     return unique, duplicates
 
 
-def _send_chunk(table: str, requests: list[dict[str, Any]], max_attempts: int, written_before: int) -> BatchWriteResult:
+def _send_chunk(
+    table: str,
+    requests: list[dict[str, Any]],
+    max_attempts: int,
+    written_before: int,
+    stop: threading.Event | None = None,
+) -> BatchWriteResult:
+    """One chunk, its unprocessed items and throttled calls retried with backoff. ``stop`` set (the caller
+    refused to go on): no retry is sent, and what is left ends as ``BatchWriteIncomplete``."""
     result = BatchWriteResult()
     pending = requests
     attempt = 0
@@ -330,11 +354,12 @@ def _send_chunk(table: str, requests: list[dict[str, Any]], max_attempts: int, w
         if not pending:
             break
         attempt += 1
-        if attempt >= max_attempts:
+        if attempt < max_attempts:
+            time.sleep(backoff_delay(attempt))
+        if attempt >= max_attempts or (stop is not None and stop.is_set()):
             raise BatchWriteIncomplete(
                 ERR_BATCH_INCOMPLETE.format(count=len(pending), table=table, attempts=attempt),
                 unwritten=len(pending),
                 written=written_before + result.written,
             )
-        time.sleep(backoff_delay(attempt))
     return result

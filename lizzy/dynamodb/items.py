@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lizzy.dynamodb import client
+from lizzy.dynamodb.capacity import write_units_of
 from lizzy.dynamodb.codec import deserialize_item, serialize_checked, serialize_item, serialize_value
 from lizzy.errors import ValidationFailed
 
@@ -36,13 +37,15 @@ def dynamodb_put_item(
     condition: str | None = None,
     names: Mapping[str, str] | None = None,
     values: Mapping[str, Any] | None = None,
-) -> None:
-    """PutItem; the size is checked first, so an oversize item never reaches the wire."""
+) -> float:
+    """PutItem; the size is checked first, so an oversize item never reaches the wire. Returns the write
+    units DynamoDB reported for it (0 where the endpoint reports none)."""
     wire, _size = serialize_checked(item)
     params: dict[str, Any] = {"TableName": table, "Item": wire, **_expression_kwargs(names, values)}
     if condition:
         params["ConditionExpression"] = condition
-    client._call("PutItem", table=table, **params)
+    response = client._call("PutItem", table=table, **params)
+    return write_units_of("PutItem", (response or {}).get("ConsumedCapacity"), table=table)
 
 
 def dynamodb_update_item(

@@ -315,20 +315,27 @@ def _page_items(
 def _batch(
     outcome: PageOutcome, table: str, key_names: tuple[str, ...], items: list[dict[str, Any]], on_chunk=None
 ) -> None:
+    def landed(result: Any) -> None:
+        # A chunk's calls are paid whether or not the batch as a whole succeeds: where it raises (a chunk
+        # refused, the page then written item by item), the chunks that landed still count their write units
+        # (``PageOutcome.write_units``: both writes); items and bytes count once, from the writes that stand.
+        outcome.write_units += result.write_units
+        outcome.unprocessed_retries += result.unprocessed_retries
+        outcome.throttle_retries += result.throttle_retries
+        if on_chunk is not None:
+            on_chunk(result)
+
     result = dynamodb_batch_write(
         table=table,
         items=items,
         key_names=key_names,
         on_duplicate="raise",
-        on_chunk=on_chunk,
+        on_chunk=landed,
         # The page is checkpointed only after all of its chunks are written, whatever their order.
         concurrency=settings.LIZZY_MIGRATION_WRITE_CONCURRENCY,
     )
     outcome.written += result.written
     outcome.bytes += result.bytes
-    outcome.write_units += result.write_units
-    outcome.unprocessed_retries += result.unprocessed_retries
-    outcome.throttle_retries += result.throttle_retries
 
 
 def _one_by_one(outcome, table, key_names, entries, relation, on_chunk=None) -> None:
@@ -349,7 +356,7 @@ def _one_by_one(outcome, table, key_names, entries, relation, on_chunk=None) -> 
             raise
     for item, row in good:  # DynamoDB refused the batch (a key of the wrong type, say): one PutItem each
         try:
-            dynamodb_put_item(table=table, item=item)
+            outcome.write_units += dynamodb_put_item(table=table, item=item)
             outcome.written += 1
         except DynamoDBError as exc:
             if not _refused_by_dynamodb(exc):
