@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -213,18 +214,30 @@ class BatchWriter:
         self.max_attempts = max_attempts
         self._pool = ThreadPoolExecutor(max_workers=max(concurrency, 1), thread_name_prefix="batch-writer")
         self._stop = threading.Event()  # ``close(cancel=True)``: the chunks running send no retry more
+        self._stops: weakref.WeakSet[threading.Event] = weakref.WeakSet()  # the callers' own (``submit``)
 
-    def submit(self, chunk: BatchChunk, *, table: str) -> Future:
-        return self._pool.submit(self._send, table, chunk)
+    def submit(self, chunk: BatchChunk, *, table: str, stop: threading.Event | None = None) -> Future:
+        """Queue one chunk. ``stop``: the caller's own event (a unit sharing the writer with others); once it
+        is set, the chunk, queued or running, sends no retry more (its future raises ``BatchWriteIncomplete``
+        at once, backoff or not). ``close(cancel=True)`` sets every such event too."""
+        if stop is None:
+            stop = self._stop
+        else:
+            self._stops.add(stop)
+            if self._stop.is_set():
+                stop.set()
+        return self._pool.submit(self._send, table, chunk, stop)
 
-    def _send(self, table: str, chunk: BatchChunk) -> BatchWriteResult:
-        result = _send_chunk(table, chunk.requests, self.max_attempts, 0, self._stop)
+    def _send(self, table: str, chunk: BatchChunk, stop: threading.Event) -> BatchWriteResult:
+        result = _send_chunk(table, chunk.requests, self.max_attempts, 0, stop)
         result.bytes = chunk.size
         return result
 
     def close(self, *, cancel: bool = False) -> None:
         if cancel:
             self._stop.set()
+            for stop in list(self._stops):
+                stop.set()
         self._pool.shutdown(wait=True, cancel_futures=cancel)
 
     def __enter__(self) -> BatchWriter:
@@ -303,6 +316,10 @@ def _batch_write_concurrently(table, chunks, max_attempts, concurrency, collect,
             ERR_BATCH_INCOMPLETE.format(count=unwritten, table=table, attempts=max_attempts),
             unwritten=unwritten,
             written=total.written,
+            # what the chunks that failed consumed (those that landed reached ``collect``)
+            write_units=sum(exc.write_units for exc in failures),
+            unprocessed_retries=sum(exc.unprocessed_retries for exc in failures),
+            throttle_retries=sum(exc.throttle_retries for exc in failures),
         )
 
 
@@ -354,12 +371,25 @@ def _send_chunk(
         if not pending:
             break
         attempt += 1
-        if attempt < max_attempts:
-            time.sleep(backoff_delay(attempt))
-        if attempt >= max_attempts or (stop is not None and stop.is_set()):
+        stopped = stop is not None and stop.is_set()
+        if attempt < max_attempts and not stopped:
+            stopped = _backoff_wait(backoff_delay(attempt), stop)
+        if attempt >= max_attempts or stopped:
             raise BatchWriteIncomplete(
                 ERR_BATCH_INCOMPLETE.format(count=len(pending), table=table, attempts=attempt),
                 unwritten=len(pending),
                 written=written_before + result.written,
+                write_units=result.write_units,
+                unprocessed_retries=result.unprocessed_retries,
+                throttle_retries=result.throttle_retries,
             )
     return result
+
+
+def _backoff_wait(seconds: float, stop: threading.Event | None) -> bool:
+    """Sleep out a retry's backoff; with ``stop``, end it as soon as the event is set: whether it was (the
+    caller refused to go on, or pressed Ctrl-C: the stop is not kept waiting for seconds of backoff)."""
+    if stop is None:
+        time.sleep(seconds)
+        return False
+    return stop.wait(seconds)

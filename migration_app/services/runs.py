@@ -715,6 +715,7 @@ class _Chain:
                 current.renew_if_due()
             except LeaseLost as exc:
                 current.lost = exc
+                current.stop.set()  # its chunks running send no retry more
                 for future, _page in current.window:
                     future.cancel()  # its chunks not sent yet: the runner that took the unit writes them
         state = self.next
@@ -783,6 +784,27 @@ def _unit_pages(source, relation, *, segment: Segment, page_size: int, first_siz
 
 
 @dataclass
+class _Cost:
+    """What a unit's calls consumed since its last checkpoint: every call counts, whether or not its page is
+    checkpointed (a page written again after a transient error, or item by item after a refused chunk, costs
+    both writes). Added from each call's ``BatchWriteResult`` and from a ``BatchWriteIncomplete``'s."""
+
+    write_units: float = 0.0
+    unprocessed_retries: int = 0
+    throttle_retries: int = 0
+
+    def add(self, spent: Any) -> None:
+        if spent is None:
+            return
+        self.write_units += spent.write_units
+        self.unprocessed_retries += spent.unprocessed_retries
+        self.throttle_retries += spent.throttle_retries
+
+    def __bool__(self) -> bool:
+        return bool(self.write_units or self.unprocessed_retries or self.throttle_retries)
+
+
+@dataclass
 class _Page:
     prepared: PreparedPage
     rows: int
@@ -821,6 +843,8 @@ class _UnitPipeline:
         self.pages: deque[_Page] = deque()
         self.window: deque[tuple[Any, _Page]] = deque()
         self.stopped = False
+        self.stop = threading.Event()  # set by ``close``: this unit's chunks still running send no retry more
+        self.cost = _Cost()  # counted with the next checkpoint, or by ``close`` where none comes
         self.on_wait: Callable[[], None] | None = None  # called at each ``_keep_alive`` (a chain's other leases)
         self.lost: LeaseLost | None = None  # found by a chain's keep-alive in another unit's wait, raised here
         self.keep_every = settings.LIZZY_MIGRATION_LEASE_SECONDS / 10
@@ -836,13 +860,14 @@ class _UnitPipeline:
             self._renew()
             if self.stopped:
                 return
-            outcome = page_load(
-                entity=self.entity,
-                rows=rows,
-                relation=self.relation,
-                ledger=self.ledger,
-                on_chunk=self._on_chunk,  # the page's calls are sent in this thread
-            )
+            with self._counting():
+                outcome = page_load(
+                    entity=self.entity,
+                    rows=rows,
+                    relation=self.relation,
+                    ledger=self.ledger,
+                    on_chunk=self._on_chunk,  # the page's calls are sent in this thread
+                )
             self._checkpoint(len(rows), last_key, outcome)
             return
         if self.lost is not None:
@@ -866,13 +891,14 @@ class _UnitPipeline:
         if self.lost is not None:  # found while the window emptied (the chain's look at this unit)
             raise self.lost
         if prepared.refused:  # the codec refused an item: the page item by item, now that its turn came
-            page_rewrite(page=prepared, entity=self.entity, relation=self.relation, on_chunk=self._on_chunk)
+            with self._counting():
+                page_rewrite(page=prepared, entity=self.entity, relation=self.relation, on_chunk=self._on_chunk)
         page = _Page(prepared, len(rows), last_key, pending=len(prepared.chunks))
         self.pages.append(page)
         if not prepared.chunks:  # every row set aside, or written item by item: checkpointed in its turn
             self._checkpoint_done()
         for chunk in prepared.chunks:
-            self.window.append((self.writer.submit(chunk, table=self.entity.target_table), page))
+            self.window.append((self.writer.submit(chunk, table=self.entity.target_table, stop=self.stop), page))
 
     def drain(self) -> None:
         """Wait for every chunk sent and write the checkpoints (none after a stop)."""
@@ -880,15 +906,52 @@ class _UnitPipeline:
             self._settle(block=True)
 
     def close(self) -> None:
-        """Drop the chunks not sent yet, wait for those in flight."""
-        if self.writer is None:
+        """Drop the chunks not sent yet, stop the retries of those running and wait for them (an HTTP call
+        cannot be taken back); then count what this unit's calls consumed since its last checkpoint
+        (``_Cost``: a failed attempt is paid for, whether or not its pages are written again)."""
+        self.stop.set()
+        if self.writer is not None:
+            if self.own_writer:
+                self.writer.close(cancel=True)
+            else:
+                for future, _page in self.window:
+                    future.cancel()  # a shared writer's other chunks are another unit's
+                futures_wait([future for future, _page in self.window])
+            for future, _page in self.window:
+                if not future.cancelled():
+                    self.cost.add(future.result() if future.exception() is None else _spent(future.exception()))
+            self.window.clear()
+        self._count_cost()
+
+    def _count_cost(self) -> None:
+        """The cost not counted by a checkpoint, in one fenced UPDATE (none where there is none: a unit that
+        ended with its last checkpoint). A lost lease's cost is not counted: its unit is another runner's."""
+        cost, self.cost = self.cost, _Cost()
+        if not cost:
             return
-        if self.own_writer:
-            self.writer.close(cancel=True)
+        try:
+            counted = _fenced(self.lease).update(
+                write_units=F("write_units") + cost.write_units,
+                unprocessed_retries=F("unprocessed_retries") + cost.unprocessed_retries,
+                throttle_retries=F("throttle_retries") + cost.throttle_retries,
+            )
+        except Exception:  # noqa: BLE001 - called on the way out of an error: that error is the one raised
+            logger.warning("unit %s: %.1f write units of its last calls not counted", self.unit, cost.write_units)
             return
-        for future, _page in self.window:
-            future.cancel()  # a shared writer's other chunks are another unit's
-        futures_wait([future for future, _page in self.window])
+        if not counted:
+            logger.info(
+                "unit %s: lease lost, %.1f write units of its last calls not counted", self.unit, cost.write_units
+            )
+
+    @contextlib.contextmanager
+    def _counting(self) -> Iterator[None]:
+        """Calls made in this thread (``on_chunk`` counts those that landed): a ``BatchWriteIncomplete``'s
+        calls are counted too, as it goes on."""
+        try:
+            yield
+        except BatchWriteIncomplete as exc:
+            self.cost.add(exc)
+            raise
 
     def _settle_one(self) -> None:
         if self.lost is not None:
@@ -899,11 +962,15 @@ class _UnitPipeline:
         self._keep_alive()  # many short waits add up: what counts is the time since the lease was extended
         self.window.popleft()
         try:
-            page_chunk_written(page.prepared, future.result())
+            result = future.result()
         except DynamoDBError as exc:
+            self.cost.add(_spent(exc))
             if not page_refused(exc):
                 raise
             page.refused = True  # rewritten item by item once its turn to be checkpointed comes
+        else:
+            self.cost.add(result)
+            page_chunk_written(page.prepared, result)
         page.pending -= 1
 
     def _settle(self, *, block: bool) -> bool:
@@ -920,7 +987,10 @@ class _UnitPipeline:
         while self.pages and self.pages[0].pending == 0 and not self.stopped:
             page = self.pages.popleft()
             if page.refused:
-                page_rewrite(page=page.prepared, entity=self.entity, relation=self.relation, on_chunk=self._on_chunk)
+                with self._counting():
+                    page_rewrite(
+                        page=page.prepared, entity=self.entity, relation=self.relation, on_chunk=self._on_chunk
+                    )
             self._checkpoint(page.rows, page.last_key, page.prepared.outcome)
             written = True
         return written
@@ -936,8 +1006,10 @@ class _UnitPipeline:
             if self.lost is not None:  # found by the chain's look at this unit, in this very wait
                 raise self.lost
 
-    def _on_chunk(self, _result: Any) -> None:
-        """After each call a page sends in this thread (concurrency 1, an item-by-item rewrite)."""
+    def _on_chunk(self, result: Any) -> None:
+        """After each call a page sends in this thread (concurrency 1, an item-by-item rewrite): its cost
+        counted, the lease kept alive."""
+        self.cost.add(result)
         self._keep_alive()
 
     def renew_if_due(self) -> None:
@@ -965,7 +1037,7 @@ class _UnitPipeline:
         run, entity = self.run, self.entity
         # One UPDATE a page (no transaction unless rows are quarantined with it): fenced, and refused once the
         # run stopped (paused, cancelled, failed elsewhere), which is then told from a lost lease.
-        now = time.monotonic()
+        now, cost = time.monotonic(), self.cost
         with transaction.atomic() if outcome.bad else contextlib.nullcontext():
             checkpointed = (
                 _fenced(self.lease)
@@ -978,13 +1050,13 @@ class _UnitPipeline:
                     items_skipped=F("items_skipped") + outcome.skipped,
                     rows_quarantined=F("rows_quarantined") + len(outcome.bad),
                     bytes_written=F("bytes_written") + outcome.bytes,
-                    write_units=F("write_units") + outcome.write_units,
-                    unprocessed_retries=F("unprocessed_retries") + outcome.unprocessed_retries,
-                    throttle_retries=F("throttle_retries") + outcome.throttle_retries,
+                    write_units=F("write_units") + cost.write_units,
+                    unprocessed_retries=F("unprocessed_retries") + cost.unprocessed_retries,
+                    throttle_retries=F("throttle_retries") + cost.throttle_retries,
                 )
             )
             if checkpointed:
-                self.renewed_at = now
+                self.renewed_at, self.cost = now, _Cost()
             else:
                 if _fenced(self.lease).exists():
                     self.stopped = True  # the run stopped before this page: its checkpoint is the one before
@@ -996,6 +1068,11 @@ class _UnitPipeline:
             _fail_past_limit(run, entity, outcome.bad, unit=self.unit)
         if self.on_rows:
             self.on_rows(rows)
+
+
+def _spent(exc: BaseException) -> Any:
+    """What a failed chunk's calls consumed (``BatchWriteIncomplete``), or None."""
+    return exc if isinstance(exc, BatchWriteIncomplete) else None
 
 
 def _budgeted(source, relation, rows: list, remaining: int | None, checkpoint: Any) -> tuple[list, Any]:

@@ -77,9 +77,6 @@ class PageOutcome:
     # last-wins: items whose key an earlier page of the unit wrote; the page must be sent after those pages
     overwrites: int = 0
     bytes: int = 0
-    write_units: float = 0.0  # consumed, as DynamoDB reported it (a page rewritten item by item: both writes)
-    unprocessed_retries: int = 0
-    throttle_retries: int = 0
     bad: list[BadRow] = field(default_factory=list)
 
 
@@ -203,7 +200,9 @@ def page_load(
 ) -> PageOutcome:
     """Transform and write one page; bad rows are returned (not written), the rest written. ``on_chunk`` is
     called after each call (a BatchWriteItem chunk, or a PutItem where DynamoDB refused a chunk and the page
-    is written item by item: a unit's lease kept alive); what it raises stops the page."""
+    is written item by item: a unit's lease kept alive), with its ``BatchWriteResult``: what a page's calls
+    consume is counted by the caller from these (a refused chunk's rewrite costs both writes), and from a
+    ``BatchWriteIncomplete``'s ``write_units`` and retries; what ``on_chunk`` raises stops the page."""
     outcome, entries = _page_items(entity, rows, relation, ledger)
     if not entries:
         return outcome
@@ -248,12 +247,10 @@ def page_prepare(
 
 
 def page_chunk_written(page: PreparedPage, result: BatchWriteResult) -> None:
-    """Count one of the page's chunks that DynamoDB accepted."""
+    """Count one of the page's chunks that DynamoDB accepted (the items and bytes that stand; what the call
+    consumed is the caller's to count, as ``page_load`` says)."""
     page.outcome.written += result.written
     page.outcome.bytes += result.bytes
-    page.outcome.write_units += result.write_units
-    page.outcome.unprocessed_retries += result.unprocessed_retries
-    page.outcome.throttle_retries += result.throttle_retries
 
 
 def page_refused(exc: Exception) -> bool:
@@ -315,22 +312,14 @@ def _page_items(
 def _batch(
     outcome: PageOutcome, table: str, key_names: tuple[str, ...], items: list[dict[str, Any]], on_chunk=None
 ) -> None:
-    def landed(result: Any) -> None:
-        # A chunk's calls are paid whether or not the batch as a whole succeeds: where it raises (a chunk
-        # refused, the page then written item by item), the chunks that landed still count their write units
-        # (``PageOutcome.write_units``: both writes); items and bytes count once, from the writes that stand.
-        outcome.write_units += result.write_units
-        outcome.unprocessed_retries += result.unprocessed_retries
-        outcome.throttle_retries += result.throttle_retries
-        if on_chunk is not None:
-            on_chunk(result)
-
+    # Items and bytes count once, from the writes that stand; each chunk that landed reaches ``on_chunk``
+    # whether or not the batch as a whole succeeds (a chunk refused: the page then written item by item).
     result = dynamodb_batch_write(
         table=table,
         items=items,
         key_names=key_names,
         on_duplicate="raise",
-        on_chunk=landed,
+        on_chunk=on_chunk,
         # The page is checkpointed only after all of its chunks are written, whatever their order.
         concurrency=settings.LIZZY_MIGRATION_WRITE_CONCURRENCY,
     )
@@ -355,12 +344,14 @@ def _one_by_one(outcome, table, key_names, entries, relation, on_chunk=None) -> 
         if not _refused_by_dynamodb(exc):
             raise
     for item, row in good:  # DynamoDB refused the batch (a key of the wrong type, say): one PutItem each
+        call = BatchWriteResult(calls=1)
         try:
-            outcome.write_units += dynamodb_put_item(table=table, item=item)
+            call.write_units = dynamodb_put_item(table=table, item=item)
+            call.written = 1
             outcome.written += 1
         except DynamoDBError as exc:
             if not _refused_by_dynamodb(exc):
                 raise
             outcome.bad.append(BadRow(source_key_of(row, relation), item_problem(exc), row_json(row)))
         if on_chunk is not None:
-            on_chunk(None)
+            on_chunk(call)

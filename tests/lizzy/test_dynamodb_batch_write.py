@@ -15,7 +15,7 @@ from tests.fixtures.dynamodb_hooks import record_calls
 
 @pytest.fixture
 def no_sleep(monkeypatch):
-    monkeypatch.setattr(batch.time, "sleep", lambda _seconds: None)
+    monkeypatch.setattr(batch, "backoff_delay", lambda _attempt: 0.0)
 
 
 def items(count, prefix="+1206555"):

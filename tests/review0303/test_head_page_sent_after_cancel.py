@@ -45,10 +45,10 @@ def test_no_page_of_the_unit_taken_ahead_is_handed_over_after_the_run_was_cancel
     after_cancel: list[str] = []  # PKs of the chunks handed to the writer once the cancel committed
     submit = BatchWriter.submit
 
-    def recorded_submit(self, chunk, *, table):
+    def recorded_submit(self, chunk, *, table, stop=None):
         if cancelled.is_set():
             after_cancel.extend(request["PutRequest"]["Item"]["PK"]["S"] for request in chunk.requests)
-        return submit(self, chunk, table=table)
+        return submit(self, chunk, table=table, stop=stop)
 
     write = runs._UnitPipeline.write
 
