@@ -30,6 +30,7 @@ from lizzy.dynamodb.batch import (
     batch_write_chunks,
     dynamodb_batch_get,
     dynamodb_batch_write,
+    spent_of,
 )
 from lizzy.dynamodb.capacity import add_capacity_listener, add_error_listener, consumed_capacity
 from lizzy.dynamodb.client import clients_warm_up, get_client, reset_client
@@ -148,6 +149,7 @@ __all__ = [
     "check_item_size",
     "consumed_capacity",
     "decode_cursor",
+    "spent_of",
     "deserialize_item",
     "deserialize_value",
     "dynamodb_batch_get",

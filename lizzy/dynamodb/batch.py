@@ -86,6 +86,20 @@ class BatchWriteResult:
         self.duplicates.extend(other.duplicates)
 
 
+def spent_of(exc: BaseException | None) -> BatchWriteResult | None:
+    """What the BatchWriteItem calls made before ``exc`` was raised consumed (``write_units``, ``calls``, retries:
+    paid whether or not their items stand), or None. Set on a ``BatchWriteIncomplete`` and on any error a chunk
+    raised after its first call; ``dynamodb_batch_write`` (concurrent) sets the sum of its failed chunks' on the
+    error it raises. Whoever handles such an error (counts it, or swallows it and goes on) counts this once."""
+    return getattr(exc, "spent", None)
+
+
+def _spent_add(total: BatchWriteResult, exc: BaseException | None) -> None:
+    spent = spent_of(exc)
+    if spent is not None:
+        total.merge(spent)
+
+
 def backoff_delay(attempt: int) -> float:
     """Exponential backoff with full jitter (AWS Architecture Blog, "Exponential Backoff and Jitter")."""
     return random.uniform(0, min(BATCH_BACKOFF_CAP_SECONDS, BATCH_BACKOFF_BASE_SECONDS * (2**attempt)))  # noqa: S311
@@ -253,6 +267,7 @@ def _batch_write_concurrently(table, chunks, max_attempts, concurrency, collect,
     failures: list[BatchWriteIncomplete] = []
     refused: list[BaseException] = []  # what on_chunk raised: the caller's refusal to go on, raised above all
     stop = threading.Event()  # set with a refusal: the chunks running send no retry more
+    spent = BatchWriteResult()  # what the chunks that failed consumed (those that landed reach ``collect``)
 
     def give_up(exc: BaseException) -> None:
         stop.set()
@@ -268,7 +283,11 @@ def _batch_write_concurrently(table, chunks, max_attempts, concurrency, collect,
         except BatchWriteIncomplete as exc:
             total.written += exc.written
             failures.append(exc)
+            _spent_add(spent, exc)
             return
+        except BaseException as exc:
+            _spent_add(spent, exc)
+            raise
         try:
             collect(result, size, duplicates)
         except BaseException as exc:
@@ -304,11 +323,14 @@ def _batch_write_concurrently(table, chunks, max_attempts, concurrency, collect,
             except BaseException as exc:  # noqa: BLE001 - Ctrl-C, SystemExit: stop as on_chunk's refusal would
                 if not refused:
                     give_up(exc)
+        # Whichever error is raised carries what every failed chunk consumed (its own included).
         if refused:
+            refused[0].spent = spent
             if error is not None and error is not refused[0]:
                 raise refused[0] from error
             raise refused[0]
         if error is not None:
+            error.spent = spent
             raise error
     if failures:
         unwritten = sum(exc.unwritten for exc in failures)
@@ -316,10 +338,7 @@ def _batch_write_concurrently(table, chunks, max_attempts, concurrency, collect,
             ERR_BATCH_INCOMPLETE.format(count=unwritten, table=table, attempts=max_attempts),
             unwritten=unwritten,
             written=total.written,
-            # what the chunks that failed consumed (those that landed reached ``collect``)
-            write_units=sum(exc.write_units for exc in failures),
-            unprocessed_retries=sum(exc.unprocessed_retries for exc in failures),
-            throttle_retries=sum(exc.throttle_retries for exc in failures),
+            spent=spent,
         )
 
 
@@ -348,13 +367,32 @@ def _send_chunk(
     stop: threading.Event | None = None,
 ) -> BatchWriteResult:
     """One chunk, its unprocessed items and throttled calls retried with backoff. ``stop`` set (the caller
-    refused to go on): no retry is sent, and what is left ends as ``BatchWriteIncomplete``."""
+    refused to go on): no call more is sent, not even the first, and what is left ends as
+    ``BatchWriteIncomplete``. ``unprocessed_retries`` and ``throttle_retries`` count the calls answered so
+    (each retried unless the chunk stopped or ran out of attempts). An error raised after the first call
+    carries what the calls before it consumed (``spent_of``)."""
     result = BatchWriteResult()
     pending = requests
     attempt = 0
     while pending:
+        if attempt >= max_attempts or (stop is not None and stop.is_set()):
+            raise BatchWriteIncomplete(
+                ERR_BATCH_INCOMPLETE.format(count=len(pending), table=table, attempts=attempt),
+                unwritten=len(pending),
+                written=written_before + result.written,
+                spent=result,
+            )
         try:
             response = client._call("BatchWriteItem", table=table, profile="bulk", RequestItems={table: pending})
+        except DynamoDBThrottled:
+            result.calls += 1
+            result.throttle_retries += 1
+            unprocessed = pending
+        except Exception as exc:
+            if result.calls:
+                exc.spent = result
+            raise
+        else:
             result.calls += 1
             result.write_units += write_units_of("BatchWriteItem", response.get("ConsumedCapacity"), table=table)
             unprocessed = response.get("UnprocessedItems", {}).get(table, [])
@@ -363,26 +401,12 @@ def _send_chunk(
                 result.unprocessed_retries += 1
                 metrics.DYNAMODB_THROTTLES.labels("BatchWriteItem", table).inc()
                 _notify_error("throttled", "BatchWriteItem", table, "UnprocessedItems")
-        except DynamoDBThrottled:
-            result.calls += 1
-            result.throttle_retries += 1
-            unprocessed = pending
         pending = unprocessed
         if not pending:
             break
         attempt += 1
-        stopped = stop is not None and stop.is_set()
-        if attempt < max_attempts and not stopped:
-            stopped = _backoff_wait(backoff_delay(attempt), stop)
-        if attempt >= max_attempts or stopped:
-            raise BatchWriteIncomplete(
-                ERR_BATCH_INCOMPLETE.format(count=len(pending), table=table, attempts=attempt),
-                unwritten=len(pending),
-                written=written_before + result.written,
-                write_units=result.write_units,
-                unprocessed_retries=result.unprocessed_retries,
-                throttle_retries=result.throttle_retries,
-            )
+        if attempt < max_attempts:
+            _backoff_wait(backoff_delay(attempt), stop)
     return result
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
@@ -63,24 +65,11 @@ class BatchWriteIncomplete(DynamoDBError):
     code = "batch_write_incomplete"
     http_status = status.HTTP_503_SERVICE_UNAVAILABLE
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        unwritten: int,
-        written: int,
-        write_units: float = 0.0,
-        unprocessed_retries: int = 0,
-        throttle_retries: int = 0,
-    ) -> None:
+    def __init__(self, message: str, *, unwritten: int, written: int, spent: Any = None) -> None:
         super().__init__(message, details={"unwritten": unwritten, "written": written})
         self.unwritten = unwritten
         self.written = written
-        # What the failed calls consumed and retried: paid whether or not the items stand (a unit retried
-        # from its checkpoint still counts them: ``_UnitPipeline``'s cost).
-        self.write_units = write_units
-        self.unprocessed_retries = unprocessed_retries
-        self.throttle_retries = throttle_retries
+        self.spent = spent  # what its calls consumed (``lizzy.dynamodb.batch.spent_of``)
 
 
 class DuplicateKeysInBatch(ValidationFailed):

@@ -63,9 +63,10 @@ from lizzy.dynamodb import (
     BATCH_WRITE_MAX_ITEMS,
     BatchWriteIncomplete,
     BatchWriter,
-    DynamoDBError,
+    BatchWriteResult,
     DynamoDBThrottled,
     DynamoDBUnavailable,
+    spent_of,
 )
 from lizzy.errors import ApplicationError, PreconditionFailed
 from lizzy.scrub import secrets_scrub
@@ -787,13 +788,15 @@ def _unit_pages(source, relation, *, segment: Segment, page_size: int, first_siz
 class _Cost:
     """What a unit's calls consumed since its last checkpoint: every call counts, whether or not its page is
     checkpointed (a page written again after a transient error, or item by item after a refused chunk, costs
-    both writes). Added from each call's ``BatchWriteResult`` and from a ``BatchWriteIncomplete``'s."""
+    both writes). Added from each call's ``BatchWriteResult`` and from what an error's failed calls consumed
+    (``spent_of``), once: where the error is handled (the writer tells it to ``on_chunk``) or where it
+    reaches the unit."""
 
     write_units: float = 0.0
     unprocessed_retries: int = 0
     throttle_retries: int = 0
 
-    def add(self, spent: Any) -> None:
+    def add(self, spent: BatchWriteResult | None) -> None:
         if spent is None:
             return
         self.write_units += spent.write_units
@@ -919,7 +922,7 @@ class _UnitPipeline:
                 futures_wait([future for future, _page in self.window])
             for future, _page in self.window:
                 if not future.cancelled():
-                    self.cost.add(future.result() if future.exception() is None else _spent(future.exception()))
+                    self.cost.add(future.result() if future.exception() is None else spent_of(future.exception()))
             self.window.clear()
         self._count_cost()
 
@@ -945,12 +948,12 @@ class _UnitPipeline:
 
     @contextlib.contextmanager
     def _counting(self) -> Iterator[None]:
-        """Calls made in this thread (``on_chunk`` counts those that landed): a ``BatchWriteIncomplete``'s
-        calls are counted too, as it goes on."""
+        """Calls made in this thread (``on_chunk`` counts those that landed): what an error's failed calls
+        consumed is counted too, as it goes on."""
         try:
             yield
-        except BatchWriteIncomplete as exc:
-            self.cost.add(exc)
+        except Exception as exc:
+            self.cost.add(spent_of(exc))
             raise
 
     def _settle_one(self) -> None:
@@ -963,8 +966,8 @@ class _UnitPipeline:
         self.window.popleft()
         try:
             result = future.result()
-        except DynamoDBError as exc:
-            self.cost.add(_spent(exc))
+        except Exception as exc:
+            self.cost.add(spent_of(exc))
             if not page_refused(exc):
                 raise
             page.refused = True  # rewritten item by item once its turn to be checkpointed comes
@@ -1068,11 +1071,6 @@ class _UnitPipeline:
             _fail_past_limit(run, entity, outcome.bad, unit=self.unit)
         if self.on_rows:
             self.on_rows(rows)
-
-
-def _spent(exc: BaseException) -> Any:
-    """What a failed chunk's calls consumed (``BatchWriteIncomplete``), or None."""
-    return exc if isinstance(exc, BatchWriteIncomplete) else None
 
 
 def _budgeted(source, relation, rows: list, remaining: int | None, checkpoint: Any) -> tuple[list, Any]:

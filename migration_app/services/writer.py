@@ -45,6 +45,7 @@ from lizzy.dynamodb import (
     dynamodb_batch_write,
     dynamodb_put_item,
     serialize_checked,
+    spent_of,
 )
 from migration_app.services.mapping import EntityMapping, RowError
 from migration_app.sources import KEY, Relation
@@ -211,8 +212,17 @@ def page_load(
     except ITEM_ERRORS + (DynamoDBError,) as exc:
         if isinstance(exc, DynamoDBError) and not _refused_by_dynamodb(exc):
             raise
+        _spent_told(exc, on_chunk)
         _one_by_one(outcome, entity.target_table, entity.key_names, entries, relation, on_chunk)
     return outcome
+
+
+def _spent_told(exc: Exception, on_chunk: Callable[[Any], None] | None) -> None:
+    """An error handled here (the page then written item by item): what its failed calls consumed goes to
+    ``on_chunk`` as one more result, so the caller counts it. An error raised on carries it (``spent_of``)."""
+    spent = spent_of(exc)
+    if spent is not None and on_chunk is not None:
+        on_chunk(spent)
 
 
 @dataclass
@@ -343,6 +353,7 @@ def _one_by_one(outcome, table, key_names, entries, relation, on_chunk=None) -> 
     except DynamoDBError as exc:
         if not _refused_by_dynamodb(exc):
             raise
+        _spent_told(exc, on_chunk)
     for item, row in good:  # DynamoDB refused the batch (a key of the wrong type, say): one PutItem each
         call = BatchWriteResult(calls=1)
         try:
