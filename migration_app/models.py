@@ -6,6 +6,8 @@ machine can resume a segment another one was killed in the middle of.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -308,6 +310,19 @@ class ChangeKind(models.TextChoices):
     INSERT = "insert", "Insert"
     UPDATE = "update", "Update"
     DELETE = "delete", "Delete"
+
+
+def nul_escaped(value: Any) -> Any:
+    """``value`` with each NUL character (U+0000) of its strings written as the six characters ``\\u0000``:
+    PostgreSQL's text and jsonb hold no NUL, so a bad row, its key or its reason quoting one would make the
+    quarantine's INSERT (and the run's ``last_error``) fail instead of setting the row aside."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\\u0000")
+    if isinstance(value, dict):
+        return {nul_escaped(key): nul_escaped(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [nul_escaped(item) for item in value]
+    return value
 
 
 class QuarantinedRow(models.Model):

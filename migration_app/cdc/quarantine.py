@@ -20,7 +20,7 @@ from django.db import transaction
 
 from migration_app.cdc.apply import ERR_ROW, BadChange, CdcApplyError
 from migration_app.cdc.pgoutput import lsn_to_text
-from migration_app.models import CdcStream, MigrationPlan, QuarantinedRow
+from migration_app.models import CdcStream, MigrationPlan, QuarantinedRow, nul_escaped
 
 logger = logging.getLogger(__name__)
 
@@ -88,9 +88,9 @@ def changes_quarantine(
                     rule=entry.change.entity.rule,
                     source_table=_label(entry.change.entity),
                     target_table=entry.change.entity.target_table,
-                    source_key=entry.change.source_key,
-                    reason=entry.reason,
-                    row=entry.change.row_json(),
+                    source_key=nul_escaped(entry.change.source_key),
+                    reason=nul_escaped(entry.reason),
+                    row=nul_escaped(entry.change.row_json()),
                     change=entry.change.kind,
                     commit_lsn=position_text(entry.change.commit_lsn),
                     change_position=entry.change.position,

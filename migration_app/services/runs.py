@@ -1058,15 +1058,16 @@ class _UnitPipeline:
                     throttle_retries=F("throttle_retries") + cost.throttle_retries,
                 )
             )
-            if checkpointed:
-                self.renewed_at, self.cost = now, _Cost()
-            else:
+            if not checkpointed:
                 if _fenced(self.lease).exists():
                     self.stopped = True  # the run stopped before this page: its checkpoint is the one before
                     return
                 raise LeaseLost(f"unit {self.unit}: lease lost while writing before {last_key}")
             if outcome.bad:
                 _quarantine(run, entity, outcome.bad)
+        # Committed (with its quarantined rows, where a failed INSERT rolls the checkpoint and its cost back:
+        # ``close`` counts that cost then).
+        self.renewed_at, self.cost = now, _Cost()
         if outcome.bad:
             _fail_past_limit(run, entity, outcome.bad, unit=self.unit)
         if self.on_rows:

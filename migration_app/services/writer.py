@@ -40,6 +40,7 @@ from lizzy.dynamodb import (
     CodecError,
     DuplicateKeysInBatch,
     DynamoDBError,
+    DynamoDBThrottled,
     ItemTooLarge,
     batch_write_chunks,
     dynamodb_batch_write,
@@ -47,6 +48,7 @@ from lizzy.dynamodb import (
     serialize_checked,
     spent_of,
 )
+from migration_app.models import nul_escaped
 from migration_app.services.mapping import EntityMapping, RowError
 from migration_app.sources import KEY, Relation
 from migration_app.sources.base import ROW_ERROR, encode_key_value
@@ -69,6 +71,10 @@ class BadRow:
     source_key: dict[str, Any]
     reason: str
     row: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        # quarantined, logged and quoted in the run's error as text PostgreSQL can hold
+        self.source_key, self.reason, self.row = nul_escaped((self.source_key, self.reason, self.row))
 
 
 @dataclass
@@ -360,8 +366,10 @@ def _one_by_one(outcome, table, key_names, entries, relation, on_chunk=None) -> 
             call.write_units = dynamodb_put_item(table=table, item=item)
             call.written = 1
             outcome.written += 1
-        except DynamoDBError as exc:
+        except Exception as exc:
             if not _refused_by_dynamodb(exc):
+                call.throttle_retries = int(isinstance(exc, DynamoDBThrottled))
+                exc.spent = call  # counted where it is handled (a unit's retry), as a BatchWriteItem's would be
                 raise
             outcome.bad.append(BadRow(source_key_of(row, relation), item_problem(exc), row_json(row)))
         if on_chunk is not None:
