@@ -10,7 +10,14 @@ class LizzyConfig(AppConfig):
     def ready(self) -> None:
         import atexit
 
-        from celery.signals import task_postrun, worker_process_init, worker_process_shutdown, worker_ready
+        from celery.signals import (
+            task_postrun,
+            task_prerun,
+            worker_init,
+            worker_process_init,
+            worker_process_shutdown,
+            worker_ready,
+        )
         from django.contrib import admin
         from django.db.models.signals import post_migrate
 
@@ -18,7 +25,7 @@ class LizzyConfig(AppConfig):
             admin_panels,  # noqa: F401 - registers the dashboard's own panels
             cache_backend,  # noqa: F401 - registers the cache table (LizzyCache) for ensure_tables
         )
-        from lizzy.celery import heap_freeze
+        from lizzy.celery import db_connections_after_task, db_connections_before_task, db_warm_up_connect, heap_freeze
         from lizzy.cost import capacity_flush_at_exit, capacity_flush_if_due
         from lizzy.dynamodb import add_capacity_listener, add_error_listener, clients_warm_up
         from lizzy.observability.alarms import dynamodb_error_listener
@@ -39,6 +46,11 @@ class LizzyConfig(AppConfig):
         # ... and then puts its start-up heap out of the collector's way (full collections 0.3-0.5 s in a task).
         worker_process_init.connect(heap_freeze, weak=False, dispatch_uid="lizzy.heap_freeze")
         worker_ready.connect(heap_freeze, weak=False, dispatch_uid="lizzy.heap_freeze_ready")
+        # Database connections kept across tasks that succeed, as across requests (lizzy.celery), and opened
+        # when a pool process starts.
+        task_prerun.connect(db_connections_before_task, weak=False, dispatch_uid="lizzy.db_before_task")
+        task_postrun.connect(db_connections_after_task, weak=False, dispatch_uid="lizzy.db_after_task")
+        worker_init.connect(db_warm_up_connect, weak=False, dispatch_uid="lizzy.db_warm_up_connect")
         atexit.register(capacity_flush_at_exit)
 
 
