@@ -54,6 +54,7 @@ def heap_freeze(**_: object) -> None:
 # a pool process's first on a busy machine. With a reuse count set, the fixup closes them only every that
 # many tasks, and ``db_connections_after_task`` does what Django does at the end of a request instead.
 DB_REUSE_MAX_TASKS = 1000
+WARM_UP_CONNECT_SECONDS = 2
 app.conf.update(CELERY_DB_REUSE_MAX=DB_REUSE_MAX_TASKS)
 
 
@@ -62,11 +63,37 @@ def _eager(task: object) -> bool:
     return bool(getattr(getattr(task, "request", None), "is_eager", False))
 
 
+def _idle(connection: object) -> bool:
+    """Whether a kept connection's server session is idle: a task that returned with a transaction still open
+    (a raw ``BEGIN``) would hand it to the next task, whose autocommit writes would then never commit. Django
+    cannot tell (it believes the connection is in autocommit, and its health check passes inside the
+    transaction). Where the driver gives no cheap look at the session, no connection is kept (Celery's own
+    default: one connection a task)."""
+    raw = connection.connection
+    if raw is None or connection.in_atomic_block:  # an atomic block left open cannot be closed here anyway
+        return True
+    if connection.vendor == "postgresql":
+        from psycopg import pq
+
+        return raw.info.transaction_status == pq.TransactionStatus.IDLE
+    if connection.vendor == "sqlite":
+        return not raw.in_transaction
+    return False
+
+
+def _connections_checked() -> None:
+    for connection in connections.all(initialized_only=True):
+        if not _idle(connection):
+            connection.close()
+    close_old_connections()
+
+
 def db_connections_before_task(sender: object = None, **_: object) -> None:
-    """As at a request's start: connections past ``CONN_MAX_AGE`` or unusable after an error are closed, and
-    the next use of a kept one checks its health first (``CONN_HEALTH_CHECKS``)."""
+    """As at a request's start: connections past ``CONN_MAX_AGE``, unusable after an error or left inside a
+    transaction are closed, and the next use of a kept one checks its health first (``CONN_HEALTH_CHECKS``).
+    An idle pool process keeps its connection until its next task (which drops it if it is too old)."""
     if not _eager(sender):
-        close_old_connections()
+        _connections_checked()
 
 
 def db_connections_after_task(sender: object = None, state: str | None = None, **_: object) -> None:
@@ -78,17 +105,30 @@ def db_connections_after_task(sender: object = None, state: str | None = None, *
     if state != "SUCCESS":
         connections.close_all()
         return
-    close_old_connections()
+    _connections_checked()
 
 
 def db_warm_up(**_: object) -> None:
     """A pool process opens its database connection when it starts, not in its first task. Connected at
     ``worker_init`` (``db_warm_up_connect``), after the fixup's own ``worker_process_init`` receiver, which
-    closes the connections a child inherited."""
+    closes the connections a child inherited.
+
+    Bounded: a database that accepts the connection and never answers would otherwise hold the process
+    before it ever says it is ready (no task runs, none times out). Without a ``connect_timeout`` of its own
+    in ``DATABASES``' OPTIONS, the warm-up gives up after ``WARM_UP_CONNECT_SECONDS`` (under Celery's 4 s
+    for a pool process to start), and the first task connects (and reports) as it would have."""
+    connection = connections["default"]
+    options = connection.settings_dict.setdefault("OPTIONS", {})
+    bounded = connection.vendor in ("postgresql", "mysql") and "connect_timeout" not in options
+    if bounded:
+        options["connect_timeout"] = WARM_UP_CONNECT_SECONDS
     try:
-        connections["default"].ensure_connection()
+        connection.ensure_connection()
     except Exception:  # noqa: BLE001 - the first task connects (and reports) as it would have
         logger.warning("the database connection could not be opened at the process's start", exc_info=True)
+    finally:
+        if bounded:
+            options.pop("connect_timeout", None)
 
 
 def db_warm_up_connect(**_: object) -> None:

@@ -154,7 +154,7 @@ def row_json(row: dict[str, Any]) -> dict[str, Any]:
     for name, value in row.items():
         if name in (KEY, ROW_ERROR):
             continue
-        encoded = encode_key_value(value) if not isinstance(value, (dict, list)) else value
+        encoded = encode_key_value(value) if not isinstance(value, (dict, list, str)) else value
         try:
             text = json.dumps(encoded, default=encode_key_value)  # nested values (Unreadable too) by their text
         except (TypeError, ValueError):

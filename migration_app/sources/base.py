@@ -156,6 +156,9 @@ def quote(name: str) -> str:
 def encode_key_value(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return {"$float": repr(value)}  # JSON (and PostgreSQL's json type) has no NaN or Infinity
+    if isinstance(value, str) and "\x00" in value:
+        # PostgreSQL's jsonb holds no NUL (a checkpoint, a unit's bounds): the text's UTF-8, in base64
+        return {"$text": base64.b64encode(value.encode("utf-8", "surrogatepass")).decode()}
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, Unreadable):  # shown in the quarantine as the driver returned it
@@ -183,6 +186,8 @@ def decode_key_value(value: Any) -> Any:
         return base64.b64decode(text)
     if tag == "$decimal":
         return Decimal(text)
+    if tag == "$text":
+        return base64.b64decode(text).decode("utf-8", "surrogatepass")
     if tag == "$float":
         return float(text)
     if tag == "$datetime":
@@ -196,11 +201,11 @@ def decode_key_value(value: Any) -> Any:
     raise SourceError(ERR_SOURCE.format(problem=f"unknown checkpoint value {value!r}"))
 
 
-_PLAIN = frozenset({int, str})
-
-
 def encode_key(values: list[Any]) -> list[Any]:
-    return [value if type(value) in _PLAIN else encode_key_value(value) for value in values]
+    return [
+        value if type(value) is int or (type(value) is str and "\x00" not in value) else encode_key_value(value)
+        for value in values
+    ]
 
 
 def decode_key(values: list[Any] | None) -> list[Any] | None:

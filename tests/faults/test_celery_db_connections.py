@@ -29,7 +29,7 @@ def worker(tmp_path, postgres_url):
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "lizzy.settings.local",
-        "DATABASE_URL": postgres_url,
+        "DATABASE_URL": postgres_url.rsplit("/", 1)[0] + "/postgres",  # a database every server has
         "CELERY_BROKER_URL": server.url,
         "LIZZY_TEST_PROBE_FILE": str(probes),
         "LIZZY_LOG_LEVEL": "WARNING",

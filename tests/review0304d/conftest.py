@@ -1,0 +1,11 @@
+import pytest  # noqa: E402
+
+from tests.migration_app.conftest import sqlite_source  # noqa: F401 - the fixture, for this directory
+from tests.review_chain.helpers import sent  # noqa: F401 - the fixture
+
+
+@pytest.fixture
+def postgres_url(postgres_url):
+    """The session's server, its ``postgres`` database (every server has it; DATABASE_URL's may not exist:
+    the suite's own is pytest-django's ``test_`` copy)."""
+    return postgres_url.rsplit("/", 1)[0] + "/postgres"
