@@ -39,7 +39,7 @@ from django.utils import timezone
 
 from lizzy.dynamodb import dynamodb_get_item, dynamodb_parallel_scan, dynamodb_scan
 from migration_app.cdc.streams import cdc_stream_active
-from migration_app.models import MigrationPlan, ValidationMode, ValidationReport
+from migration_app.models import MigrationPlan, ValidationMode, ValidationReport, nul_escaped
 from migration_app.services.canonical import canonical_text, item_hash, item_to_json, key_text
 from migration_app.services.mapping import EntityMapping, RowError
 from migration_app.services.plans import PlanContext, plan_context
@@ -52,7 +52,7 @@ from migration_app.services.validation_settle import (
     SettleOutcome,
     validation_settle,
 )
-from migration_app.sources.base import KEY, ROW_ERROR
+from migration_app.sources.base import KEY, ROW_ERROR, key_shown
 
 SAMPLE_SIZE = 10
 SCAN_SEGMENTS = 4
@@ -360,7 +360,7 @@ def validation_part_run(
                     except RowError as exc:
                         part["unmappable"] += 1  # a row the mapping cannot turn into an item is not in the target
                         if len(part["missing_samples"]) < sample_size:
-                            source_key = context.source.key_of(row, relation)
+                            source_key = key_shown(context.source.key_of(row, relation))
                             part["missing_samples"].append(
                                 {"table": table, "key": ERR_ROW_UNMAPPABLE.format(key=source_key, problem=exc.message)}
                             )
@@ -491,7 +491,7 @@ def validation_merge(
                 report.count_mismatches += 1
                 samples["counts"].append(difference)
     report.counts = counts
-    report.samples = samples
+    report.samples = nul_escaped(samples)  # a value or key quoted with a NUL: jsonb holds none
     report.save()
     return report
 

@@ -51,7 +51,7 @@ from lizzy.dynamodb import (
 from migration_app.models import nul_escaped
 from migration_app.services.mapping import EntityMapping, RowError
 from migration_app.sources import KEY, Relation
-from migration_app.sources.base import ROW_ERROR, encode_key_value
+from migration_app.sources.base import ROW_ERROR, encode_key_value, key_shown
 
 ERR_COLLISION = (
     "item key {key} of table {table} comes from two source rows: {first} (written first) and {second}; "
@@ -146,7 +146,7 @@ def _number_text(value: int | Decimal) -> str:
 
 
 def source_key_of(row: dict[str, Any], relation: Relation) -> dict[str, Any]:
-    return dict(zip(relation.key, row[KEY], strict=True))
+    return dict(zip(relation.key, key_shown(row[KEY]), strict=True))
 
 
 def row_json(row: dict[str, Any]) -> dict[str, Any]:
@@ -316,7 +316,7 @@ def _page_items(
             reason = ERR_COLLISION.format(
                 key=dict(zip(key_names, [str(v) for v in key], strict=True)),
                 table=table,
-                first=dict(zip(relation.key, owner, strict=True)),
+                first=dict(zip(relation.key, key_shown(owner), strict=True)),
                 second=source_key_of(row, relation),
             )
             outcome.bad.append(BadRow(source_key_of(row, relation), reason, row_json(row)))

@@ -212,6 +212,15 @@ def decode_key(values: list[Any] | None) -> list[Any] | None:
     return None if values is None else [decode_key_value(value) for value in values]
 
 
+def key_shown(values: list[Any]) -> list[Any]:
+    """A source key as a person reads it (the quarantine, an error, a validation sample): a text value
+    checkpointed in base64 because it holds a NUL (``encode_key``) as its text again (the quarantine then
+    writes each NUL as ``\\u0000``: ``nul_escaped``); the other tagged values as the checkpoint holds them."""
+    if not isinstance(values, list):
+        return values  # a checkpoint of another shape (Redis: SCAN's cursor)
+    return [decode_key_value(value) if isinstance(value, dict) and "$text" in value else value for value in values]
+
+
 class SqlSource:
     """Keyset paging over any DB-API connection; subclasses say how to connect and describe tables."""
 

@@ -42,7 +42,7 @@ def worker(tmp_path, postgres_url):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    client = Celery("probe-client", broker=server.url)
+    client = Celery("probe-client", broker=server.url, set_as_current=False)  # the product's app stays current
     client.conf.task_default_queue = QUEUE
     try:
         yield client, probes

@@ -42,7 +42,7 @@ def probe_worker(tmp_path: Path, database_url: str, **extra_env: str):
             stdout=subprocess.DEVNULL,
             stderr=err,
         )
-    client = Celery("probe-client", broker=server.url)
+    client = Celery("probe-client", broker=server.url, set_as_current=False)  # the product's app stays current
     client.conf.task_default_queue = QUEUE
     try:
         yield client, probes, log
