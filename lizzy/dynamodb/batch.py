@@ -232,7 +232,7 @@ class BatchWriter:
 
     def submit(self, chunk: BatchChunk, *, table: str, stop: threading.Event | None = None) -> Future:
         """Queue one chunk. ``stop``: the caller's own event (a unit sharing the writer with others); once it
-        is set, the chunk, queued or running, sends no retry more (its future raises ``BatchWriteIncomplete``
+        is set, the chunk, queued or running, sends no call more (its future raises ``BatchWriteIncomplete``
         at once, backoff or not). ``close(cancel=True)`` sets every such event too."""
         if stop is None:
             stop = self._stop

@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import json
 import threading
 import time
 from collections import Counter
@@ -360,7 +361,8 @@ def validation_part_run(
                     except RowError as exc:
                         part["unmappable"] += 1  # a row the mapping cannot turn into an item is not in the target
                         if len(part["missing_samples"]) < sample_size:
-                            source_key = key_shown(context.source.key_of(row, relation))
+                            # JSON: a NUL reads \\u0000, a backslash \\\\ (a key holding either stays apart)
+                            source_key = json.dumps(key_shown(context.source.key_of(row, relation)), ensure_ascii=False)
                             part["missing_samples"].append(
                                 {"table": table, "key": ERR_ROW_UNMAPPABLE.format(key=source_key, problem=exc.message)}
                             )
