@@ -62,7 +62,7 @@ from migration_app.services.mapping import EntityMapping, RowError
 from migration_app.services.plans import PlanContext
 from migration_app.services.writer import ERR_COLLISION, ITEM_ERRORS, item_key, item_problem, page_refused, row_json
 from migration_app.sources import KEY
-from migration_app.sources.base import ROW_ERROR
+from migration_app.sources.base import ROW_ERROR, key_shown
 
 ERR_TRUNCATE = (
     "TRUNCATE of {table} (commit at {lsn}) cannot be replayed item by item; change capture stopped. "
@@ -322,8 +322,8 @@ class ChangeApplier:
                 reason = template.format(
                     key=dict(zip(operation.key_names, [str(v) for v in operation.key], strict=True)),
                     table=operation.table,
-                    first=owner.source_key,
-                    second=ref.source_key,
+                    first=_shown(owner.source_key),  # a person reads it: a NUL key as its text
+                    second=_shown(ref.source_key),
                 )
                 bad.append(BadChange(ref, reason))
                 continue
@@ -389,6 +389,10 @@ def _batch(table: str, entries: list[Operation]) -> None:
         on_duplicate="raise",
         concurrency=settings.LIZZY_MIGRATION_WRITE_CONCURRENCY,
     )
+
+
+def _shown(source_key: dict[str, Any]) -> dict[str, Any]:
+    return dict(zip(source_key, key_shown(list(source_key.values())), strict=True))
 
 
 def _refused(entry: Operation, exc: Exception, bad: list[BadChange]) -> Operation:
