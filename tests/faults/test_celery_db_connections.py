@@ -5,68 +5,20 @@ it before and after every task: one connection a task).
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
-from celery import Celery
 
-from tests.fixtures.redis_server import RedisServer
-
-ROOT = Path(__file__).resolve().parents[2]
-QUEUE = "db-probe"
+from tests.fixtures.celery_probe import lines, probe_worker
 
 
 @pytest.fixture
 def worker(tmp_path, postgres_url):
-    server = RedisServer()
-    server.start()
-    probes = tmp_path / "probes.jsonl"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "lizzy.settings.local",
-        "DATABASE_URL": postgres_url.rsplit("/", 1)[0] + "/postgres",  # a database every server has
-        "CELERY_BROKER_URL": server.url,
-        "LIZZY_TEST_PROBE_FILE": str(probes),
-        "LIZZY_LOG_LEVEL": "WARNING",
-    }
-    env.pop("REDIS_URL", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.faults.db_probe_worker", QUEUE],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = Celery("probe-client", broker=server.url, set_as_current=False)  # the product's app stays current
-    client.conf.task_default_queue = QUEUE
-    try:
+    database = postgres_url.rsplit("/", 1)[0] + "/postgres"  # a database every server has
+    with probe_worker(tmp_path, database, module="tests.faults.db_probe_worker", queue="db-probe") as (
+        client,
+        probes,
+        _,
+    ):
         yield client, probes
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(30)
-        server.kill()
-
-
-def lines(path: Path, count: int, timeout: float = 60) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists():
-            found = [json.loads(line) for line in path.read_text().splitlines()]
-            if len(found) >= count:
-                return found
-        time.sleep(0.05)
-    raise AssertionError(
-        f"{count} probe(s) expected within {timeout} s, found {path.read_text() if path.exists() else 'none'}"
-    )
 
 
 def test_a_pool_process_keeps_its_connection_across_tasks_and_drops_it_after_a_failure(worker):
